@@ -1,0 +1,53 @@
+"""What `rebase-tui info` reports: workspace, schema, counts, config, versions, Ollama reachability."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from typing import Any
+
+from engine.workspace import Workspace
+
+LIBRARIES = ("rebase-tui", "textual", "rich", "duckdb", "usearch", "sentence-transformers", "ollama",
+             "transformers", "torch", "peft", "numpy", "pyarrow")
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions, read from package metadata (nothing is imported)."""
+    out: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def probe_ollama(host: str, timeout: float = 1.5) -> dict[str, Any]:
+    """Whether the Ollama server at ``host`` answers ``GET /api/version`` (never raises)."""
+    import httpx
+
+    from engine.hosts import normalize_host
+
+    url = normalize_host(host)
+    try:
+        r = httpx.get(f"{url}/api/version", timeout=timeout, trust_env=False)
+        r.raise_for_status()
+        return {"host": url, "reachable": True, "version": r.json().get("version")}
+    except (httpx.HTTPError, ValueError) as exc:
+        return {"host": url, "reachable": False, "error": str(exc) or type(exc).__name__}
+
+
+def workspace_info(ws: Workspace, check_ollama: bool = True) -> dict[str, Any]:
+    """Everything `info` prints, as a JSON-ready dict."""
+    return {
+        "workspace": str(ws.path),
+        "database": str(ws.db_path),
+        "schema_version": ws.store.schema_version(),
+        "counts": ws.store.table_counts(),
+        "embedder": ws.store.get_meta("embedder.name"),
+        "config": ws.config.values,
+        "config_sources": ws.config.sources,
+        "config_file": str(ws.config_path),
+        "versions": library_versions(),
+        "ollama": probe_ollama(ws.config["teacher.host"]) if check_ollama else None,
+    }

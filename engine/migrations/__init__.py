@@ -1,0 +1,1 @@
+"""Numbered schema migrations (NNNN_name.sql), applied by engine.store in order."""

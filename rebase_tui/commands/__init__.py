@@ -1,0 +1,1 @@
+"""One module per subcommand of `rebase-tui`; each defines ``register(sub, common)``."""

@@ -1,0 +1,46 @@
+"""`rebase-tui info`: the workspace, its schema and counts, effective config, versions, Ollama."""
+
+from __future__ import annotations
+
+import argparse
+
+from rebase_tui.output import add_json_flag, open_workspace, print_json, stdout_console
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("info", parents=[common], help="show the workspace, its contents and settings")
+    p.add_argument("--no-ollama", action="store_true", help="do not contact the Ollama host")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.info import workspace_info
+
+    with open_workspace(args) as ws:
+        info = workspace_info(ws, check_ollama=not args.no_ollama)
+    if args.json:
+        print_json(info)
+        return 0
+    from rich.table import Table
+
+    console = stdout_console()
+    console.print(f"[bold]workspace[/]  {info['workspace']}  (schema v{info['schema_version']})")
+    console.print(f"[bold]embedder[/]   {info['embedder'] or 'none yet (set by the first ingest)'}")
+    counts = Table("table", "rows", title="contents", title_justify="left")
+    for name, n in info["counts"].items():
+        if name not in ("schema_migrations", "meta"):
+            counts.add_row(name, f"{n:,}")
+    console.print(counts)
+    cfg = Table("setting", "value", "from", title="settings", title_justify="left")
+    for key, value in info["config"].items():
+        cfg.add_row(key, str(value), info["config_sources"][key])
+    console.print(cfg)
+    o = info["ollama"]
+    if o is not None:
+        state = f"[green]answers[/] (version {o.get('version')})" if o["reachable"] else \
+            f"[red]not reachable[/] — start it with `ollama serve` or set OLLAMA_HOST ({o.get('error')})"
+        console.print(f"[bold]ollama[/]     {o['host']}: {state}")
+    versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
+    console.print(f"[bold]versions[/]   {versions}")
+    return 0

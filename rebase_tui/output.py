@@ -1,0 +1,52 @@
+"""Shared helpers of the headless subcommands: opening the workspace, JSON on stdout, messages on stderr.
+
+stdout belongs to data (the one JSON document of ``--json``, or tables); progress and logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.errors import EngineError
+    from engine.workspace import Workspace
+
+
+def open_workspace(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> Workspace:
+    """Open the workspace named by ``-w`` (or the environment / default) with CLI overrides."""
+    from engine.workspace import Workspace
+
+    return Workspace.open(getattr(args, "workspace", None), overrides)
+
+
+def print_json(obj: Any) -> None:
+    """Print exactly one JSON document on stdout."""
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def stderr_console():
+    """A rich console on stderr (progress bars, logs, human messages)."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def stdout_console():
+    """A rich console on stdout (tables a user reads)."""
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def fail(exc: EngineError) -> int:
+    """Report an expected failure as one line on stderr and return its exit code."""
+    print(f"rebase-tui: {exc}", file=sys.stderr)
+    return exc.exit_code
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")

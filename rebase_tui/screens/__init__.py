@@ -1,0 +1,1 @@
+"""One screen per ReBase stage (each the base of its own mode)."""

@@ -1,0 +1,59 @@
+"""The frame every stage screen shares: header, stage bar, body, footer, and an empty state."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.content import Content
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from rebase_tui.widgets.stage_bar import StageBar
+
+if TYPE_CHECKING:
+    from rebase_tui.app import RebaseApp
+
+
+class StageScreen(Screen):
+    """Base of the six stage screens. Subclasses set ``STAGE`` and override :meth:`compose_body`
+    and :meth:`empty_message` (None when the stage has something to show)."""
+
+    STAGE = ""
+
+    @property
+    def rebase(self) -> RebaseApp:
+        """The app, typed."""
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        yield StageBar(self.STAGE)
+        with Vertical(classes="stage-body"):
+            yield Static("", id="empty-state", classes="empty-state")
+            yield from self.compose_body()
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        """The stage's own widgets."""
+        yield from ()
+
+    def empty_message(self) -> str | None:
+        """What to do next when the stage has nothing to show yet, else None."""
+        return None
+
+    def on_mount(self) -> None:
+        self.refresh_state()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_state()
+
+    def refresh_state(self) -> None:
+        """Re-read what the stage shows from the workspace (cheap: counts only)."""
+        message = self.empty_message()
+        empty = self.query_one("#empty-state", Static)
+        empty.display = message is not None
+        if message is not None:
+            empty.update(Content(message))
+        self.query_one(StageBar).set_status(self.rebase.status_text())
