@@ -1,0 +1,22 @@
+-- Tasks (instruction + examples) and their retrieval pools (ReBase stages 2-3).
+create table tasks (
+    name varchar primary key,
+    spec json not null,                        -- {"name","instruction","examples","source_datasets_to_exclude"}
+    prompt_template varchar,                   -- the teacher prompt template (null: the default)
+    created_at timestamp default current_timestamp,
+    updated_at timestamp default current_timestamp
+);
+
+-- A task's pool: the ranked rows the teacher will transform.
+create table retrievals (
+    task varchar not null,
+    rank integer not null,                     -- 1-based
+    "row" bigint not null,                     -- rows.id
+    score double not null,
+    input_score double not null,
+    output_score double not null,
+    dataset_score double not null,
+    input_column varchar,
+    output_column varchar,
+    primary key (task, rank)
+);

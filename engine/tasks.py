@@ -1,0 +1,198 @@
+"""Tasks: an instruction, a few input/output examples, and datasets to exclude (contamination bans).
+
+The file format is that of ../shared/data/tasks/*.json:
+``{"name", "instruction", "examples": [{"input", "output"}], "source_datasets_to_exclude": [...]}``.
+Wherever a command takes a TASK it accepts a stored name or a path to such a file (imported on the fly).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EngineError
+from engine.workspace import Workspace
+
+TASK_KEYS = {"name", "instruction", "examples", "source_datasets_to_exclude"}
+_ANSWER_RE = re.compile(r"the answer is\s*:?\s*(.+?)\s*\.?\s*$", re.IGNORECASE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One demonstration of the task."""
+
+    input: str
+    output: str
+
+
+@dataclass(frozen=True)
+class Task:
+    """A validated task."""
+
+    name: str
+    instruction: str
+    examples: tuple[Example, ...]
+    exclude: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        """The task file format."""
+        return {
+            "name": self.name,
+            "instruction": self.instruction,
+            "examples": [{"input": e.input, "output": e.output} for e in self.examples],
+            "source_datasets_to_exclude": list(self.exclude),
+        }
+
+    @property
+    def reasons(self) -> bool:
+        """True when every example output reasons and ends in "the answer is X" (chain-of-thought)."""
+        return bool(self.examples) and all(final_answer(e.output) is not None for e in self.examples)
+
+
+def final_answer(output: str) -> str | None:
+    """X from an output ending in "... the answer is X." (without the closing period), else None."""
+    idx = output.lower().rfind("the answer is")
+    if idx < 0:
+        return None
+    m = _ANSWER_RE.match(output[idx:])
+    return m.group(1).strip() if m else None
+
+
+def output_target(output: str) -> str:
+    """What retrieval compares with: the final answer of a reasoning output, else the whole output."""
+    answer = final_answer(output)
+    return answer if answer is not None else output
+
+
+class TaskError(EngineError):
+    """A task file or spec is invalid; ``problems`` lists every problem found."""
+
+    def __init__(self, where: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{where}: " + "; ".join(problems),
+                         fix='a task is {"name", "instruction", "examples": [{"input", "output"}, ...], '
+                             '"source_datasets_to_exclude": [...]}')
+
+
+def validate(data: Any, where: str = "task") -> Task:
+    """Check a task spec and return it as a Task; raise TaskError listing every problem."""
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        raise TaskError(where, ["must be a JSON object"])
+    unknown = sorted(set(data) - TASK_KEYS)
+    if unknown:
+        problems.append(f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(TASK_KEYS))})")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.append("missing or empty name")
+    elif not re.fullmatch(r"[\w.\-]+", name.strip()):
+        problems.append(f"name {name!r} may only hold letters, digits, '_', '-' and '.'")
+    instruction = data.get("instruction")
+    if not isinstance(instruction, str) or not instruction.strip():
+        problems.append("missing or empty instruction")
+    examples = data.get("examples")
+    parsed: list[Example] = []
+    if not isinstance(examples, list) or not examples:
+        problems.append("no examples (give at least one {\"input\", \"output\"} pair)")
+    else:
+        for i, ex in enumerate(examples, 1):
+            if not isinstance(ex, dict):
+                problems.append(f"example {i} is not an object")
+                continue
+            bad = sorted(set(ex) - {"input", "output"})
+            if bad:
+                problems.append(f"example {i} has unknown key(s) {', '.join(bad)}")
+            for key in ("input", "output"):
+                if not isinstance(ex.get(key), str) or not ex[key].strip():
+                    problems.append(f"example {i} has no {key}")
+            if isinstance(ex.get("input"), str) and isinstance(ex.get("output"), str):
+                parsed.append(Example(ex["input"], ex["output"]))
+    exclude = data.get("source_datasets_to_exclude", [])
+    if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
+        problems.append("source_datasets_to_exclude must be a list of dataset ids")
+        exclude = []
+    if problems:
+        raise TaskError(where, problems)
+    return Task(name.strip(), instruction.strip(), tuple(parsed), tuple(x.strip() for x in exclude if x.strip()))
+
+
+def read_task_file(path: Path) -> Task:
+    """Read and validate a task JSON file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EngineError(f"cannot read task file {path}: {exc.strerror}", fix="check the path") from None
+    except UnicodeDecodeError:
+        raise EngineError(f"task file {path} is not UTF-8 text", fix="save it as UTF-8 JSON") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EngineError(f"task file {path} is not valid JSON (line {exc.lineno}: {exc.msg})",
+                          fix="fix the JSON syntax") from None
+    return validate(data, str(path))
+
+
+# -- storage --------------------------------------------------------------------------------
+def add_task(ws: Workspace, task: Task, replace: bool = False) -> None:
+    """Store a task; a duplicate name is an error unless ``replace``."""
+    with ws.store.transaction() as cur:
+        exists = cur.execute("select count(*) from tasks where name = ?", [task.name]).fetchall()[0][0]
+        if exists and not replace:
+            raise EngineError(f"a task named {task.name!r} already exists",
+                              fix="choose another name, or remove it first with `rebase-tui task remove`")
+        if exists:
+            cur.execute("update tasks set spec = ?, updated_at = current_timestamp where name = ?",
+                        [json.dumps(task.to_json()), task.name])
+        else:
+            cur.execute("insert into tasks (name, spec) values (?, ?)", [task.name, json.dumps(task.to_json())])
+
+
+def get_task(ws: Workspace, name: str) -> Task | None:
+    """The stored task of that name, or None."""
+    with ws.store.cursor() as cur:
+        rows = cur.execute("select spec from tasks where name = ?", [name]).fetchall()
+    return validate(json.loads(rows[0][0]), f"stored task {name}") if rows else None
+
+
+def list_tasks(ws: Workspace) -> list[Task]:
+    """All stored tasks, by name."""
+    with ws.store.cursor() as cur:
+        rows = cur.execute("select name, spec from tasks order by name").fetchall()
+    return [validate(json.loads(spec), f"stored task {name}") for name, spec in rows]
+
+
+def remove_task(ws: Workspace, name: str) -> None:
+    """Delete a stored task and its pool (examples and runs are kept)."""
+    with ws.store.transaction() as cur:
+        n = cur.execute("select count(*) from tasks where name = ?", [name]).fetchall()[0][0]
+        if not n:
+            raise unknown_task(ws, name)
+        cur.execute("delete from retrievals where task = ?", [name])
+        cur.execute("delete from tasks where name = ?", [name])
+
+
+def unknown_task(ws: Workspace, name: str) -> EngineError:
+    names = [t.name for t in list_tasks(ws)]
+    known = f"known tasks: {', '.join(names)}" if names else "no tasks are stored yet"
+    return EngineError(f"unknown task {name!r} ({known})",
+                       fix="add it with `rebase-tui task add FILE`, or pass a path to a task JSON file")
+
+
+def resolve_task(ws: Workspace, ref: str) -> Task:
+    """A TASK argument: a stored name, or a path to a task file (imported, replacing a same-named one)."""
+    task = get_task(ws, ref)
+    if task is not None:
+        return task
+    path = Path(ref).expanduser()
+    if path.suffix.lower() == ".json" or path.exists():
+        if not path.exists():
+            raise EngineError(f"task file {path} does not exist", fix="check the path")
+        task = read_task_file(path)
+        stored = get_task(ws, task.name)
+        if stored != task:
+            add_task(ws, task, replace=True)
+        return task
+    raise unknown_task(ws, ref)
