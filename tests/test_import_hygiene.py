@@ -1,0 +1,74 @@
+"""Import boundaries, checked in fresh subprocesses (import-linter cannot see deferred imports).
+
+- engine/ never imports textual, rich or rebase_tui;
+- `rebase-tui --help`, `rebase-tui info` and the app module load no torch, transformers,
+  sentence_transformers or peft, so they answer in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import subprocess
+import sys
+
+import pytest
+
+import engine
+
+HEAVY = ("torch", "transformers", "sentence_transformers", "peft")
+UI = ("textual", "rich", "rebase_tui")
+
+PROBE = """
+import json, runpy, sys
+mods = sys.argv[1:]
+for m in mods:
+    __import__(m)
+print(json.dumps(sorted(k for k in sys.modules)))
+"""
+
+ENGINE_MODULES = sorted(f"engine.{m.name}" for m in pkgutil.iter_modules(engine.__path__))
+# The training worker and the modules that exist to run models import torch when called, never at import.
+
+
+def loaded_after(*modules: str) -> set[str]:
+    r = subprocess.run([sys.executable, "-c", PROBE, *modules], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return set(json.loads(r.stdout))
+
+
+def roots(mods: set[str]) -> set[str]:
+    return {m.split(".")[0] for m in mods}
+
+
+@pytest.mark.parametrize("module", ENGINE_MODULES)
+def test_engine_module_imports_no_ui_and_nothing_heavy(module):
+    found = roots(loaded_after(module))
+    assert not found & set(UI), f"{module} imports {found & set(UI)}"
+    assert not found & set(HEAVY), f"{module} imports {found & set(HEAVY)} at import time"
+
+
+@pytest.mark.parametrize("module", ["rebase_tui.cli", "rebase_tui.app"])
+def test_front_ends_import_nothing_heavy(module):
+    found = roots(loaded_after(module))
+    assert not found & set(HEAVY), f"{module} imports {found & set(HEAVY)}"
+
+
+CLI_PROBE = """
+import json, sys
+from rebase_tui.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print("\\n" + json.dumps(sorted(k.split(".")[0] for k in sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["info", "--no-ollama", "--json"], ["task", "list", "--json"]])
+def test_cli_commands_load_no_torch(tmp_path, argv):
+    r = subprocess.run([sys.executable, "-c", CLI_PROBE, "-w", str(tmp_path / "ws"), *argv],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    found = set(json.loads(r.stdout.strip().splitlines()[-1]))
+    assert not found & set(HEAVY), f"`rebase-tui {' '.join(argv)}` loaded {found & set(HEAVY)}"
