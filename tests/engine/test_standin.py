@@ -1,0 +1,233 @@
+"""The Ollama stand-in behaves like Ollama on the wire (checked through the real `ollama` client and raw sockets)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import httpx
+import ollama
+import pytest
+
+from tests.ollama_standin import BUSY, RUNNER_ERROR, OllamaStandin, answer_for
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"input": {"type": "string"}, "output": {"type": "string", "enum": ["Yes", "No"]},
+                   "n": {"type": "integer", "minimum": 1, "maximum": 3},
+                   "tags": {"type": "array", "items": {"$ref": "#/$defs/Tag"}},
+                   "opt": {"anyOf": [{"type": "null"}, {"type": "boolean"}]}, "c": {"const": "k"}},
+    "required": ["input", "output", "n", "tags", "opt", "c"],
+    "$defs": {"Tag": {"type": "string", "pattern": r"^\([A-Z]\)$"}},
+}
+MSGS = [{"role": "user", "content": 'Rewrite this row: {"premise": "A man plays a guitar on stage", "label": "1"}'}]
+
+
+def client(srv: OllamaStandin, read: float = 5.0) -> ollama.Client:
+    return ollama.Client(host=srv.url, timeout=httpx.Timeout(5.0, read=read), trust_env=False)
+
+
+def raw_request(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(data)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if out.endswith(b"0\r\n\r\n"):
+                break
+    return out
+
+
+def test_metadata_endpoints(standin):
+    c = client(standin)
+    models = c.list().models
+    assert [m.model for m in models][:2] == ["llama3.1:8b", "qwen2.5:0.5b"]
+    assert models[0].details.quantization_level == "Q4_K_M" and models[0].size > 0
+    assert c.show("LLAMA3.1:8B").modelinfo["general.architecture"] == "llama"
+    with pytest.raises(ollama.ResponseError) as exc:
+        c.show("missing")
+    assert exc.value.status_code == 404 and exc.value.error == "model 'missing:latest' not found"
+    assert httpx.get(standin.url).text == "Ollama is running"
+    assert httpx.get(f"{standin.url}/api/version").json()["version"].startswith("0.")
+    r = httpx.get(f"{standin.url}/nope")
+    assert (r.status_code, r.text, r.headers["content-type"].split(";")[0]) == (404, "404 page not found",
+                                                                               "text/plain")
+    assert httpx.get(f"{standin.url}/api/chat").status_code == 405
+    assert c.ps().models == []
+    vec = c.embed(model="all-minilm", input="hello").embeddings
+    assert len(vec) == 1 and abs(sum(x * x for x in vec[0]) - 1) < 1e-6
+    assert [p.status for p in c.pull("llama3.1:8b", stream=True)][-1] == "success"
+
+
+def test_chat_stream_is_chunked_ndjson_with_final_metrics(standin):
+    body = json.dumps({"model": "llama3.1:8b", "messages": MSGS, "format": SCHEMA}).encode()
+    raw = raw_request(standin.port, b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                      % (len(body), body))
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding: chunked" in head and b"application/x-ndjson" in head
+    lines = []
+    while rest:
+        size_s, _, rest = rest.partition(b"\r\n")
+        size = int(size_s, 16)
+        if size == 0:
+            break
+        lines.append(rest[:size])
+        rest = rest[size + 2:]
+    assert all(line.endswith(b"\n") and line.count(b"\n") == 1 for line in lines)
+    objs = [json.loads(line) for line in lines]
+    assert all(o["message"]["role"] == "assistant" for o in objs)
+    final = objs[-1]
+    assert final["done"] is True and final["done_reason"] == "stop" and not any(o["done"] for o in objs[:-1])
+    for key in ("total_duration", "load_duration", "prompt_eval_count", "eval_count", "eval_duration"):
+        assert isinstance(final[key], int)
+    assert final["message"]["content"], "the final chunk carries the last piece"
+    content = "".join(o["message"]["content"] for o in objs)
+    value = json.loads(content)
+    assert value["output"] in ("Yes", "No") and value["c"] == "k" and value["opt"] in (True, False)
+    assert 1 <= value["n"] <= 3 and all(t.startswith("(") for t in value["tags"])
+    assert set(value["input"].split()) <= set("A man plays a guitar on stage 1".split())
+
+
+def test_non_stream_and_determinism(standin):
+    c = client(standin)
+    a = c.chat(model="llama3.1:8b", messages=MSGS, format=SCHEMA, options={"seed": 3, "temperature": 0})
+    b = c.chat(model="llama3.1:8b", messages=MSGS, format=SCHEMA, options={"seed": 3, "temperature": 0})
+    assert a.message.content == b.message.content and a.done and a.done_reason == "stop"
+    streamed = "".join(p.message.content for p in c.chat(model="llama3.1:8b", messages=MSGS, format=SCHEMA,
+                                                          stream=True, options={"seed": 3, "temperature": 0}))
+    assert streamed == a.message.content
+    short = c.chat(model="llama3.1:8b", messages=MSGS, options={"num_predict": 1})
+    assert short.done_reason == "length"
+    assert c.chat(model="llama3.1:8b", messages=[]).done_reason == "load"
+    req = standin.requests("/api/chat")[0]
+    assert req.body["stream"] is False and req.body["tools"] == []
+    assert c.generate(model="llama3.1:8b", prompt="say something").response
+
+
+@pytest.mark.parametrize(("kwargs", "status", "text"), [
+    ({"model": "ghost"}, 404, "model 'ghost' not found"),
+    ({"model": "llama3.1:8b", "options": {"stop": "\n"}}, 500, 'option "stop" must be of type array'),
+    ({"model": "llama3.1:8b", "think": True}, 400, '"llama3.1:8b" does not support thinking'),
+])
+def test_request_errors(standin, kwargs, status, text):
+    with pytest.raises(ollama.ResponseError) as exc:
+        client(standin).chat(messages=MSGS, **kwargs)
+    assert exc.value.status_code == status and exc.value.error == text
+
+
+def test_validation_errors_over_raw_http(standin):
+    post = lambda body: httpx.post(f"{standin.url}/api/chat", content=body)  # noqa: E731
+    assert post(b"").json() == {"error": "missing request body"}
+    assert post(b"{bad").status_code == 400
+    assert post(json.dumps({"messages": MSGS}).encode()).json() == {"error": "model is required"}
+    r = post(json.dumps({"model": "llama3.1:8b", "messages": MSGS, "format": "yaml"}).encode())
+    assert r.status_code == 500 and "invalid format" in r.json()["error"]
+    r = post(json.dumps({"model": "llama3.1:8b", "messages": MSGS, "keep_alive": "3600"}).encode())
+    assert r.status_code == 400
+
+
+@pytest.mark.parametrize(("mode", "exc_type", "status"), [
+    ("http500", ollama.ResponseError, 500),
+    ("http500_text", ollama.ResponseError, 500),
+    ("http500_empty", ollama.ResponseError, 500),
+    ("http503", ollama.ResponseError, 503),
+    ("http404", ollama.ResponseError, 404),
+    ("close", httpx.RemoteProtocolError, None),
+    ("error_line", ollama.ResponseError, -1),
+    ("cut", httpx.RemoteProtocolError, None),
+    ("malformed_line", json.JSONDecodeError, None),
+    ("blank_line", json.JSONDecodeError, None),
+])
+def test_faults_surface_as_the_real_client_errors(standin, mode, exc_type, status):
+    standin.inject(mode)
+    c = client(standin)
+    seen = []
+    with pytest.raises(exc_type) as exc:
+        for part in c.chat(model="llama3.1:8b", messages=MSGS, format=SCHEMA, stream=True):
+            seen.append(part)
+    if status is not None:
+        assert exc.value.status_code == status
+    if mode == "http503":
+        assert exc.value.error == BUSY
+    if mode == "error_line":
+        assert exc.value.error == RUNNER_ERROR and seen, "earlier chunks arrive before the error"
+    # the fault is used up: the next call succeeds
+    assert json.loads(c.chat(model="llama3.1:8b", messages=MSGS, format=SCHEMA).message.content)
+
+
+def test_content_faults_and_no_done(standin):
+    c = client(standin)
+    standin.inject("no_done")
+    parts = list(c.chat(model="llama3.1:8b", messages=MSGS, format=SCHEMA, stream=True))
+    assert parts and not any(p.done for p in parts)
+    standin.inject("bad_json")
+    parts = list(c.chat(model="llama3.1:8b", messages=MSGS, format=SCHEMA, stream=True))
+    assert parts[-1].done_reason == "length"
+    with pytest.raises(json.JSONDecodeError):
+        json.loads("".join(p.message.content for p in parts))
+    standin.inject("schema_violation")
+    value = json.loads(c.chat(model="llama3.1:8b", messages=MSGS, format=SCHEMA).message.content)
+    assert "input" not in value
+
+
+def test_fault_matching_only_hits_matching_prompts(standin):
+    c = client(standin)
+    standin.inject("http500", times=1, match="SPECIAL")
+    assert c.chat(model="llama3.1:8b", messages=MSGS).done
+    with pytest.raises(ollama.ResponseError):
+        c.chat(model="llama3.1:8b", messages=[{"role": "user", "content": "a SPECIAL one"}])
+
+
+def test_stall_past_the_read_timeout(standin):
+    standin.inject("stall", seconds=1.0)
+    c = client(standin, read=0.3)
+    t0 = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        list(c.chat(model="llama3.1:8b", messages=MSGS, stream=True))
+    assert time.monotonic() - t0 < 0.9
+
+
+def test_parallel_slots_queue_without_bytes(standin_factory):
+    srv = standin_factory(num_parallel=2, latency=0.4)
+    clients = [client(srv) for _ in range(4)]
+    threads = [threading.Thread(target=c.chat, kwargs={"model": "llama3.1:8b", "messages": MSGS}) for c in clients]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 0.35
+    while srv.waiting < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert srv.waiting == 2 and srv.in_flight == 2, "two requests run, two wait for a slot"
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - t0
+    assert srv.max_in_flight == 2 and 0.78 < elapsed < 1.6
+    assert srv.chat_completed == 4 and srv.chat_requests == 4
+
+
+def test_hold_and_dropped_waiters(standin_factory):
+    srv = standin_factory(num_parallel=1)
+    c = client(srv)
+    c.chat(model="llama3.1:8b", messages=MSGS)
+    srv.hold_after(1)
+    with pytest.raises(httpx.ReadTimeout):
+        client(srv, read=0.3).chat(model="llama3.1:8b", messages=MSGS)
+    srv.release()
+    time.sleep(0.2)
+    assert srv.chat_completed == 1 and srv.dropped == 1, "a waiter whose client left never generates"
+    assert c.chat(model="llama3.1:8b", messages=MSGS).done and srv.chat_completed == 2
+
+
+def test_answer_is_drawn_from_the_row():
+    text = answer_for("m", MSGS, {"type": "object", "properties": {"input": {"type": "string"}},
+                                  "required": ["input"]}, {})
+    words = json.loads(text)["input"].split()
+    assert words and set(words) <= {"A", "man", "plays", "a", "guitar", "on", "stage", "1"}
