@@ -52,6 +52,10 @@ class RebaseApp(App[None]):
             self.register_theme(theme)
         self.theme_problems = [f"{p.path.name}: {p.reason}" for p in problems]
         self.sub_title = str(workspace.path)
+        from rebase_tui.live import LiveRetrieval
+
+        self.live = LiveRetrieval(self)
+        """The task draft, the retriever (loaded by a warm-up worker) and the live search."""
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(VARIABLE_DEFAULTS)
@@ -69,6 +73,7 @@ class RebaseApp(App[None]):
                         severity="warning", timeout=10)
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.switch_mode(self.initial_stage)
+        self.call_after_refresh(self.live.start_warmup)  # after the first paint: torch loads off-thread
 
     def _remember_theme(self, theme: Theme) -> None:
         """Persist the chosen theme in the workspace config."""
@@ -104,4 +109,5 @@ class RebaseApp(App[None]):
         return " · ".join(parts)
 
     def on_unmount(self) -> None:
+        self.live.shutdown()
         self.workspace.close()

@@ -21,6 +21,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 pytest_plugins = [
+    "tests.tui.snapshot",
     "tests.fixtures.standin",
 ]
 

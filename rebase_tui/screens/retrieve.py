@@ -1,18 +1,339 @@
-"""Retrieve stage: the datastore's rows ranked for the selected task."""
+"""Retrieve stage: the datastore's rows ranked for the task draft, re-ranked live as it is edited.
+
+The instruction and the examples edited here are the app's one task draft (the Task screen edits the same
+one); every edit asks :class:`rebase_tui.live.LiveRetrieval` for a debounced search, and the newest
+result is shown: the ranked table, the facet summary, and the highlighted row's detail with the cells
+that gave its input and output scores highlighted. Dataset text is untrusted and shown verbatim.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.widgets import Checkbox, DataTable, Input, Label, Static, TextArea
+
+from engine.errors import EngineError
+from engine.tasks import TaskError, validate
+from rebase_tui.live import SearchOutcome, results_of
 from rebase_tui.screens.base import StageScreen
+from rebase_tui.widgets.editor import PlainTextArea
+from rebase_tui.widgets.results import field, format_weights, parse_int, parse_weights, row_cell, row_detail
+
+PREVIEW = 70
+#: Most rows the table shows (the pool may hold more).
+TABLE_ROWS = 500
+
+
+class ResultsTable(DataTable):
+    """The ranked rows. ``x`` excludes the highlighted row's dataset from the task."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("x", "screen.exclude_dataset", "Exclude dataset", id="retrieve.exclude",
+                tooltip="add the highlighted row's dataset to the task's exclusion list"),
+    ]
 
 
 class RetrieveScreen(StageScreen):
-    """Ranked rows for the selected task."""
+    """Ranked rows for the task draft, live."""
 
     STAGE = "retrieve"
+    CSS_PATH = "retrieve.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+j", "use_as_pool", "Use as pool", id="retrieve.pool",
+                tooltip="store this ranking as the task's pool for the teacher"),
+        Binding("ctrl+n", "next_example", "Next example", id="retrieve.next_example",
+                tooltip="edit the next example of the task"),
+        Binding("ctrl+r", "rerun", "Re-rank", id="retrieve.rerun", tooltip="search again now"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._example = 0
+        self.shown: SearchOutcome | None = None
+        """The search whose results the table shows."""
+        self.painted_generation = 0
+        """Generation of the search whose results have been painted (the benchmark waits on it)."""
+
+    # -- layout --------------------------------------------------------------------------
+    def compose_body(self) -> ComposeResult:
+        with Vertical(id="rq-query"):
+            yield Label("Instruction", classes="field-label")
+            yield PlainTextArea(id="rq-instruction", placeholder="what the task asks (re-ranks as you type)")
+            with Horizontal(id="rq-example-row"):
+                yield Label("Example", id="rq-example-label")
+                yield Input(id="rq-example-input", placeholder="example input")
+                yield Input(id="rq-example-output", placeholder="example output")
+            with Horizontal(id="rq-controls"):
+                yield Label("Top", classes="control-label")
+                yield Input(str(self.rebase.live.params.top), id="rq-top", type="integer")
+                yield Label("Per-dataset cap", classes="control-label")
+                yield Input("", id="rq-cap", type="integer", placeholder="none")
+                yield Label("Weights in,out,ds", classes="control-label")
+                yield Input(format_weights(self.rebase.live.params.weights), id="rq-weights")
+                yield Checkbox("dedupe", self.rebase.live.params.dedupe, id="rq-dedupe")
+            yield Static("", id="rq-status")
+        with Horizontal(id="rq-main"):
+            yield ResultsTable(id="rq-results", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="rq-detail-pane"):
+                yield Static("", id="rq-detail")
+        yield Static("", id="rq-facets")
 
     def empty_message(self) -> str | None:
         if self.rebase.count("datasets") and self.rebase.count("tasks"):
             return None
+        if self.rebase.count("datasets") and self.rebase.live.draft.query() is not None:
+            return None
         return ("Nothing to rank yet.\n\nRetrieval scores every row of the datastore against a task "
                 "(best cell vs. the example inputs and outputs, dataset description vs. the "
-                "instruction). It needs datasets (F2) and a task (F3).")
+                "instruction). It needs datasets (F2) and a task (F3, or type an instruction and an "
+                "example below).")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#rq-results", ResultsTable)
+        for label, key, width in (("#", "rank", 4), ("final", "final", 6), ("in", "in", 6), ("out", "out", 6),
+                                  ("ds", "ds", 6), ("dataset", "dataset", 24), ("best input cell", "preview",
+                                                                                PREVIEW)):
+            table.add_column(label, key=key, width=width)
+        live = self.rebase.live
+        live.results_signal.subscribe(self, self._show_outcome)
+        live.ready_signal.subscribe(self, self._ready)
+        live.draft_signal.subscribe(self, self._draft_signal)
+        table.loading = not live.ready and not live.warm_error
+        self._show_draft()
+        self._status()
+
+    def on_screen_resume(self) -> None:
+        self._show_draft()
+        live = self.rebase.live
+        if live.latest is not None and live.latest is not self.shown:
+            self._show_outcome(live.latest)
+        live.start_warmup()
+        self._status()
+
+    def _ready(self, error: str) -> None:
+        self.query_one("#rq-results", ResultsTable).loading = False
+        self._status()
+
+    def _draft_signal(self, origin: str) -> None:
+        if origin != "retrieve":
+            self._show_draft()
+
+    # -- the draft -----------------------------------------------------------------------
+    def _show_draft(self) -> None:
+        d = self.rebase.live.draft
+        self.query_one("#rq-instruction", PlainTextArea).set_text(d.instruction)
+        self._example = min(self._example, max(0, len(d.examples) - 1))
+        pair = d.examples[self._example] if d.examples else ["", ""]
+        for wid, text in (("#rq-example-input", pair[0]), ("#rq-example-output", pair[1])):
+            widget = self.query_one(wid, Input)
+            if widget.value != text:
+                widget.value = text
+        total = len(d.examples)
+        label = f"Ex {self._example + 1}/{total}" if total else "Ex 1/1"
+        self.query_one("#rq-example-label", Label).update(Content(label))
+
+    def _edited(self) -> None:
+        self.rebase.live.draft_changed("retrieve")
+        self._status(searching=True)
+
+    @on(TextArea.Changed, "#rq-instruction")
+    def _instruction_changed(self, event: TextArea.Changed) -> None:
+        draft = self.rebase.live.draft
+        if event.text_area.text != draft.instruction:
+            draft.instruction = event.text_area.text
+            self._edited()
+
+    @on(Input.Changed, "#rq-example-input")
+    def _example_input_changed(self, event: Input.Changed) -> None:
+        self._example_changed(0, event.value)
+
+    @on(Input.Changed, "#rq-example-output")
+    def _example_output_changed(self, event: Input.Changed) -> None:
+        self._example_changed(1, event.value)
+
+    def _example_changed(self, part: int, text: str) -> None:
+        draft = self.rebase.live.draft
+        if not draft.examples:
+            if not text:
+                return
+            draft.examples.append(["", ""])
+            self._example = 0
+        pair = draft.examples[self._example]
+        if pair[part] != text:
+            pair[part] = text
+            self._edited()
+
+    # -- controls ------------------------------------------------------------------------
+    @on(Input.Changed, "#rq-top")
+    @on(Input.Changed, "#rq-cap")
+    @on(Input.Changed, "#rq-weights")
+    @on(Checkbox.Changed, "#rq-dedupe")
+    def _controls_changed(self) -> None:
+        params = self.rebase.live.params
+        problems = []
+        top = parse_int(self.query_one("#rq-top", Input).value)
+        if top is None or top < 1:
+            problems.append("top must be a whole number ≥ 1")
+        cap_text = self.query_one("#rq-cap", Input).value.strip()
+        cap = parse_int(cap_text) if cap_text else None
+        if cap_text and (cap is None or cap < 1):
+            problems.append("per-dataset cap must be empty or a whole number ≥ 1")
+        try:
+            weights = parse_weights(self.query_one("#rq-weights", Input).value)
+        except ValueError as exc:
+            problems.append(str(exc))
+            weights = params.weights
+        dedupe = self.query_one("#rq-dedupe", Checkbox).value
+        if problems:
+            self.query_one("#rq-status", Static).update(Content("✗ " + "; ".join(problems)))
+            self.query_one("#rq-status", Static).add_class("-error")
+            return
+        new = (top, cap, weights, dedupe)
+        if new != (params.top, params.per_dataset_cap, params.weights, params.dedupe):
+            params.top, params.per_dataset_cap, params.weights, params.dedupe = new  # type: ignore[assignment]
+            self.rebase.live.request()
+            self._status(searching=True)
+        else:
+            self._status()
+
+    # -- results -------------------------------------------------------------------------
+    def _show_outcome(self, outcome: SearchOutcome) -> None:
+        """Show a finished search (only ever the newest: LiveRetrieval drops stale ones)."""
+        if self.shown is not None and outcome.generation < self.shown.generation:
+            return
+        self.shown = outcome
+        table = self.query_one("#rq-results", ResultsTable)
+        table.loading = False
+        rows = results_of(outcome.result)
+        keep_row = table.cursor_row if table.row_count else 0
+        table.clear()
+        table.add_rows([self._cells(r) for r in rows[:TABLE_ROWS]])
+        if rows:
+            table.move_cursor(row=min(keep_row, len(rows[:TABLE_ROWS]) - 1), scroll=False)
+        self._show_facets(rows)
+        self._show_detail()
+        self._status()
+        generation = outcome.generation
+        self.call_after_refresh(self._painted, generation)
+
+    def _painted(self, generation: int) -> None:
+        self.painted_generation = max(self.painted_generation, generation)
+
+    @staticmethod
+    def _cells(r: Any) -> list[Any]:
+        preview = " ".join(str(row_cell(r, field(r, "input_column"))).split())
+        if len(preview) > PREVIEW:
+            preview = preview[: PREVIEW - 1] + "…"
+        return [str(field(r, "rank")), f"{field(r, 'score'):.3f}", f"{field(r, 'input_score'):.3f}",
+                f"{field(r, 'output_score'):.3f}", f"{field(r, 'dataset_score'):.3f}",
+                Text(str(field(r, "dataset_id"))), Text(preview)]
+
+    def _show_facets(self, rows: list[Any]) -> None:
+        counts = Counter(str(field(r, "dataset_id")) for r in rows)
+        if not rows:
+            text = ""
+        else:
+            parts = [f"{name} {n}" for name, n in counts.most_common(12)]
+            more = len(counts) - 12
+            text = (f"{len(rows)} rows from {len(counts)} datasets: " + " · ".join(parts)
+                    + (f" · +{more} more" if more > 0 else ""))
+        self.query_one("#rq-facets", Static).update(Content(text))
+
+    def _current_row(self) -> Any | None:
+        if self.shown is None:
+            return None
+        rows = results_of(self.shown.result)
+        table = self.query_one("#rq-results", ResultsTable)
+        if not rows or not table.row_count:
+            return None
+        return rows[min(table.cursor_row, len(rows) - 1)]
+
+    @on(DataTable.RowHighlighted, "#rq-results")
+    def _show_detail(self) -> None:
+        row = self._current_row()
+        detail = self.query_one("#rq-detail", Static)
+        detail.update(row_detail(row) if row is not None else Content(""))
+
+    def _status(self, searching: bool = False) -> None:
+        live = self.rebase.live
+        status = self.query_one("#rq-status", Static)
+        status.remove_class("-error")
+        if live.warm_error:
+            text = f"✗ {live.warm_error}"
+            status.add_class("-error")
+        elif not live.ready:
+            text = "loading the embedder…"
+        elif live.draft.query() is None:
+            text = "type an instruction and at least one example input to rank rows"
+        elif searching:
+            text = "ranking…"
+        elif self.shown is not None and self.shown.error:
+            text = f"✗ {self.shown.error}"
+            status.add_class("-error")
+        elif self.shown is not None:
+            n = len(results_of(self.shown.result))
+            ms = (self.shown.finished_at - self.shown.requested_at) * 1000
+            exact = field(self.shown.result, "exact", True)
+            text = (f"{n} rows · {ms:.0f} ms since the edit" + ("" if exact else " · approximate")
+                    + " · x excludes the dataset under the cursor · ctrl+j stores the pool")
+        else:
+            text = ""
+        status.update(Content(text))
+
+    # -- actions -------------------------------------------------------------------------
+    def action_next_example(self) -> None:
+        """Edit the next example (wraps around)."""
+        n = len(self.rebase.live.draft.examples)
+        if n:
+            self._example = (self._example + 1) % n
+            self._show_draft()
+
+    def action_rerun(self) -> None:
+        """Search again now."""
+        self.rebase.live.request(delay=0)
+        self._status(searching=True)
+
+    def action_exclude_dataset(self) -> None:
+        """Add the highlighted row's dataset to the task's exclusion list (and re-rank)."""
+        row = self._current_row()
+        if row is None:
+            return
+        name = str(field(row, "dataset_id"))
+        draft = self.rebase.live.draft
+        if name not in draft.exclude:
+            draft.exclude.append(name)
+            self._edited()
+            self.notify(f"excluded {name} (the task has unsaved changes: ctrl+s on the Task screen saves)")
+
+    def action_use_as_pool(self) -> None:
+        """Store the shown ranking as the task's pool (the same as ``rebase-tui retrieve``)."""
+        live = self.rebase.live
+        if self.shown is None or self.shown.result is None:
+            self.notify("nothing ranked yet", severity="warning")
+            return
+        draft = live.draft
+        try:
+            task = validate(draft.to_spec())
+        except TaskError as exc:
+            self.notify("save a valid task first (F3): " + "; ".join(exc.problems), severity="error")
+            return
+        if draft.dirty or draft.stored != task.name:
+            self.notify("the task has unsaved changes: save it on the Task screen (F3, ctrl+s) first",
+                        severity="error")
+            return
+        if self.shown.query != draft.query():
+            self.notify("the ranking is being refreshed; try again in a moment", severity="warning")
+            return
+        try:
+            n = live.store_pool(self.shown, task)
+        except EngineError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"stored {n} rows as the pool of task {task.name}")

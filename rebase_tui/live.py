@@ -1,0 +1,259 @@
+"""Live retrieval: the task draft both the Task and Retrieve screens edit, and the search that follows it.
+
+* :class:`TaskDraft` is the task being edited (a plain object, no Textual). The Task screen and the
+  Retrieve screen both edit the app's one draft, so an edit on either re-ranks the results.
+* :class:`LiveRetrieval` owns the :class:`engine.retrieve.Retriever` (built by a warm-up job off the UI
+  thread: torch and the embedder load there, never before the first paint) and runs searches:
+
+  - every edit calls :meth:`LiveRetrieval.request`; a search starts after ``DEBOUNCE_S`` of quiet;
+  - searches are async workers in the group ``"search"`` with ``exclusive=True``: a newer request cancels
+    the older one's debounce sleep or its wait for the engine;
+  - the engine call runs on one dedicated thread (searches never overlap, the retriever is used by one
+    thread at a time), and every request carries a generation number: a result whose generation is not
+    the newest is dropped, so a stale result never overwrites a fresher one.
+  - results are published on :attr:`LiveRetrieval.results_signal` (a Textual Signal) and kept in
+    :attr:`LiveRetrieval.latest` for screens that were not listening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from textual.signal import Signal
+
+from engine.tasks import Example, Task, TaskError, validate
+
+if TYPE_CHECKING:
+    from rebase_tui.app import RebaseApp
+
+log = logging.getLogger(__name__)
+
+#: Seconds of quiet after an edit before a search starts.
+DEBOUNCE_S = 0.15
+
+
+@dataclass
+class TaskDraft:
+    """The task being edited. ``examples`` holds ``[input, output]`` pairs; ``stored`` is the name of the
+    stored task it was loaded from (None for a new one) and ``saved_spec`` that task's spec."""
+
+    name: str = ""
+    instruction: str = ""
+    examples: list[list[str]] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    stored: str | None = None
+    saved_spec: dict[str, Any] | None = None
+
+    @classmethod
+    def from_task(cls, task: Task) -> TaskDraft:
+        """A draft holding a stored task."""
+        draft = cls(task.name, task.instruction, [[e.input, e.output] for e in task.examples],
+                    list(task.exclude), stored=task.name)
+        draft.saved_spec = draft.to_spec()
+        return draft
+
+    def to_spec(self) -> dict[str, Any]:
+        """The task-file form of the draft (as typed, not validated)."""
+        return {"name": self.name, "instruction": self.instruction,
+                "examples": [{"input": i, "output": o} for i, o in self.examples],
+                "source_datasets_to_exclude": list(self.exclude)}
+
+    @property
+    def dirty(self) -> bool:
+        """True when the draft differs from what is stored."""
+        return self.to_spec() != self.saved_spec
+
+    def problems(self) -> list[str]:
+        """What :func:`engine.tasks.validate` says is wrong with the draft (empty when it is valid)."""
+        try:
+            validate(self.to_spec())
+        except TaskError as exc:
+            return list(exc.problems)
+        return []
+
+    def query(self) -> Task | None:
+        """The task to retrieve for, from whatever is usable so far (the draft need not be valid to
+        browse): the instruction and the examples that have an input. None when nothing is usable."""
+        examples = tuple(Example(i.strip(), o.strip()) for i, o in self.examples if i.strip())
+        if not self.instruction.strip() or not examples:
+            return None
+        return Task(self.name.strip() or "draft", self.instruction.strip(), examples,
+                    tuple(x.strip() for x in self.exclude if x.strip()))
+
+
+@dataclass
+class SearchParams:
+    """The Retrieve screen's controls."""
+
+    top: int = 100
+    per_dataset_cap: int | None = None
+    weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    dedupe: bool = False
+
+
+@dataclass
+class SearchOutcome:
+    """One finished search: the query it answered, its result (None on error) and timings."""
+
+    generation: int
+    query: Task
+    params: SearchParams
+    result: Any
+    error: str = ""
+    requested_at: float = 0.0
+    finished_at: float = 0.0
+
+
+def make_retriever(ws: Any) -> Any:
+    """Build the workspace's retriever and load its embedder (slow: torch + model). Runs off the UI thread."""
+    import torch
+
+    torch.set_num_threads(1)  # the UI process shares the cores with ingest and training (STYLE §1.12)
+    from engine.retrieve import Retriever
+
+    retriever = Retriever(ws)
+    warm = getattr(retriever, "warm", None)
+    if callable(warm):
+        warm()
+    return retriever
+
+
+class LiveRetrieval:
+    """The app's retriever and its debounced, newest-wins live search (see the module docstring)."""
+
+    def __init__(self, app: RebaseApp) -> None:
+        self.app = app
+        self.draft = TaskDraft()
+        self.params = SearchParams()
+        self.retriever: Any = None
+        self.warm_error: str = ""
+        self.warming = False
+        self.latest: SearchOutcome | None = None
+        self.generation = 0
+        self.engine_calls = 0
+        """How many searches reached the engine (tests check that N quick edits make one call)."""
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="retrieval")
+        self.results_signal: Signal[SearchOutcome] = Signal(app, "retrieval-results")
+        self.ready_signal: Signal[str] = Signal(app, "retriever-ready")
+        self.draft_signal: Signal[str] = Signal(app, "task-draft")
+
+    # -- warm-up -------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        """True once the retriever (and its embedder) is loaded."""
+        return self.retriever is not None
+
+    def start_warmup(self) -> None:
+        """Load the retriever in the background (called after the first paint)."""
+        if self.ready or self.warming:
+            return
+        if not self.app.count("datasets"):
+            self.warm_error = "the datastore is empty: ingest datasets first (F2)"
+            return
+        self.warming = True
+        self.app.run_worker(self._warmup(), name="warmup", group="warmup", exit_on_error=False,
+                            description="load the embedder")
+
+    async def _warmup(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            self.retriever = await loop.run_in_executor(self._executor, make_retriever, self.app.workspace)
+            self.warm_error = ""
+        except Exception as exc:
+            from rebase_tui.jobs import describe_error
+
+            log.exception("warm-up failed")
+            self.warm_error = describe_error(exc)
+        finally:
+            self.warming = False
+        self.ready_signal.publish(self.warm_error)
+        if self.ready and self.draft.query() is not None:
+            self.request(delay=0)
+
+    def reset(self) -> None:
+        """Forget the retriever (after the datastore changed): the next use builds a fresh one."""
+        self.retriever = None
+        self.start_warmup()
+
+    # -- editing -------------------------------------------------------------------------
+    def draft_changed(self, origin: str) -> None:
+        """Tell listeners that ``origin`` edited the draft, and re-rank."""
+        self.draft_signal.publish(origin)
+        self.request()
+
+    def load(self, draft: TaskDraft, origin: str) -> None:
+        """Replace the draft (another task selected) and re-rank."""
+        self.draft = draft
+        self.app.task_name = draft.stored
+        self.draft_changed(origin)
+
+    # -- searching -----------------------------------------------------------------------
+    def request(self, delay: float = DEBOUNCE_S) -> None:
+        """Ask for a search of the current draft; it starts after ``delay`` seconds unless a newer
+        request comes first."""
+        self.generation += 1
+        self.app.run_worker(self._search(self.generation, time.perf_counter(), delay), name="search",
+                            group="search", exclusive=True, exit_on_error=False,
+                            description="live retrieval")
+
+    async def _search(self, generation: int, requested_at: float, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        query = self.draft.query()
+        if query is None or not self.ready:
+            return
+        params = SearchParams(self.params.top, self.params.per_dataset_cap, self.params.weights,
+                              self.params.dedupe)
+        loop = asyncio.get_running_loop()
+        self.engine_calls += 1
+        try:
+            result = await loop.run_in_executor(self._executor, self._run_search, query, params)
+            error = ""
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            from rebase_tui.jobs import describe_error
+
+            if not _is_expected(exc):
+                log.exception("search failed")
+            result, error = None, describe_error(exc)
+        if generation != self.generation:
+            return  # a newer request exists: never show a stale result
+        self.latest = SearchOutcome(generation, query, params, result, error, requested_at,
+                                    time.perf_counter())
+        self.results_signal.publish(self.latest)
+
+    def _run_search(self, query: Task, params: SearchParams) -> Any:
+        """The engine call (runs on the retrieval thread)."""
+        return self.retriever.search(query, top=params.top, weights=params.weights,
+                                     per_dataset_cap=params.per_dataset_cap, dedupe=params.dedupe)
+
+    def store_pool(self, outcome: SearchOutcome, task: Task) -> int:
+        """Store ``outcome`` as ``task``'s pool (what ``rebase-tui retrieve`` stores); return its size."""
+        from engine.retrieve import store_pool
+
+        store_pool(self.app.workspace, task, outcome.result)
+        return len(results_of(outcome.result))
+
+    def shutdown(self) -> None:
+        """Stop the retrieval thread (pending work is dropped)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _is_expected(exc: BaseException) -> bool:
+    from engine.errors import EngineError
+
+    return isinstance(exc, EngineError)
+
+
+def results_of(result: Any) -> list[Any]:
+    """The ranked rows of a search result."""
+    if result is None:
+        return []
+    rows = getattr(result, "results", result)
+    return list(rows)
