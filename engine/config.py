@@ -42,6 +42,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("teacher.num_predict", int, 1024, (), "max tokens per generation"),
     Setting("teacher.concurrency", int, 2, (), "requests in flight (match OLLAMA_NUM_PARALLEL)"),
     Setting("teacher.timeout", float, 300.0, (), "idle-read timeout in seconds"),
+    Setting("teacher.connect_timeout", float, 10.0, (), "connect timeout in seconds"),
+    Setting("teacher.retries", int, 3, (), "retries per teacher call (connection errors, 5xx, cut streams)"),
     Setting("student.model", str, "", ("REBASE_STUDENT",), "Hugging Face causal LM (path or cached name)"),
     Setting("student.method", str, "lora", (), "lora or full"),
     Setting("student.epochs", float, 3.0, (), "training epochs"),

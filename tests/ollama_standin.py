@@ -20,7 +20,8 @@ busy), ``http404`` (model not found), ``close`` (connection closed before a stat
 (an ``{"error"}`` line mid-stream), ``cut`` (socket closed without the terminating chunk), ``no_done``
 (clean end without a ``done: true`` chunk), ``stall`` (one long silence mid-stream, ``seconds``),
 ``malformed_line``, ``blank_line``, ``bad_json`` (content that is not JSON, ``done_reason: "length"``),
-``schema_violation`` (valid JSON that breaks the schema).
+``schema_violation`` (valid JSON that breaks the schema), ``off_label`` (``enum``/``pattern`` ignored, as
+servers without grammar support do).
 
 Counters for assertions: ``chat_requests`` (chat requests received), ``chat_completed`` (generations that
 ran to their final chunk), ``completed_prompts`` (a Counter of last-user-message texts completed),
@@ -52,6 +53,7 @@ from typing import Any
 FAULTS = (
     "http500", "http500_text", "http500_empty", "http503", "http404", "close",
     "error_line", "cut", "no_done", "stall", "malformed_line", "blank_line", "bad_json", "schema_violation",
+    "off_label",
 )
 PRE_STREAM_FAULTS = {"http500", "http500_text", "http500_empty", "http503", "http404", "close"}
 BUSY = "server busy, please try again.  maximum pending requests exceeded"
@@ -170,10 +172,11 @@ def _source_words(text: str) -> list[str]:
 class _Gen:
     """Deterministic generator of schema instances from prompt words."""
 
-    def __init__(self, seed_text: str, words: list[str], root: dict[str, Any]) -> None:
+    def __init__(self, seed_text: str, words: list[str], root: dict[str, Any], ignore_enum: bool = False) -> None:
         self.rng = random.Random(hashlib.sha256(seed_text.encode()).digest())
         self.words = words
         self.root = root
+        self.ignore_enum = ignore_enum
 
     def text(self, lo: int, hi: int) -> str:
         n = min(len(self.words), self.rng.randint(lo, hi))
@@ -194,7 +197,7 @@ class _Gen:
         s = self.resolve(schema)
         if "const" in s:
             return s["const"]
-        if "enum" in s and s["enum"]:
+        if "enum" in s and s["enum"] and not self.ignore_enum:
             return self.rng.choice(s["enum"])
         for key in ("anyOf", "oneOf"):
             if key in s:
@@ -240,7 +243,7 @@ class _Gen:
             return "https://example.com/"
         if fmt == "uuid":
             return "12345678-1234-5678-1234-567812345678"
-        if "pattern" in s:
+        if "pattern" in s and not self.ignore_enum:
             cands = [f"({c})" for c in "ABCDEFGH"] + ["yes", "no", "True", "False", "0", "1", self.text(1, 3)]
             self.rng.shuffle(cands)
             for c in cands:
@@ -256,13 +259,14 @@ class _Gen:
         return text[: int(max_len)] if max_len is not None else text
 
 
-def answer_for(model: str, messages: list[dict[str, Any]], fmt: Any, options: dict[str, Any]) -> str:
+def answer_for(model: str, messages: list[dict[str, Any]], fmt: Any, options: dict[str, Any],
+               ignore_enum: bool = False) -> str:
     """The deterministic reply text for a chat request."""
     text = _last_user_text(messages)
     seed_text = json.dumps([model, messages, options.get("seed"), options.get("temperature")], sort_keys=True)
     words = _source_words(text)
     if isinstance(fmt, dict):
-        gen = _Gen(seed_text, words, fmt)
+        gen = _Gen(seed_text, words, fmt, ignore_enum)
         return json.dumps(gen.instance(fmt), ensure_ascii=False)
     gen = _Gen(seed_text, words, {})
     if fmt == "json":
@@ -745,7 +749,7 @@ class _Handler(BaseHTTPRequestHandler):
                 srv._stopping.wait(srv.latency)
             fmt = body.get("format")
             if chat:
-                content = answer_for(m.name, messages, fmt, options)
+                content = answer_for(m.name, messages, fmt, options, mode == "off_label")
             else:
                 content = answer_for(m.name, [{"role": "user", "content": prompt_text}], fmt, options)
             done_reason = "stop"
@@ -848,11 +852,13 @@ class _Handler(BaseHTTPRequestHandler):
                         self._chunk(b'{"model":"' + model.encode() + b'","message":{"role":\n')
                     if mode == "blank_line":
                         self._chunk(b"\n")
-                    if mode == "stall":
-                        srv._stopping.wait(fault.seconds)
-                        if self._client_gone():
-                            self.close_connection = True
-                            return False
+                    if mode == "stall":      # a long silence; generation stops when the client leaves
+                        end = time.monotonic() + fault.seconds
+                        while time.monotonic() < end and not srv._stopping.is_set():
+                            srv._stopping.wait(0.02)
+                            if self._client_gone():
+                                self.close_connection = True
+                                return False
                 obj = {"model": model, "created_at": _now(), "done": False}
                 if chat:
                     obj["message"] = {"role": "assistant", "content": piece}

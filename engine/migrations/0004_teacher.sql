@@ -44,6 +44,8 @@ create table decisions (
     example bigint not null,
     before json not null,                      -- the example's status/fields before the decision
     after json not null,
+    batch bigint not null,                     -- decisions made by one action (accept-all) share a batch; undo pops a batch
+    kind varchar not null default 'status',    -- status | edit
     undone boolean not null default false,
     created_at timestamp default current_timestamp
 );
