@@ -23,6 +23,7 @@ import pytest  # noqa: E402
 pytest_plugins = [
     "tests.tui.snapshot",
     "tests.fixtures.standin",
+    "tests.fixtures.student",
 ]
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,0 +1,187 @@
+"""Training data: a task's accepted examples (with provenance) or a JSONL file, split and exported.
+
+Rows are ``{"input", "output"}`` dicts; rows from the workspace also carry provenance
+(``example_id``, ``source_dataset``, ``config``, ``split``, ``row_id``, ``teacher_model``, ``reasoning``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EngineError
+from engine.tasks import Task, final_answer
+
+EXPORT_FORMATS = ("jsonl", "csv", "parquet", "hf", "chat", "alpaca")
+PROVENANCE = ("example_id", "source_dataset", "config", "split", "row_id", "teacher_model")
+
+
+def training_target(output: str, reasoning: str | None) -> str:
+    """What the student learns to write: the reasoning then the answer, when the teacher gave them apart."""
+    if reasoning and reasoning.strip() and final_answer(output) is None and reasoning.strip() not in output:
+        answer = output.strip().rstrip(".")
+        return f"{reasoning.strip()} So the answer is {answer}."
+    return output
+
+
+def accepted_examples(ws: Any, task: str) -> list[dict[str, Any]]:
+    """The task's accepted examples, oldest first, with provenance (source dataset, config, row, teacher)."""
+    with ws.store.cursor() as cur:
+        rows = cur.execute(
+            """
+            select e.id, e.input, e.output, e.reasoning, e.teacher_model, d.name, c.name, c.split, r.row_id
+            from examples e
+            left join rows r on r.id = e."row"
+            left join datasets d on d.id = r.dataset
+            left join configs c on c.id = r.config
+            where e.task = ? and e.status = 'accepted'
+            order by e.id
+            """,
+            [task],
+        ).fetchall()
+    out = []
+    for ex_id, inp, output, reasoning, teacher, dataset, config, split, row_id in rows:
+        out.append({"input": inp, "output": training_target(output, reasoning), "reasoning": reasoning,
+                    "example_id": ex_id, "source_dataset": dataset, "config": config, "split": split,
+                    "row_id": row_id, "teacher_model": teacher})
+    return out
+
+
+def read_examples_file(path: str | Path) -> list[dict[str, str]]:
+    """``{"input", "output"}`` rows of a JSONL file (BIG-Bench-Hard ``{"examples": [{"input","target"}]}`` too)."""
+    path = Path(path).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise EngineError(f"data file {path} does not exist", fix="check the path") from None
+    except UnicodeDecodeError:
+        raise EngineError(f"data file {path} is not UTF-8 text", fix="save it as UTF-8 JSONL") from None
+    except OSError as exc:
+        raise EngineError(f"cannot read data file {path}: {exc.strerror}", fix="check the path") from None
+    stripped = text.lstrip()
+    if stripped.startswith("{") and '"examples"' in stripped[:200]:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("examples"), list):
+            rows = []
+            for i, ex in enumerate(data["examples"], 1):
+                if not isinstance(ex, dict) or not isinstance(ex.get("input"), str) \
+                        or not isinstance(ex.get("target"), str):
+                    raise EngineError(f"{path}: example {i} needs string fields input and target",
+                                      fix='BIG-Bench-Hard files are {"examples": [{"input", "target"}]}')
+                rows.append({"input": ex["input"], "output": ex["target"]})
+            return rows
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise EngineError(f"{path} line {lineno} is not valid JSON ({exc.msg})",
+                              fix='each line must be one object {"input": ..., "output": ...}') from None
+        if not isinstance(obj, dict):
+            raise EngineError(f"{path} line {lineno} is not a JSON object",
+                              fix='each line must be one object {"input": ..., "output": ...}')
+        out = obj.get("output", obj.get("target"))
+        if not isinstance(obj.get("input"), str) or not isinstance(out, str) or not out.strip():
+            raise EngineError(f"{path} line {lineno} lacks a string input and a non-empty output",
+                              fix='each line must be one object {"input": ..., "output": ...}')
+        rows.append({"input": obj["input"], "output": out})
+    if not rows:
+        raise EngineError(f"data file {path} holds no examples", fix='add lines {"input": ..., "output": ...}')
+    return rows
+
+
+def split_rows(rows: list[dict[str, Any]], eval_fraction: float, seed: int) -> tuple[list, list]:
+    """Seeded shuffle, then ``(train, eval)``; eval gets round(n * fraction) rows (at least 1 when > 0)."""
+    if not 0 <= eval_fraction < 1:
+        raise EngineError(f"eval fraction {eval_fraction} is out of range", fix="use a value in [0, 1)")
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    n_eval = 0 if eval_fraction == 0 or len(rows) < 2 else max(1, round(len(rows) * eval_fraction))
+    return [rows[i] for i in order[n_eval:]], [rows[i] for i in order[:n_eval]]
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write rows as JSON lines (atomically: a temp file renamed into place)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSONL file this engine wrote."""
+    with Path(path).open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+# -- export ---------------------------------------------------------------------------------
+def _flat_rows(task: Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"task": task.name, "input": r["input"], "output": r["output"], "reasoning": r.get("reasoning"),
+             **{k: r.get(k) for k in PROVENANCE}} for r in rows]
+
+
+def export_dataset(ws: Any, task: Task, fmt: str, out: str | Path) -> dict[str, Any]:
+    """Write the task's accepted examples with provenance in ``fmt``; return ``{"path", "format", "rows"}``.
+
+    ``jsonl``/``csv``/``parquet``: one row per example (task, input, output, reasoning, provenance);
+    ``hf``: a folder loadable with ``datasets.load_dataset(PATH)`` (Parquet + dataset card);
+    ``chat``: ``{"messages": [system, user, assistant]}`` (TRL conversational) with the same system text
+    as training; ``alpaca``: ``{"instruction", "input", "output"}``. Provenance travels in every format.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise EngineError(f"unknown export format {fmt!r}", fix=f"use one of {', '.join(EXPORT_FORMATS)}")
+    rows = accepted_examples(ws, task.name)
+    if not rows:
+        raise EngineError(f"task {task.name!r} has no accepted examples to export",
+                          fix="generate examples (`rebase-tui transform`) and accept them (`rebase-tui review`)")
+    out = Path(out).expanduser()
+    flat = _flat_rows(task, rows)
+    if fmt == "hf":
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "data").mkdir(exist_ok=True)
+        _write_parquet(out / "data" / "train-00000-of-00001.parquet", flat)
+        card = ("---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
+                "    path: data/train-*.parquet\n---\n"
+                f"# {task.name}\n\nExamples generated with rebase-tui (ReBase retrieval-based distillation).\n\n"
+                f"Instruction: {task.instruction}\n\nEach row keeps its provenance: source dataset, config, "
+                "split, row id and teacher model.\n")
+        (out / "README.md").write_text(card, encoding="utf-8")
+        return {"path": str(out), "format": fmt, "rows": len(flat)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "jsonl":
+        write_jsonl(out, flat)
+    elif fmt == "csv":
+        with out.open("w", encoding="utf-8", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(flat[0]))
+            w.writeheader()
+            w.writerows(flat)
+    elif fmt == "parquet":
+        _write_parquet(out, flat)
+    elif fmt == "chat":
+        from engine.formatting import CHAT, PromptFormat
+
+        system = PromptFormat(CHAT, task.instruction, tuple((e.input, e.output) for e in task.examples)).system
+        write_jsonl(out, [{"messages": [{"role": "system", "content": system},
+                                        {"role": "user", "content": r["input"]},
+                                        {"role": "assistant", "content": r["output"]}],
+                           **{k: r[k] for k in ("task", *PROVENANCE)}} for r in flat])
+    elif fmt == "alpaca":
+        write_jsonl(out, [{"instruction": task.instruction, "input": r["input"], "output": r["output"],
+                           **{k: r[k] for k in ("task", *PROVENANCE)}} for r in flat])
+    return {"path": str(out), "format": fmt, "rows": len(flat)}
+
+
+def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), path)

@@ -1,0 +1,95 @@
+"""The training worker: ``python -m engine.train_worker RUN_DIR``.
+
+Runs :func:`engine.train.train` on a run directory and writes every event as one JSON line to stdout and
+to ``RUN_DIR/events.jsonl`` (flushed per line). SIGINT or SIGTERM asks for a graceful stop: the loop saves a
+checkpoint at the next step boundary and ends with a ``stopped`` event, exit code 0. A fault ends with a
+``failed`` event (exit code 1); an unexpected crash also writes its traceback to stderr (the parent sends
+stderr to ``RUN_DIR/stderr.log``). It never opens the workspace's DuckDB file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+
+class _Protocol:
+    """Writes events to stdout and events.jsonl, one flushed JSON line each."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.file = (run_dir / "events.jsonl").open("a", encoding="utf-8")
+        self.stdout_ok = True
+
+    def emit(self, obj: dict) -> None:
+        line = json.dumps(obj, ensure_ascii=False)
+        self.file.write(line + "\n")
+        self.file.flush()
+        if self.stdout_ok:
+            try:
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                self.stdout_ok = False  # the parent went away (detached): the file is the record
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not (Path(args[0]) / "run.json").exists():
+        print("usage: python -m engine.train_worker RUN_DIR (a run directory holding run.json)", file=sys.stderr)
+        return 2
+    run_dir = Path(args[0]).resolve()
+    cfg = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    threads = int(cfg.get("threads") or 0)
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    stop = {"asked": False}
+
+    def _ask_stop(signum, frame) -> None:  # noqa: ARG001
+        stop["asked"] = True
+
+    signal.signal(signal.SIGINT, _ask_stop)
+    signal.signal(signal.SIGTERM, _ask_stop)
+    (run_dir / "worker.pid").write_text(str(os.getpid()), encoding="utf-8")
+    proto = _Protocol(run_dir)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    from engine.train import train
+
+    status = "failed"
+    try:
+        for event in train(run_dir, stop_requested=lambda: stop["asked"]):
+            obj = event.to_json()
+            proto.emit(obj)
+            if obj["type"] in ("finished", "stopped", "failed"):
+                status = obj["type"]
+    except BaseException as exc:  # noqa: BLE001 - the run must end in a recorded state
+        traceback.print_exc(file=sys.stderr)
+        proto.emit({"type": "failed", "time": time.time(), "status": "failed", "step": _last_step(run_dir),
+                    "reason": "crash", "message": f"the training worker crashed: {type(exc).__name__}: {exc}"[:500],
+                    "fix": f"see {run_dir / 'stderr.log'}; resume with `rebase-tui train --resume {cfg['id']}`",
+                    "hints": []})
+        return 1
+    return 0 if status in ("finished", "stopped") else 1
+
+
+def _last_step(run_dir: Path) -> int:
+    from engine.runs import summarize
+
+    try:
+        return int(summarize(run_dir)["steps"])
+    except Exception:  # noqa: BLE001
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

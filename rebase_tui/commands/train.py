@@ -1,0 +1,194 @@
+"""`rebase-tui train (TASK | --data FILE) --student MODEL ...`: fine-tune the student in a supervised worker."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rebase_tui.output import add_json_flag, open_workspace, print_json, stderr_console
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("train", parents=[common], help="fine-tune the student on accepted examples or a file",
+                       description="Freeze the data into runs/<id>/, start the training worker and follow it. "
+                                   "Ctrl-C stops gracefully (checkpoint first); --resume RUN continues.")
+    p.add_argument("task", nargs="?", help="task name or task JSON (its accepted examples, and its instruction "
+                                           "and examples for the prompt)")
+    p.add_argument("--data", metavar="FILE", help='JSONL of {"input", "output"} to train on instead')
+    p.add_argument("--student", metavar="MODEL", help="Hugging Face causal LM: local folder or cached name")
+    m = p.add_mutually_exclusive_group()
+    m.add_argument("--lora", dest="method", action="store_const", const="lora", help="LoRA adapter (default)")
+    m.add_argument("--full", dest="method", action="store_const", const="full",
+                   help="full fine-tuning (default for models under 50 M parameters)")
+    p.add_argument("--epochs", type=float)
+    p.add_argument("--max-steps", type=int, help="optimizer steps (overrides --epochs)")
+    p.add_argument("--lr", type=float, help="peak learning rate (warmup, then cosine decay)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--grad-accum", type=int)
+    p.add_argument("--max-length", type=int, help="max tokens per example (prompt cut first)")
+    p.add_argument("--eval-every", type=int, help="steps between validation losses and checkpoints")
+    p.add_argument("--eval-fraction", type=float, help="validation split (default 0.1)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--seed", type=int)
+    p.add_argument("--format", choices=["auto", "base", "chat"],
+                   help="prompt format (auto: chat when the tokenizer has a chat template)")
+    p.add_argument("--threads", type=int, help="torch threads of the worker (0: torch's default)")
+    p.add_argument("--gradient-checkpointing", action="store_true", default=None)
+    p.add_argument("--trust-remote-code", action="store_true", default=None,
+                   help="allow the student's own Python code (only for models you trust)")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint to its final step")
+    p.add_argument("--detach", action="store_true", help="start the worker and return (follow with `runs`)")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine import runs, supervise
+    from engine.errors import EngineError
+
+    with open_workspace(args) as ws:
+        if args.resume:
+            path = runs.run_dir(ws, args.resume)
+            summary = runs.record(ws, path)
+            if summary["status"] == "finished":
+                raise EngineError(f"run {args.resume} already finished ({summary['steps']} steps)",
+                                  fix="start a new run, or evaluate it with `rebase-tui eval`")
+            if supervise.worker_alive(path):
+                raise EngineError(f"run {args.resume} is still running",
+                                  fix=f"stop it first with `rebase-tui runs stop {args.resume}`")
+        else:
+            path = _create(ws, args)
+        handle = supervise.start(path)
+        _set_running(ws, path.name)
+    console = stderr_console()
+    if args.detach:
+        if args.json:
+            print_json({"run": path.name, "status": "running", "pid": handle.pid, "dir": str(path)})
+        else:
+            console.print(f"run [bold]{path.name}[/] started (pid {handle.pid}); "
+                          f"follow with `rebase-tui runs`, stop with `rebase-tui runs stop {path.name}`")
+        return 0
+    end = _follow(console, path, handle, quiet=args.json)
+    with open_workspace(args) as ws:
+        summary = runs.record(ws, path)
+    result = {"run": path.name, "status": summary["status"], "steps": summary["steps"],
+              "train_loss": summary["train_loss"], "eval_loss": summary["eval_loss"],
+              "seconds": summary["seconds"]}
+    if summary["status"] == "failed":
+        result.update({k: summary.get(k) for k in ("reason", "message", "fix", "hints")})
+    if args.json:
+        print_json(result)
+    if summary["status"] == "failed":
+        msg = summary.get("message", "training failed")
+        print(f"rebase-tui: run {path.name} failed: {msg} — {summary.get('fix', '')}", file=sys.stderr)
+        for hint in summary.get("hints") or []:
+            print(f"  hint: {hint}", file=sys.stderr)
+        return 1
+    if not args.json:
+        console.print(f"run [bold]{path.name}[/] {summary['status']} at step {summary['steps']}"
+                      f"/{summary['total_steps']}: train loss {_f(summary['train_loss'])}, "
+                      f"eval loss {_f(summary['eval_loss'])} ({summary['seconds']:.0f} s)")
+        if end is not None and summary["status"] == "stopped":
+            console.print(f"resume with `rebase-tui train --resume {path.name}`")
+    return 0
+
+
+def _create(ws, args):
+    from engine import dataset, runs, tasks
+    from engine.errors import EngineError
+    from engine.train import check_student
+
+    task = tasks.resolve_task(ws, args.task) if args.task else None
+    if args.data:
+        rows = dataset.read_examples_file(args.data)
+        source = str(args.data)
+    elif task is not None:
+        rows = dataset.accepted_examples(ws, task.name)
+        source = f"task:{task.name}"
+        if not rows:
+            raise EngineError(f"task {task.name!r} has no accepted examples",
+                              fix="accept examples in review first, or train on a file with --data FILE")
+    else:
+        raise EngineError("nothing to train on", fix="name a TASK (its accepted examples) or pass --data FILE")
+    settings = runs.settings_from_config(
+        ws.config, student=args.student, method=args.method, epochs=args.epochs, max_steps=args.max_steps,
+        lr=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum, max_length=args.max_length,
+        eval_every=args.eval_every, eval_fraction=args.eval_fraction, device=args.device, seed=args.seed,
+        format=args.format, threads=args.threads, gradient_checkpointing=args.gradient_checkpointing,
+        trust_remote_code=args.trust_remote_code)
+    check_student(settings["student"], bool(settings["trust_remote_code"]))
+    return runs.create_run(ws, rows, settings, task=task, source=source)
+
+
+def _set_running(ws, run_id: str) -> None:
+    with ws.store.cursor() as cur:
+        cur.execute("update runs set status = 'running', finished_at = null where id = ?", [run_id])
+
+
+def _f(x) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def _follow(console, path, handle, quiet: bool):
+    """Follow the worker's events with a live line; Ctrl-C asks for a graceful stop (twice: kill)."""
+    import contextlib
+    import itertools
+
+    from rich.live import Live
+    from rich.text import Text
+
+    from engine import supervise
+    from engine.rate import format_seconds
+    from engine.train import CheckpointSaved, EvalMetrics, RunEnded, RunStarted, StepMetrics
+
+    state = {"line": "starting the training worker…", "eval": None}
+    end = None
+    interrupts = seen = 0
+    events = supervise.follow(path, handle.offset)
+    live_view = Live(Text(state["line"]), console=console, transient=False, refresh_per_second=4)
+    with (contextlib.nullcontext(_Quiet()) if quiet else live_view) as live:
+        while True:
+            try:
+                ev = next(events)
+                seen += 1
+            except StopIteration:
+                break
+            except KeyboardInterrupt:
+                # the interrupt closed the follower; a new one skips what was already shown
+                events = itertools.islice(supervise.follow(path, handle.offset), seen, None)
+                interrupts += 1
+                if interrupts == 1:
+                    supervise.request_stop(path)
+                    live.console.print("stopping: saving a checkpoint first (Ctrl-C again to kill)…")
+                else:
+                    supervise.stop(path, grace_s=0)
+                continue
+            if isinstance(ev, RunStarted):
+                live.console.print(f"run {ev.run}: {ev.method} on {ev.device} ({ev.dtype}), {ev.format} format, "
+                                   f"{ev.trainable:,}/{ev.parameters:,} trainable parameters, "
+                                   f"{ev.train_examples} train / {ev.eval_examples} eval examples"
+                                   + (f", resuming at step {ev.start_step}" if ev.resumed else ""))
+            elif isinstance(ev, StepMetrics):
+                state["line"] = (f"step {ev.step}/{ev.total_steps}  epoch {ev.epoch:.2f}  loss {ev.loss:.4f}  "
+                                 f"eval {_f(state['eval'])}  lr {ev.lr:.2e}  "
+                                 f"{(ev.tokens_per_s or 0):,.0f} tok/s  ETA {format_seconds(ev.eta_s)}")
+            elif isinstance(ev, EvalMetrics):
+                state["eval"] = ev.eval_loss
+            elif isinstance(ev, CheckpointSaved):
+                pass
+            elif isinstance(ev, RunEnded):
+                end = ev
+            live.update(Text(state["line"]))
+    return end
+
+
+class _Quiet:
+    """Stands in for rich's Live under --json (stderr stays quiet, stdout holds the JSON)."""
+
+    class console:  # noqa: N801 - mimics Live.console
+        @staticmethod
+        def print(*args, **kwargs) -> None:
+            pass
+
+    def update(self, *args, **kwargs) -> None:
+        pass

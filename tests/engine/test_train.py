@@ -1,0 +1,141 @@
+"""In-process training of tiny real students: loss falls, checkpoints are safe, faults end in a recorded state."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine import dataset, runs
+from engine.train import (
+    CheckpointSaved,
+    EvalMetrics,
+    RunEnded,
+    RunStarted,
+    StepMetrics,
+    epoch_batches,
+    event_from_json,
+    get_lr,
+    padding_stats,
+    train,
+)
+from tests.conftest import shared_data
+
+
+def _settings(student, **kw):
+    base = dict(student=str(student), method="auto", epochs=1.0, max_steps=40, lr=3e-3, batch_size=8,
+                grad_accum=1, max_length=128, eval_every=10, device="cpu", seed=0, format="auto", threads=1,
+                eval_fraction=0.1)
+    base.update(kw)
+    return base
+
+
+def _rows(n=200):
+    return dataset.read_examples_file(shared_data("teacher_outputs", "boolean_expressions.jsonl"))[:n]
+
+
+def test_loss_falls_and_events_are_well_formed(workspace, tiny_student):
+    path = runs.create_run(workspace, _rows(), _settings(tiny_student), source="bool.jsonl")
+    events = list(train(path))
+    assert isinstance(events[0], RunStarted) and events[0].method == "full" and events[0].format == "base"
+    assert events[0].train_examples == 180 and events[0].eval_examples == 20
+    steps = [e for e in events if isinstance(e, StepMetrics)]
+    evals = [e for e in events if isinstance(e, EvalMetrics)]
+    assert [e.step for e in evals] == [10, 20, 30, 40]
+    assert steps[-1].step == 40 and all(a.step < b.step for a, b in zip(steps, steps[1:], strict=False))
+    assert steps[0].loss > steps[-1].loss + 1.0, (steps[0].loss, steps[-1].loss)
+    assert evals[-1].eval_loss < evals[0].eval_loss
+    assert all(s.tokens_per_s and s.tokens_per_s > 0 for s in steps[1:])
+    end = events[-1]
+    assert isinstance(end, RunEnded) and end.status == "finished" and end.step == 40
+    # every event survives its JSON line
+    for ev in events:
+        line = json.loads(json.dumps(ev.to_json()))
+        assert event_from_json(line) == ev
+    # checkpoints: safetensors weights, tensor-only optimizer state, JSON counters; the newest two kept
+    ckpts = sorted((path / "checkpoints").iterdir())
+    assert [c.name for c in ckpts] == ["step-000030", "step-000040"]
+    assert (ckpts[-1] / "model.safetensors").exists()
+    assert json.loads((ckpts[-1] / "state.json").read_text())["step"] == 40
+    import torch
+
+    torch.load(ckpts[-1] / "optimizer.pt", weights_only=True)
+    assert not list(path.rglob("*.bin")) and not list(path.rglob("*.pkl"))
+    fmt = json.loads((path / "model" / "format.json").read_text())
+    assert fmt["kind"] == "base" and fmt["method"] == "full"
+    # a finished run cannot be resumed
+    again = list(train(path))
+    assert again[-1].status == "failed" and "already finished" in again[-1].message
+
+
+def test_lora_on_a_llama_chat_student(workspace, tiny_chat_student):
+    from engine.tasks import read_task_file
+
+    task = read_task_file(shared_data("tasks", "boolean_expressions.json"))
+    path = runs.create_run(workspace, _rows(120), _settings(tiny_chat_student, method="lora", max_steps=15,
+                                                             lr=1e-2, max_length=96), task=task)
+    events = list(train(path))
+    start, end = events[0], events[-1]
+    assert start.method == "lora" and start.format == "chat" and start.trainable < start.parameters
+    assert end.status == "finished", end
+    adapter = json.loads((path / "model" / "adapter_config.json").read_text())
+    assert set(adapter["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                              "down_proj"}
+    assert (path / "model" / "adapter_model.safetensors").exists()
+    steps = [e for e in events if isinstance(e, StepMetrics)]
+    assert steps[-1].loss < steps[0].loss
+
+
+def test_nan_loss_ends_failed_with_hints(workspace, tiny_student):
+    path = runs.create_run(workspace, _rows(80), _settings(tiny_student, lr=1e15, max_steps=20, eval_every=5))
+    end = list(train(path))[-1]
+    assert end.status == "failed" and end.reason == "nan"
+    assert "lower --lr" in " ".join(end.hints) and "nan" in end.message.lower()
+
+
+def test_missing_and_incompatible_models_fail_clearly(workspace, tmp_path):
+    path = runs.create_run(workspace, _rows(20), _settings(tmp_path / "nope", max_steps=2))
+    end = list(train(path))[-1]
+    assert end.status == "failed" and end.reason == "model" and "nope" in end.message and end.fix
+    bad = tmp_path / "bad-model"
+    bad.mkdir()
+    (bad / "config.json").write_text(json.dumps({"model_type": "no-such-architecture"}))
+    path = runs.create_run(workspace, _rows(20), _settings(bad, max_steps=2))
+    end = list(train(path))[-1]
+    assert end.status == "failed" and end.reason == "model" and "bad-model" in end.message
+
+
+def test_closing_the_generator_keeps_a_checkpoint_and_resume_reaches_the_same_step(workspace, tiny_student):
+    path = runs.create_run(workspace, _rows(), _settings(tiny_student, max_steps=24, eval_every=100))
+    gen = train(path)
+    for ev in gen:
+        if isinstance(ev, StepMetrics) and ev.step >= 5:
+            break
+    gen.close()
+    saved = json.loads(sorted((path / "checkpoints").iterdir())[-1].joinpath("state.json").read_text())
+    assert 5 <= saved["step"] < 24
+    events = list(train(path))
+    assert events[0].resumed and events[0].start_step == saved["step"]
+    assert events[-1].status == "finished" and events[-1].step == 24
+    assert any(isinstance(e, CheckpointSaved) and e.step == 24 for e in events)
+
+
+def test_schedule_and_batching_helpers():
+    assert get_lr(1, 100, 1.0, 10) == pytest.approx(0.1)
+    assert get_lr(10, 100, 1.0, 10) == pytest.approx(1.0)
+    assert get_lr(100, 100, 1.0, 10) == pytest.approx(0.1)
+    lengths = [5, 100, 7, 90, 6, 95, 8, 99] * 8
+    plain = epoch_batches(lengths, 4, 0, 0, False)
+    grouped = epoch_batches(lengths, 4, 0, 0, True)
+    assert sorted(i for b in grouped for i in b) == list(range(len(lengths)))
+    assert plain == epoch_batches(lengths, 4, 0, 0, False) and plain != epoch_batches(lengths, 4, 0, 1, False)
+    assert padding_stats(lengths, grouped) > padding_stats(lengths, plain)
+
+
+def test_bad_data_file_is_named(tmp_path):
+    from engine.errors import EngineError
+
+    f = tmp_path / "d.jsonl"
+    f.write_text('{"input": "a", "output": "b"}\n{"input": "a"}\n')
+    with pytest.raises(EngineError, match="line 2"):
+        dataset.read_examples_file(f)
