@@ -1,17 +1,349 @@
-"""Review stage: accept, reject and edit the teacher's examples by keyboard."""
+"""Review stage: accept, reject and edit the teacher's examples by keyboard.
+
+The list (:class:`ExampleList`, line API) has focus when the screen opens; the selected example and its
+source row sit beside it. Decisions go straight to :mod:`engine.review` (a synchronous, append-only
+decision log in DuckDB, so undo survives a restart and the CLI sees the same state); the screen then
+updates the one row that changed, so every key's effect is painted in a few milliseconds whatever the
+queue's size (bench/review.py measures it).
+"""
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.widgets import Input, Static
+
+from engine.errors import EngineError
 from rebase_tui.screens.base import StageScreen
+from rebase_tui.widgets import review_backend as backend
+from rebase_tui.widgets.example_card import ExampleCard, SourceRowView
+from rebase_tui.widgets.example_editor import ExampleEditor, ReasonDialog
+from rebase_tui.widgets.example_list import ExampleList
+from rebase_tui.widgets.review_queue import FILTERS, ReviewQueue
+
+#: Actions that need the list to have focus (single letters are safe only then; STYLE.md §2.8).
+LIST_ACTIONS = {"accept", "reject", "reject_reason", "edit", "undo", "accept_all", "reject_all",
+                "regenerate", "filter", "cycle_filter", "search"}
 
 
 class ReviewScreen(StageScreen):
-    """The examples waiting for review."""
+    """The examples of the current task, their states, and one example beside its source row."""
 
     STAGE = "review"
+    CSS_PATH = "review.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "accept", "Accept", id="review.accept", tooltip="accept the example, go to the next"),
+        Binding("r", "reject", "Reject", id="review.reject", tooltip="reject the example, go to the next"),
+        Binding("R", "reject_reason", "Reject…", show=False, id="review.reject_reason",
+                tooltip="reject with a reason"),
+        Binding("e", "edit", "Edit", id="review.edit", tooltip="edit input/output; saving accepts"),
+        Binding("u", "undo", "Undo", id="review.undo", tooltip="undo the last decision (survives restarts)"),
+        Binding("n", "regenerate", "Regenerate", show=False, id="review.regenerate",
+                tooltip="ask the teacher again for the same source row"),
+        Binding("A", "accept_all", "Accept shown", show=False, id="review.accept_all",
+                tooltip="accept every example the filter shows"),
+        Binding("X", "reject_all", "Reject shown", show=False, id="review.reject_all",
+                tooltip="reject every example the filter shows"),
+        Binding("f", "cycle_filter", "Filter", id="review.filter", tooltip="next state filter"),
+        *[Binding(str(i), f"filter('{name}')", f"Show {name}", show=False, id=f"review.filter.{name}",
+                  tooltip=f"show {name} examples") for i, name in enumerate(FILTERS, start=1)],
+        Binding("slash", "search", "Search", id="review.search", tooltip="search input and output text"),
+        Binding("escape", "clear_search", "Clear search", show=False, id="review.clear_search"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.task_name: str | None = None
+        self.queue = ReviewQueue()
+        self._loaded_for: str | None = None
+        self._regenerating: set[int] = set()
+
+    # -- layout ----------------------------------------------------------------------------
+    def compose_body(self) -> ComposeResult:
+        with Vertical(id="review-pane"):
+            with Horizontal(id="review-top"):
+                yield Static("", id="review-filters")
+                yield Input(placeholder="search input/output (enter keeps, escape clears)", id="review-search")
+            with Horizontal(id="review-main"):
+                yield ExampleList(id="review-list")
+                yield ExampleCard(id="review-card")
+                yield SourceRowView(id="review-source")
+
+    @property
+    def example_list(self) -> ExampleList:
+        """The list widget."""
+        return self.query_one("#review-list", ExampleList)
 
     def empty_message(self) -> str | None:
         if self.rebase.count("examples"):
             return None
         return ("No examples to review yet.\n\nExamples appear here as the teacher writes them (F5); "
                 "accept, reject or edit each one beside its source row.")
+
+    def refresh_state(self) -> None:
+        super().refresh_state()
+        empty = self.empty_message() is not None
+        self.query_one("#review-pane").display = not empty
+        if empty:
+            return
+        task = backend.current_task(self.rebase.workspace, self.rebase.task_name)
+        if task != self._loaded_for or backend.changed_since_load(self.rebase.workspace, self):
+            self.reload(task)
+        self.example_list.focus()
+
+    def reload(self, task: str | None = None) -> None:
+        """Load every example of ``task`` (one query) and show the current filter."""
+        self.task_name = task if task is not None else self.task_name
+        self._loaded_for = self.task_name
+        rows = backend.load_rows(self.rebase.workspace, self.task_name) if self.task_name else []
+        self._load_mark = backend.load_mark(self.rebase.workspace)
+        current = self.example_list.current
+        old = self.queue
+        self.queue = ReviewQueue(rows)
+        self.queue.apply(old.filter, old.search)
+        self._show_rows(keep_id=current.id if current else None)
+
+    def _show_rows(self, keep_id: int | None = None) -> None:
+        idx = self.queue.index_of(keep_id) if keep_id is not None else None
+        self.example_list.set_rows(self.queue.shown, cursor=idx if idx is not None else 0)
+        self._paint_summary()
+
+    def _paint_summary(self) -> None:
+        label = f"task {self.task_name}   " if self.task_name else ""
+        self.query_one("#review-filters", Static).update(Content(label + self.queue.summary()))
+
+    @on(ExampleList.Highlighted, "#review-list")
+    def _highlighted(self, message: ExampleList.Highlighted) -> None:
+        row = message.row
+        card = self.query_one("#review-card", ExampleCard)
+        source = self.query_one("#review-source", SourceRowView)
+        if row is None:
+            card.show(None)
+            source.show("", None)
+            return
+        example = backend.get_example(self.rebase.workspace, row.id)
+        card.show(example)
+        origin, data = backend.source_of(self.rebase.workspace, example)
+        source.show(origin, data)
+
+    # -- keys ------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in LIST_ACTIONS:
+            if self.focused is not self.example_list:
+                return None  # shown dimmed: focus the list to use it
+            if action in {"accept", "reject", "reject_reason", "edit", "regenerate"} \
+                    and self.example_list.current is None:
+                return None
+        return True
+
+    def _decided(self, examples: list[dict[str, Any]], advance: bool = True) -> None:
+        """Paint the rows ``examples`` changed, then move to the next row."""
+        lst = self.example_list
+        for example in examples:
+            self.queue.update(example)
+            idx = self.queue.index_of(int(example["id"])) if len(examples) > 1 else lst.cursor
+            if idx is not None:
+                lst.refresh_row(idx)
+        self._paint_summary()
+        if advance and lst.cursor < len(lst.rows) - 1:
+            lst.move_to(lst.cursor + 1)
+        else:
+            self._highlighted(ExampleList.Highlighted(lst, lst.current))
+
+    def _guard(self, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except EngineError as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+            return None
+
+    def action_accept(self) -> None:
+        """Accept the example under the cursor and go to the next."""
+        row = self.example_list.current
+        if row is not None:
+            done = self._guard(backend.accept, self.rebase.workspace, [row.id])
+            if done is not None:
+                self._decided(done)
+
+    def action_reject(self, reason: str | None = None) -> None:
+        """Reject the example under the cursor and go to the next."""
+        row = self.example_list.current
+        if row is not None:
+            done = self._guard(backend.reject, self.rebase.workspace, [row.id], reason)
+            if done is not None:
+                self._decided(done)
+
+    def action_reject_reason(self) -> None:
+        """Ask for a reason, then reject."""
+        if self.example_list.current is None:
+            return
+
+        def done(reason: str | None) -> None:
+            if reason is not None:
+                self.action_reject(reason or None)
+            self.example_list.focus()
+
+        self.app.push_screen(ReasonDialog(), done)
+
+    def action_edit(self) -> None:
+        """Edit the example in a modal; saving accepts it."""
+        row = self.example_list.current
+        if row is None:
+            return
+        example = backend.get_example(self.rebase.workspace, row.id)
+        example_id = row.id
+
+        def saved(fields: dict[str, str] | None) -> None:
+            self.example_list.focus()
+            if fields is None:
+                return
+            result = self._guard(backend.edit, self.rebase.workspace, example_id, fields)
+            if result is not None:
+                idx = self.queue.index_of(example_id)
+                if idx is not None and idx != self.example_list.cursor:
+                    self.example_list.move_to(idx)
+                self._decided(result)
+
+        self.app.push_screen(ExampleEditor(example), saved)
+
+    def action_undo(self) -> None:
+        """Undo the last decision of this task (the decision log survives restarts)."""
+        if not self.task_name:
+            return
+        restored = self._guard(backend.undo, self.rebase.workspace, self.task_name)
+        if restored is None:
+            return
+        if not restored:
+            self.notify("nothing to undo")
+            return
+        for example in restored:
+            self.queue.update(example)
+        first = int(restored[0]["id"])
+        idx = self.queue.index_of(first)
+        if idx is None:  # filtered out: show it again by re-applying the filter
+            self.queue.apply()
+            self._show_rows(keep_id=first)
+        else:
+            for example in restored:
+                i = self.queue.index_of(int(example["id"]))
+                if i is not None:
+                    self.example_list.refresh_row(i)
+            self._paint_summary()
+            if idx == self.example_list.cursor:
+                self._highlighted(ExampleList.Highlighted(self.example_list, self.example_list.current))
+            else:
+                self.example_list.move_to(idx)
+        self.notify(f"undone: #{first} is {restored[0]['status']} again", timeout=3)
+
+    def _bulk(self, verb: str) -> None:
+        ids = [r.id for r in self.queue.shown]
+        if not ids:
+            return
+        from rebase_tui.widgets.dialogs import ConfirmDialog
+
+        def confirmed(ok: bool | None) -> None:
+            self.example_list.focus()
+            if not ok:
+                return
+            fn = backend.accept if verb == "accept" else backend.reject
+            done = self._guard(fn, self.rebase.workspace, ids)
+            if done is not None:
+                self._decided(done, advance=False)
+                self.notify(f"{verb}ed {len(done):,} examples (u undoes them one decision at a time)")
+
+        self.app.push_screen(ConfirmDialog(f"{verb.capitalize()} all {len(ids):,} examples shown "
+                                           f"(filter: {self.queue.filter})?", yes=verb.capitalize()),
+                             confirmed)
+
+    def action_accept_all(self) -> None:
+        """Accept every example the current filter shows (after a confirmation)."""
+        self._bulk("accept")
+
+    def action_reject_all(self) -> None:
+        """Reject every example the current filter shows (after a confirmation)."""
+        self._bulk("reject")
+
+    def action_filter(self, name: str) -> None:
+        """Show only examples in state ``name`` ("all" for every state)."""
+        current = self.example_list.current
+        self.queue.apply(name)
+        self._show_rows(keep_id=current.id if current else None)
+
+    def action_cycle_filter(self) -> None:
+        """Go to the next state filter."""
+        self.action_filter(FILTERS[(FILTERS.index(self.queue.filter) + 1) % len(FILTERS)])
+
+    def action_search(self) -> None:
+        """Show and focus the search box."""
+        box = self.query_one("#review-search", Input)
+        box.add_class("-active")
+        box.focus()
+
+    def action_clear_search(self) -> None:
+        """Clear the search and go back to the list."""
+        box = self.query_one("#review-search", Input)
+        if box.value:
+            box.value = ""
+            self._search("")
+        box.remove_class("-active")
+        self.example_list.focus()
+
+    @on(Input.Changed, "#review-search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        self._search(event.value)
+
+    @on(Input.Submitted, "#review-search")
+    def _search_submitted(self, event: Input.Submitted) -> None:
+        if not event.value:
+            event.input.remove_class("-active")
+        self.example_list.focus()
+
+    def _search(self, text: str) -> None:
+        current = self.example_list.current
+        self.queue.apply(search=text)
+        self._show_rows(keep_id=current.id if current else None)
+
+    def action_regenerate(self) -> None:
+        """Ask the teacher again for the source row of the example under the cursor."""
+        row = self.example_list.current
+        if row is None or not self.task_name:
+            return
+        if row.id in self._regenerating:
+            self.notify(f"#{row.id} is already being regenerated")
+            return
+        self._regenerating.add(row.id)
+        self.notify(f"asking the teacher again for #{row.id}'s source row…", timeout=3)
+        self.run_worker(self._regenerate(row.id), name="regenerate", group="regenerate",
+                        exit_on_error=False, description="regenerate an example")
+
+    async def _regenerate(self, example_id: int) -> None:
+        try:
+            example = await backend.regenerate(self.rebase.workspace, example_id)
+        except EngineError as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+            return
+        except Exception as exc:  # the UI never dies with the teacher
+            from rebase_tui.jobs import describe_error
+
+            self.notify(describe_error(exc), severity="error", timeout=10)
+            return
+        finally:
+            self._regenerating.discard(example_id)
+        if example is None:
+            return
+        row = self.queue.update(example)
+        idx = self.queue.index_of(row.id)
+        if idx is None:
+            self.queue.shown.append(row)
+            self.example_list.set_rows(self.queue.shown)
+        else:
+            self.example_list.refresh_row(idx)
+        self._paint_summary()
+        if self.example_list.current is not None and self.example_list.current.id == row.id:
+            self._highlighted(ExampleList.Highlighted(self.example_list, row))
+        self.notify(f"#{example_id} regenerated → #{row.id} ({row.status})", timeout=4)

@@ -1,0 +1,90 @@
+"""An example (input, output, reasoning, status) and the source row it was written from.
+
+Everything shown comes from datasets or the teacher model, so it is wrapped in ``Content`` (never parsed
+as markup: brackets display verbatim).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.widgets import Static
+
+
+def _section(title: str, body: str) -> Content:
+    return Content.assemble((title, "bold $text-accent"), "\n", Content(body if body else "—"), "\n")
+
+
+class ExampleCard(VerticalScroll):
+    """The selected example: status line, then input, output and reasoning."""
+
+    DEFAULT_CSS = """
+    ExampleCard { height: 1fr; padding: 0 1; }
+    ExampleCard > #card-status { color: $text-muted; height: auto; margin-bottom: 1; }
+    ExampleCard > #card-body { height: auto; }
+    ExampleCard.-streaming > #card-body { color: $text-muted; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="card-status")
+        yield Static("", id="card-body")
+
+    def show(self, example: Mapping[str, Any] | None) -> None:
+        """Show ``example`` (a mapping with input/output/reasoning/status/reason/...), or a blank card."""
+        status = self.query_one("#card-status", Static)
+        body = self.query_one("#card-body", Static)
+        if example is None:
+            status.update(Content("no example selected"))
+            body.update("")
+            return
+        line = f"#{example.get('id')} · {example.get('status')}"
+        if example.get("edited"):
+            line += " · edited"
+        if example.get("reason"):
+            line += f" · {example['reason']}"
+        if example.get("teacher_model"):
+            line += f" · {example['teacher_model']}"
+        status.update(Content(line))
+        parts = [_section("Input", str(example.get("input") or "")),
+                 _section("Output", str(example.get("output") or ""))]
+        if example.get("reasoning"):
+            parts.append(_section("Reasoning", str(example["reasoning"])))
+        if example.get("status") == "failed" and example.get("raw_response"):
+            parts.append(_section("Raw response", str(example["raw_response"])))
+        body.update(Content("\n").join(parts))
+        self.scroll_home(animate=False)
+
+
+class SourceRowView(VerticalScroll):
+    """The source row of an example: where it comes from, then each field."""
+
+    DEFAULT_CSS = """
+    SourceRowView { height: 1fr; padding: 0 1; }
+    SourceRowView > #source-origin { color: $text-muted; height: auto; margin-bottom: 1; }
+    SourceRowView > #source-body { height: auto; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="source-origin")
+        yield Static("", id="source-body")
+
+    def show(self, origin: str, data: Mapping[str, Any] | str | None) -> None:
+        """Show a row's ``origin`` (dataset/config/row id) and its fields (a mapping or JSON text)."""
+        self.query_one("#source-origin", Static).update(Content(origin))
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                data = {"row": data}
+        if not data:
+            self.query_one("#source-body", Static).update(Content("no source row (imported example)"))
+            return
+        parts = [_section(str(k), v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
+                 for k, v in dict(data).items()]
+        self.query_one("#source-body", Static).update(Content("\n").join(parts))
+        self.scroll_home(animate=False)

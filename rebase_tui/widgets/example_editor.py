@@ -1,0 +1,112 @@
+"""Review dialogs: the example editor (text areas; ctrl+s saves and accepts) and the reject reason."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, TextArea
+
+_CSS = """
+ExampleEditor, ReasonDialog { align: center middle; }
+ExampleEditor > Vertical { width: 90%; height: 90%; border: thick $primary; background: $surface; padding: 0 1; }
+ExampleEditor TextArea { height: 1fr; }
+ExampleEditor #edit-reasoning { height: 1fr; }
+ExampleEditor Label { margin-top: 1; color: $text-accent; }
+ReasonDialog > Vertical { width: 70; height: auto; border: thick $error; background: $surface; padding: 1 2; }
+ExampleEditor .dialog-buttons, ReasonDialog .dialog-buttons { height: auto; align-horizontal: right; }
+ExampleEditor Button, ReasonDialog Button { margin-left: 2; }
+"""
+
+
+class ExampleEditor(ModalScreen["dict[str, str] | None"]):
+    """Edit an example's input, output and reasoning. Returns the new fields, or None when cancelled."""
+
+    DEFAULT_CSS = _CSS
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "save", "Save + accept", id="review.edit.save", tooltip="save the edit and accept"),
+        Binding("escape", "cancel", "Cancel", id="review.edit.cancel", tooltip="close without saving"),
+    ]
+
+    def __init__(self, example: dict[str, Any]) -> None:
+        super().__init__()
+        self.example = example
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Content(f"Edit example #{self.example.get('id')} — ctrl+s saves and accepts, "
+                                "escape cancels"))
+            yield Label("Input")
+            yield TextArea(str(self.example.get("input") or ""), id="edit-input")
+            yield Label("Output")
+            yield TextArea(str(self.example.get("output") or ""), id="edit-output")
+            if self.example.get("reasoning") is not None:
+                yield Label("Reasoning")
+                yield TextArea(str(self.example.get("reasoning") or ""), id="edit-reasoning")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Save + accept", variant="primary", id="save")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#edit-output", TextArea).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "save":
+            self.action_save()
+        else:
+            self.action_cancel()
+
+    def action_save(self) -> None:
+        """Close with the edited fields."""
+        fields = {"input": self.query_one("#edit-input", TextArea).text,
+                  "output": self.query_one("#edit-output", TextArea).text}
+        reasoning = self.query("#edit-reasoning")
+        if reasoning:
+            fields["reasoning"] = reasoning.first(TextArea).text
+        self.dismiss(fields)
+
+    def action_cancel(self) -> None:
+        """Close without saving."""
+        self.dismiss(None)
+
+
+class ReasonDialog(ModalScreen["str | None"]):
+    """Ask why an example is rejected; enter confirms (an empty reason is allowed), escape cancels."""
+
+    DEFAULT_CSS = _CSS
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="review.reason.cancel", tooltip="do not reject"),
+    ]
+
+    def __init__(self, title: str = "Reject — why? (enter rejects, escape cancels)") -> None:
+        super().__init__()
+        self.title_text = title
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Content(self.title_text))
+            yield Input(placeholder="e.g. wrong label, off-task, copies the row", id="reason")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Reject", variant="error", id="reject")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#reason", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value.strip())
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "reject":
+            self.dismiss(self.query_one("#reason", Input).value.strip())
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        """Close without rejecting."""
+        self.dismiss(None)

@@ -1,0 +1,87 @@
+"""The Review screen's in-memory queue: every example of a task as a :class:`QueueRow`, the filter
+(state + search) and per-state counts, kept up to date one row at a time.
+
+Loading 5,000 examples is one DuckDB query (~10 ms); after that, a decision changes one row and one count,
+so no key ever reloads or re-filters the whole queue. The rows shown stay put until the filter or the
+search changes (an accepted example keeps its place, so undo and a second look are easy).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from rebase_tui.widgets.example_list import QueueRow, flatten
+
+#: Every example state, in display order (the engine's states, migrations/0004_teacher.sql).
+STATES = ("pending", "accepted", "rejected", "failed", "duplicate")
+#: The filters, in display order ("all" shows every state).
+FILTERS = ("all",) + STATES
+
+
+def make_row(example: dict[str, Any]) -> QueueRow:
+    """A list row for an example mapping (id, status, edited, input, output)."""
+    text = str(example.get("input") or "")
+    out = str(example.get("output") or "")
+    return QueueRow(int(example["id"]), str(example["status"]), bool(example.get("edited")),
+                    flatten(text, 300), (text + "\n" + out).lower())
+
+
+class ReviewQueue:
+    """All of a task's examples, the current filter and the rows it shows."""
+
+    def __init__(self, rows: Iterable[QueueRow] = ()) -> None:
+        self.rows: list[QueueRow] = list(rows)
+        self.by_id: dict[int, QueueRow] = {r.id: r for r in self.rows}
+        self.counts: Counter[str] = Counter(r.status for r in self.rows)
+        self.filter = "all"
+        self.search = ""
+        self.shown: list[QueueRow] = list(self.rows)
+
+    def apply(self, filter_: str | None = None, search: str | None = None) -> list[QueueRow]:
+        """Recompute the shown rows for a new filter and/or search (O(n), only on filter changes)."""
+        if filter_ is not None:
+            self.filter = filter_
+        if search is not None:
+            self.search = search.strip().lower()
+        rows = self.rows if self.filter == "all" else [r for r in self.rows if r.status == self.filter]
+        if self.search:
+            needle = self.search
+            rows = [r for r in rows if needle in r.search_text]
+        self.shown = list(rows)
+        return self.shown
+
+    def update(self, example: dict[str, Any]) -> QueueRow:
+        """Apply an example's new state (after a decision or an undo); add it when it is new."""
+        row = self.by_id.get(int(example["id"]))
+        fresh = make_row(example)
+        if row is None:
+            self.rows.append(fresh)
+            self.by_id[fresh.id] = fresh
+            self.counts[fresh.status] += 1
+            return fresh
+        self.counts[row.status] -= 1
+        self.counts[fresh.status] += 1
+        row.status, row.edited, row.preview, row.search_text = (fresh.status, fresh.edited, fresh.preview,
+                                                                fresh.search_text)
+        return row
+
+    def index_of(self, example_id: int) -> int | None:
+        """Where example ``example_id`` is among the shown rows (None when it is filtered out)."""
+        for i, row in enumerate(self.shown):
+            if row.id == example_id:
+                return i
+        return None
+
+    def summary(self) -> str:
+        """``all 5,000 · pending 4,200 · accepted 700 …`` with the active filter marked."""
+        parts = []
+        for key, name in enumerate(FILTERS, start=1):
+            n = len(self.rows) if name == "all" else self.counts.get(name, 0)
+            mark = "▸" if name == self.filter else " "
+            parts.append(f"{mark}{key} {name} {n:,}")
+        text = "  ".join(parts)
+        if self.search:
+            text += f"   search: {self.search!r} → {len(self.shown):,} shown"
+        return text

@@ -1,0 +1,81 @@
+"""Generations in flight: the teacher's text for the most recent few rows, as it streams.
+
+Each generation is a card (a ``Static``) keyed by the engine's id for it; the card carries the CSS class
+``-streaming`` while text arrives (elia's idiom) and ``-failed`` when it ended badly. Updates carry the
+*full text so far* (coalescible snapshots, STYLE.md §2.4), so a dropped intermediate update loses nothing.
+Only ``keep`` cards are kept: the oldest finished ones are removed first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.widgets import Static
+
+#: Characters of streamed text shown per card (the tail: the newest text is what matters).
+TAIL_CHARS = 600
+
+
+class StreamCard(Static):
+    """One generation's text so far."""
+
+    DEFAULT_CSS = """
+    StreamCard { height: auto; max-height: 8; border: round $primary-muted; padding: 0 1; }
+    StreamCard.-streaming { border: round $stream-cursor; }
+    StreamCard.-failed { border: round $error; }
+    """
+
+
+class StreamView(VerticalScroll):
+    """The last ``keep`` generations, newest at the bottom."""
+
+    DEFAULT_CSS = """
+    StreamView { height: 1fr; }
+    """
+
+    def __init__(self, keep: int = 4, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.keep = keep
+        self.cards: dict[Hashable, StreamCard] = {}
+
+    def update_text(self, key: Hashable, title: str, text: str) -> None:
+        """Show ``text`` (everything generated so far) for generation ``key``."""
+        card = self.cards.get(key)
+        body = Content(text[-TAIL_CHARS:] if len(text) > TAIL_CHARS else text)
+        if card is None:
+            card = StreamCard(body, classes="-streaming")
+            card.border_title = title
+            self.cards[key] = card
+            self._trim()
+            self.mount(card)
+            self.call_after_refresh(self.scroll_end, animate=False)
+        else:
+            card.update(body)
+
+    def finish(self, key: Hashable, note: str = "", failed: bool = False) -> None:
+        """Mark generation ``key`` as finished (``note`` goes in the card's subtitle)."""
+        card = self.cards.get(key)
+        if card is None:
+            return
+        card.remove_class("-streaming")
+        card.set_class(failed, "-failed")
+        card.border_subtitle = note
+
+    @property
+    def streaming(self) -> int:
+        """How many cards are still receiving text."""
+        return sum(1 for c in self.cards.values() if c.has_class("-streaming"))
+
+    def clear(self) -> None:
+        """Remove every card."""
+        for card in self.cards.values():
+            card.remove()
+        self.cards.clear()
+
+    def _trim(self) -> None:
+        while len(self.cards) >= self.keep:
+            finished = [k for k, c in self.cards.items() if not c.has_class("-streaming")]
+            victim = finished[0] if finished else next(iter(self.cards))
+            self.cards.pop(victim).remove()
