@@ -35,9 +35,12 @@ class RebaseApp(App[None]):
         "train": TrainScreen,
     }
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(key, f"stage('{name}')", label, id=f"stage.{name}", tooltip=f"go to the {label} stage",
-                show=False)
-        for name, key, label in STAGES
+        Binding("f1", "toggle_help", "Help", id="app.help", tooltip="show or hide the keys of this screen"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", tooltip="quit (running training continues)",
+                priority=True),
+        *(Binding(key, f"stage('{name}')", label, id=f"stage.{name}", tooltip=f"go to the {label} stage",
+                  show=False)
+          for name, key, label in STAGES),
     ]
     COMMANDS = App.COMMANDS | {StageCommands}
 
@@ -88,6 +91,13 @@ class RebaseApp(App[None]):
         """Go to a stage's screen."""
         if name in self.MODES and self.current_mode != name:
             self.switch_mode(name)
+
+    def action_toggle_help(self) -> None:
+        """Show or hide the help panel (the keys of the focused widget and screen)."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
 
     def set_theme(self, name: str) -> None:
         """Switch theme (remembered in config.toml)."""
