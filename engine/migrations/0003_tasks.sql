@@ -20,3 +20,12 @@ create table retrievals (
     output_column varchar,
     primary key (task, rank)
 );
+
+-- Query embeddings (instruction, example inputs, example output targets) cached between calls, so that an
+-- unchanged task re-ranks without loading the embedding model. Owned by engine/retrieve.py.
+create table query_vectors (
+    embedder varchar not null,                 -- the workspace's embedder name
+    text_hash varchar not null,                -- sha256 of the UTF-8 text
+    vector blob not null,                      -- float32 little-endian, L2-normalised
+    primary key (embedder, text_hash)
+);

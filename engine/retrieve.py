@@ -1,0 +1,590 @@
+"""Retrieval (ReBase stages 2-3): rank the datastore's rows for a task, and store them as its pool.
+
+:class:`Retriever` loads the workspace's value vectors and its row/cell structure once; :meth:`Retriever.search`
+then re-ranks in tens of milliseconds, so the TUI keeps one and re-queries as the user types. The math is in
+:mod:`engine.scoring` (pure numpy); this module does the loading, the query embeddings (cached in memory and
+in the ``query_vectors`` table), bans, diversity, the approximate path and the pool.
+
+Exact search scores every distinct value once and takes a segment maximum per row. ``approximate=True``
+asks the usearch HNSW index for the values closest to each query, re-scores exactly every row holding one
+of them, and reports ``exact=True`` when no other row can reach the N-th result (see
+:func:`engine.scoring.outside_bound`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine import scoring
+from engine.errors import EngineError
+from engine.tasks import Task, output_target, resolve_task, validate
+
+if TYPE_CHECKING:
+    from engine.embed import Embedder
+    from engine.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+#: In-memory query vectors kept per Retriever (texts), on top of the persistent table.
+QUERY_CACHE_SIZE = 4096
+#: The approximate path's first candidate count (values per query) is this times ``top``, at least 256.
+APPROX_FACTOR = 4
+#: Tolerance on the exactness proof (float32 rounding of scores computed two ways).
+BOUND_EPS = 1e-5
+
+
+@dataclass(frozen=True)
+class RowHit:
+    """One ranked row, with the explanation of its score.
+
+    ``key`` is the datastore key (``rows.id``); ``row_id`` the row's 0-based position in its config's split
+    at the source; ``row`` the full row (column -> value). ``input_column``/``output_column`` name the cells
+    that gave the input and output scores; ``input_text``/``output_text`` are those cells' text.
+    """
+
+    rank: int
+    key: int
+    dataset_id: str
+    config: str
+    split: str
+    row_id: int
+    score: float
+    input_score: float
+    output_score: float
+    dataset_score: float
+    input_column: str
+    output_column: str
+    input_text: str
+    output_text: str
+    row: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``rebase-tui retrieve --json`` form of one result."""
+        return {"rank": self.rank, "dataset_id": self.dataset_id, "config": self.config, "row_id": self.row_id,
+                "score": self.score, "input_score": self.input_score, "output_score": self.output_score,
+                "dataset_score": self.dataset_score, "input_column": self.input_column,
+                "output_column": self.output_column, "row": dict(self.row)}
+
+
+@dataclass(frozen=True)
+class RetrievalResult:
+    """A ranked list of rows for one task.
+
+    ``exact`` is False only when ``approximate=True`` could not prove its list equals the exact one.
+    ``seconds`` holds ``embed`` (query embeddings), ``score`` (scoring + selection) and ``fetch`` (reading
+    the rows); ``candidates`` the rows scored (all rows when exact).
+    """
+
+    task: str
+    top: int
+    exact: bool
+    results: tuple[RowHit, ...]
+    seconds: dict[str, float]
+    weights: tuple[float, float, float]
+    exclude: tuple[str, ...]
+    approximate: bool = False
+    candidates: int = 0
+
+    @property
+    def rows(self) -> tuple[RowHit, ...]:
+        """Alias of :attr:`results`."""
+        return self.results
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __iter__(self):
+        return iter(self.results)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``rebase-tui retrieve --json`` document."""
+        return {"task": self.task, "top": self.top, "exact": self.exact,
+                "seconds": {"embed": round(self.seconds.get("embed", 0.0), 6),
+                            "score": round(self.seconds.get("score", 0.0), 6)},
+                "results": [h.to_json() for h in self.results]}
+
+
+@dataclass(frozen=True)
+class QueryVectors:
+    """A task's embedded texts: instruction ``(dim,)``, example inputs and output targets ``(m, dim)``."""
+
+    instruction: np.ndarray
+    inputs: np.ndarray
+    outputs: np.ndarray
+
+    @property
+    def q_in(self) -> np.ndarray:
+        return scoring.mean_query(self.inputs)
+
+    @property
+    def q_out(self) -> np.ndarray:
+        return scoring.mean_query(self.outputs)
+
+
+def _text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def as_task(ws: Workspace, task_or_spec: Task | Mapping[str, Any] | str) -> Task:
+    """A Task from a Task, a task spec (dict) or a TASK argument (stored name or path to a task file)."""
+    if isinstance(task_or_spec, Task):
+        return task_or_spec
+    if isinstance(task_or_spec, Mapping):
+        return validate(dict(task_or_spec))
+    return resolve_task(ws, str(task_or_spec))
+
+
+class Retriever:
+    """The workspace's datastore, loaded for fast repeated ReBase queries (see the module docstring).
+
+    Building one reads the value vectors, description vectors, rows and cells of every ``ready`` dataset
+    (about a second for the shared 110 k-value datastore). It is not thread-safe: use it from one thread at a
+    time. :meth:`is_stale` says when the datastore changed since (build a new one then).
+    """
+
+    def __init__(self, ws: Workspace, *, threads: int | None = None) -> None:
+        """Load the workspace's datastore. ``threads``: torch threads to set when the embedder is loaded
+        (0: all cores; None: leave torch's setting alone, as the TUI sets its own)."""
+        from engine import vindex
+        from engine.embed import same_embedder
+
+        self.ws = ws
+        self.threads = threads
+        t0 = time.perf_counter()
+        self.embedder_name = ws.store.get_meta("embedder.name")
+        configured = str(ws.config["embedder.model"])
+        with ws.store.cursor() as cur:
+            ds_rows = cur.execute("select id, name from datasets where status = 'ready' order by id").fetchall()
+        if not ds_rows or not self.embedder_name:
+            raise EngineError(f"workspace {ws.path} has no ingested datasets to retrieve from",
+                              fix="ingest some first: rebase-tui ingest PATH")
+        if not same_embedder(self.embedder_name, configured):
+            raise EngineError(
+                f"workspace {ws.path} was built with embedder {self.embedder_name!r}, but the configured "
+                f"embedder is {configured!r}; their vectors cannot be compared",
+                fix=f"use the workspace's embedder (rebase-tui config set embedder.model {self.embedder_name}), "
+                    "or ingest into another workspace with -w DIR")
+        self._signature = self._read_signature()
+        self.dataset_ids: tuple[str, ...] = tuple(r[1] for r in ds_rows)
+        ds_keys = np.array([r[0] for r in ds_rows], dtype=np.int64)
+
+        # description vectors, aligned with dataset positions
+        d_keys, d_vecs = vindex.load_description_vectors(ws)
+        self.descriptions = np.zeros((len(ds_keys), d_vecs.shape[1] if d_vecs.ndim == 2 else 0), np.float32)
+        have = _positions(d_keys.astype(np.int64), ds_keys)
+        if (have < 0).any():
+            missing = [self.dataset_ids[i] for i in np.flatnonzero(have < 0)]
+            log.warning("datasets without a description vector (dataset score 0): %s", ", ".join(missing[:5]))
+        self.descriptions[have >= 0] = d_vecs[have[have >= 0]]
+
+        # value vectors
+        v_keys, values = vindex.load_value_vectors(ws)
+        v_keys = v_keys.astype(np.int64)
+        dim = ws.store.get_meta("embedder.dim")
+        if values.shape[0] == 0:
+            raise EngineError(f"workspace {ws.path} has datasets but no value vectors in {ws.index_dir}",
+                              fix="finish the ingest (rebase-tui ingest PATH), or run rebase-tui check --repair")
+        if dim and int(dim) != values.shape[1]:
+            raise EngineError(f"the value vectors in {ws.index_dir} have dimension {values.shape[1]}, but the "
+                              f"workspace's embedder has {dim}", fix="run rebase-tui check --repair")
+
+        # rows and cells of ready datasets
+        with ws.store.cursor() as cur:
+            rows = cur.execute(
+                "select r.id, d.pos, r.config, r.row_id from rows r "
+                "join (select id, row_number() over (order by id) - 1 as pos from datasets "
+                "      where status = 'ready') d on d.id = r.dataset").fetchnumpy()
+            columns = [r[0] for r in cur.execute(
+                'select distinct "column" from cells order by "column"').fetchall()]
+            cells = cur.execute(
+                'select c."row", c.value, k.code from cells c '
+                'join (select "column", row_number() over (order by "column") - 1 as code '
+                '      from (select distinct "column" from cells)) k using ("column") '
+                "join rows r on r.id = c.\"row\" join datasets d on d.id = r.dataset "
+                "where d.status = 'ready'").fetchnumpy()
+            self._configs = {int(i): (str(n), str(s)) for i, n, s in
+                             cur.execute("select id, name, split from configs").fetchall()}
+        cell_value_key = np.asarray(cells["value"], dtype=np.int64)
+        order = np.argsort(v_keys, kind="stable")
+        sorted_keys = v_keys[order]
+        pos = np.searchsorted(sorted_keys, cell_value_key)
+        found = (pos < len(sorted_keys)) & (sorted_keys[np.minimum(pos, len(sorted_keys) - 1)] == cell_value_key)
+        if not found.all():
+            log.warning("%d cells have no value vector and are skipped (run rebase-tui check)",
+                        int((~found).sum()))
+        value_pos = order[pos[found]]
+        # keep only the values some ready row uses, in key order
+        used = np.unique(value_pos)
+        if len(used) < len(v_keys):
+            remap = np.full(len(v_keys), -1, dtype=np.int64)
+            remap[used] = np.arange(len(used))
+            values, v_keys, value_pos = values[used], v_keys[used], remap[value_pos]
+        self.values: np.ndarray = np.ascontiguousarray(values, dtype=np.float32)
+        self.value_keys: np.ndarray = v_keys
+        self.index: scoring.CellIndex = scoring.build_cell_index(
+            np.asarray(cells["row"], dtype=np.int64)[found], value_pos,
+            np.asarray(cells["code"], dtype=np.int64)[found], columns,
+            np.asarray(rows["id"], dtype=np.int64), np.asarray(rows["pos"], dtype=np.int64))
+        meta = _positions(np.asarray(rows["id"], dtype=np.int64), self.index.row_keys)
+        self._row_config = np.asarray(rows["config"], dtype=np.int64)[meta]
+        self._row_source_id = np.asarray(rows["row_id"], dtype=np.int64)[meta]
+        self._excluded_cache: dict[tuple[str, ...], np.ndarray] = {}
+        self._value_rows: tuple[np.ndarray, np.ndarray] | None = None
+        self._usearch: Any = None
+        self._embedder: Embedder | None = None
+        self._qcache: dict[str, np.ndarray] = {}
+        self.load_seconds = time.perf_counter() - t0
+        log.info("retriever: %d values, %d cells, %d rows, %d datasets loaded in %.2f s", self.n_values,
+                 self.index.n_cells, self.index.n_rows, len(self.dataset_ids), self.load_seconds)
+
+    # -- facts ---------------------------------------------------------------------------
+    @property
+    def n_values(self) -> int:
+        """Distinct values scored per query."""
+        return int(self.values.shape[0])
+
+    def _read_signature(self) -> tuple[Any, ...]:
+        with self.ws.store.cursor() as cur:
+            return tuple(cur.execute(
+                "select count(*), coalesce(sum(id), 0), coalesce(max(added_at)::varchar, '') "
+                "from datasets where status = 'ready'").fetchall()[0])
+
+    def is_stale(self) -> bool:
+        """True when datasets were added, removed or finished since this retriever was built."""
+        return self._read_signature() != self._signature
+
+    # -- query embeddings ----------------------------------------------------------------
+    def embedder(self) -> Embedder:
+        """The workspace's embedder (loaded on first use; torch and the model load here)."""
+        if self._embedder is None:
+            from engine.embed import load_embedder, set_torch_threads
+
+            if self.threads is not None:
+                set_torch_threads(self.threads)
+            self._embedder = load_embedder(self.embedder_name or "", device=str(self.ws.config["embedder.device"]))
+            if self._embedder.dim != self.values.shape[1]:
+                raise EngineError(
+                    f"embedder {self._embedder.name} gives {self._embedder.dim}-dimensional vectors, but the "
+                    f"datastore holds {self.values.shape[1]}-dimensional ones",
+                    fix="use the workspace's own embedder, or re-ingest into another workspace with -w DIR")
+        return self._embedder
+
+    def warm(self) -> None:
+        """Load the embedder now (the TUI calls this off the UI thread before the first search)."""
+        self.embedder().encode(["warm-up"])
+
+    def clear_query_cache(self, persistent: bool = True) -> None:
+        """Forget cached query vectors (in memory, and in the workspace table when ``persistent``)."""
+        self._qcache.clear()
+        if persistent:
+            with self.ws.store.cursor() as cur:
+                cur.execute("delete from query_vectors where embedder = ?", [self.embedder_name])
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors of ``texts`` through the caches: memory, then the ``query_vectors`` table, then the model."""
+        need = [t for t in dict.fromkeys(texts) if t not in self._qcache]
+        if need:
+            hashes = {_text_hash(t): t for t in need}
+            with self.ws.store.cursor() as cur:
+                stored = cur.execute(
+                    "select text_hash, vector from query_vectors where embedder = ? and text_hash in "
+                    "(select unnest(?::varchar[]))", [self.embedder_name, list(hashes)]).fetchall()
+            dim = self.values.shape[1]
+            for h, blob in stored:
+                vec = np.frombuffer(bytes(blob), dtype="<f4")
+                if vec.shape == (dim,):
+                    self._qcache[hashes[h]] = vec.astype(np.float32)
+            missing = [t for t in need if t not in self._qcache]
+            if missing:
+                vecs = self.embedder().encode(missing)
+                with self.ws.store.cursor() as cur:
+                    for t, v in zip(missing, vecs, strict=True):
+                        self._qcache[t] = v
+                        cur.execute("insert or ignore into query_vectors values (?, ?, ?)",
+                                    [self.embedder_name, _text_hash(t), v.astype("<f4").tobytes()])
+            while len(self._qcache) > QUERY_CACHE_SIZE:
+                self._qcache.pop(next(iter(self._qcache)))
+        return np.stack([self._qcache[t] for t in texts]) if texts else np.zeros((0, self.values.shape[1]),
+                                                                                 np.float32)
+
+    def queries(self, task: Task) -> QueryVectors:
+        """The task's query vectors (instruction, example inputs, example output targets)."""
+        ins = [e.input for e in task.examples]
+        outs = [output_target(e.output) for e in task.examples]
+        vecs = self.embed_texts([task.instruction, *ins, *outs])
+        m = len(ins)
+        return QueryVectors(vecs[0], vecs[1:1 + m], vecs[1 + m:])
+
+    def dataset_scores(self, instruction: np.ndarray) -> np.ndarray:
+        """cos(instruction, description) per dataset position."""
+        return (self.descriptions @ np.asarray(instruction, dtype=np.float32)).astype(np.float32)
+
+    def excluded(self, names: Sequence[str]) -> np.ndarray:
+        """Mask over dataset positions banned by ``names`` (see :func:`engine.scoring.is_excluded`)."""
+        key = tuple(sorted({n.strip() for n in names if n.strip()}))
+        if key not in self._excluded_cache:
+            self._excluded_cache[key] = scoring.excluded_datasets(self.dataset_ids, key)
+        return self._excluded_cache[key]
+
+    # -- search --------------------------------------------------------------------------
+    def search(self, task_or_spec: Task | Mapping[str, Any] | str, *, top: int = 3000,
+               weights: str | Sequence[float] | None = None, exclude: Sequence[str] = (),
+               per_dataset_cap: int | None = None, dedupe: bool = False, approximate: bool = False,
+               fetch_rows: bool = True) -> RetrievalResult:
+        """Rank the rows for a task (a Task, a spec dict, or a stored name / task file path).
+
+        ``exclude`` adds to the task's own ``source_datasets_to_exclude``; ``per_dataset_cap`` keeps at most
+        that many rows of one dataset; ``dedupe`` drops a row whose best-input cell text repeats an earlier
+        result's. ``fetch_rows=False`` skips reading the rows' data (``RowHit.row`` stays empty).
+        """
+        task = as_task(self.ws, task_or_spec)
+        if top < 1:
+            raise EngineError(f"--top must be at least 1, got {top}", fix="pass --top N with N >= 1")
+        if per_dataset_cap is not None and per_dataset_cap < 1:
+            raise EngineError(f"--per-dataset-cap must be at least 1, got {per_dataset_cap}",
+                              fix="pass --per-dataset-cap K with K >= 1, or leave it out")
+        try:
+            w = scoring.parse_weights(weights)
+        except ValueError as exc:
+            raise EngineError(str(exc), fix="pass --weights IN,OUT,DS, e.g. 1,1,1 (the paper)") from None
+        bans = tuple(dict.fromkeys([*task.exclude, *(x.strip() for x in exclude if x.strip())]))
+
+        t0 = time.perf_counter()
+        q = self.queries(task)
+        t1 = time.perf_counter()
+        ds_scores = self.dataset_scores(q.instruction)
+        banned_ds = self.excluded(bans)
+        cap = per_dataset_cap
+        if approximate:
+            rows, scored, scores, kept, exact = self._approximate(q, ds_scores, banned_ds, w, top, cap, dedupe)
+        else:
+            scores = scoring.score_rows(self.values, self.index, q.q_in, q.q_out, ds_scores, w)
+            allowed = ~banned_ds[self.index.row_dataset] if banned_ds.any() else None
+            kept = self._select(self.index, scores, allowed, top, cap, dedupe)
+            rows, scored, exact = np.arange(self.index.n_rows), self.index, True
+        t2 = time.perf_counter()
+        hits = self._hits(rows, scored, scores, kept, fetch_rows)
+        n_cand = len(rows)
+        t3 = time.perf_counter()
+        return RetrievalResult(task.name, top, exact, hits, {"embed": t1 - t0, "score": t2 - t1, "fetch": t3 - t2},
+                               w, bans, approximate, n_cand)
+
+    def _select(self, index: scoring.CellIndex, scores: scoring.Scores, allowed: np.ndarray | None, top: int,
+                cap: int | None, dedupe: bool) -> np.ndarray:
+        """Positions (in ``index``) of the ranked, diversified top ``top``."""
+        if cap is None and not dedupe:
+            return scoring.top_candidates(scores.final, index.row_keys, top, allowed)
+        k = top
+        n_allowed = index.n_rows if allowed is None else int(allowed.sum())
+        while True:
+            order = scoring.top_candidates(scores.final, index.row_keys, k, allowed)
+            best = None
+            if dedupe:
+                best = index.cell_value[scoring.segment_argmax(scores.cell_in, index.offsets, order)]
+            kept, short = scoring.diversify(order, index.row_dataset, best, top, cap)
+            if not short or k >= n_allowed:
+                return kept
+            k = min(n_allowed, k * 4)
+
+    # -- the approximate path ------------------------------------------------------------
+    def _value_index(self) -> Any:
+        if self._usearch is None:
+            from usearch.index import Index
+
+            from engine import vindex
+
+            path = vindex.usearch_path(self.ws, vindex.VALUES)
+            index = Index.restore(str(path), view=True) if path.exists() else None
+            if index is None:
+                raise EngineError(f"the approximate index {path} is missing",
+                                  fix="run rebase-tui check --repair, or search without --approximate")
+            self._usearch = index
+        return self._usearch
+
+    def _rows_of_values(self, value_pos: np.ndarray) -> np.ndarray:
+        """Row positions holding any of the values ``value_pos`` (sorted, unique)."""
+        if self._value_rows is None:
+            order = np.argsort(self.index.cell_value, kind="stable")
+            row_of_cell = np.repeat(np.arange(self.index.n_rows, dtype=np.int64), np.diff(self.index.offsets))
+            v_off = np.zeros(self.n_values + 1, dtype=np.int64)
+            np.cumsum(np.bincount(self.index.cell_value, minlength=self.n_values), out=v_off[1:])
+            self._value_rows = (row_of_cell[order], v_off)
+        rows_sorted, v_off = self._value_rows
+        starts, ends = v_off[value_pos], v_off[value_pos + 1]
+        lengths = ends - starts
+        seg = np.zeros(len(value_pos), dtype=np.int64)
+        np.cumsum(lengths[:-1], out=seg[1:])
+        idx = np.repeat(starts, lengths) + np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(seg, lengths)
+        return np.unique(rows_sorted[idx])
+
+    def _nearest_values(self, q: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+        """(value positions of the ~k values nearest ``q``, theta): every other value scores <= theta."""
+        norm = float(np.linalg.norm(q))
+        if k >= self.n_values or norm == 0.0:
+            return np.arange(self.n_values), -np.inf
+        m = self._value_index().search(q / norm, k)
+        keys = np.asarray(m.keys, dtype=np.int64)[: int(getattr(m, "count", len(m.keys)))]
+        dists = np.asarray(m.distances, dtype=np.float64)[: len(keys)]
+        if len(keys) < k:  # the index holds fewer than k vectors: every value is a candidate
+            return np.arange(self.n_values), -np.inf
+        theta = (1.0 - float(dists.max())) * norm
+        pos = _positions(self.value_keys, keys)
+        return pos[pos >= 0], theta
+
+    def _approximate(self, q: QueryVectors, ds_scores: np.ndarray, banned_ds: np.ndarray,
+                     w: tuple[float, float, float], top: int, cap: int | None, dedupe: bool):
+        allowed_ds = ~banned_ds
+        ds_max = float(ds_scores[allowed_ds].max()) if allowed_ds.any() else -np.inf
+        q_in, q_out = q.q_in, q.q_out
+        k = max(256, APPROX_FACTOR * top)
+        while True:
+            cand_in, theta_in = self._nearest_values(q_in, k)
+            cand_out, theta_out = self._nearest_values(q_out, k)
+            rows = self._rows_of_values(np.union1d(cand_in, cand_out))
+            rows = rows[allowed_ds[self.index.row_dataset[rows]]]
+            sub = _subindex(self.index, rows)
+            per_cell = (self.values[sub.cell_value] @ np.stack([q_in, q_out]).T).T.astype(np.float32)
+            best = scoring.row_max(per_cell, sub.offsets)
+            s_ds = ds_scores[sub.row_dataset]
+            scores = scoring.Scores(best[0], best[1], s_ds, scoring.final_scores(best[0], best[1], s_ds, w),
+                                    np.ascontiguousarray(per_cell[0]), np.ascontiguousarray(per_cell[1]))
+            kept = self._select(sub, scores, None, top, cap, dedupe)
+            bound = scoring.outside_bound(theta_in, theta_out, ds_max, w)
+            everything = not np.isfinite(theta_in) and not np.isfinite(theta_out)
+            if everything:
+                exact = True
+            elif len(kept) >= top:
+                exact = float(scores.final[kept[-1]]) > bound + BOUND_EPS
+            else:  # fewer than top rows among the candidates: an outside row could still make the list
+                exact = False
+            if exact or k >= self.n_values:
+                return rows, sub, scores, kept, exact or k >= self.n_values
+            if k >= 64 * max(256, APPROX_FACTOR * top):
+                return rows, sub, scores, kept, False
+            k = min(self.n_values, k * 4)
+
+    # -- results -------------------------------------------------------------------------
+    def _hits(self, rows: np.ndarray, scored: scoring.CellIndex, scores: scoring.Scores, kept: np.ndarray,
+              fetch_rows: bool) -> tuple[RowHit, ...]:
+        """RowHits of the kept positions of ``scored`` (whose rows are this retriever's rows ``rows``)."""
+        if len(kept) == 0:
+            return ()
+        g = rows[kept]
+        best_in = scoring.segment_argmax(scores.cell_in, scored.offsets, kept)
+        best_out = scoring.segment_argmax(scores.cell_out, scored.offsets, kept)
+        cell_value, cell_column = scored.cell_value, scored.cell_column
+        v_in, v_out = self.value_keys[cell_value[best_in]], self.value_keys[cell_value[best_out]]
+        keys = self.index.row_keys[g]
+        with self.ws.store.cursor() as cur:
+            texts = dict(cur.execute(
+                "select id, text from cell_values where id in (select unnest(?::bigint[]))",
+                [np.union1d(v_in, v_out).tolist()]).fetchall())
+            data: dict[int, Any] = {}
+            if fetch_rows:
+                data = {int(k): v for k, v in cur.execute(
+                    "select id, data from rows where id in (select unnest(?::bigint[]))",
+                    [keys.tolist()]).fetchall()}
+        cols = self.index.columns
+        hits = []
+        for rank, (i, gi) in enumerate(zip(kept.tolist(), g.tolist(), strict=True), 1):
+            config, split = self._configs.get(int(self._row_config[gi]), ("", ""))
+            raw = data.get(int(keys[rank - 1]))
+            hits.append(RowHit(
+                rank=rank, key=int(keys[rank - 1]), dataset_id=self.dataset_ids[int(self.index.row_dataset[gi])],
+                config=config, split=split, row_id=int(self._row_source_id[gi]),
+                score=float(scores.final[i]), input_score=float(scores.input[i]),
+                output_score=float(scores.output[i]), dataset_score=float(scores.dataset[i]),
+                input_column=cols[int(cell_column[best_in[rank - 1]])],
+                output_column=cols[int(cell_column[best_out[rank - 1]])],
+                input_text=texts.get(int(v_in[rank - 1]), ""), output_text=texts.get(int(v_out[rank - 1]), ""),
+                row=json.loads(raw) if isinstance(raw, str) else (raw or {})))
+        return tuple(hits)
+
+
+def _positions(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray:
+    """Index of each needle in ``haystack`` (unsorted, unique), -1 where absent."""
+    if len(haystack) == 0:
+        return np.full(len(needles), -1, dtype=np.int64)
+    order = np.argsort(haystack, kind="stable")
+    s = haystack[order]
+    pos = np.searchsorted(s, needles)
+    ok = (pos < len(s)) & (s[np.minimum(pos, len(s) - 1)] == needles)
+    return np.where(ok, order[np.minimum(pos, len(s) - 1)], -1)
+
+
+def _subindex(index: scoring.CellIndex, rows: np.ndarray) -> scoring.CellIndex:
+    """The CellIndex of the given row positions (in that order)."""
+    starts = index.offsets[rows]
+    lengths = index.offsets[rows + 1] - starts
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    idx = np.repeat(starts, lengths) + np.arange(int(offsets[-1]), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+    return scoring.CellIndex(index.row_keys[rows], index.row_dataset[rows], offsets, index.cell_value[idx],
+                             index.cell_column[idx], index.columns)
+
+
+# -- the pool ----------------------------------------------------------------------------------
+def store_pool(ws: Workspace, task: Task | str, result: RetrievalResult) -> int:
+    """Store ``result`` as the task's pool (replacing the previous one); return its size.
+
+    A Task that is not stored yet is stored first (the pool belongs to a stored task).
+    """
+    import pyarrow as pa
+
+    from engine.tasks import add_task, get_task
+
+    name = task.name if isinstance(task, Task) else str(task)
+    if isinstance(task, Task) and get_task(ws, name) is None:
+        add_task(ws, task)
+    hits = list(result.results)
+    table = pa.table({
+        "task": pa.array([name] * len(hits), pa.string()),
+        "rank": pa.array([h.rank for h in hits], pa.int32()),
+        "row": pa.array([h.key for h in hits], pa.int64()),
+        "score": pa.array([h.score for h in hits], pa.float64()),
+        "input_score": pa.array([h.input_score for h in hits], pa.float64()),
+        "output_score": pa.array([h.output_score for h in hits], pa.float64()),
+        "dataset_score": pa.array([h.dataset_score for h in hits], pa.float64()),
+        "input_column": pa.array([h.input_column for h in hits], pa.string()),
+        "output_column": pa.array([h.output_column for h in hits], pa.string()),
+    })
+    with ws.store.transaction() as cur:
+        cur.execute("delete from retrievals where task = ?", [name])
+        cur.register("_pool", table)
+        try:
+            cur.execute("insert into retrievals select task, rank, \"row\", score, input_score, output_score, "
+                        "dataset_score, input_column, output_column from _pool")
+        finally:
+            cur.unregister("_pool")
+    return len(hits)
+
+
+def load_pool(ws: Workspace, task: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """A task's stored pool in rank order: the retrievals columns plus ``dataset_id``, ``config``, ``split``,
+    ``row_id`` (source position) and ``data`` (the full row)."""
+    sql = ('select t.rank, t."row", t.score, t.input_score, t.output_score, t.dataset_score, t.input_column, '
+           "t.output_column, d.name, c.name, c.split, r.row_id, r.data from retrievals t "
+           'join rows r on r.id = t."row" join datasets d on d.id = r.dataset '
+           "left join configs c on c.id = r.config where t.task = ? order by t.rank")
+    params: list[Any] = [task]
+    if limit is not None:
+        sql += " limit ?"
+        params.append(int(limit))
+    with ws.store.cursor() as cur:
+        rows = cur.execute(sql, params).fetchall()
+    keys = ("rank", "row", "score", "input_score", "output_score", "dataset_score", "input_column",
+            "output_column", "dataset_id", "config", "split", "row_id", "data")
+    out = []
+    for r in rows:
+        item = dict(zip(keys, r, strict=True))
+        item["data"] = json.loads(item["data"]) if isinstance(item["data"], str) else item["data"]
+        out.append(item)
+    return out

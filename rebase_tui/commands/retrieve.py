@@ -1,0 +1,94 @@
+"""`rebase-tui retrieve TASK`: rank the datastore's rows for a task and store them as its pool."""
+
+from __future__ import annotations
+
+import argparse
+
+from rebase_tui.output import add_json_flag, open_workspace, print_json, stderr_console, stdout_console
+
+#: Rows the human-readable table shows (the whole pool is stored, and printed with --json).
+TABLE_ROWS = 30
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "retrieve", parents=[common], help="rank the datastore's rows for a task (stored as its pool)",
+        description="Score every row of the datastore for TASK the ReBase way (best cell vs. the example "
+                    "inputs, best cell vs. the example outputs, dataset description vs. the instruction), "
+                    "store the top N as the task's pool, and print them.")
+    p.add_argument("task", metavar="TASK", help="a stored task name, or a task JSON file (imported)")
+    p.add_argument("--top", type=_positive, default=3000, metavar="N", help="rows to keep (default 3000)")
+    p.add_argument("--exclude", action="append", default=[], metavar="DATASET_ID",
+                   help="never return rows of this dataset (repeatable; adds to the task's own exclusions; "
+                        "'glue' also excludes 'nyu-mll/glue')")
+    p.add_argument("--per-dataset-cap", type=_positive, default=None, metavar="K",
+                   help="at most K rows of one dataset (default: no cap)")
+    p.add_argument("--dedupe", action="store_true",
+                   help="drop rows whose best-input cell text repeats an earlier result")
+    p.add_argument("--weights", default="1,1,1", metavar="IN,OUT,DS",
+                   help="weights of the input, output and dataset scores (default 1,1,1: the paper)")
+    p.add_argument("--approximate", action="store_true",
+                   help="HNSW candidates + exact re-scoring (for very large datastores); reports whether the "
+                        "result is provably exact")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.retrieve import Retriever, as_task, store_pool
+
+    with open_workspace(args) as ws:
+        task = as_task(ws, args.task)
+        retriever = Retriever(ws, threads=0)  # a lone CLI job: all cores for the query embedding
+        result = retriever.search(task, top=args.top, weights=args.weights, exclude=args.exclude,
+                                  per_dataset_cap=args.per_dataset_cap, dedupe=args.dedupe,
+                                  approximate=args.approximate)
+        store_pool(ws, task, result)
+        if args.json:
+            print_json(result.to_json())
+            return 0
+        _print_table(result)
+        err = stderr_console()
+        exactness = "exact" if result.exact else "approximate (not proven exact)"
+        err.print(f"{len(result)} rows stored as the pool of task {task.name} · {exactness} · "
+                  f"embed {result.seconds['embed'] * 1000:.0f} ms, score {result.seconds['score'] * 1000:.0f} ms"
+                  + (f" · excluded: {', '.join(result.exclude)}" if result.exclude else ""))
+    return 0
+
+
+def _print_table(result) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    out = stdout_console()
+    if not result.results:
+        out.print("no rows: every dataset is excluded")
+        return
+    shown = result.results[:TABLE_ROWS]
+    ds_width = min(28, max(7, *(len(h.dataset_id) for h in shown)))
+    preview_width = max(20, out.width - (4 + 4 * 5 + ds_width) - 2 * 7)
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("rank", justify="right", no_wrap=True, min_width=4)
+    for name in ("final", "in", "out", "ds"):
+        table.add_column(name, justify="right", no_wrap=True, min_width=5)
+    table.add_column("dataset", no_wrap=True, width=ds_width, overflow="ellipsis")
+    table.add_column("best input cell", no_wrap=True, overflow="ellipsis", max_width=preview_width)
+    for h in shown:
+        preview = " ".join(h.input_text.split())
+        table.add_row(str(h.rank), f"{h.score:.3f}", f"{h.input_score:.3f}", f"{h.output_score:.3f}",
+                      f"{h.dataset_score:.3f}", Text(h.dataset_id), Text(f"[{h.input_column}] {preview}"))
+    out.print(table)
+    more = len(result.results) - TABLE_ROWS
+    if more > 0:
+        out.print(f"… {more} more rows in the pool (see them all with --json)")
