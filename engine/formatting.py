@@ -26,6 +26,7 @@ the training prompt.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,10 +57,9 @@ class PromptFormat:
             for inp, out in self.examples:
                 parts.append(f"Input: {inp}\nOutput: {out}")
             return "\n\n".join(parts)
-        text = f"{self.instruction.strip()}\n\n" if self.instruction.strip() else ""
-        for inp, out in self.examples:
-            text += f"Input: {inp}\nOutput: {out}\n\n"
-        return text
+        parts = [self.instruction.strip()] if self.instruction.strip() else []
+        parts += [f"Input: {inp}\nOutput: {out}" for inp, out in self.examples]
+        return "\n\n".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "instruction": self.instruction,
@@ -98,7 +98,7 @@ def _messages(system: str, user: str, assistant: str | None = None) -> list[dict
 def _render_prompt(fmt: PromptFormat, tokenizer: Any, system: str, user: str) -> str:
     if fmt.kind == CHAT:
         return tokenizer.apply_chat_template(_messages(system, user), tokenize=False, add_generation_prompt=True)
-    return f"{system}Input: {user}\nOutput:"
+    return (f"{system}\n\n" if system else "") + f"Input: {user}\nOutput:"
 
 
 def prompt_text(fmt: PromptFormat, tokenizer: Any, input_text: str) -> str:
@@ -168,8 +168,8 @@ def _go_literal(text: str) -> str:
 
 def ollama_template(fmt: PromptFormat, tokenizer: Any) -> str:
     """An Ollama TEMPLATE that renders ``.System`` + ``.Prompt`` exactly as :func:`prompt_text` does."""
-    rendered = _render_prompt(fmt, tokenizer, _SYS_MARK if fmt.system else "", _USER_MARK)
     if fmt.kind == CHAT:
+        rendered = _render_prompt(fmt, tokenizer, _SYS_MARK if fmt.system else "", _USER_MARK)
         if _SYS_MARK not in rendered:
             before, after = rendered.split(_USER_MARK, 1)
             return _go_literal(before) + "{{ .Prompt }}" + _go_literal(after)
@@ -177,14 +177,15 @@ def ollama_template(fmt: PromptFormat, tokenizer: Any) -> str:
         between, after = rest.split(_USER_MARK, 1)
         return (_go_literal(before) + "{{ .System }}" + _go_literal(between) + "{{ .Prompt }}"
                 + _go_literal(after))
-    between, after = rendered.split(_USER_MARK, 1)
-    between = between.replace(_SYS_MARK, "")
-    return "{{ .System }}" + _go_literal(between) + "{{ .Prompt }}" + _go_literal(after)
+    before, after = _render_prompt(fmt, tokenizer, "", _USER_MARK).split(_USER_MARK, 1)
+    return "{{ if .System }}{{ .System }}\n\n{{ end }}" + _go_literal(before) + "{{ .Prompt }}" + _go_literal(after)
 
 
 def render_ollama_template(template: str, system: str, prompt: str) -> str:
     """Render a template from :func:`ollama_template` as Ollama would (for tests and previews)."""
     out = template.replace('{{ "{{" }}', "\x01")
+    out = re.sub(r"\{\{ if \.System \}\}(.*?)\{\{ end \}\}", lambda m: m.group(1) if system else "", out,
+                 flags=re.DOTALL)
     out = out.replace("{{ .System }}", system).replace("{{ .Prompt }}", prompt)
     return out.replace("\x01", "{{")
 

@@ -1,0 +1,208 @@
+"""Evaluation of a run's student (or its untrained base): greedy generation and three metrics.
+
+* **exact match** — the normalised prediction equals the normalised reference (SQuAD normalisation:
+  lower case, no punctuation, no articles, single spaces);
+* **accuracy** — the *answers* agree after extraction: "... the answer is X" → X, else an option letter such as
+  "(B)", else the first line; compared normalised, so "(B)", "B" and "b" match;
+* **token F1** — SQuAD-style overlap of normalised tokens between prediction and reference.
+
+Prompts come from :mod:`engine.formatting` with the run's own format, so evaluation sees the training prompt.
+Results go to ``metrics.json`` (keyed ``student:<data>`` or ``base:<data>``) and ``predictions.jsonl``
+(``predictions-base.jsonl`` for ``base``) in the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EngineError
+from engine.events import Event, Progress
+from engine.tasks import final_answer
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_OPTION = re.compile(r"\(([A-Z])\)")
+
+
+@dataclass(frozen=True, slots=True)
+class EvalDone(Event):
+    """The end of an evaluation: the metrics and where predictions were written."""
+
+    metrics: dict[str, Any] = field(default_factory=dict)
+    predictions: str = ""
+
+
+def normalize(text: str) -> str:
+    """SQuAD normalisation: lower case, drop punctuation and articles, collapse whitespace."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def extract_answer(text: str) -> str:
+    """The answer in an output: "the answer is X" → X; else the last option letter "(B)"; else the first line."""
+    answer = final_answer(text)
+    if answer is not None:
+        return answer
+    options = _OPTION.findall(text)
+    if options:
+        return f"({options[-1]})"
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[0].strip() if lines else ""
+
+
+def exact_match(prediction: str, reference: str) -> float:
+    return float(normalize(prediction) == normalize(reference))
+
+
+def answer_accuracy(prediction: str, reference: str) -> float:
+    return float(normalize(extract_answer(prediction)) == normalize(extract_answer(reference)))
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    """SQuAD token F1 of the normalised texts (1.0 when both are empty)."""
+    pred, ref = normalize(prediction).split(), normalize(reference).split()
+    if not pred or not ref:
+        return float(pred == ref)
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def score(predictions: list[str], references: list[str]) -> dict[str, float]:
+    """Mean exact match, accuracy and token F1 over pairs."""
+    n = len(predictions)
+    if n == 0:
+        return {"n": 0, "exact_match": 0.0, "accuracy": 0.0, "f1": 0.0}
+    return {
+        "n": n,
+        "exact_match": sum(map(exact_match, predictions, references)) / n,
+        "accuracy": sum(map(answer_accuracy, predictions, references)) / n,
+        "f1": sum(map(token_f1, predictions, references)) / n,
+    }
+
+
+# -- generation -----------------------------------------------------------------------------
+def load_for_inference(run_dir: Path, base: bool = False, device: str = "auto"):
+    """``(model, tokenizer, PromptFormat, device)`` of a run: its final model (or newest checkpoint), or its base."""
+
+    from engine.formatting import PromptFormat
+    from engine.runs import read_config
+    from engine.train import checkpoints, final_model_dir, load_model, load_tokenizer, resolve_device
+
+    cfg = read_config(run_dir)
+    fmt_file = run_dir / "format.json"
+    if not fmt_file.exists():
+        raise EngineError(f"run {cfg['id']} never started training (no format.json)",
+                          fix=f"train it first: `rebase-tui train --resume {cfg['id']}`")
+    fmt = PromptFormat.from_json(json.loads(fmt_file.read_text(encoding="utf-8")))
+    device = resolve_device(device)
+    trc = bool(cfg.get("trust_remote_code"))
+    tokenizer = load_tokenizer(cfg["student"], trc)
+    if base:
+        model, _ = load_model(cfg["student"], device, method="full", trust_remote_code=trc, trainable=False)
+    else:
+        final = final_model_dir(run_dir)
+        source = final if (final / "format.json").exists() else (checkpoints(run_dir) or [None])[-1]
+        if source is None:
+            raise EngineError(f"run {cfg['id']} has no trained weights yet",
+                              fix=f"let it train past its first checkpoint (`rebase-tui train --resume {cfg['id']}`)")
+        if (source / "adapter_config.json").exists():
+            model, _ = load_model(cfg["student"], device, method="lora", trust_remote_code=trc, adapter=source,
+                                  trainable=False)
+        else:
+            model, _ = load_model(cfg["student"], device, method="full", trust_remote_code=trc,
+                                  full_weights=source, trainable=False)
+    model.eval()
+    return model, tokenizer, fmt, device
+
+
+def generate(model, tokenizer, fmt, inputs: list[str], device: str, max_new_tokens: int,
+             max_length: int | None = None) -> list[str]:
+    """Greedy completions of ``inputs`` (one left-padded batch), cut at EOS / stop strings."""
+    import torch
+
+    from engine.formatting import encode_prompt, stop_strings
+
+    prompts = [encode_prompt(fmt, tokenizer, x) for x in inputs]
+    if max_length:
+        prompts = [p[-max_length:] for p in prompts]
+    width = max(len(p) for p in prompts)
+    pad = tokenizer.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    stops = stop_strings(fmt, tokenizer)
+    stop_ids = sorted({i for s in stops for i in [tokenizer.convert_tokens_to_ids(s)]
+                       if isinstance(i, int) and i != tokenizer.unk_token_id} | {tokenizer.eos_token_id})
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                             eos_token_id=stop_ids, pad_token_id=pad)
+    texts = []
+    for row in out[:, width:].tolist():
+        cut = next((k for k, t in enumerate(row) if t in stop_ids), len(row))
+        text = tokenizer.decode(row[:cut], skip_special_tokens=True)
+        for s in stops:
+            text = text.split(s)[0]
+        texts.append(text.strip())
+    return texts
+
+
+def evaluate(run_dir: str | Path, data: str | Path | None = None, *, base: bool = False, limit: int | None = None,
+             max_new_tokens: int = 256, batch_size: int = 8, device: str = "auto") -> Iterator[Event]:
+    """Evaluate the run's student (``base``: the untrained student) on its validation split or ``data``.
+
+    Yields :class:`~engine.events.Progress` per batch and ends with :class:`EvalDone`. Predictions are
+    written as they are made; closing the generator stops after the current batch.
+    """
+    from engine.dataset import read_examples_file, read_jsonl
+
+    run_dir = Path(run_dir)
+    if data is not None:
+        rows = read_examples_file(data)
+        label = Path(data).name
+    else:
+        rows = read_jsonl(run_dir / "eval.jsonl")
+        label = "validation"
+        if not rows:
+            raise EngineError(f"run {run_dir.name} has no validation split",
+                              fix="evaluate on a file with --data FILE")
+    if limit:
+        rows = rows[:limit]
+    which = "base" if base else "student"
+    model, tokenizer, fmt, device = load_for_inference(run_dir, base=base, device=device)
+    from engine.runs import read_config
+
+    max_length = int(read_config(run_dir).get("max_length") or 0) or None
+    pred_path = run_dir / ("predictions-base.jsonl" if base else "predictions.jsonl")
+    preds, refs = [], []
+    t0 = time.monotonic()
+    yield Progress("eval", 0, len(rows), "examples", f"{which} on {label}")
+    with pred_path.open("w", encoding="utf-8") as f:
+        for i in range(0, len(rows), batch_size):
+            batch = rows[i:i + batch_size]
+            texts = generate(model, tokenizer, fmt, [r["input"] for r in batch], device, max_new_tokens,
+                             max_length)
+            for r, p in zip(batch, texts, strict=True):
+                preds.append(p)
+                refs.append(r["output"])
+                f.write(json.dumps({"input": r["input"], "reference": r["output"], "prediction": p,
+                                    "answer": extract_answer(p), "reference_answer": extract_answer(r["output"]),
+                                    "correct": bool(answer_accuracy(p, r["output"]))}, ensure_ascii=False) + "\n")
+            f.flush()
+            yield Progress("eval", len(preds), len(rows), "examples", f"{which} on {label}")
+    metrics = {**score(preds, refs), "model": which, "data": label, "seconds": round(time.monotonic() - t0, 3)}
+    metrics_path = run_dir / "metrics.json"
+    allm = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else {}
+    allm[f"{which}:{label}"] = metrics
+    metrics_path.write_text(json.dumps(allm, indent=2), encoding="utf-8")
+    yield EvalDone(metrics=metrics, predictions=str(pred_path))

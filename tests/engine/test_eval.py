@@ -1,0 +1,99 @@
+"""Metrics on known predictions, and real greedy evaluation of a trained tiny student vs its base."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine import dataset, runs
+from engine.evaluate import EvalDone, answer_accuracy, exact_match, extract_answer, normalize, score, token_f1
+from engine.train import train
+from rebase_tui.cli import main
+from tests.conftest import shared_data
+
+
+def test_normalize_and_exact_match():
+    assert normalize("  The Answer, is: (B)! ") == "answer is b"
+    assert exact_match("Entailment.", "entailment") == 1.0
+    assert exact_match("Entailment", "Neutral") == 0.0
+
+
+def test_answer_extraction():
+    assert extract_answer("Step by step... So the answer is (B).") == "(B)"
+    assert extract_answer("not True is False. Therefore, the answer is False.") == "False"
+    assert extract_answer("I think (A) is wrong and (C) is right") == "(C)"
+    assert extract_answer("valid\nbecause reasons") == "valid"
+    assert answer_accuracy("Reasoning... So the answer is (B).", "(B)") == 1.0
+    assert answer_accuracy("Reasoning... So the answer is (A).", "(B)") == 0.0
+    assert answer_accuracy("the answer is True", "True") == 1.0
+
+
+def test_token_f1_squad_style():
+    assert token_f1("the cat sat", "cat sat") == 1.0
+    assert token_f1("cat", "cat sat on mat") == pytest.approx(2 * 1 * 0.25 / 1.25)
+    assert token_f1("dog", "cat") == 0.0
+    assert token_f1("", "") == 1.0
+
+
+def test_score_means():
+    m = score(["So the answer is (A).", "(B)", "blue"], ["(A)", "(C)", "Blue."])
+    assert m["n"] == 3
+    assert m["accuracy"] == pytest.approx(2 / 3)
+    assert m["exact_match"] == pytest.approx(1 / 3)
+    assert 0 < m["f1"] < 1
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, tiny_student):
+    """A tiny student trained to answer every boolean expression with one fixed sentence."""
+    from engine.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("evalws")
+    rows = dataset.read_examples_file(shared_data("teacher_outputs", "boolean_expressions.jsonl"))[:160]
+    rows = [{"input": r["input"], "output": "The answer is True."} for r in rows]
+    with Workspace(root / "ws") as ws:
+        path = runs.create_run(ws, rows, dict(student=str(tiny_student), method="full", epochs=1.0, max_steps=40,
+                                              lr=5e-3, batch_size=8, grad_accum=1, max_length=96, eval_every=40,
+                                              device="cpu", seed=0, format="auto", threads=1, eval_fraction=0.1))
+        end = list(train(path))[-1]
+        assert end.status == "finished"
+        runs.record(ws, path)
+    return root / "ws", path
+
+
+def test_eval_trained_beats_base_and_writes_files(trained_run, capsys):
+    ws, path = trained_run
+    assert main(["eval", path.name, "-w", str(ws), "--max-new-tokens", "8", "--json"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["n"] == 16 and trained["model"] == "student" and trained["data"] == "validation"
+    assert trained["accuracy"] == 1.0 and trained["exact_match"] == 1.0
+    preds = [json.loads(x) for x in (path / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 16 and preds[0]["prediction"] == "The answer is True." and preds[0]["correct"]
+    assert main(["eval", path.name, "-w", str(ws), "--base", "--limit", "4", "--max-new-tokens", "8",
+                 "--json"]) == 0
+    base = json.loads(capsys.readouterr().out)
+    assert base["model"] == "base" and base["n"] == 4 and base["accuracy"] == 0.0
+    saved = json.loads((path / "metrics.json").read_text())
+    assert set(saved) == {"student:validation", "base:validation"}
+    assert (path / "predictions-base.jsonl").exists()
+
+
+def test_eval_on_a_bbh_file(trained_run):
+    from engine.evaluate import evaluate
+
+    _, path = trained_run
+    bbh = shared_data("bbh_test", "boolean_expressions.json")
+    events = list(evaluate(path, bbh, limit=6, max_new_tokens=8, batch_size=3))
+    done = events[-1]
+    assert isinstance(done, EvalDone) and done.metrics["n"] == 6 and done.metrics["data"] == bbh.name
+    refs = [json.loads(x)["reference"] for x in (path / "predictions.jsonl").read_text().splitlines()]
+    expected = [e["target"] for e in json.loads(bbh.read_text())["examples"][:6]]
+    assert refs == expected
+    # the student always says True: its accuracy is exactly the share of True targets
+    assert done.metrics["accuracy"] == pytest.approx(sum(t == "True" for t in expected) / 6)
+
+
+def test_eval_unknown_run_is_named(tmp_path, capsys):
+    assert main(["eval", "nope", "-w", str(tmp_path / "ws")]) == 1
+    assert "unknown run 'nope'" in capsys.readouterr().err
