@@ -57,6 +57,13 @@ class TeacherSettings:
             "concurrency": config["teacher.concurrency"], "read_timeout": config["teacher.timeout"],
             "connect_timeout": config["teacher.connect_timeout"], "retries": config["teacher.retries"],
         }
+        if config.sources.get("teacher.host") == "env:OLLAMA_HOST" and config.path is not None:
+            # the order: --host, then the workspace config, then OLLAMA_HOST, then the default
+            from engine.config import read_config_file
+
+            in_file = read_config_file(config.path).get("teacher.host")
+            if in_file:
+                values["host"] = in_file
         values.update({k: v for k, v in overrides.items() if v is not None})
         s = cls(**values)
         if s.concurrency < 1:

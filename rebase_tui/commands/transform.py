@@ -1,0 +1,124 @@
+"""`rebase-tui transform TASK`: the Ollama teacher rewrites the task's retrieved rows into examples."""
+
+from __future__ import annotations
+
+import argparse
+
+from rebase_tui.output import add_json_flag, open_workspace, print_json, stderr_console, stdout_console
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("transform", parents=[common],
+                       help="turn the task's retrieved rows into examples with an Ollama teacher")
+    p.add_argument("task", help="stored task name (or a task JSON file)")
+    p.add_argument("--model", help="Ollama model (default: config teacher.model)")
+    p.add_argument("--host", metavar="URL", help="Ollama URL (default: config teacher.host, else $OLLAMA_HOST)")
+    p.add_argument("--limit", type=int, metavar="N", help="transform the first N rows of the pool (default: all)")
+    p.add_argument("--concurrency", type=int, metavar="C",
+                   help="requests in flight (default 2; match the server's OLLAMA_NUM_PARALLEL)")
+    p.add_argument("--temperature", type=float, help="sampling temperature (default 0.7)")
+    p.add_argument("--seed", type=int, help="sampling seed (0: random)")
+    p.add_argument("--num-ctx", type=int, help="context length asked of Ollama (default 4096)")
+    p.add_argument("--num-predict", type=int, help="max tokens per reply (default 1024)")
+    p.add_argument("--cot", choices=("auto", "on", "off"), default="auto",
+                   help="reasoning + answer fields (auto: when the task's examples end in 'the answer is X')")
+    p.add_argument("--filter", action="store_true", help="second pass: ask the teacher whether each example fits")
+    p.add_argument("--prompt-file", metavar="FILE",
+                   help="store FILE as the task's prompt template ({instruction}, {examples}, {row}) and use it")
+    p.add_argument("--reset-prompt", action="store_true", help="go back to the default prompt template")
+    p.add_argument("--show-prompt", action="store_true",
+                   help="print the prompt for the first pool row and the answer schema, and exit")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from engine import prompts
+    from engine.errors import EngineError
+    from engine.tasks import resolve_task
+    from engine.teacher import TeacherSettings
+
+    overrides = {"teacher.host": args.host, "teacher.model": args.model, "teacher.concurrency": args.concurrency,
+                 "teacher.temperature": args.temperature, "teacher.seed": args.seed,
+                 "teacher.num_ctx": args.num_ctx, "teacher.num_predict": args.num_predict}
+    if args.limit is not None and args.limit < 1:
+        raise EngineError(f"--limit {args.limit} is below 1", fix="pass --limit 1 or more, or leave it out")
+    with open_workspace(args, overrides) as ws:
+        task = resolve_task(ws, args.task)
+        if args.prompt_file:
+            from pathlib import Path
+
+            try:
+                text = Path(args.prompt_file).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise EngineError(f"cannot read prompt file {args.prompt_file}: {exc}",
+                                  fix="give a UTF-8 text file") from None
+            prompts.set_template(ws, task.name, text)
+        elif args.reset_prompt:
+            prompts.set_template(ws, task.name, None)
+        if args.show_prompt:
+            return _show_prompt(ws, task, args)
+        settings = TeacherSettings.from_config(ws.config)
+        summary = asyncio.run(_consume(ws, task.name, settings, args))
+    if args.json:
+        print_json(summary)
+    else:
+        stdout_console().print(
+            f"{summary['done']} new examples, {summary['failed']} failed, {summary['duplicates']} duplicates"
+            + (f", {summary['rejected']} filtered out" if args.filter else "")
+            + f", {summary['cached']} already done, in {summary['seconds']:.1f} s "
+            f"({summary['examples_per_s']:.2f} examples/s) — review them with `rebase-tui review {task.name}` "
+            "or in the app")
+    return 0
+
+
+def _show_prompt(ws, task, args: argparse.Namespace) -> int:
+    import json
+
+    from engine import prompts
+    from engine.transform import load_pool
+
+    pool = load_pool(ws, task.name, 1)
+    row = pool[0][2] if pool else {"column": "(the task has no pool yet: a row's fields appear here)"}
+    cot = prompts.resolve_cot(task, args.cot)
+    messages = prompts.transform_messages(prompts.get_template(ws, task.name), task, row)
+    schema = prompts.output_schema(task, cot)
+    if args.json:
+        print_json({"messages": messages, "format": schema})
+    else:
+        out = stdout_console()
+        out.print(messages[0]["content"], markup=False, highlight=False)
+        out.print("\nformat (JSON schema): " + json.dumps(schema), markup=False, highlight=False)
+    return 0
+
+
+async def _consume(ws, task: str, settings, args: argparse.Namespace) -> dict:
+    from contextlib import aclosing
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from engine.events import Log
+    from engine.events import Progress as ProgressEvent
+    from engine.transform import ExampleDone, TransformFinished, transform
+
+    console = stderr_console()
+    summary: dict = {}
+    bar = Progress(TextColumn("[bold]transform[/]"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[msg]}"), TimeElapsedColumn(), console=console, transient=False,
+                   disable=not console.is_terminal)
+    with bar:
+        tid = bar.add_task("transform", total=None, msg="")
+        async with aclosing(transform(ws, task, settings, limit=args.limit, cot=args.cot,
+                                      use_filter=args.filter)) as events:
+            async for ev in events:
+                if isinstance(ev, ProgressEvent):
+                    bar.update(tid, completed=ev.done, total=ev.total, msg=ev.message)
+                elif isinstance(ev, Log):
+                    console.print(ev.message, markup=False, highlight=False)
+                elif isinstance(ev, ExampleDone) and ev.status == "failed" and not args.json:
+                    console.print(f"row {ev.row}: failed — {ev.reason}", markup=False, highlight=False)
+                elif isinstance(ev, TransformFinished):
+                    summary = ev.to_json()
+    return summary

@@ -1,0 +1,133 @@
+"""`rebase-tui models` and `rebase-tui transform` end to end, including a SIGKILL halfway and a resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.tasks import add_task, read_task_file
+from engine.workspace import Workspace
+from rebase_tui.cli import main
+from tests.conftest import REPO, shared_data
+from tests.fixtures.standin import pool_from_datastore
+
+
+def make_ws(tmp_path: Path, n: int, folders=("sagnikrayc__snli-cf-kaushik", "scitail")) -> Path:
+    path = tmp_path / "ws"
+    with Workspace(path) as ws:
+        add_task(ws, read_task_file(shared_data("tasks", "mnli.json")))
+        assert pool_from_datastore(ws, "mnli", list(folders), n) == n
+    return path
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rebase_tui", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+def test_models_command(standin, capsys, tmp_path):
+    assert main(["models", "--host", standin.url, "--json", "-w", str(tmp_path / "w")]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["host"] == standin.url
+    first = doc["models"][0]
+    assert (first["name"], first["family"], first["quantization"], first["parameter_size"]) == \
+        ("llama3.1:8b", "llama", "Q4_K_M", "8.0B")
+    assert main(["models", "--host", standin.url, "-w", str(tmp_path / "w")]) == 0
+    out = capsys.readouterr().out
+    assert "qwen2.5:0.5b" in out and "4.9 GB" in out
+    assert main(["models", "--host", "http://127.0.0.1:9", "-w", str(tmp_path / "w")]) == 1
+    assert capsys.readouterr().err.strip() == ("rebase-tui: Ollama is not reachable at http://127.0.0.1:9 — start "
+                                               "it with `ollama serve` or set OLLAMA_HOST")
+
+
+def test_host_precedence(standin, tmp_path, monkeypatch, capsys):
+    w = tmp_path / "w"
+    monkeypatch.setenv("OLLAMA_HOST", standin.url)
+    assert main(["models", "--json", "-w", str(w)]) == 0, "OLLAMA_HOST is used when nothing else is set"
+    assert json.loads(capsys.readouterr().out)["host"] == standin.url
+    assert main(["config", "teacher.host", "http://127.0.0.1:9", "-w", str(w)]) == 0
+    capsys.readouterr()
+    assert main(["models", "-w", str(w)]) == 1, "the workspace config wins over OLLAMA_HOST"
+    assert "127.0.0.1:9" in capsys.readouterr().err
+    assert main(["models", "--host", standin.url, "--json", "-w", str(w)]) == 0, "--host wins over both"
+
+
+def test_transform_command_json_and_errors(standin, tmp_path, capsys):
+    w = str(make_ws(tmp_path, 6))
+    assert main(["transform", "mnli", "--model", "llama3.1:8b", "--host", standin.url, "--limit", "4",
+                 "--seed", "3", "--temperature", "0.2", "--json", "-w", w]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {k: doc[k] for k in ("requested", "done", "failed", "duplicates", "cached")} == \
+        {"requested": 4, "done": 4, "failed": 0, "duplicates": 0, "cached": 0}
+    assert doc["seconds"] > 0 and doc["examples_per_s"] > 0
+    assert standin.requests("/api/chat")[0].body["options"]["temperature"] == 0.2
+    assert main(["transform", "mnli", "--model", "llama3.1:8b", "--host", standin.url, "--seed", "3",
+                 "--temperature", "0.2", "-w", w]) == 0
+    captured = capsys.readouterr()
+    assert "2 new examples" in captured.out and "4 already done" in captured.out
+    assert standin.chat_requests == 6
+    assert main(["transform", "mnli", "--model", "nope", "--host", standin.url, "-w", w]) == 1
+    err = capsys.readouterr().err
+    assert f"model nope is not installed on {standin.url} — `ollama pull nope`" in err and "llama3.1:8b" in err
+    assert main(["transform", "mnli", "--show-prompt", "--json", "-w", w]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert "Task description:" in shown["messages"][0]["content"] and shown["format"]["required"] == ["input",
+                                                                                                       "output"]
+    prompt = tmp_path / "p.txt"
+    prompt.write_text("Make an NLI example. {instruction}\n{examples}\n{row}\n", encoding="utf-8")
+    assert main(["transform", "mnli", "--prompt-file", str(prompt), "--show-prompt", "-w", w]) == 0
+    assert capsys.readouterr().out.startswith("Make an NLI example.")
+    prompt.write_text("no placeholders", encoding="utf-8")
+    assert main(["transform", "mnli", "--prompt-file", str(prompt), "-w", w]) == 1
+    assert "lacks {instruction}, {row}" in capsys.readouterr().err
+
+
+def _wait(cond, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def kill_and_resume(srv, ws: Path, n: int, concurrency: int) -> dict:
+    """Transform n rows in a subprocess, SIGKILL it at n/2 finished calls, re-run; return the re-run's JSON."""
+    half = n // 2
+    srv.hold_after(half)
+    args = [sys.executable, "-m", "rebase_tui", "transform", "mnli", "--model", "llama3.1:8b", "--host", srv.url,
+            "--limit", str(n), "--concurrency", str(concurrency), "--json", "-w", str(ws)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    try:
+        # every slot waits at the hold: the `half` finished calls are stored, the ones in flight are not done
+        _wait(lambda: srv.chat_completed == half and srv.waiting == concurrency, 120, "the transform to stall")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    srv.release()
+    _wait(lambda: srv.dropped == concurrency, 10, "the abandoned requests to drop without generating")
+    assert srv.chat_completed == half
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_sigkill_halfway_then_resume_makes_exactly_n_calls(standin_factory, tmp_path):
+    n, c = 16, 2
+    ws = make_ws(tmp_path, n)
+    srv = standin_factory(num_parallel=c)
+    doc = kill_and_resume(srv, ws, n, c)
+    assert doc["cached"] == n // 2 and doc["done"] + doc["duplicates"] + doc["failed"] == n // 2
+    assert srv.chat_completed == n, "every row was transformed exactly once in total"
+    assert len(srv.completed_prompts) == n and set(srv.completed_prompts.values()) == {1}
+    assert srv.chat_requests <= n + c, "at most the calls in flight were lost"
+    with Workspace(ws) as w, w.store.cursor() as cur:
+        assert cur.execute("select count(*), count(distinct row) from examples").fetchall() == [(n, n)]
+        assert cur.execute("select count(*) from teacher_calls where status = 'ok'").fetchall() == [(n,)]
