@@ -24,6 +24,7 @@ pytest_plugins = [
     "tests.tui.snapshot",
     "tests.fixtures.standin",
     "tests.fixtures.student",
+    "tests.fixtures.datastore",
 ]
 
 REPO = Path(__file__).resolve().parent.parent

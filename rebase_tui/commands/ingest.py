@@ -1,0 +1,117 @@
+"""`rebase-tui ingest PATH...`: read local datasets cell by cell into the workspace's datastore."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rebase_tui.output import add_json_flag, open_workspace, print_json, stderr_console
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "ingest", parents=[common], help="ingest dataset folders or files into the datastore",
+        description="Read datasets (Parquet, Arrow/save_to_disk, JSONL, JSON, CSV/TSV; dataset folders with a "
+                    "README.md card, collections of them, Hugging Face hub cache folders) row by row, store "
+                    "every distinct cell text once and embed it once. Resumable: run it again after an "
+                    "interruption; datasets already in the workspace are left as they are.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="dataset folder, collection folder, cache folder or file")
+    p.add_argument("--max-rows-per-config", type=int, default=1000, metavar="N",
+                   help="at most N rows per config, at a uniform stride (0: all; default 1000)")
+    p.add_argument("--split", default="train", metavar="NAME", help="split to ingest (default train)")
+    p.add_argument("--embedder", metavar="MODEL", default=None,
+                   help="sentence-transformers name or local path (default: the workspace's, else "
+                        "all-MiniLM-L6-v2)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="B", help="texts per embedding batch")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch threads (default: embedder.threads, 0 = all cores)")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.ingest import IngestDone, ingest
+
+    overrides = {"embedder.model": args.embedder} if args.embedder else {}
+    console = stderr_console()
+    with open_workspace(args, overrides) as ws:
+        from engine.embed import set_torch_threads
+
+        threads = args.threads if args.threads is not None else ws.config["embedder.threads"]
+        set_torch_threads(threads)
+        events = ingest(ws, args.paths, max_rows_per_config=args.max_rows_per_config, split=args.split,
+                        batch_size=args.batch_size)
+        summary = render(events, console, IngestDone)
+    if args.json:
+        print_json(summary)
+    else:
+        print_summary(summary, console)
+    if summary and summary["added"]["datasets"] == 0 and summary.get("unchanged", 0) == 0:
+        print("rebase-tui: nothing was ingested — fix or remove the paths listed as skipped above",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def render(events, console, done_type) -> dict:
+    """Show engine events as rich progress bars (or plain lines when stderr is not a terminal)."""
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from engine.events import Log
+    from engine.events import Progress as ProgressEvent
+    from engine.rate import RateMeter, format_seconds
+
+    labels = {"read": "reading datasets", "embed": "embedding values", "index": "updating index"}
+    summary: dict = {}
+    live = console.is_terminal
+    bars = Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[unit]}"), TextColumn("{task.fields[info]}"),
+                    console=console, transient=False, disable=not live)
+    tasks: dict[str, int] = {}
+    meters: dict[str, RateMeter] = {}
+    last_plain: dict[str, float] = {}
+    with bars:
+        for ev in events:
+            if isinstance(ev, done_type):
+                summary = ev.summary
+            elif isinstance(ev, ProgressEvent):
+                meter = meters.setdefault(ev.stage, RateMeter())
+                rate = meter.update(ev.done)
+                info = ""
+                if rate:
+                    info = f"{rate:,.0f}/s  ETA {format_seconds(meter.eta(ev.done, ev.total))}"
+                if ev.message and ev.stage == "read":
+                    info = f"{info}  {ev.message}".strip()
+                if live:
+                    if ev.stage not in tasks:
+                        tasks[ev.stage] = bars.add_task(labels.get(ev.stage, ev.stage), total=ev.total,
+                                                        unit=ev.unit, info="")
+                    bars.update(tasks[ev.stage], completed=ev.done, total=ev.total, info=escape(info))
+                else:
+                    import time
+
+                    now = time.monotonic()
+                    if now - last_plain.get(ev.stage, 0.0) >= 5 or ev.done == ev.total:
+                        last_plain[ev.stage] = now
+                        total = f"/{ev.total:,}" if ev.total is not None else ""
+                        console.print(f"{labels.get(ev.stage, ev.stage)}: {ev.done:,}{total} {ev.unit} {info}",
+                                      markup=False)
+            elif isinstance(ev, Log):
+                style = {"WARNING": "yellow", "ERROR": "red"}.get(ev.level, "dim")
+                console.print(f"[{style}]{escape(ev.message)}[/]")
+    return summary
+
+
+def print_summary(summary: dict, console) -> None:
+    """The human summary of an ingest (on stderr; stdout stays free for --json)."""
+    if not summary:
+        return
+    a = summary["added"]
+    console.print(
+        f"added {a['datasets']:,} dataset(s), {a['rows']:,} rows, {a['values']:,} new values in "
+        f"{summary['seconds']:.1f} s — workspace: {summary['datasets']:,} datasets, {summary['configs']:,} "
+        f"configs, {summary['rows']:,} rows, {summary['cells']:,} cells, {summary['values']:,} values, "
+        f"{summary['vectors']:,} vectors", highlight=False)
+    if summary["skipped"]:
+        console.print(f"[yellow]{len(summary['skipped'])} problem(s) reported above (skipped)[/]")
