@@ -35,8 +35,11 @@ log = logging.getLogger(__name__)
 
 #: In-memory query vectors kept per Retriever (texts), on top of the persistent table.
 QUERY_CACHE_SIZE = 4096
-#: The approximate path's first candidate count (values per query) is this times ``top``, at least 256.
+#: The approximate path's first candidate count (values per query): ``APPROX_FACTOR * top``, at least
+#: ``APPROX_MIN_CANDIDATES``; it grows 4x per round, for at most ``APPROX_MAX_ROUNDS`` rounds.
 APPROX_FACTOR = 4
+APPROX_MIN_CANDIDATES = 256
+APPROX_MAX_ROUNDS = 4
 #: Tolerance on the exactness proof (float32 rounding of scores computed two ways).
 BOUND_EPS = 1e-5
 
@@ -160,13 +163,16 @@ class Retriever:
         self.threads = threads
         t0 = time.perf_counter()
         self.embedder_name = ws.store.get_meta("embedder.name")
-        configured = str(ws.config["embedder.model"])
+        # an embedder set explicitly (config.toml, environment, CLI) must be the workspace's; the default is
+        # just the default, and the workspace's recorded one wins (as ingest does)
+        configured = (str(ws.config["embedder.model"])
+                      if ws.config.sources.get("embedder.model", "default") != "default" else None)
         with ws.store.cursor() as cur:
             ds_rows = cur.execute("select id, name from datasets where status = 'ready' order by id").fetchall()
         if not ds_rows or not self.embedder_name:
             raise EngineError(f"workspace {ws.path} has no ingested datasets to retrieve from",
                               fix="ingest some first: rebase-tui ingest PATH")
-        if not same_embedder(self.embedder_name, configured):
+        if configured is not None and not same_embedder(self.embedder_name, configured):
             raise EngineError(
                 f"workspace {ws.path} was built with embedder {self.embedder_name!r}, but the configured "
                 f"embedder is {configured!r}; their vectors cannot be compared",
@@ -444,8 +450,8 @@ class Retriever:
         allowed_ds = ~banned_ds
         ds_max = float(ds_scores[allowed_ds].max()) if allowed_ds.any() else -np.inf
         q_in, q_out = q.q_in, q.q_out
-        k = max(256, APPROX_FACTOR * top)
-        while True:
+        k = max(APPROX_MIN_CANDIDATES, APPROX_FACTOR * top)
+        for round_ in range(1, APPROX_MAX_ROUNDS + 1):
             cand_in, theta_in = self._nearest_values(q_in, k)
             cand_out, theta_out = self._nearest_values(q_out, k)
             rows = self._rows_of_values(np.union1d(cand_in, cand_out))
@@ -465,11 +471,10 @@ class Retriever:
                 exact = float(scores.final[kept[-1]]) > bound + BOUND_EPS
             else:  # fewer than top rows among the candidates: an outside row could still make the list
                 exact = False
-            if exact or k >= self.n_values:
+            if exact or k >= self.n_values or round_ == APPROX_MAX_ROUNDS:
                 return rows, sub, scores, kept, exact or k >= self.n_values
-            if k >= 64 * max(256, APPROX_FACTOR * top):
-                return rows, sub, scores, kept, False
             k = min(self.n_values, k * 4)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- results -------------------------------------------------------------------------
     def _hits(self, rows: np.ndarray, scored: scoring.CellIndex, scores: scoring.Scores, kept: np.ndarray,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from rebase_tui.output import add_json_flag, open_workspace, print_json, stderr_console, stdout_console
 
@@ -49,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
 
     with open_workspace(args) as ws:
         task = as_task(ws, args.task)
-        retriever = Retriever(ws, threads=0)  # a lone CLI job: all cores for the query embedding
+        # a lone CLI job: all cores for the query embedding, unless OMP_NUM_THREADS says otherwise
+        threads = int(os.environ["OMP_NUM_THREADS"]) if os.environ.get("OMP_NUM_THREADS", "").isdigit() else 0
+        retriever = Retriever(ws, threads=threads)
         result = retriever.search(task, top=args.top, weights=args.weights, exclude=args.exclude,
                                   per_dataset_cap=args.per_dataset_cap, dedupe=args.dedupe,
                                   approximate=args.approximate)
@@ -76,9 +79,10 @@ def _print_table(result) -> None:
         out.print("no rows: every dataset is excluded")
         return
     shown = result.results[:TABLE_ROWS]
-    ds_width = min(28, max(7, *(len(h.dataset_id) for h in shown)))
-    preview_width = max(20, out.width - (4 + 4 * 5 + ds_width) - 2 * 7)
-    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    ds_width = min(24, max(7, *(len(h.dataset_id) for h in shown)))
+    preview_width = max(16, out.width - (4 + 4 * 5 + ds_width) - 3 * 6 - 1)
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
+                  collapse_padding=True)
     table.add_column("rank", justify="right", no_wrap=True, min_width=4)
     for name in ("final", "in", "out", "ds"):
         table.add_column(name, justify="right", no_wrap=True, min_width=5)
