@@ -135,8 +135,11 @@ def generate(model, tokenizer, fmt, inputs: list[str], device: str, max_new_toke
     from engine.formatting import encode_prompt, stop_strings
 
     prompts = [encode_prompt(fmt, tokenizer, x) for x in inputs]
-    if max_length:
-        prompts = [p[-max_length:] for p in prompts]
+    config = getattr(model, "config", None)
+    context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    limits = [x for x in (max_length, context and context - max_new_tokens) if x]
+    if limits:  # the prompt loses its start, as in training (the input and the answer matter most)
+        prompts = [p[-max(1, min(limits)):] for p in prompts]
     width = max(len(p) for p in prompts)
     pad = tokenizer.pad_token_id
     ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)

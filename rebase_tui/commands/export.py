@@ -1,0 +1,56 @@
+"""`rebase-tui export dataset TASK --format F --out PATH` and `export model RUN --out DIR [--merge]`."""
+
+from __future__ import annotations
+
+import argparse
+
+from rebase_tui.output import add_json_flag, open_workspace, print_json, stdout_console
+
+DATASET_FORMATS = ("jsonl", "csv", "parquet", "hf", "chat", "alpaca")
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("export", parents=[common], help="export accepted examples or a trained student")
+    esub = p.add_subparsers(dest="export_command", metavar="WHAT", required=True)
+    ds = esub.add_parser("dataset", parents=[common], help="a task's accepted examples, with provenance")
+    ds.add_argument("task", help="task name or task JSON")
+    ds.add_argument("--format", choices=DATASET_FORMATS, default="jsonl",
+                    help="jsonl/csv/parquet rows, hf (folder for datasets.load_dataset), chat (TRL messages), "
+                         "alpaca (instruction/input/output)")
+    ds.add_argument("--out", required=True, metavar="PATH", help="file (a folder for hf)")
+    add_json_flag(ds)
+    md = esub.add_parser("model", parents=[common], help="a run's student as a HF folder plus an Ollama Modelfile")
+    md.add_argument("run", help="run id (see `rebase-tui runs`)")
+    md.add_argument("--out", required=True, metavar="DIR", help="new (or empty) folder")
+    md.add_argument("--merge", action="store_true", help="merge a LoRA adapter into the base weights")
+    md.add_argument("--name", help="the Ollama model name in the printed `ollama create` line")
+    add_json_flag(md)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine import runs, tasks
+
+    with open_workspace(args) as ws:
+        if args.export_command == "dataset":
+            from engine.dataset import export_dataset
+
+            task = tasks.resolve_task(ws, args.task)
+            result = export_dataset(ws, task, args.format, args.out)
+            if args.json:
+                print_json(result)
+            else:
+                stdout_console().print(f"wrote {result['rows']} examples of {task.name} as {args.format} to "
+                                       f"{result['path']}")
+            return 0
+        from engine.export import export_model
+
+        path = runs.run_dir(ws, args.run)
+    result = export_model(path, args.out, merge=args.merge, name=args.name)
+    if args.json:
+        print_json(result)
+    else:
+        c = stdout_console()
+        c.print(f"exported run {args.run} ({result['kind']}) to {result['path']}")
+        c.print(f"serve it with Ollama:\n  {result['ollama_create']}")
+    return 0
