@@ -62,6 +62,8 @@ class ReviewScreen(StageScreen):
         self.queue = ReviewQueue()
         self._loaded_for: str | None = None
         self._regenerating: set[int] = set()
+        self._details: dict[int, tuple[dict[str, Any], str, Any]] = {}
+        self._wanted: int | None = None
 
     # -- layout ----------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
@@ -101,6 +103,7 @@ class ReviewScreen(StageScreen):
         self.task_name = task if task is not None else self.task_name
         self._loaded_for = self.task_name
         rows = backend.load_rows(self.rebase.workspace, self.task_name) if self.task_name else []
+        self._details.clear()
         self._load_mark = backend.load_mark(self.rebase.workspace)
         current = self.example_list.current
         old = self.queue
@@ -119,17 +122,54 @@ class ReviewScreen(StageScreen):
 
     @on(ExampleList.Highlighted, "#review-list")
     def _highlighted(self, message: ExampleList.Highlighted) -> None:
+        """Show the example under the cursor: at once when its details are cached, else right after the
+        list's own repaint (so the cursor move is painted first, then the card)."""
         row = message.row
+        if row is None:
+            self._show_detail(None)
+        elif row.id in self._details:
+            self._show_detail(row.id)
+        else:
+            self._wanted = row.id
+            self.call_after_refresh(self._load_detail, row.id)
+
+    def _load_detail(self, example_id: int) -> None:
+        if self._wanted != example_id:
+            return  # the cursor moved on before this ran: only the newest row is loaded
+        self._show_detail(example_id)
+
+    def _detail(self, example_id: int) -> tuple[dict[str, Any], str, Any]:
+        """(example, source origin, source fields), cached per example until a decision changes it."""
+        got = self._details.get(example_id)
+        if got is None:
+            ws = self.rebase.workspace
+            example = backend.get_example(ws, example_id)
+            origin, data = backend.source_of(ws, example)
+            got = (example, origin, data)
+            self._details[example_id] = got
+            if len(self._details) > 512:
+                self._details.pop(next(iter(self._details)))
+        return got
+
+    def _show_detail(self, example_id: int | None) -> None:
         card = self.query_one("#review-card", ExampleCard)
         source = self.query_one("#review-source", SourceRowView)
-        if row is None:
+        if example_id is None:
             card.show(None)
             source.show("", None)
             return
-        example = backend.get_example(self.rebase.workspace, row.id)
+        example, origin, data = self._detail(example_id)
         card.show(example)
-        origin, data = backend.source_of(self.rebase.workspace, example)
-        source.show(origin, data)
+        if source.shown_origin != origin:
+            source.show(origin, data)
+        nxt = self.example_list.cursor + 1
+        if nxt < len(self.example_list.rows) and self.example_list.rows[nxt].id not in self._details:
+            self.call_after_refresh(self._prefetch, self.example_list.rows[nxt].id)
+
+    def _prefetch(self, example_id: int) -> None:
+        """Load the next row's details after the paint, so the usual next key (a, r, j) finds them cached."""
+        if example_id not in self._details:
+            self._detail(example_id)
 
     # -- keys ------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -145,6 +185,7 @@ class ReviewScreen(StageScreen):
         """Paint the rows ``examples`` changed, then move to the next row."""
         lst = self.example_list
         for example in examples:
+            self._details.pop(int(example["id"]), None)
             self.queue.update(example)
             idx = self.queue.index_of(int(example["id"])) if len(examples) > 1 else lst.cursor
             if idx is not None:
@@ -166,7 +207,7 @@ class ReviewScreen(StageScreen):
         """Accept the example under the cursor and go to the next."""
         row = self.example_list.current
         if row is not None:
-            done = self._guard(backend.accept, self.rebase.workspace, [row.id])
+            done = self._guard(backend.accept, self.rebase.workspace, self.task_name, [row.id])
             if done is not None:
                 self._decided(done)
 
@@ -174,7 +215,7 @@ class ReviewScreen(StageScreen):
         """Reject the example under the cursor and go to the next."""
         row = self.example_list.current
         if row is not None:
-            done = self._guard(backend.reject, self.rebase.workspace, [row.id], reason)
+            done = self._guard(backend.reject, self.rebase.workspace, self.task_name, [row.id], reason)
             if done is not None:
                 self._decided(done)
 
@@ -202,7 +243,7 @@ class ReviewScreen(StageScreen):
             self.example_list.focus()
             if fields is None:
                 return
-            result = self._guard(backend.edit, self.rebase.workspace, example_id, fields)
+            result = self._guard(backend.edit, self.rebase.workspace, self.task_name, example_id, fields)
             if result is not None:
                 idx = self.queue.index_of(example_id)
                 if idx is not None and idx != self.example_list.cursor:
@@ -222,6 +263,7 @@ class ReviewScreen(StageScreen):
             self.notify("nothing to undo")
             return
         for example in restored:
+            self._details.pop(int(example["id"]), None)
             self.queue.update(example)
         first = int(restored[0]["id"])
         idx = self.queue.index_of(first)
@@ -238,7 +280,6 @@ class ReviewScreen(StageScreen):
                 self._highlighted(ExampleList.Highlighted(self.example_list, self.example_list.current))
             else:
                 self.example_list.move_to(idx)
-        self.notify(f"undone: #{first} is {restored[0]['status']} again", timeout=3)
 
     def _bulk(self, verb: str) -> None:
         ids = [r.id for r in self.queue.shown]
@@ -251,7 +292,7 @@ class ReviewScreen(StageScreen):
             if not ok:
                 return
             fn = backend.accept if verb == "accept" else backend.reject
-            done = self._guard(fn, self.rebase.workspace, ids)
+            done = self._guard(fn, self.rebase.workspace, self.task_name, ids)
             if done is not None:
                 self._decided(done, advance=False)
                 self.notify(f"{verb}ed {len(done):,} examples (u undoes them one decision at a time)")
@@ -336,6 +377,7 @@ class ReviewScreen(StageScreen):
             self._regenerating.discard(example_id)
         if example is None:
             return
+        self._details.pop(int(example["id"]), None)
         row = self.queue.update(example)
         idx = self.queue.index_of(row.id)
         if idx is None:

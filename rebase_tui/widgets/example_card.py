@@ -30,6 +30,9 @@ class ExampleCard(VerticalScroll):
     ExampleCard.-streaming > #card-body { color: $text-muted; }
     """
 
+    shown_id: int | None = None
+    """The id of the example on the card (None: blank)."""
+
     def compose(self) -> ComposeResult:
         yield Static("", id="card-status")
         yield Static("", id="card-body")
@@ -38,6 +41,7 @@ class ExampleCard(VerticalScroll):
         """Show ``example`` (a mapping with input/output/reasoning/status/reason/...), or a blank card."""
         status = self.query_one("#card-status", Static)
         body = self.query_one("#card-body", Static)
+        self.shown_id = int(example["id"]) if example is not None else None
         if example is None:
             status.update(Content("no example selected"))
             body.update("")
@@ -69,12 +73,16 @@ class SourceRowView(VerticalScroll):
     SourceRowView > #source-body { height: auto; }
     """
 
+    shown_origin: str | None = None
+    """The origin line on show (the same source row is not redrawn)."""
+
     def compose(self) -> ComposeResult:
         yield Static("", id="source-origin")
         yield Static("", id="source-body")
 
     def show(self, origin: str, data: Mapping[str, Any] | str | None) -> None:
         """Show a row's ``origin`` (dataset/config/row id) and its fields (a mapping or JSON text)."""
+        self.shown_origin = origin
         self.query_one("#source-origin", Static).update(Content(origin))
         if isinstance(data, str):
             try:

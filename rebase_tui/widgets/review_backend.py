@@ -50,13 +50,11 @@ def load_rows(ws: Any, task: str) -> list[QueueRow]:
 
 
 def get_example(ws: Any, example_id: int) -> dict[str, Any]:
-    """One example's fields, as a dict."""
-    cols = ", ".join(f'"{c}"' for c in _EXAMPLE_COLUMNS)
-    with ws.store.cursor() as cur:
-        rows = cur.execute(f"select {cols} from examples where id = ?", [example_id]).fetchall()
-    if not rows:
-        return {"id": example_id, "status": "missing", "input": "", "output": ""}
-    return dict(zip(_EXAMPLE_COLUMNS, rows[0], strict=True))
+    """One example's fields with its source (dataset, config, row id), from :func:`engine.review.get_example`."""
+    from engine import review
+
+    got = review.get_example(ws, example_id)
+    return got if got is not None else {"id": example_id, "status": "missing", "input": "", "output": ""}
 
 
 def get_examples(ws: Any, ids: list[int]) -> list[dict[str, Any]]:
@@ -84,39 +82,49 @@ def source_of(ws: Any, example: dict[str, Any]) -> tuple[str, Any]:
 
 
 # -- decisions: engine.review -------------------------------------------------------------------
-def accept(ws: Any, ids: list[int]) -> list[dict[str, Any]]:
-    """Accept examples ``ids``; return their new states."""
+def accept(ws: Any, task: str, ids: list[int]) -> list[dict[str, Any]]:
+    """Accept examples ``ids`` (one undoable batch); return their new states."""
     from engine import review
 
-    return _as_examples(ws, review.accept(ws, ids))
+    review.accept(ws, task, ids)
+    return get_examples(ws, ids)
 
 
-def reject(ws: Any, ids: list[int], reason: str | None = None) -> list[dict[str, Any]]:
-    """Reject examples ``ids`` (with an optional reason); return their new states."""
+def reject(ws: Any, task: str, ids: list[int], reason: str | None = None) -> list[dict[str, Any]]:
+    """Reject examples ``ids`` (with an optional reason; one undoable batch); return their new states."""
     from engine import review
 
-    return _as_examples(ws, review.reject(ws, ids, reason=reason))
+    review.reject(ws, task, ids, reason=reason)
+    return get_examples(ws, ids)
 
 
-def edit(ws: Any, example_id: int, fields: dict[str, str]) -> list[dict[str, Any]]:
-    """Save an edit of example ``example_id`` (which accepts it); return its new state."""
+def edit(ws: Any, task: str, example_id: int, fields: dict[str, str]) -> list[dict[str, Any]]:
+    """Save an edit of example ``example_id``, then accept it (two decisions: undo reverts the accept
+    first, then the edit); return its new state."""
     from engine import review
 
-    return _as_examples(ws, review.edit(ws, example_id, **fields))
+    review.edit(ws, task, example_id, **fields)
+    review.accept(ws, task, [example_id])
+    return get_examples(ws, [example_id])
 
 
 def undo(ws: Any, task: str) -> list[dict[str, Any]]:
-    """Undo the last decision of ``task``; return the examples it restored (empty: nothing to undo)."""
+    """Undo the newest decision batch of ``task``; return the examples it restored (empty: nothing to undo)."""
     from engine import review
 
-    return _as_examples(ws, review.undo(ws, task))
+    return get_examples(ws, review.undo(ws, task))
 
 
 async def regenerate(ws: Any, example_id: int) -> dict[str, Any] | None:
     """Ask the teacher again for example ``example_id``'s source row; return the new example."""
     from engine import transform
+    from engine.errors import EngineError
 
-    result = await transform.regenerate(ws, example_id)
+    fn = getattr(transform, "regenerate", None)
+    if fn is None:
+        raise EngineError("regenerating one example needs engine.transform.regenerate, which this version "
+                          "lacks", fix="reject the example instead (or re-run the transform with another seed)")
+    result = await fn(ws, example_id)
     return _as_examples(ws, result)[0] if result else None
 
 

@@ -1,0 +1,154 @@
+"""Review screen by keyboard on examples the real teacher pipeline wrote (Ollama stand-in): accept,
+reject (with a reason), edit (saving accepts), undo, moves, filters with counts, search, accept-all-shown,
+and undo after an app restart — every decision checked in DuckDB."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual.widgets import Input, Static, TextArea
+
+from engine import review
+from engine.teacher import TeacherSettings
+from engine.transform import transform
+from engine.workspace import Workspace
+from rebase_tui.app import RebaseApp
+from rebase_tui.widgets.example_card import ExampleCard, SourceRowView
+from rebase_tui.widgets.example_editor import ExampleEditor, ReasonDialog
+from rebase_tui.widgets.example_list import ExampleList
+from tests.tui.part2_data import WEIRD, make_datastore
+
+SIZE = (140, 40)
+
+
+async def _teach(ws: Workspace, url: str, n: int) -> None:
+    settings = TeacherSettings.from_config(ws.config, host=url, model="qwen2.5:0.5b")
+    async for _ in transform(ws, "nli", settings, limit=n):
+        pass
+
+
+def _status(ws: Workspace) -> dict[int, str]:
+    with ws.store.cursor() as cur:
+        return dict(cur.execute("select id, status from examples order by id").fetchall())
+
+
+def _list(app) -> ExampleList:
+    return app.screen.query_one("#review-list", ExampleList)
+
+
+async def test_review_keys_persist_and_undo_survives_restart(tmp_path, standin):
+    ws_dir = tmp_path / "ws"
+    ws = Workspace(ws_dir)
+    make_datastore(ws, 12)
+    await _teach(ws, standin.url, 12)
+    ids = sorted(_status(ws))
+    pending = [i for i, s in _status(ws).items() if s == "pending"]
+    assert len(pending) >= 8, _status(ws)
+    app = RebaseApp(ws, stage="review", task="nli")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        lst = _list(app)
+        assert app.screen.focused is lst, "the list has focus when the screen opens"
+        assert lst.current.id == ids[0]
+        first = lst.current.id
+        # The card and the source row sit beside the list.
+        card_text = str(app.screen.query_one("#review-card", ExampleCard).query_one("#card-body", Static).render())
+        assert review.get_example(ws, first)["output"] in card_text
+        source = str(app.screen.query_one("#review-source", SourceRowView).query_one("#source-origin",
+                                                                                      Static).render())
+        assert "toy/nli" in source
+        await pilot.press("a")
+        assert _status(ws)[first] == "accepted"
+        second = lst.current.id
+        assert second == ids[1]
+        await pilot.press("r")
+        assert _status(ws)[second] == "rejected"
+        # Reject with a reason.
+        third = lst.current.id
+        await pilot.press("R")
+        await pilot.pause()
+        assert isinstance(app.screen, ReasonDialog)
+        await pilot.press(*"off task", "enter")
+        await pilot.pause()
+        got = review.get_example(ws, third)
+        assert (got["status"], got["reason"]) == ("rejected", "off task")
+        # Edit: saving accepts.
+        fourth = lst.current.id
+        await pilot.press("e")
+        await pilot.pause()
+        assert isinstance(app.screen, ExampleEditor)
+        area = app.screen.query_one("#edit-output", TextArea)
+        area.text = "contradiction [/odd] edited"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        got = review.get_example(ws, fourth)
+        assert (got["status"], got["output"], got["edited"]) == ("accepted", "contradiction [/odd] edited", True)
+        # Undo twice: the accept, then the edit.
+        await pilot.press("u")
+        assert review.get_example(ws, fourth)["status"] == "pending"
+        await pilot.press("u")
+        assert review.get_example(ws, fourth)["output"] != "contradiction [/odd] edited"
+        assert lst.current.id == fourth
+        # Moves: last, first, next, previous.
+        await pilot.press("G")
+        assert lst.current.id == ids[-1]
+        await pilot.press("g")
+        assert lst.current.id == ids[0]
+        await pilot.press("j", "j", "k")
+        assert lst.current.id == ids[1]
+        # Filter: accepted (key 3) shows only the accepted one; counts are in the filter bar.
+        await pilot.press("3")
+        assert [r.id for r in lst.rows] == [first]
+        bar = str(app.screen.query_one("#review-filters", Static).render())
+        assert "accepted 1" in bar and "rejected 2" in bar
+        # Pending (2), then accept all shown after the confirmation.
+        await pilot.press("2")
+        shown = [r.id for r in lst.rows]
+        assert shown and all(_status(ws)[i] == "pending" for i in shown)
+        await pilot.press("A")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+        assert all(_status(ws)[i] == "accepted" for i in shown)
+        # Search narrows the shown rows; escape clears it.
+        await pilot.press("1", "slash")
+        await pilot.pause()
+        box = app.screen.query_one("#review-search", Input)
+        assert app.screen.focused is box
+        needle = review.get_example(ws, ids[2])["input"][:12]
+        await pilot.press(*needle, "enter")
+        await pilot.pause()
+        assert ids[2] in [r.id for r in lst.rows] and len(lst.rows) < len(ids)
+        assert app.screen.focused is lst
+        await pilot.press("escape")
+        assert len(lst.rows) == len(ids)
+    # A new app on the same workspace: undo reverts the accept-all batch.
+    ws2 = Workspace(ws_dir)
+    app2 = RebaseApp(ws2, stage="review", task="nli")
+    async with app2.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("u")
+        await pilot.pause()
+        states = _status(ws2)
+        assert all(states[i] == "pending" for i in shown)
+        assert states[first] == "accepted"
+        assert "pending" in str(app2.screen.query_one("#review-filters", Static).render())
+
+
+async def test_untrusted_text_is_shown_verbatim(tmp_path, standin):
+    ws = Workspace(tmp_path / "ws")
+    make_datastore(ws, 6)
+    await _teach(ws, standin.url, 6)
+    with ws.store.cursor() as cur:
+        cur.execute("update examples set input = ? where id = (select min(id) from examples)", [WEIRD])
+    app = RebaseApp(ws, stage="review", task="nli")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        body = str(app.screen.query_one("#review-card", ExampleCard).query_one("#card-body", Static).render())
+        assert WEIRD in body
+        await pilot.press("j", "j", "j")
+        await pilot.pause()
+        source = str(app.screen.query_one("#review-source", SourceRowView).query_one("#source-body",
+                                                                                    Static).render())
+        assert "[/foo]" in source or "Premise" in source
+        await asyncio.sleep(0)
