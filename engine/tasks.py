@@ -122,7 +122,7 @@ def validate(data: Any, where: str = "task") -> Task:
 def read_task_file(path: Path) -> Task:
     """Read and validate a task JSON file."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a UTF-8 byte-order mark is fine
     except OSError as exc:
         raise EngineError(f"cannot read task file {path}: {exc.strerror}", fix="check the path") from None
     except UnicodeDecodeError:
@@ -187,7 +187,7 @@ def resolve_task(ws: Workspace, ref: str) -> Task:
     if task is not None:
         return task
     path = Path(ref).expanduser()
-    if path.suffix.lower() == ".json" or path.exists():
+    if path.suffix.lower() == ".json" or path.is_file():
         if not path.exists():
             raise EngineError(f"task file {path} does not exist", fix="check the path")
         task = read_task_file(path)
