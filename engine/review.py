@@ -141,8 +141,8 @@ def accept_all(ws: Workspace, task: str) -> int:
 
 
 def edit(ws: Workspace, task: str, example_id: int, *, input: str | None = None, output: str | None = None,
-         reasoning: str | None = None) -> dict[str, Any]:
-    """Change an example's text (recorded, undoable); returns the example."""
+         reasoning: str | None = None, accept: bool = False) -> dict[str, Any]:
+    """Change an example's text (recorded, undoable); with ``accept`` also accept it in the same step."""
     with ws.store.transaction() as cur:
         before = _state(cur, task, [int(example_id)])[int(example_id)]
         after = dict(before)
@@ -154,6 +154,11 @@ def edit(ws: Workspace, task: str, example_id: int, *, input: str | None = None,
             after[name] = value
         if after != before:
             after["edited"] = True
+        if accept:
+            if not (after["input"] or "").strip() or not (after["output"] or "").strip():
+                raise EngineError(f"example {example_id} has an empty input or output", fix="edit it first")
+            after["status"], after["reason"] = "accepted", None
+        if after != before:
             _record(cur, task, [(int(example_id), before, after)], "edit")
     got = get_example(ws, int(example_id))
     assert got is not None

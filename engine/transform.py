@@ -90,6 +90,7 @@ class _Item:
     data: dict[str, Any]
     key: str
     call: bool = True                    # False: cached, only the filter pass is missing
+    retry: bool = False                  # a failed call of an earlier run is stored under this key
     example_id: int | None = None
     example: tuple[str, str] | None = None
 
@@ -153,39 +154,94 @@ def _seed_duplicates(ws: Workspace, task: str, dups: DuplicateIndex) -> None:
         dups.add(a, b, f"#{i}")
 
 
-def _store(ws: Workspace, run: _Run, item: _Item, *, response: str | None, call_status: str, error: str | None,
+def _store(cur: Any, run: _Run, item: _Item, *, response: str | None, call_status: str, error: str | None,
            status: str, reason: str | None, parsed: Parsed | None, timings: dict[str, float],
            tokens: dict[str, int]) -> int:
-    """Write the call and its example in one transaction; return the example id."""
-    with ws.store.transaction() as cur:
+    """Write the call and its example (inside the writer's transaction); return the example id."""
+    if item.retry:      # replace the failed call and its failed example ("insert or replace" is slower)
         cur.execute("delete from examples where task = ? and call_key = ? and status = 'failed'",
                     [run.task.name, item.key])
-        cur.execute("insert or replace into teacher_calls (key, task, row, model, prompt_hash, options, response, "
-                    "status, error) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [item.key, run.task.name, item.row, run.settings.model, run.phash, json.dumps(run.options),
-                     response, call_status, error])
-        got = cur.execute(
-            "insert into examples (task, row, input, output, reasoning, status, reason, teacher_model, "
-            "teacher_digest, options, prompt_hash, call_key, raw_response, timings, tokens) "
-            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) returning id",
-            [run.task.name, item.row, parsed.input if parsed else "", parsed.output if parsed else "",
-             parsed.reasoning if parsed else None, status, reason, run.settings.model, run.digest,
-             json.dumps(run.options), run.phash, item.key, response, json.dumps(timings), json.dumps(tokens)],
-        ).fetchall()
+        cur.execute("delete from teacher_calls where key = ?", [item.key])
+    cur.execute("insert into teacher_calls (key, task, row, model, prompt_hash, options, response, "
+                "status, error) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [item.key, run.task.name, item.row, run.settings.model, run.phash, json.dumps(run.options),
+                 response, call_status, error])
+    got = cur.execute(
+        "insert into examples (task, row, input, output, reasoning, status, reason, teacher_model, "
+        "teacher_digest, options, prompt_hash, call_key, raw_response, timings, tokens) "
+        "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) returning id",
+        [run.task.name, item.row, parsed.input if parsed else "", parsed.output if parsed else "",
+         parsed.reasoning if parsed else None, status, reason, run.settings.model, run.digest,
+         json.dumps(run.options), run.phash, item.key, response, json.dumps(timings), json.dumps(tokens)],
+    ).fetchall()
     return int(got[0][0])
 
 
-def _store_filter(ws: Workspace, run: _Run, item: _Item, key: str, response: str | None, fits: bool | None,
+def _store_filter(cur: Any, run: _Run, item: _Item, key: str, response: str | None, fits: bool | None,
                   error: str | None) -> None:
-    with ws.store.transaction() as cur:
-        cur.execute("insert or replace into teacher_calls (key, task, row, model, prompt_hash, options, response, "
-                    "status, error) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [key, run.task.name, item.row, run.settings.model, "filter:" + run.phash,
-                     json.dumps(run.options), response, "ok" if fits is not None else "failed", error])
-        if fits is False:
-            cur.execute("update examples set status = 'rejected', reason = ?, updated_at = current_timestamp "
-                        "where id = ? and status = 'pending'",
-                        ["filter: the teacher says it does not fit the task", item.example_id])
+    cur.execute("delete from teacher_calls where key = ?", [key])
+    cur.execute("insert into teacher_calls (key, task, row, model, prompt_hash, options, response, "
+                "status, error) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [key, run.task.name, item.row, run.settings.model, "filter:" + run.phash,
+                 json.dumps(run.options), response, "ok" if fits is not None else "failed", error])
+    if fits is False:
+        cur.execute("update examples set status = 'rejected', reason = ?, updated_at = current_timestamp "
+                    "where id = ? and status = 'pending'",
+                    ["filter: the teacher says it does not fit the task", item.example_id])
+
+
+class _Writer:
+    """Group commit: the writes that arrive while one transaction runs share the next one.
+
+    Each worker awaits its own write (so a call counts as finished only once it is stored), but the
+    concurrent workers' writes cost one commit instead of one each. A cancelled caller does not abort its
+    write; :meth:`close` waits for every submitted write.
+    """
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.pending: list[tuple[Any, tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]] = []
+        self.wake = asyncio.Event()
+        self.closing = False
+        self.task = asyncio.ensure_future(self._run())
+
+    async def submit(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.pending.append((fn, args, kwargs, fut))
+        self.wake.set()
+        return await asyncio.shield(fut)
+
+    def _write(self, batch: list[tuple[Any, tuple[Any, ...], dict[str, Any], Any]]) -> list[tuple[bool, Any]]:
+        try:
+            with self.ws.store.transaction() as cur:
+                return [(True, fn(cur, *args, **kwargs)) for fn, args, kwargs, _ in batch]
+        except Exception:  # noqa: BLE001 - one bad write must not sink the others: retry one by one
+            out: list[tuple[bool, Any]] = []
+            for fn, args, kwargs, _ in batch:
+                try:
+                    with self.ws.store.transaction() as cur:
+                        out.append((True, fn(cur, *args, **kwargs)))
+                except Exception as exc:  # noqa: BLE001 - handed to the waiting worker
+                    out.append((False, exc))
+            return out
+
+    async def _run(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            batch, self.pending = self.pending, []
+            if batch:
+                results = await asyncio.to_thread(self._write, batch)
+                for (_, _, _, fut), (ok, value) in zip(batch, results, strict=True):
+                    if not fut.done():
+                        fut.set_result(value) if ok else fut.set_exception(value)
+            elif self.closing:
+                return
+
+    async def close(self) -> None:
+        self.closing = True
+        self.wake.set()
+        await asyncio.shield(self.task)
 
 
 async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, limit: int | None = None,
@@ -232,6 +288,7 @@ async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, 
                     it.call, it.example_id, it.example = False, ex[0], (ex[1], ex[2])
                     todo.append(it)
             continue
+        it.retry = it.key in calls
         todo.append(it)
     if use_filter:
         fkeys = [call_key(task.name, it.row, "filter:" + phash, settings.model, options, "filter")
@@ -248,18 +305,13 @@ async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, 
     for it in todo:
         queue.put_nowait(it)
     out: asyncio.Queue[Event | None] = asyncio.Queue()
-    stores: set[asyncio.Task[Any]] = set()
+    writer = _Writer(ws)
     started = time.perf_counter()
     meter = RateMeter()
     total = len(pool)
     finished_base = cached
 
-    async def persist(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run a store function in a thread; a cancelled caller does not abort the write."""
-        t = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
-        stores.add(t)
-        t.add_done_callback(stores.discard)
-        return await asyncio.shield(t)
+    persist = writer.submit
 
     async def one(it: _Item) -> None:
         last_emit = 0.0
@@ -280,7 +332,7 @@ async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, 
             except TeacherCallFailed as exc:
                 run.counts["retries"] += max(0, exc.attempts - 1)
                 reason = f"teacher call failed after {exc.attempts} attempt(s): {exc.message}"
-                ex_id = await persist(_store, ws, run, it, response=exc.partial or None, call_status="failed",
+                ex_id = await persist(_store, run, it, response=exc.partial or None, call_status="failed",
                                       error="; ".join(exc.errors), status="failed", reason=reason, parsed=None,
                                       timings={"prompt_ms": t_prompt * 1e3}, tokens={})
                 run.counts["failed"] += 1
@@ -304,7 +356,7 @@ async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, 
             timings = {"prompt_ms": round(t_prompt * 1e3, 3), "call_s": round(res.seconds, 4),
                        "ttfb_s": round(res.ttfb or 0.0, 4), "check_ms": round(t_check * 1e3, 3)}
             t2 = time.perf_counter()
-            ex_id = await persist(_store, ws, run, it, response=res.content, call_status="ok", error=None,
+            ex_id = await persist(_store, run, it, response=res.content, call_status="ok", error=None,
                                   status=status, reason=reason, parsed=parsed, timings=timings,
                                   tokens=dict(res.metrics, attempts=res.attempts))
             timings["store_ms"] = round((time.perf_counter() - t2) * 1e3, 3)
@@ -323,7 +375,7 @@ async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, 
         try:
             fres = await chat(client, settings, prompts.filter_messages(task, *it.example), prompts.FILTER_SCHEMA)
         except TeacherCallFailed as exc:
-            await persist(_store_filter, ws, run, it, fkey, exc.partial or None, None, "; ".join(exc.errors))
+            await persist(_store_filter, run, it, fkey, exc.partial or None, None, "; ".join(exc.errors))
             out.put_nowait(Log(f"filter call for row {it.row} failed: {exc.message}", "WARNING"))
             return
         try:
@@ -331,11 +383,11 @@ async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, 
         except (ValueError, AttributeError):
             fits = None
         if not isinstance(fits, bool):
-            await persist(_store_filter, ws, run, it, fkey, fres.content, None, "unparseable filter reply")
+            await persist(_store_filter, run, it, fkey, fres.content, None, "unparseable filter reply")
             out.put_nowait(Log(f"filter reply for row {it.row} was unusable; the example stays pending",
                                "WARNING"))
             return
-        await persist(_store_filter, ws, run, it, fkey, fres.content, fits, None)
+        await persist(_store_filter, run, it, fkey, fres.content, fits, None)
         if not fits:
             run.counts["rejected"] += 1
             out.put_nowait(ExampleDone(it.row, it.rank, it.example_id, "rejected",
@@ -400,6 +452,5 @@ async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, 
             w.cancel()
         sup.cancel()
         await asyncio.gather(*workers, sup, return_exceptions=True)
-        if stores:
-            await asyncio.gather(*list(stores), return_exceptions=True)
+        await writer.close()
         await client.close()

@@ -10,8 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from engine.tasks import add_task, read_task_file
 from engine.workspace import Workspace
 from rebase_tui.cli import main
