@@ -236,6 +236,11 @@ async def chat(client: ollama.AsyncClient, settings: TeacherSettings, messages: 
         try:
             stream = await client.chat(model=settings.model, messages=messages, format=schema,
                                        options=settings.options(), stream=True, think=False)
+        except ValueError as exc:       # pydantic: the client refused the request itself, nothing was sent
+            raise TeacherCallFailed(f"invalid request ({str(exc).splitlines()[0][:160]})", attempts=attempt,
+                                    errors=[*errors, f"attempt {attempt}: invalid request"],
+                                    retryable=False) from None
+        try:
             final = None
             async for part in stream:
                 if ttfb is None:

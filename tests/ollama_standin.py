@@ -654,6 +654,8 @@ class _Handler(BaseHTTPRequestHandler):
         m = self.standin.find_model(name or "")
         if m is None:
             raise _HTTPError(404, f"model '{name or ''}' not found")
+        if "completion" not in m.capabilities:
+            raise _HTTPError(400, f'"{name}" does not support {"chat" if chat else "generate"}')
         if think not in (None, False) and "thinking" not in m.capabilities:
             raise _HTTPError(400, f'"{name}" does not support thinking')
         options = body.get("options") or {}

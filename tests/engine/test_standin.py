@@ -116,6 +116,7 @@ def test_non_stream_and_determinism(standin):
     ({"model": "ghost"}, 404, "model 'ghost' not found"),
     ({"model": "llama3.1:8b", "options": {"stop": "\n"}}, 500, 'option "stop" must be of type array'),
     ({"model": "llama3.1:8b", "think": True}, 400, '"llama3.1:8b" does not support thinking'),
+    ({"model": "all-minilm"}, 400, '"all-minilm" does not support chat'),
 ])
 def test_request_errors(standin, kwargs, status, text):
     with pytest.raises(ollama.ResponseError) as exc:
