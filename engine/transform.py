@@ -119,6 +119,11 @@ def call_key(task: str, row: int, phash: str, model: str, options: dict[str, Any
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
+def filter_key(task: str, row: int, phash: str, model: str, options: dict[str, Any]) -> str:
+    """The cache key of the filter call for the example made from ``row``."""
+    return call_key(task, row, "filter:" + phash, model, options, "filter")
+
+
 def load_pool(ws: Workspace, task: str, limit: int | None = None) -> list[tuple[int, int, dict[str, Any]]]:
     """The task's pool as (rank, rows.id, row data), best first."""
     sql = ("select r.rank, r.row, w.data from retrievals r join rows w on w.id = r.row "
@@ -282,20 +287,16 @@ async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, 
         if calls.get(it.key) == "ok":
             cached += 1
             ex = examples.get(it.key)
-            if use_filter and ex is not None and ex[3] == "pending":
-                fkey = call_key(task.name, it.row, "filter:" + phash, settings.model, options, "filter")
-                if fkey not in calls:
-                    it.call, it.example_id, it.example = False, ex[0], (ex[1], ex[2])
-                    todo.append(it)
+            if use_filter and ex is not None and ex[3] == "pending":   # only the filter pass is missing?
+                it.call, it.example_id, it.example = False, ex[0], (ex[1], ex[2])
+                todo.append(it)
             continue
         it.retry = it.key in calls
         todo.append(it)
     if use_filter:
-        fkeys = [call_key(task.name, it.row, "filter:" + phash, settings.model, options, "filter")
-                 for it in todo if not it.call]
-        fcalls, _ = await asyncio.to_thread(_existing, ws, task.name, fkeys)
-        todo = [it for it in todo if it.call or call_key(task.name, it.row, "filter:" + phash, settings.model,
-                                                          options, "filter") not in fcalls]
+        fkeys = {it.row: filter_key(task.name, it.row, phash, settings.model, options) for it in todo if not it.call}
+        fcalls, _ = await asyncio.to_thread(_existing, ws, task.name, list(fkeys.values()))
+        todo = [it for it in todo if it.call or fcalls.get(fkeys[it.row]) != "ok"]
     new_calls = sum(1 for it in todo if it.call)
     yield Log(f"{task.name}: {len(pool)} rows requested, {cached} already done (cached), {new_calls} to "
               f"transform with {settings.model} on {settings.url} ({'reasoning' if use_cot else 'direct'} "
@@ -371,7 +372,7 @@ async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, 
                 return
         # the paper's filter pass: does the new example fit the task?
         assert it.example is not None
-        fkey = call_key(task.name, it.row, "filter:" + phash, settings.model, options, "filter")
+        fkey = filter_key(task.name, it.row, phash, settings.model, options)
         try:
             fres = await chat(client, settings, prompts.filter_messages(task, *it.example), prompts.FILTER_SCHEMA)
         except TeacherCallFailed as exc:

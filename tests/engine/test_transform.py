@@ -260,3 +260,17 @@ async def test_closing_the_generator_keeps_finished_work(mnli_ws, standin_factor
     assert f.cached == stored and f.done + f.duplicates == 20 - stored
     assert q(mnli_ws, "select count(*) from examples")[0][0] == 20
     assert srv.chat_requests <= 20 + 2, "at most the calls in flight are lost"
+
+
+async def test_failed_filter_calls_are_retried_next_run(mnli_ws, standin):
+    standin.inject("http503", times=100, match="Is the candidate")
+    events = await run(mnli_ws, standin, limit=3, use_filter=True, retries=0)
+    assert finished(events).done == 3 and finished(events).rejected == 0
+    assert any("filter call for row" in getattr(e, "message", "") for e in events)
+    assert q(mnli_ws, "select count(*) from teacher_calls where status = 'failed'")[0][0] == 3
+    assert q(mnli_ws, "select count(*) from examples where status = 'pending'")[0][0] == 3
+    standin.clear_faults()
+    before = standin.chat_requests
+    await run(mnli_ws, standin, limit=3, use_filter=True)
+    assert standin.chat_requests == before + 3, "only the three filter calls are made again"
+    assert q(mnli_ws, "select count(*) from teacher_calls where status = 'failed'")[0][0] == 0
