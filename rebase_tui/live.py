@@ -111,15 +111,13 @@ class SearchOutcome:
 
 def make_retriever(ws: Any) -> Any:
     """Build the workspace's retriever and load its embedder (slow: torch + model). Runs off the UI thread."""
-    import torch
-
-    torch.set_num_threads(1)  # the UI process shares the cores with ingest and training (STYLE §1.12)
+    from engine.embed import set_torch_threads
     from engine.retrieve import Retriever
 
+    set_torch_threads(1)  # the UI process shares the cores with ingest and training (STYLE §1.12)
+
     retriever = Retriever(ws)
-    warm = getattr(retriever, "warm", None)
-    if callable(warm):
-        warm()
+    retriever.warm()
     return retriever
 
 
@@ -129,6 +127,7 @@ class LiveRetrieval:
     def __init__(self, app: RebaseApp) -> None:
         self.app = app
         self.draft = TaskDraft()
+        self._opened = False
         self.params = SearchParams()
         self.retriever: Any = None
         self.warm_error: str = ""
@@ -137,6 +136,8 @@ class LiveRetrieval:
         self.generation = 0
         self.engine_calls = 0
         """How many searches reached the engine (tests check that N quick edits make one call)."""
+        self.debounce_s = DEBOUNCE_S
+        """Seconds of quiet after an edit before a search starts."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="retrieval")
         self.results_signal: Signal[SearchOutcome] = Signal(app, "retrieval-results")
         self.ready_signal: Signal[str] = Signal(app, "retriever-ready")
@@ -175,12 +176,31 @@ class LiveRetrieval:
         if self.ready and self.draft.query() is not None:
             self.request(delay=0)
 
-    def reset(self) -> None:
-        """Forget the retriever (after the datastore changed): the next use builds a fresh one."""
-        self.retriever = None
-        self.start_warmup()
+    def datastore_changed(self) -> None:
+        """The datastore changed (ingest, removal): load a retriever if there was none, and re-rank (a
+        stale retriever is rebuilt on the retrieval thread before the next search)."""
+        self.warm_error = ""
+        if self.retriever is None:
+            self.start_warmup()
+        else:
+            self.request(delay=0)
 
     # -- editing -------------------------------------------------------------------------
+    def open_initial_task(self) -> None:
+        """Once per app: load the selected task (``--task``), else the first stored one, into the draft."""
+        if self._opened:
+            return
+        self._opened = True
+        from engine.tasks import get_task, list_tasks
+
+        ws = self.app.workspace
+        task = get_task(ws, self.app.task_name) if self.app.task_name else None
+        if task is None:
+            tasks = list_tasks(ws)
+            task = tasks[0] if tasks else None
+        if task is not None:
+            self.load(TaskDraft.from_task(task), "app")
+
     def draft_changed(self, origin: str) -> None:
         """Tell listeners that ``origin`` edited the draft, and re-rank."""
         self.draft_signal.publish(origin)
@@ -193,9 +213,10 @@ class LiveRetrieval:
         self.draft_changed(origin)
 
     # -- searching -----------------------------------------------------------------------
-    def request(self, delay: float = DEBOUNCE_S) -> None:
-        """Ask for a search of the current draft; it starts after ``delay`` seconds unless a newer
-        request comes first."""
+    def request(self, delay: float | None = None) -> None:
+        """Ask for a search of the current draft; it starts after ``delay`` seconds (default: the
+        debounce) unless a newer request comes first."""
+        delay = self.debounce_s if delay is None else delay
         self.generation += 1
         self.app.run_worker(self._search(self.generation, time.perf_counter(), delay), name="search",
                             group="search", exclusive=True, exit_on_error=False,
@@ -229,7 +250,10 @@ class LiveRetrieval:
         self.results_signal.publish(self.latest)
 
     def _run_search(self, query: Task, params: SearchParams) -> Any:
-        """The engine call (runs on the retrieval thread)."""
+        """The engine call (runs on the retrieval thread). A retriever built before the datastore
+        changed (an ingest or a removal since) is rebuilt first."""
+        if self.retriever.is_stale():
+            self.retriever = make_retriever(self.app.workspace)
         return self.retriever.search(query, top=params.top, weights=params.weights,
                                      per_dataset_cap=params.per_dataset_cap, dedupe=params.dedupe)
 
@@ -237,8 +261,7 @@ class LiveRetrieval:
         """Store ``outcome`` as ``task``'s pool (what ``rebase-tui retrieve`` stores); return its size."""
         from engine.retrieve import store_pool
 
-        store_pool(self.app.workspace, task, outcome.result)
-        return len(results_of(outcome.result))
+        return int(store_pool(self.app.workspace, task, outcome.result))
 
     def shutdown(self) -> None:
         """Stop the retrieval thread (pending work is dropped)."""

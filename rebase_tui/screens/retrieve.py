@@ -26,7 +26,7 @@ from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.editor import PlainTextArea
 from rebase_tui.widgets.results import field, format_weights, parse_int, parse_weights, row_cell, row_detail
 
-PREVIEW = 70
+PREVIEW = 40
 #: Most rows the table shows (the pool may hold more).
 TABLE_ROWS = 500
 
@@ -45,6 +45,7 @@ class RetrieveScreen(StageScreen):
 
     STAGE = "retrieve"
     CSS_PATH = "retrieve.tcss"
+    AUTO_FOCUS = "#rq-instruction"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+j", "use_as_pool", "Use as pool", id="retrieve.pool",
                 tooltip="store this ranking as the task's pool for the teacher"),
@@ -78,7 +79,9 @@ class RetrieveScreen(StageScreen):
                 yield Label("Weights in,out,ds", classes="control-label")
                 yield Input(format_weights(self.rebase.live.params.weights), id="rq-weights")
                 yield Checkbox("dedupe", self.rebase.live.params.dedupe, id="rq-dedupe")
-            yield Static("", id="rq-status")
+            with Horizontal(id="rq-status-row"):
+                yield Static("", id="rq-status")
+                yield Static("", id="rq-timing")
         with Horizontal(id="rq-main"):
             yield ResultsTable(id="rq-results", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="rq-detail-pane"):
@@ -97,8 +100,8 @@ class RetrieveScreen(StageScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#rq-results", ResultsTable)
-        for label, key, width in (("#", "rank", 4), ("final", "final", 6), ("in", "in", 6), ("out", "out", 6),
-                                  ("ds", "ds", 6), ("dataset", "dataset", 24), ("best input cell", "preview",
+        for label, key, width in (("#", "rank", 3), ("final", "final", 6), ("in", "in", 6), ("out", "out", 6),
+                                  ("ds", "ds", 6), ("dataset", "dataset", 22), ("best input cell", "preview",
                                                                                 PREVIEW)):
             table.add_column(label, key=key, width=width)
         live = self.rebase.live
@@ -106,6 +109,7 @@ class RetrieveScreen(StageScreen):
         live.ready_signal.subscribe(self, self._ready)
         live.draft_signal.subscribe(self, self._draft_signal)
         table.loading = not live.ready and not live.warm_error
+        live.open_initial_task()
         self._show_draft()
         self._status()
 
@@ -228,9 +232,10 @@ class RetrieveScreen(StageScreen):
 
     @staticmethod
     def _cells(r: Any) -> list[Any]:
-        preview = " ".join(str(row_cell(r, field(r, "input_column"))).split())
-        if len(preview) > PREVIEW:
-            preview = preview[: PREVIEW - 1] + "…"
+        text = field(r, "input_text", None)
+        preview = " ".join(str(text if text is not None else row_cell(r, field(r, "input_column"))).split())
+        if len(preview) > 200:  # the column shows the first PREVIEW cells; the detail pane shows all
+            preview = preview[:199] + "…"
         return [str(field(r, "rank")), f"{field(r, 'score'):.3f}", f"{field(r, 'input_score'):.3f}",
                 f"{field(r, 'output_score'):.3f}", f"{field(r, 'dataset_score'):.3f}",
                 Text(str(field(r, "dataset_id"))), Text(preview)]
@@ -279,13 +284,17 @@ class RetrieveScreen(StageScreen):
             status.add_class("-error")
         elif self.shown is not None:
             n = len(results_of(self.shown.result))
-            ms = (self.shown.finished_at - self.shown.requested_at) * 1000
             exact = field(self.shown.result, "exact", True)
-            text = (f"{n} rows · {ms:.0f} ms since the edit" + ("" if exact else " · approximate")
+            text = (f"{n} rows" + ("" if exact else " (approximate)")
                     + " · x excludes the dataset under the cursor · ctrl+j stores the pool")
         else:
             text = ""
         status.update(Content(text))
+        timing = ""
+        if self.shown is not None and not searching and not self.shown.error:
+            ms = (self.shown.finished_at - self.shown.requested_at) * 1000
+            timing = f"{ms:.0f} ms"
+        self.query_one("#rq-timing", Static).update(Content(timing))
 
     # -- actions -------------------------------------------------------------------------
     def action_next_example(self) -> None:

@@ -133,19 +133,8 @@ class TaskScreen(StageScreen):
         table.add_column("input", key="input", width=PREVIEW)
         table.add_column("output", key="output", width=PREVIEW - 16)
         self.rebase.live.draft_signal.subscribe(self, self._draft_signal)
-        if self.rebase.live.draft.stored is None and not self.rebase.live.draft.to_spec()["name"]:
-            self._open_initial_task()
+        self.rebase.live.open_initial_task()
         self._show_draft()
-
-    def _open_initial_task(self) -> None:
-        """Open the app's selected task (``--task``), else the first stored one."""
-        name = self.rebase.task_name
-        task = get_task(self.rebase.workspace, name) if name else None
-        if task is None:
-            tasks = list_tasks(self.rebase.workspace)
-            task = tasks[0] if tasks else None
-        if task is not None:
-            self.rebase.live.load(TaskDraft.from_task(task), "task")
 
     def refresh_state(self) -> None:
         super().refresh_state()

@@ -30,12 +30,14 @@ def normalise(svg: str) -> str:
 
 
 async def steady(pilot) -> None:  # type: ignore[no-untyped-def]
-    """Make the screen deterministic: cursors steady, toasts gone, fixed sub-title, workers idle."""
+    """Make the screen deterministic: nothing focused (no blinking cursor), no toasts, a fixed sub-title."""
     app = pilot.app
+    await pilot.pause()
     app.sub_title = "workspace"
     app.clear_notifications()
     for widget in app.screen.query("Input, TextArea"):
         widget.cursor_blink = False  # type: ignore[attr-defined]
+    app.screen.set_focus(None)  # no text cursor at all: its blink phase is timing-dependent
     await pilot.pause()
     await pilot.pause()
 
