@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +32,7 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 _CACHE: dict[tuple[str, str], Embedder] = {}
+_THREADS: int | None = None  # set_torch_threads() before torch was imported
 _LOCK = threading.Lock()
 
 
@@ -118,12 +120,18 @@ def pick_device(device: str = "auto") -> str:
 
 
 def set_torch_threads(threads: int | None) -> int:
-    """Set torch's intra-op thread count (None or 0: all cores); returns the count in effect."""
-    import torch
+    """Set torch's intra-op thread count (None or 0: all cores); returns the count asked for.
 
+    When torch is not imported yet, the count is remembered and applied by :func:`load_embedder`, so
+    commands that end up embedding nothing never pay torch's import.
+    """
+    global _THREADS
     n = threads if threads and threads > 0 else (os.cpu_count() or 1)
-    torch.set_num_threads(n)
-    return torch.get_num_threads()
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+    else:
+        _THREADS = n
+    return n
 
 
 class Embedder:
@@ -158,6 +166,10 @@ def load_embedder(name_or_path: str = DEFAULT_MODEL, device: str = "auto") -> Em
     Raises :class:`EngineError` naming the model when it cannot be found offline or loaded.
     """
     name = canonical_name(name_or_path)
+    if _THREADS is not None:
+        import torch
+
+        torch.set_num_threads(_THREADS)
     dev = pick_device(device)
     key = (name, dev)
     with _LOCK:

@@ -1,0 +1,57 @@
+"""`rebase-tui demo`: build the demo workspace (once) from the corpus shipped in the package, then open it."""
+
+from __future__ import annotations
+
+import argparse
+
+from rebase_tui.output import add_json_flag, print_json, stderr_console
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "demo", parents=[common], help="build the demo workspace and open the app on it",
+        description="Ingest the small demo corpus shipped with rebase-tui (8 datasets, 300 rows) through the "
+                    "real ingest path and add two demo tasks, into <user data dir>/rebase-tui/demo (or -w "
+                    "DIR); then open the app. Running it again reuses what is there.")
+    p.add_argument("--no-open", action="store_true",
+                   help="build the workspace but do not open the app (implied by --json)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch threads while embedding (default: embedder.threads, 0 = all cores)")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.demo import DEMO_TASKS, build_demo, default_demo_dir
+    from engine.embed import set_torch_threads
+    from engine.ingest import IngestDone
+    from engine.workspace import Workspace
+    from rebase_tui.commands.ingest import print_summary, render
+
+    path = getattr(args, "workspace", None) or default_demo_dir()
+    console = stderr_console()
+    ws = Workspace.open(path)
+    try:
+        threads = args.threads if args.threads is not None else ws.config["embedder.threads"]
+        set_torch_threads(threads)
+        summary = render(build_demo(ws), console, IngestDone)
+        summary["workspace"] = str(ws.path)
+        if args.json:
+            print_json(summary)
+        else:
+            print_summary(summary, console)
+            console.print(f"demo workspace: {ws.path} — tasks: {', '.join(summary.get('tasks', []))}",
+                          highlight=False, markup=False)
+        if args.no_open or args.json:  # --json is for scripts: never take over the terminal
+            return 0
+        if args.threads is None:
+            set_torch_threads(1)  # the app shares the cores between its workers
+        from rebase_tui.app import RebaseApp
+
+        app = RebaseApp(ws, stage="data", task=DEMO_TASKS[0])
+        ws = None  # the app owns the workspace now
+        app.run()
+        return 0
+    finally:
+        if ws is not None:
+            ws.close()
