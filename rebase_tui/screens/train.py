@@ -1,17 +1,554 @@
-"""Train stage: fine-tune a student model on the accepted examples and watch it live."""
+"""Train stage: fine-tune a student model on the accepted examples and watch it live.
+
+Training runs in a subprocess (:mod:`engine.supervise` starts ``python -m engine.train_worker RUN_DIR``);
+the screen follows it by tailing ``RUN_DIR/events.jsonl`` with :func:`engine.supervise.afollow` in an
+async worker, so following a run the screen started, re-attaching after an app restart and opening a
+finished run are one code path. Panels: train/eval loss (log-scale toggle), learning rate, tokens/s,
+step/epoch, ETA, the worker's CPU and GPU memory, and the tail of its ``stderr.log``. Stop is graceful
+(SIGINT: the worker checkpoints, then exits; SIGKILL only after a grace period). For a finished run:
+its eval metrics and sample predictions, and eval / dataset export / model export (with the Ollama
+Modelfile and the ``ollama create`` line).
+"""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.widgets import DataTable, Input, Label, Select, Sparkline, Static
+
+from engine.errors import EngineError
+from engine.events import Progress
+from engine.rate import format_seconds
+from rebase_tui.jobs import run_async_events, run_call, run_events
+from rebase_tui.messages import EngineEvent, JobFinished
 from rebase_tui.screens.base import StageScreen
+from rebase_tui.widgets.log_tail import LogTail
+from rebase_tui.widgets.loss_chart import LossChart
+from rebase_tui.widgets.stat_panel import StatPanel
+
+#: Form fields: (id, label, config key or None, kind).
+FIELDS: tuple[tuple[str, str, str | None, type], ...] = (
+    ("student", "student", "student.model", str),
+    ("epochs", "epochs", "student.epochs", float),
+    ("max_steps", "max steps", None, int),
+    ("lr", "learning rate", "student.lr", float),
+    ("batch_size", "batch size", "student.batch_size", int),
+    ("grad_accum", "grad accum", "student.grad_accum", int),
+    ("max_length", "max length", "student.max_length", int),
+    ("eval_every", "eval every", None, int),
+)
+METHODS = ("auto", "lora", "full")
+HISTORY = 400  # points kept for the sparklines
+
+
+def _fmt(value: Any, spec: str = ".4g") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def _rss_mb(pid: int | None) -> float | None:
+    """Resident memory of process ``pid`` in MiB (Linux /proc), None when unknown."""
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def gpu_mb(pid: int | None) -> float | None:
+    """GPU memory used by process ``pid`` in MiB (nvidia-smi), None without a GPU or the process."""
+    if pid is None or shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 2 and parts[0] == str(pid):
+            try:
+                return float(parts[1])
+            except ValueError:
+                return None
+    return None
+
+
+def start_run(ws: Any, task: str | None, form: dict[str, Any]) -> dict[str, Any]:
+    """Freeze the accepted examples into a new run and launch its worker (runs in a thread worker)."""
+    from engine import dataset, runs, supervise, tasks
+    from engine.train import check_student
+
+    if not task:
+        raise EngineError("no task to train on", fix="pick a task on the Task screen (F3) and accept examples")
+    task_obj = tasks.resolve_task(ws, task)
+    rows = dataset.accepted_examples(ws, task_obj.name)
+    if not rows:
+        raise EngineError(f"task {task_obj.name!r} has no accepted examples", fix="accept examples in Review (F6)")
+    settings = runs.settings_from_config(ws.config, **form)
+    check_student(settings["student"], bool(settings.get("trust_remote_code")))
+    path = runs.create_run(ws, rows, settings, task=task_obj, source=f"task:{task_obj.name}")
+    handle = supervise.start(path)
+    runs.record(ws, path)
+    return {"path": str(path), "offset": handle.offset}
 
 
 class TrainScreen(StageScreen):
-    """Training runs of this workspace."""
+    """A student form, the runs list, live panels of the followed run, and its results."""
 
     STAGE = "train"
+    CSS_PATH = "train.tcss"
+    AUTO_FOCUS = "#tr-runs"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+j,ctrl+enter", "start", "Start", id="train.start",
+                tooltip="train the student on the task's accepted examples"),
+        Binding("x", "stop", "Stop", id="train.stop", tooltip="stop the run gracefully (checkpoint first)"),
+        Binding("l", "toggle_log", "Log scale", id="train.log_scale", tooltip="loss chart: log/linear scale"),
+        Binding("v", "evaluate", "Eval", id="train.eval", tooltip="evaluate the open run on its validation split"),
+        Binding("d", "export_dataset", "Export data", show=False, id="train.export_dataset",
+                tooltip="export the task's accepted examples (JSONL with provenance)"),
+        Binding("m", "export_model", "Export model", id="train.export_model",
+                tooltip="export the open run's model with an Ollama Modelfile"),
+        Binding("R", "refresh_runs", "Refresh runs", show=False, id="train.refresh"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.run_path: Path | None = None
+        """The run the panels show (followed live while its worker runs)."""
+        self.following = False
+        self.status = ""
+        self.lr_history: list[float] = []
+        self.tps_history: list[float] = []
+        self.last: dict[str, Any] = {}
+        self._log_offset = 0
+        self._pid: int | None = None
+        self._gpu: float | None = None
+
+    # -- layout ----------------------------------------------------------------------------------
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="train-main"):
+            with Vertical(id="train-left"):
+                with Vertical(id="tr-form") as form:
+                    form.border_title = "student (ctrl+j starts)"
+                    for fid, label, _key, _kind in FIELDS:
+                        with Horizontal(classes="field"):
+                            yield Label(label)
+                            yield Input(id=f"tr-{fid}", compact=True)
+                    with Horizontal(classes="field"):
+                        yield Label("method")
+                        yield Select([(m, m) for m in METHODS], id="tr-method", value="auto", allow_blank=False,
+                                     compact=True)
+                yield DataTable(id="tr-runs", cursor_type="row", zebra_stripes=True)
+            with Vertical(id="train-right"):
+                with Horizontal(id="tr-panels"):
+                    yield StatPanel("run", id="tr-stats")
+                    with Vertical(id="tr-sparks"):
+                        yield Label("learning rate", classes="spark-label")
+                        yield Sparkline([], id="tr-spark-lr")
+                        yield Label("tokens/s", classes="spark-label")
+                        yield Sparkline([], id="tr-spark-tps")
+                yield LossChart(id="tr-chart")
+                with Horizontal(id="tr-bottom"):
+                    yield LogTail("worker log (stderr.log)", id="tr-log")
+                    with VerticalScroll(id="tr-results"):
+                        yield Static("", id="tr-results-text")
+
+    def on_mount(self) -> None:
+        cfg = self.rebase.workspace.config
+        for fid, _label, key, _kind in FIELDS:
+            if key is not None:
+                self.query_one(f"#tr-{fid}", Input).value = str(cfg[key] or "")
+        method = str(cfg["student.method"])
+        if method in METHODS and cfg.sources.get("student.method", "default") != "default":
+            self.query_one("#tr-method", Select).value = method
+        self.query_one("#tr-results").border_title = "results"
+        table = self.query_one("#tr-runs", DataTable)
+        table.border_title = "runs (enter opens)"
+        table.add_columns("run", "status", "step", "train", "eval")
+        super().on_mount()
+        self._paint_stats()
+        self.set_interval(1.0, self._poll_files, name="train-poll")
 
     def empty_message(self) -> str | None:
-        if self.rebase.count("runs"):
-            return None
-        return ("No training runs yet.\n\nA student model (any Hugging Face causal LM on disk) is fine-tuned "
-                "on the accepted examples (F6), with LoRA or in full, then evaluated and exported.")
+        return None  # the form is the way in: an empty workspace shows it with its hints
+
+    def refresh_state(self) -> None:
+        super().refresh_state()
+        if self.is_mounted and not self.following:
+            self.action_refresh_runs()
+
+    # -- runs list -------------------------------------------------------------------------------
+    def action_refresh_runs(self) -> None:
+        """Re-read the runs (their directories are the truth) in a thread."""
+        from engine import runs
+
+        run_call(self, "runs-list", runs.reconcile, self.rebase.workspace)
+
+    def _fill_runs(self, summaries: list[dict[str, Any]]) -> None:
+        table = self.query_one("#tr-runs", DataTable)
+        table.clear()
+        for s in summaries:
+            table.add_row(Content(s["run"]), Content(s["status"]), f"{s['steps']}/{s['total_steps']}",
+                          _fmt(s.get("train_loss"), ".3f"), _fmt(s.get("eval_loss"), ".3f"), key=s["run"])
+        from engine import supervise
+
+        if not self.following:
+            for s in summaries:
+                path = self.rebase.workspace.runs_dir / s["run"]
+                if s["status"] in ("running", "created") and supervise.worker_alive(path):
+                    self.notify(f"re-attached to running run {s['run']}", timeout=4)
+                    self.attach(path)
+                    break
+
+    @on(DataTable.RowSelected, "#tr-runs")
+    def _open_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value:
+            self.open_run(self.rebase.workspace.runs_dir / str(event.row_key.value))
+
+    def open_run(self, path: Path) -> None:
+        """Show run ``path``: follow it when its worker runs, else replay its events and show results."""
+        from engine import supervise
+
+        if supervise.worker_alive(path):
+            self.attach(path)
+            return
+        if self.following:
+            self.workers.cancel_group(self, "train-follow")
+            self.following = False
+        from engine.runs import read_events
+        from engine.train import event_from_json
+
+        self._reset(path)
+        for obj in read_events(path):
+            try:
+                self._apply(event_from_json(obj))
+            except (TypeError, ValueError):
+                continue
+        self._show_results()
+        self._paint_stats()
+
+    # -- following --------------------------------------------------------------------------------
+    def attach(self, path: Path, offset: int | None = None) -> None:
+        """Follow run ``path`` live from its current segment (re-attach works the same way)."""
+        from engine import supervise
+
+        self._reset(path)
+        self.following = True
+        self._pid = supervise.read_pid(path)
+        run_async_events(self, "train-follow", lambda: supervise.afollow(path, offset),
+                         description=f"follow {path.name}")
+        self.refresh_bindings()
+
+    def _reset(self, path: Path) -> None:
+        self.run_path = path
+        self.status = ""
+        self.last = {"run": path.name}
+        self.lr_history.clear()
+        self.tps_history.clear()
+        self.query_one("#tr-chart", LossChart).clear()
+        self.query_one("#tr-spark-lr", Sparkline).data = []
+        self.query_one("#tr-spark-tps", Sparkline).data = []
+        log = self.query_one("#tr-log", LogTail)
+        log.clear()
+        self._log_offset = 0
+        self.query_one("#tr-results-text", Static).update("")
+        self._poll_files()
+
+    def _apply(self, event: Any) -> None:
+        """Fold one training event into the panels."""
+        from engine.train import CheckpointSaved, EvalMetrics, RunEnded, RunStarted, StepMetrics
+
+        chart = self.query_one("#tr-chart", LossChart)
+        match event:
+            case RunStarted():
+                self.status = "running"
+                self.last.update(total=event.total_steps, method=event.method, device=event.device,
+                                 step=event.start_step, params=event.parameters, trainable=event.trainable)
+            case StepMetrics():
+                self.last.update(step=event.step, total=event.total_steps, epoch=event.epoch, loss=event.loss,
+                                 lr=event.lr, tps=event.tokens_per_s, eta=event.eta_s)
+                chart.add("train", event.step, event.loss)
+                self.lr_history.append(event.lr)
+                if event.tokens_per_s is not None:
+                    self.tps_history.append(event.tokens_per_s)
+                del self.lr_history[:-HISTORY], self.tps_history[:-HISTORY]
+            case EvalMetrics():
+                self.last["eval_loss"] = event.eval_loss
+                chart.add("eval", event.step, event.eval_loss)
+            case CheckpointSaved():
+                self.last["checkpoint"] = event.step
+            case RunEnded():
+                self.status = event.status
+                self.last.update(step=event.step, eta=None)
+                if event.message:
+                    self.last["end"] = f"{event.message} — {event.fix}" if event.fix else event.message
+                    self.last["hints"] = list(event.hints)
+
+    @on(EngineEvent)
+    def _engine_event(self, message: EngineEvent) -> None:
+        if message.job == "train-follow":
+            from engine.train import CheckpointSaved, RunEnded
+
+            self._apply(message.event)
+            log = self.query_one("#tr-log", LogTail)
+            if isinstance(message.event, CheckpointSaved):
+                log.add(f"checkpoint at step {message.event.step}")
+            if isinstance(message.event, RunEnded):
+                log.add(f"run {message.event.status} at step {message.event.step}"
+                        + (f": {self.last.get('end')}" if self.last.get("end") else ""))
+                for hint in self.last.get("hints") or []:
+                    log.add(f"  hint: {hint}")
+            self._paint_stats()
+        elif message.job == "eval" and isinstance(message.event, Progress):
+            ev = message.event
+            self.query_one("#tr-results-text", Static).update(Content(f"evaluating… {ev.done}/{ev.total} "
+                                                                      f"{ev.unit} ({ev.message})"))
+
+    def _paint_stats(self) -> None:
+        s = self.last
+        self.query_one("#tr-spark-lr", Sparkline).data = list(self.lr_history)
+        self.query_one("#tr-spark-tps", Sparkline).data = list(self.tps_history)
+        if not s:
+            self.query_one("#tr-stats", StatPanel).set([
+                ("run", "none open"), ("", "ctrl+j starts one on the accepted examples"),
+                ("", "enter on a run opens it")])
+            return
+        rss = _rss_mb(self._pid) if self.following else None
+        self.query_one("#tr-stats", StatPanel).set([
+            ("run", s.get("run", "")),
+            ("status", self.status or "starting…"),
+            ("step", f"{s.get('step', 0)}/{s.get('total', '?')}"),
+            ("epoch", _fmt(s.get("epoch"), ".2f")),
+            ("loss", f"{_fmt(s.get('loss'), '.4f')} (eval {_fmt(s.get('eval_loss'), '.4f')})"),
+            ("lr", _fmt(s.get("lr"), ".2e")),
+            ("tokens/s", _fmt(s.get("tps"), ".0f")),
+            ("ETA", format_seconds(s.get("eta")) if self.status == "running" else "—"),
+            ("memory", f"CPU {_fmt(rss, '.0f')} MiB · GPU {_fmt(self._gpu, '.0f')} MiB"),
+        ])
+
+    def _poll_files(self) -> None:
+        """Once a second: new lines of the worker's stderr.log, and memory figures."""
+        if self.run_path is None:
+            return
+        log_file = self.run_path / "stderr.log"
+        try:
+            size = log_file.stat().st_size
+        except OSError:
+            size = 0
+        if size > self._log_offset:
+            with log_file.open("rb") as f:
+                f.seek(max(self._log_offset, size - 64_000))
+                chunk = f.read()
+            self._log_offset = size
+            text = chunk.decode("utf-8", errors="replace").rstrip("\n")
+            if text:
+                self.query_one("#tr-log", LogTail).add(text)
+        if self.following:
+            if shutil.which("nvidia-smi") is not None:
+                run_call(self, "gpu-memory", gpu_mb, self._pid)
+            self._paint_stats()
+
+    # -- actions ----------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "start":
+            return (not self.following) or None
+        if action == "stop":
+            return self.following or None
+        if action in ("evaluate", "export_model"):
+            return (self.run_path is not None and not self.following) or None
+        return True
+
+    def _form(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for fid, label, _key, kind in FIELDS:
+            text = self.query_one(f"#tr-{fid}", Input).value.strip()
+            if not text:
+                continue
+            try:
+                values[fid] = kind(text)
+            except ValueError:
+                raise EngineError(f"{label} {text!r} is not a {kind.__name__}", fix=f"type a {kind.__name__}") \
+                    from None
+        method = self.query_one("#tr-method", Select).value
+        if isinstance(method, str) and method != "auto":
+            values["method"] = method
+        return values
+
+    def action_start(self) -> None:
+        """Freeze the accepted examples into a new run and start its worker (in a thread: it imports
+        transformers to check the student)."""
+        if self.following:
+            return
+        try:
+            form = self._form()
+        except EngineError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        task = self._train_task()
+        self.query_one("#tr-log", LogTail).add(f"starting a run on {task or '?'}'s accepted examples…")
+        run_call(self, "train-start", start_run, self.rebase.workspace, task, form)
+
+    def _train_task(self) -> str | None:
+        if self.rebase.task_name:
+            return self.rebase.task_name
+        with self.rebase.workspace.store.cursor() as cur:
+            rows = cur.execute("select task from examples where status = 'accepted' group by task "
+                               "order by max(updated_at) desc limit 1").fetchall()
+        return rows[0][0] if rows else None
+
+    def action_stop(self) -> None:
+        """Stop the followed run gracefully (after a confirmation)."""
+        if not self.following or self.run_path is None:
+            return
+        from rebase_tui.widgets.dialogs import ConfirmDialog
+
+        path = self.run_path
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                from engine import supervise
+
+                self.query_one("#tr-log", LogTail).add("stopping: the worker saves a checkpoint, then exits…")
+                run_call(self, "train-stop", supervise.stop, path, 60.0)
+
+        self.app.push_screen(ConfirmDialog(f"Stop run {path.name}? It saves a checkpoint first; "
+                                           "`rebase-tui train --resume` continues it.", yes="Stop"), confirmed)
+
+    def action_toggle_log(self) -> None:
+        """Loss chart: switch between linear and log scale."""
+        self.query_one("#tr-chart", LossChart).toggle_log()
+
+    def action_evaluate(self) -> None:
+        """Evaluate the open run on its validation split (thread worker; metrics and predictions shown)."""
+        if self.run_path is None or self.following:
+            return
+        from engine.evaluate import evaluate
+
+        path = self.run_path
+        run_events(self, "eval", lambda: evaluate(path), description=f"evaluate {path.name}")
+
+    def action_export_dataset(self) -> None:
+        """Export the task's accepted examples as JSONL with provenance into the workspace's exports/."""
+        task = self._train_task()
+        if not task:
+            self.notify("no task with accepted examples", severity="warning")
+            return
+
+        def export() -> dict[str, Any]:
+            from engine.dataset import export_dataset
+            from engine.tasks import resolve_task
+
+            ws = self.rebase.workspace
+            return export_dataset(ws, resolve_task(ws, task), "jsonl", ws.exports_dir / f"{task}.jsonl")
+
+        run_call(self, "export-dataset", export)
+
+    def action_export_model(self) -> None:
+        """Export the open run's model (HF folder + Ollama Modelfile) into exports/<run>."""
+        if self.run_path is None or self.following:
+            return
+        from engine.export import export_model
+
+        run_call(self, "export-model", export_model, self.run_path,
+                 self.rebase.workspace.exports_dir / self.run_path.name)
+
+    # -- results ----------------------------------------------------------------------------------
+    def _show_results(self, extra: str = "") -> None:
+        if self.run_path is None:
+            return
+        parts: list[str] = []
+        metrics_file = self.run_path / "metrics.json"
+        if metrics_file.exists():
+            try:
+                allm = json.loads(metrics_file.read_text(encoding="utf-8"))
+            except ValueError:
+                allm = {}
+            for name, m in allm.items():
+                figures = ", ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float) and k != "seconds")
+                parts.append(f"{name}: {figures}")
+        preds = self.run_path / "predictions.jsonl"
+        if preds.exists():
+            lines = preds.read_text(encoding="utf-8").splitlines()[:5]
+            if lines:
+                parts.append("sample predictions:")
+            for line in lines:
+                try:
+                    p = json.loads(line)
+                except ValueError:
+                    continue
+                mark = "✓" if p.get("correct") else "✗"
+                parts.append(f"{mark} input: {str(p.get('input'))[:160]}\n  expected: {p.get('reference')}\n"
+                             f"  predicted: {p.get('prediction')}")
+        if not parts and self.status in ("finished", "stopped"):
+            parts.append("no evaluation yet — v evaluates on the validation split")
+        if extra:
+            parts.append(extra)
+        self.query_one("#tr-results-text", Static).update(Content("\n".join(parts)))
+
+    @on(JobFinished)
+    def _job_finished(self, message: JobFinished) -> None:
+        log = self.query_one("#tr-log", LogTail)
+        match message.job:
+            case "runs-list":
+                if message.ok:
+                    self._fill_runs(message.result or [])
+            case "train-start":
+                if message.ok:
+                    result = message.result
+                    path = Path(result["path"])
+                    log.add(f"run {path.name} started")
+                    self.attach(path, result["offset"])
+                    self.action_refresh_runs()
+                else:
+                    log.add(f"could not start: {message.error}")
+                    self.notify(message.error, severity="error", timeout=10)
+            case "train-follow":
+                self.following = False
+                self._pid = None
+                self.refresh_bindings()
+                if self.run_path is not None:
+                    from engine import runs
+
+                    try:
+                        runs.record(self.rebase.workspace, self.run_path)
+                    except (EngineError, OSError) as exc:
+                        log.add(f"could not record the run: {exc}")
+                self._paint_stats()
+                self._show_results()
+                self.action_refresh_runs()
+            case "train-stop":
+                log.add(f"stop: {message.result if message.ok else message.error}")
+            case "gpu-memory":
+                if message.ok:
+                    self._gpu = message.result
+            case "eval":
+                if message.ok:
+                    self._show_results()
+                else:
+                    self._show_results(f"evaluation failed: {message.error}")
+            case "export-dataset":
+                if message.ok:
+                    r = message.result
+                    self._show_results(f"dataset: {r['rows']} rows → {r['path']}")
+                else:
+                    self._show_results(f"dataset export failed: {message.error}")
+            case "export-model":
+                if message.ok:
+                    r = message.result
+                    self._show_results(f"model ({r['kind']}) → {r['path']}\nModelfile: {r['modelfile']}\n"
+                                       f"then run: {r['ollama_create']}")
+                else:
+                    self._show_results(f"model export failed: {message.error}")
