@@ -776,23 +776,32 @@ class _Handler(BaseHTTPRequestHandler):
             if chat and "thinking" in m.capabilities and body.get("think") is not False:
                 thinking = "Let me think about the request."
             metrics = {"prompt_eval_count": max(1, len(prompt_text.split())), "eval_count": max(1, len(pieces))}
+
+            def completed(delta: int = 1) -> None:
+                # counted once the last line is out, before the stream's terminator: a client cannot see its
+                # call finished before the stand-in has counted it
+                if not chat:
+                    return
+                with srv._cond:
+                    srv.chat_completed += delta
+                    srv.completed_prompts[prompt_text] += delta
+                    srv._cond.notify_all()
+
             if stream:
-                ok = self._stream_reply(body["model"], chat, pieces, thinking, done_reason, metrics, t0, load_ns,
-                                        fault)
+                self._stream_reply(body["model"], chat, pieces, thinking, done_reason, metrics, t0, load_ns, fault,
+                                   completed)
             else:
                 obj = self._final(body["model"], chat, "".join(pieces), done_reason, metrics, t0, load_ns)
                 if chat and thinking:
                     obj["message"]["thinking"] = thinking
                 if not chat:
                     obj["context"] = list(range(1, metrics["eval_count"] + 5))
-                self._json(obj)
-                ok = True
-            if ok and chat:
-                with srv._lock:
-                    srv.chat_completed += 1
-                    srv.completed_prompts[prompt_text] += 1
-                with srv._cond:
-                    srv._cond.notify_all()
+                completed()
+                try:
+                    self._json(obj)
+                except OSError:
+                    completed(-1)
+                    raise
         finally:
             with srv._lock:
                 srv.in_flight = max(0, srv.in_flight - 1) if acquired else srv.in_flight
@@ -834,7 +843,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._chunk(b"")
 
     def _stream_reply(self, model: str, chat: bool, pieces: list[str], thinking: str | None, done_reason: str,
-                      metrics: dict[str, int], t0: int, load_ns: int, fault: Fault | None) -> bool:
+                      metrics: dict[str, int], t0: int, load_ns: int, fault: Fault | None,
+                      completed: Any) -> bool:
         """Stream the reply; True when the final chunk went out."""
         srv = self.standin
         mode = fault.mode if fault else None
@@ -881,6 +891,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not chat:
                 final["context"] = list(range(1, metrics["eval_count"] + 5))
             self._line(final)
+            completed()
             self._chunk(b"")
             return True
         except (BrokenPipeError, ConnectionResetError, OSError):
