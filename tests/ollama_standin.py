@@ -717,9 +717,11 @@ class _Handler(BaseHTTPRequestHandler):
         load_ns = 0
         loading = m.name not in srv._loaded
         with srv._cond:
-            if loading and srv.load_time > 0:
+            queued = loading and srv.load_time > 0     # the scheduler's pending queue: only while loading
+            if queued:
                 if srv._loading >= srv.max_queue:
                     raise _HTTPError(503, BUSY)
+                srv._loading += 1
             srv.waiting += 1
         slot = srv.slot(m.name)
         acquired = False
@@ -735,6 +737,8 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with srv._cond:
                 srv.waiting -= 1
+                if queued:
+                    srv._loading -= 1
         if not acquired:
             raise _HTTPError(-1, None)
         try:

@@ -236,3 +236,24 @@ def test_answer_is_drawn_from_the_row():
                                   "required": ["input"]}, {})
     words = json.loads(text)["input"].split()
     assert words and set(words) <= {"A", "man", "plays", "a", "guitar", "on", "stage", "1"}
+
+
+def test_max_queue_applies_while_loading(standin_factory):
+    srv = standin_factory(num_parallel=1, load_time=0.5, max_queue=2)
+    errors, oks = [], []
+
+    def call():
+        try:
+            oks.append(client(srv).chat(model="llama3.1:8b", messages=MSGS))
+        except ollama.ResponseError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join()
+    assert [e.status_code for e in errors] == [503] and errors[0].error == BUSY
+    assert len(oks) == 3 and oks[0].load_duration >= 400_000_000, "the first call reports the model load"
+    assert client(srv).chat(model="llama3.1:8b", messages=MSGS).load_duration is None, "loaded: no queue limit"
