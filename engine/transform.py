@@ -417,6 +417,7 @@ async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, 
         tps = c["tokens"] / elapsed if elapsed > 0 else 0.0
         msg = (f"{c['done']} new, {c['failed']} failed, {c['duplicates']} duplicates"
                + (f", {c['rejected']} filtered out" if use_filter else "")
+               + (f", {c['retries']} retries" if c["retries"] else "")
                + f", {tps:.0f} tok/s, ETA {format_seconds(meter.eta(done, total) if rate else None)}")
         return Progress("transform", done, total, "examples", msg)
 
