@@ -1,14 +1,16 @@
 """Review stage: accept, reject and edit the teacher's examples by keyboard.
 
 The list (:class:`ExampleList`, line API) has focus when the screen opens; the selected example and its
-source row sit beside it. Decisions go straight to :mod:`engine.review` (a synchronous, append-only
-decision log in DuckDB, so undo survives a restart and the CLI sees the same state); the screen then
-updates the one row that changed, so every key's effect is painted in a few milliseconds whatever the
-queue's size (bench/review.py measures it).
+source row sit beside it. Decisions go to :mod:`engine.review` (an append-only decision log in DuckDB,
+so undo survives a restart and the CLI sees the same state) on one writer thread, in order; the screen
+paints the one row that changed at once, so every key's effect is painted in a few milliseconds whatever
+the queue's size (bench/review.py measures it).
 """
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 from textual import on
@@ -64,6 +66,7 @@ class ReviewScreen(StageScreen):
         self._regenerating: set[int] = set()
         self._details: dict[int, tuple[dict[str, Any], str, Any]] = {}
         self._wanted: int | None = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="review-writes")
 
     # -- layout ----------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
@@ -122,16 +125,14 @@ class ReviewScreen(StageScreen):
 
     @on(ExampleList.Highlighted, "#review-list")
     def _highlighted(self, message: ExampleList.Highlighted) -> None:
-        """Show the example under the cursor: at once when its details are cached, else right after the
-        list's own repaint (so the cursor move is painted first, then the card)."""
+        """Show the example under the cursor right after the list's own repaint: the cursor move is
+        painted first, then the card (from the cache when prefetched, else one query)."""
         row = message.row
         if row is None:
             self._show_detail(None)
-        elif row.id in self._details:
-            self._show_detail(row.id)
-        else:
-            self._wanted = row.id
-            self.call_after_refresh(self._load_detail, row.id)
+            return
+        self._wanted = row.id
+        self.call_after_refresh(self._load_detail, row.id)
 
     def _load_detail(self, example_id: int) -> None:
         if self._wanted != example_id:
@@ -181,43 +182,90 @@ class ReviewScreen(StageScreen):
                 return None
         return True
 
-    def _decided(self, examples: list[dict[str, Any]], advance: bool = True) -> None:
-        """Paint the rows ``examples`` changed, then move to the next row."""
+    # Decisions are painted at once (the row's new state, the counts, the cursor on the next row) and
+    # written through engine.review on one writer thread, in order; when a write returns, the rows are
+    # repainted from what DuckDB holds (an engine refusal puts the truth back and says why). A DuckDB
+    # commit costs ~15 ms here, which would otherwise sit between every key and its paint.
+    def _paint_examples(self, examples: list[dict[str, Any]]) -> None:
+        """Repaint the rows of ``examples`` (fresh from the database) wherever they are shown."""
         lst = self.example_list
+        positions = {r.id: i for i, r in enumerate(self.queue.shown)} if len(examples) > 1 else None
         for example in examples:
-            self._details.pop(int(example["id"]), None)
+            ex_id = int(example["id"])
+            self._details.pop(ex_id, None)
             self.queue.update(example)
-            idx = self.queue.index_of(int(example["id"])) if len(examples) > 1 else lst.cursor
+            idx = positions.get(ex_id) if positions is not None else self.queue.index_of(ex_id)
+            if idx is not None:
+                lst.refresh_row(idx)
+        self._paint_summary()
+        current = lst.current
+        if current is not None and any(int(e["id"]) == current.id for e in examples):
+            self._show_detail(current.id)
+
+    def _optimistic(self, ids: list[int], status: str, advance: bool) -> None:
+        """Show ``ids`` as ``status`` now (the write follows), then move to the next row."""
+        lst = self.example_list
+        positions = {r.id: i for i, r in enumerate(lst.rows)} if len(ids) > 1 else {lst.current.id: lst.cursor} \
+            if lst.current is not None else {}
+        for ex_id in ids:
+            self._details.pop(ex_id, None)
+            self.queue.set_status(ex_id, status)
+            idx = positions.get(ex_id)
             if idx is not None:
                 lst.refresh_row(idx)
         self._paint_summary()
         if advance and lst.cursor < len(lst.rows) - 1:
             lst.move_to(lst.cursor + 1)
-        else:
-            self._highlighted(ExampleList.Highlighted(lst, lst.current))
 
-    def _guard(self, fn: Any, *args: Any) -> Any:
+    def _write(self, fn: Any, *args: Any, ids: list[int] | None = None,
+               then: Any = None) -> None:
+        """Run ``fn(ws, task, *args)`` on the writer thread; then repaint from the database."""
+        self.run_worker(self._write_async(fn, args, ids or [], then), group="review-write", exclusive=False,
+                        exit_on_error=False, description="write a review decision")
+
+    async def _write_async(self, fn: Any, args: tuple[Any, ...], ids: list[int], then: Any) -> None:
+        loop = asyncio.get_running_loop()
+        ws, task = self.rebase.workspace, self.task_name
         try:
-            return fn(*args)
+            result = await loop.run_in_executor(self._writer, fn, ws, task, *args)
         except EngineError as exc:
             self.notify(str(exc), severity="error", timeout=8)
-            return None
+            result = None
+        except Exception as exc:  # never let a write failure take the app down
+            from rebase_tui.jobs import describe_error
+
+            self.notify(describe_error(exc), severity="error", timeout=8)
+            result = None
+        if result is None and ids:  # put the truth back
+            result = await loop.run_in_executor(self._writer, backend.get_examples, ws, ids)
+        if result is not None:
+            if then is not None:
+                then(result)
+            else:
+                self._paint_examples(result)
+
+    def on_unmount(self) -> None:
+        self._writer.shutdown(wait=True)  # decisions already sent are written before the workspace closes
+
+    async def flush_writes(self) -> None:
+        """Wait until every decision sent so far is written (tests and the bench use it)."""
+        await asyncio.get_running_loop().run_in_executor(self._writer, lambda: None)
+        for worker in [w for w in self.workers if w.group == "review-write"]:
+            await worker.wait()
 
     def action_accept(self) -> None:
         """Accept the example under the cursor and go to the next."""
         row = self.example_list.current
-        if row is not None:
-            done = self._guard(backend.accept, self.rebase.workspace, self.task_name, [row.id])
-            if done is not None:
-                self._decided(done)
+        if row is not None and self.task_name:
+            self._optimistic([row.id], "accepted", advance=True)
+            self._write(backend.accept, [row.id], ids=[row.id])
 
     def action_reject(self, reason: str | None = None) -> None:
         """Reject the example under the cursor and go to the next."""
         row = self.example_list.current
-        if row is not None:
-            done = self._guard(backend.reject, self.rebase.workspace, self.task_name, [row.id], reason)
-            if done is not None:
-                self._decided(done)
+        if row is not None and self.task_name:
+            self._optimistic([row.id], "rejected", advance=True)
+            self._write(backend.reject, [row.id], reason, ids=[row.id])
 
     def action_reject_reason(self) -> None:
         """Ask for a reason, then reject."""
@@ -225,16 +273,16 @@ class ReviewScreen(StageScreen):
             return
 
         def done(reason: str | None) -> None:
+            self.example_list.focus()
             if reason is not None:
                 self.action_reject(reason or None)
-            self.example_list.focus()
 
         self.app.push_screen(ReasonDialog(), done)
 
     def action_edit(self) -> None:
         """Edit the example in a modal; saving accepts it."""
         row = self.example_list.current
-        if row is None:
+        if row is None or not self.task_name:
             return
         example = backend.get_example(self.rebase.workspace, row.id)
         example_id = row.id
@@ -243,47 +291,39 @@ class ReviewScreen(StageScreen):
             self.example_list.focus()
             if fields is None:
                 return
-            result = self._guard(backend.edit, self.rebase.workspace, self.task_name, example_id, fields)
-            if result is not None:
-                idx = self.queue.index_of(example_id)
-                if idx is not None and idx != self.example_list.cursor:
-                    self.example_list.move_to(idx)
-                self._decided(result)
+            idx = self.queue.index_of(example_id)
+            if idx is not None and idx != self.example_list.cursor:
+                self.example_list.move_to(idx)
+            self._optimistic([example_id], "accepted", advance=True)
+            self._write(backend.edit, example_id, fields, ids=[example_id])
 
         self.app.push_screen(ExampleEditor(example), saved)
 
     def action_undo(self) -> None:
         """Undo the last decision of this task (the decision log survives restarts)."""
-        if not self.task_name:
-            return
-        restored = self._guard(backend.undo, self.rebase.workspace, self.task_name)
-        if restored is None:
-            return
+        if self.task_name:
+            self._write(backend.undo, then=self._undone)
+
+    def _undone(self, restored: list[dict[str, Any]]) -> None:
         if not restored:
             self.notify("nothing to undo")
             return
+        first = int(restored[0]["id"])
         for example in restored:
             self._details.pop(int(example["id"]), None)
             self.queue.update(example)
-        first = int(restored[0]["id"])
         idx = self.queue.index_of(first)
         if idx is None:  # filtered out: show it again by re-applying the filter
             self.queue.apply()
             self._show_rows(keep_id=first)
-        else:
-            for example in restored:
-                i = self.queue.index_of(int(example["id"]))
-                if i is not None:
-                    self.example_list.refresh_row(i)
-            self._paint_summary()
-            if idx == self.example_list.cursor:
-                self._highlighted(ExampleList.Highlighted(self.example_list, self.example_list.current))
-            else:
-                self.example_list.move_to(idx)
+            return
+        self._paint_examples(restored)
+        if idx != self.example_list.cursor:
+            self.example_list.move_to(idx)
 
     def _bulk(self, verb: str) -> None:
         ids = [r.id for r in self.queue.shown]
-        if not ids:
+        if not ids or not self.task_name:
             return
         from rebase_tui.widgets.dialogs import ConfirmDialog
 
@@ -291,11 +331,10 @@ class ReviewScreen(StageScreen):
             self.example_list.focus()
             if not ok:
                 return
-            fn = backend.accept if verb == "accept" else backend.reject
-            done = self._guard(fn, self.rebase.workspace, self.task_name, ids)
-            if done is not None:
-                self._decided(done, advance=False)
-                self.notify(f"{verb}ed {len(done):,} examples (u undoes them one decision at a time)")
+            status = "accepted" if verb == "accept" else "rejected"
+            self._optimistic(ids, status, advance=False)
+            self._write(backend.accept if verb == "accept" else backend.reject, ids, ids=ids)
+            self.notify(f"{verb}ed {len(ids):,} examples (u undoes them in one step)", timeout=4)
 
         self.app.push_screen(ConfirmDialog(f"{verb.capitalize()} all {len(ids):,} examples shown "
                                            f"(filter: {self.queue.filter})?", yes=verb.capitalize()),

@@ -25,7 +25,6 @@ class ExampleCard(VerticalScroll):
 
     DEFAULT_CSS = """
     ExampleCard { height: 1fr; padding: 0 1; }
-    ExampleCard > #card-status { color: $text-muted; height: auto; margin-bottom: 1; }
     ExampleCard > #card-body { height: auto; }
     ExampleCard.-streaming > #card-body { color: $text-muted; }
     """
@@ -34,17 +33,14 @@ class ExampleCard(VerticalScroll):
     """The id of the example on the card (None: blank)."""
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="card-status")
         yield Static("", id="card-body")
 
     def show(self, example: Mapping[str, Any] | None) -> None:
         """Show ``example`` (a mapping with input/output/reasoning/status/reason/...), or a blank card."""
-        status = self.query_one("#card-status", Static)
         body = self.query_one("#card-body", Static)
         self.shown_id = int(example["id"]) if example is not None else None
         if example is None:
-            status.update(Content("no example selected"))
-            body.update("")
+            body.update(Content("no example selected"))
             return
         line = f"#{example.get('id')} · {example.get('status')}"
         if example.get("edited"):
@@ -53,8 +49,7 @@ class ExampleCard(VerticalScroll):
             line += f" · {example['reason']}"
         if example.get("teacher_model"):
             line += f" · {example['teacher_model']}"
-        status.update(Content(line))
-        parts = [_section("Input", str(example.get("input") or "")),
+        parts = [Content.styled(line + "\n", "$text-muted"), _section("Input", str(example.get("input") or "")),
                  _section("Output", str(example.get("output") or ""))]
         if example.get("reasoning"):
             parts.append(_section("Reasoning", str(example["reasoning"])))

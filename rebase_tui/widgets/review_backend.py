@@ -108,7 +108,7 @@ def edit(ws: Any, task: str, example_id: int, fields: dict[str, str]) -> list[di
     return get_examples(ws, [example_id])
 
 
-def undo(ws: Any, task: str) -> list[dict[str, Any]]:
+def undo(ws: Any, task: str, *_: Any) -> list[dict[str, Any]]:
     """Undo the newest decision batch of ``task``; return the examples it restored (empty: nothing to undo)."""
     from engine import review
 

@@ -67,6 +67,14 @@ class ReviewQueue:
                                                                 fresh.search_text)
         return row
 
+    def set_status(self, example_id: int, status: str) -> None:
+        """Change one row's state (and the counts) before the database confirms it."""
+        row = self.by_id.get(example_id)
+        if row is not None and row.status != status:
+            self.counts[row.status] -= 1
+            self.counts[status] += 1
+            row.status = status
+
     def index_of(self, example_id: int) -> int | None:
         """Where example ``example_id`` is among the shown rows (None when it is filtered out)."""
         for i, row in enumerate(self.shown):

@@ -32,6 +32,15 @@ def _status(ws: Workspace) -> dict[int, str]:
         return dict(cur.execute("select id, status from examples order by id").fetchall())
 
 
+async def press(pilot, *keys: str) -> None:
+    """Press keys, then wait until the decisions they sent are written (the writer thread)."""
+    await pilot.press(*keys)
+    screen = pilot.app.screen
+    if hasattr(screen, "flush_writes"):
+        await screen.flush_writes()
+    await pilot.pause()
+
+
 def _list(app) -> ExampleList:
     return app.screen.query_one("#review-list", ExampleList)
 
@@ -57,18 +66,18 @@ async def test_review_keys_persist_and_undo_survives_restart(tmp_path, standin):
         source = str(app.screen.query_one("#review-source", SourceRowView).query_one("#source-origin",
                                                                                       Static).render())
         assert "toy/nli" in source
-        await pilot.press("a")
+        await press(pilot, "a")
         assert _status(ws)[first] == "accepted"
         second = lst.current.id
         assert second == ids[1]
-        await pilot.press("r")
+        await press(pilot, "r")
         assert _status(ws)[second] == "rejected"
         # Reject with a reason.
         third = lst.current.id
         await pilot.press("R")
         await pilot.pause()
         assert isinstance(app.screen, ReasonDialog)
-        await pilot.press(*"off task", "enter")
+        await press(pilot, *"off task", "enter")
         await pilot.pause()
         got = review.get_example(ws, third)
         assert (got["status"], got["reason"]) == ("rejected", "off task")
@@ -79,14 +88,14 @@ async def test_review_keys_persist_and_undo_survives_restart(tmp_path, standin):
         assert isinstance(app.screen, ExampleEditor)
         area = app.screen.query_one("#edit-output", TextArea)
         area.text = "contradiction [/odd] edited"
-        await pilot.press("ctrl+s")
+        await press(pilot, "ctrl+s")
         await pilot.pause()
         got = review.get_example(ws, fourth)
         assert (got["status"], got["output"], got["edited"]) == ("accepted", "contradiction [/odd] edited", True)
         # Undo twice: the accept, then the edit.
-        await pilot.press("u")
+        await press(pilot, "u")
         assert review.get_example(ws, fourth)["status"] == "pending"
-        await pilot.press("u")
+        await press(pilot, "u")
         assert review.get_example(ws, fourth)["output"] != "contradiction [/odd] edited"
         assert lst.current.id == fourth
         # Moves: last, first, next, previous.
@@ -107,8 +116,7 @@ async def test_review_keys_persist_and_undo_survives_restart(tmp_path, standin):
         assert shown and all(_status(ws)[i] == "pending" for i in shown)
         await pilot.press("A")
         await pilot.pause()
-        await pilot.press("y")
-        await pilot.pause()
+        await press(pilot, "y")
         assert all(_status(ws)[i] == "accepted" for i in shown)
         # Search narrows the shown rows; escape clears it.
         await pilot.press("1", "slash")
@@ -127,7 +135,7 @@ async def test_review_keys_persist_and_undo_survives_restart(tmp_path, standin):
     app2 = RebaseApp(ws2, stage="review", task="nli")
     async with app2.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        await pilot.press("u")
+        await press(pilot, "u")
         await pilot.pause()
         states = _status(ws2)
         assert all(states[i] == "pending" for i in shown)
