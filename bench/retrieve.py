@@ -2,6 +2,7 @@
 
     python bench/retrieve.py                               # synthetic 1M and 5M values
     python bench/retrieve.py --sizes 110000 1000000        # other synthetic sizes
+    python bench/retrieve.py --sizes --structure ../shared/data/datastore      # the shared datastore's shape
     python bench/retrieve.py --workspace WS --tasks ../shared/data/tasks/{mnli,squad,boolean_expressions}.json
 
 Synthetic stores: N distinct values (random unit vectors, 384 dimensions), 30% of them shared between rows
@@ -96,6 +97,33 @@ def synthetic_store(n_values: int, seed: int = 0) -> tuple[np.ndarray, scoring.C
     return values, index, unit_vectors(rng, N_DATASETS)
 
 
+def shared_structure_store(root: Path, seed: int = 0) -> tuple[np.ndarray, scoring.CellIndex, np.ndarray]:
+    """The real row/cell/value structure of a datastore folder (e.g. ../shared/data/datastore: every
+    ``<dataset>/<config>/train.parquet``, non-empty cells, distinct texts once) with random unit vectors in
+    place of the embeddings: scoring cost depends on the structure, not on the vectors' content."""
+    import pyarrow.parquet as pq
+
+    value_of: dict[str, int] = {}
+    cell_row, cell_value, cell_col, row_ds = [], [], [], []
+    columns: dict[str, int] = {}
+    datasets = sorted(p for p in root.iterdir() if p.is_dir())
+    for d, folder in enumerate(datasets):
+        for part in sorted(folder.glob("*/*.parquet")):
+            for row in pq.read_table(part).to_pylist():
+                r = len(row_ds)
+                row_ds.append(d)
+                for col, v in row.items():
+                    if v is None or v == "":
+                        continue
+                    cell_row.append(r)
+                    cell_value.append(value_of.setdefault(str(v), len(value_of)))
+                    cell_col.append(columns.setdefault(col, len(columns)))
+    rng = np.random.default_rng(seed)
+    index = scoring.build_cell_index(np.array(cell_row), np.array(cell_value), np.array(cell_col), list(columns),
+                                     np.arange(len(row_ds)), np.array(row_ds))
+    return unit_vectors(rng, len(value_of)), index, unit_vectors(rng, len(datasets))
+
+
 # -- the two methods ------------------------------------------------------------------------------
 def ours(values, index, ex_in, ex_out, ds_scores, top):
     s = scoring.score_rows(values, index, scoring.mean_query(ex_in), scoring.mean_query(ex_out), ds_scores)
@@ -153,13 +181,18 @@ def timed(fn, repeats, numpy_only=False):
     return statistics.median(times), peak, out
 
 
-def bench_synthetic(n_values: int, top: int, repeats: int, baseline: bool) -> None:
+def bench_synthetic(n_values: int, top: int, repeats: int, baseline: bool, structure: Path | None = None) -> None:
     t = time.perf_counter()
-    values, index, desc = synthetic_store(n_values)
+    if structure is not None:
+        values, index, desc = shared_structure_store(structure)
+        what = f"structure of {structure} with random vectors"
+    else:
+        values, index, desc = synthetic_store(n_values)
+        what = "synthetic"
     rng = np.random.default_rng(1)
     ex_in, ex_out, instr = unit_vectors(rng, 3), unit_vectors(rng, 3), unit_vectors(rng, 1)[0]
     ds_scores = (desc @ instr).astype(np.float32)
-    print(f"\n## synthetic: {n_values:,} values, {index.n_cells:,} cells, {index.n_rows:,} rows "
+    print(f"\n## {what}: {len(values):,} values, {index.n_cells:,} cells, {index.n_rows:,} rows "
           f"(built in {time.perf_counter() - t:.0f} s; value matrix {mib(values.nbytes)})", flush=True)
     ours(values, index, ex_in, ex_out, ds_scores, top)  # warm-up
     t_ours, _, (o_idx, o_sc) = timed(lambda: ours(values, index, ex_in, ex_out, ds_scores, top), repeats)
@@ -222,6 +255,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="*", default=[1_000_000, 5_000_000],
                    help="synthetic store sizes in distinct values (default 1M 5M; none: skip)")
+    p.add_argument("--structure", type=Path, help="also measure the row/cell structure of this datastore folder "
+                   "(e.g. ../shared/data/datastore) with random vectors")
     p.add_argument("--workspace", help="also measure a real ingested workspace")
     p.add_argument("--tasks", nargs="*", default=[], help="task files for --workspace")
     p.add_argument("--top", type=int, default=3000)
@@ -237,6 +272,8 @@ def main() -> None:
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'default')} top={args.top}")
     if args.workspace:
         bench_workspace(args.workspace, args.tasks, args.top, args.repeats, not args.no_baseline)
+    if args.structure:
+        bench_synthetic(0, args.top, args.repeats, not args.no_baseline, structure=args.structure)
     for n in args.sizes:
         bench_synthetic(n, args.top, args.repeats, not args.no_baseline)
 

@@ -448,7 +448,12 @@ class Retriever:
     def _approximate(self, q: QueryVectors, ds_scores: np.ndarray, banned_ds: np.ndarray,
                      w: tuple[float, float, float], top: int, cap: int | None, dedupe: bool):
         allowed_ds = ~banned_ds
-        ds_max = float(ds_scores[allowed_ds].max()) if allowed_ds.any() else -np.inf
+        if not allowed_ds.any():  # every dataset is banned: the empty list is the exact answer
+            empty = _subindex(self.index, np.empty(0, dtype=np.int64))
+            none = np.empty(0, dtype=np.float32)
+            return (np.empty(0, dtype=np.int64), empty, scoring.Scores(none, none, none, none, none, none),
+                    np.empty(0, dtype=np.int64), True)
+        ds_max = float(ds_scores[allowed_ds].max())
         q_in, q_out = q.q_in, q.q_out
         k = max(APPROX_MIN_CANDIDATES, APPROX_FACTOR * top)
         for round_ in range(1, APPROX_MAX_ROUNDS + 1):

@@ -164,6 +164,9 @@ def test_excluded_datasets_never_appear(ws, retriever, embedder):
     assert_matches_brute_force(result, brute_force(ws, embedder, spec), allowed=lambda k: ds_of[k] not in banned)
     approx = retriever.search(spec_banned, top=30, exclude=[banned[1]], approximate=True)
     assert not [h for h in approx if h.dataset_id in banned]
+    for approximate in (False, True):
+        nothing = retriever.search(spec, top=5, exclude=retriever.dataset_ids, approximate=approximate)
+        assert len(nothing) == 0 and nothing.exact
 
 
 def test_per_dataset_cap_and_dedupe_are_the_greedy_filter_of_the_full_ranking(retriever):
