@@ -86,7 +86,7 @@ def _state(cur: Any, task: str, ids: list[int]) -> dict[int, dict[str, Any]]:
 
 
 def _record(cur: Any, task: str, changes: list[tuple[int, dict[str, Any], dict[str, Any]]], kind: str) -> int:
-    batch = cur.execute("select coalesce(max(batch), 0) + 1 from decisions").fetchall()[0][0]
+    batch = cur.execute("select nextval('decisions_batch_seq')").fetchall()[0][0]
     for ex_id, before, after in changes:
         cur.execute("update examples set status = ?, reason = ?, input = ?, output = ?, reasoning = ?, edited = ?, "
                     "updated_at = current_timestamp where id = ?",

@@ -38,6 +38,7 @@ create table teacher_calls (
 
 -- Append-only review decisions; undo pops the last one.
 create sequence decisions_seq start 1;
+create sequence decisions_batch_seq start 1;
 create table decisions (
     id bigint primary key default nextval('decisions_seq'),
     task varchar not null,
