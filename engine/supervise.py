@@ -125,10 +125,19 @@ def record_dead_worker(run_dir: str | Path) -> dict | None:
     if summary["status"] in TERMINAL:
         return None
     rid = read_config(run_dir)["id"]
+    pid = read_pid(run_dir)
+    proc = _CHILDREN.get(pid) if pid is not None else None
+    code = proc.poll() if proc is not None else None
+    if code is not None and code < 0:
+        how = f"was killed by signal {signal.Signals(-code).name}"
+    elif code is not None:
+        how = f"exited with code {code} before its final event"
+    else:
+        how = "exited without a final event (killed, or out of host memory)"
+    last = _last_stderr_line(run_dir)
     event = {"type": "failed", "time": time.time(), "status": "failed", "step": summary["steps"],
              "reason": "killed",
-             "message": f"the training worker of run {rid} exited without a final event (killed, or out of "
-                        "host memory)",
+             "message": f"the training worker of run {rid} {how}" + (f"; its last words: {last}" if last else ""),
              "fix": f"resume from the last checkpoint with `rebase-tui train --resume {rid}`",
              "hints": ["see stderr.log in the run directory", "if the system killed it for memory: lower "
                        "--batch-size or --max-length, or use --lora"],
@@ -136,6 +145,19 @@ def record_dead_worker(run_dir: str | Path) -> dict | None:
              "elapsed_s": summary.get("seconds", 0.0)}
     append_event(run_dir, event)
     return event
+
+
+def _last_stderr_line(run_dir: Path) -> str:
+    """The last meaningful line of the worker's stderr.log (an exception, usually), or ""."""
+    path = Path(run_dir) / "stderr.log"
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - 4000))
+            lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines()]
+    except OSError:
+        return ""
+    lines = [ln for ln in lines if ln and "%|" not in ln and not ln.startswith("warnings.warn")]
+    return lines[-1][:300] if lines else ""
 
 
 class _Tail:

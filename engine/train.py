@@ -429,6 +429,10 @@ def train(run_dir: str | Path, stop_requested: Callable[[], bool] | None = None)
         if not _is_oom(exc):
             raise
         ctx.pop("model", None), ctx.pop("optimizer", None)
+        if ctx.get("rlimit") is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, ctx.pop("rlimit"))
         _free_memory()
         yield _ended("failed", state, t_start, "oom",
                      f"out of memory at step {state['step'] + 1} ({type(exc).__name__})",
@@ -438,6 +442,31 @@ def train(run_dir: str | Path, stop_requested: Callable[[], bool] | None = None)
         if ctx.get("dirty"):
             save_checkpoint(run_dir, ctx["model"], ctx["optimizer"], _state_json(state, t_start))
         raise
+    finally:
+        if ctx.get("rlimit") is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, ctx["rlimit"])
+
+
+def _cap_memory(extra_mb: int) -> tuple[int, int] | None:
+    """Cap this process's address space at its current size + ``extra_mb``: an allocation past the budget
+    then fails as an out-of-memory error (a recorded ``failed`` run) instead of summoning the system's OOM
+    killer on a shared machine. Returns the previous limits (restored when training ends). Linux only."""
+    try:
+        import resource
+
+        size_kb = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+                       if line.startswith("VmSize:"))
+    except (ImportError, OSError, StopIteration):
+        log.warning("max_memory_mb is only supported on Linux; ignored")
+        return None
+    old = resource.getrlimit(resource.RLIMIT_AS)
+    limit = size_kb * 1024 + extra_mb * 1024 * 1024
+    if old[1] != resource.RLIM_INFINITY:
+        limit = min(limit, old[1])
+    resource.setrlimit(resource.RLIMIT_AS, (limit, old[1]))
+    return old
 
 
 def _free_memory() -> None:
@@ -503,6 +532,8 @@ def _train(run_dir: Path, cfg: dict[str, Any], state: dict[str, Any], ctx: dict[
         adapter=latest if latest is not None and method == "lora" else None,
         full_weights=latest if latest is not None and method == "full" else None,
         gradient_checkpointing=bool(cfg.get("gradient_checkpointing")), lora=cfg.get("lora"))
+    if cfg.get("max_memory_mb"):
+        ctx["rlimit"] = _cap_memory(int(cfg["max_memory_mb"]))
     params = [p for p in model.parameters() if p.requires_grad]
     n_total = sum(p.numel() for p in model.parameters())
     n_train = sum(p.numel() for p in params)

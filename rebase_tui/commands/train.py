@@ -33,7 +33,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--format", choices=["auto", "base", "chat"],
                    help="prompt format (auto: chat when the tokenizer has a chat template)")
     p.add_argument("--threads", type=int, help="torch threads of the worker (0: torch's default)")
-    p.add_argument("--gradient-checkpointing", action="store_true", default=None)
+    p.add_argument("--gradient-checkpointing", action="store_true", default=None,
+                   help="recompute activations in the backward pass (less memory, slower)")
+    p.add_argument("--max-memory", type=int, metavar="MB",
+                   help="host memory the worker may allocate beyond its loaded model; past it the run fails "
+                        "as out-of-memory instead of meeting the system's OOM killer (Linux)")
     p.add_argument("--trust-remote-code", action="store_true", default=None,
                    help="allow the student's own Python code (only for models you trust)")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint to its final step")
@@ -115,7 +119,7 @@ def _create(ws, args):
         lr=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum, max_length=args.max_length,
         eval_every=args.eval_every, eval_fraction=args.eval_fraction, device=args.device, seed=args.seed,
         format=args.format, threads=args.threads, gradient_checkpointing=args.gradient_checkpointing,
-        trust_remote_code=args.trust_remote_code)
+        trust_remote_code=args.trust_remote_code, max_memory_mb=args.max_memory)
     check_student(settings["student"], bool(settings["trust_remote_code"]))
     return runs.create_run(ws, rows, settings, task=task, source=source)
 

@@ -93,6 +93,25 @@ def test_nan_loss_ends_failed_with_hints(workspace, tiny_student):
     assert "lower --lr" in " ".join(end.hints) and "nan" in end.message.lower()
 
 
+def test_out_of_memory_ends_failed_with_hints(workspace, tiny_student):
+    """A real allocation failure: the memory budget (max_memory_mb) is below what batch 64 x 256 needs."""
+    import resource
+
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    rows = dataset.read_examples_file(shared_data("teacher_outputs", "squad.jsonl"))[:100]
+    path = runs.create_run(workspace, rows, _settings(tiny_student, batch_size=64, max_length=256, max_steps=3,
+                                                      max_memory_mb=64))
+    end = list(train(path))[-1]
+    assert resource.getrlimit(resource.RLIMIT_AS) == before  # the cap is lifted when training ends
+    assert end.status == "failed" and end.reason == "oom" and end.step == 0
+    assert "out of memory" in end.message
+    assert any("--batch-size" in h for h in end.hints) and any("gradient-checkpointing" in h for h in end.hints)
+    # the same run with room to breathe trains
+    ok = runs.create_run(workspace, rows, _settings(tiny_student, batch_size=64, max_length=256, max_steps=1,
+                                                    max_memory_mb=4000))
+    assert list(train(ok))[-1].status == "finished"
+
+
 def test_missing_and_incompatible_models_fail_clearly(workspace, tmp_path):
     path = runs.create_run(workspace, _rows(20), _settings(tmp_path / "nope", max_steps=2))
     end = list(train(path))[-1]

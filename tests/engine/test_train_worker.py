@@ -7,6 +7,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from engine import runs, supervise
 from rebase_tui.cli import main
 from tests.conftest import shared_data
@@ -70,9 +72,28 @@ def test_kill_resume_and_graceful_stop(tmp_path, tiny_student, capsys):
 
     AutoModelForCausalLM.from_pretrained(ckpt)  # a usable checkpoint
 
-    # resume in the foreground to the same final step
-    assert main(["train", *common, "--resume", run_id, "--json"]) == 0
-    final = _json(capsys)
+    # resume detached to the same final step, followed as a restarted TUI would: no process handle, only the
+    # run directory, through the async follower (re-attaching at the start of the current attempt)
+    import asyncio
+
+    from engine.train import RunEnded, RunStarted
+
+    assert main(["train", *common, "--resume", run_id, "--detach", "--json"]) == 0
+    pid = _json(capsys)["pid"]
+    _wait_for(path, lambda e: e["type"] == "step" and e["step"] > stop_step)
+    proc = supervise._CHILDREN.pop(pid)
+    try:
+        async def collect():
+            return [ev async for ev in supervise.afollow(path)]
+
+        followed = asyncio.run(collect())
+    finally:
+        proc.wait(timeout=30)
+    assert isinstance(followed[0], RunStarted) and followed[0].start_step == stop_step
+    assert isinstance(followed[-1], RunEnded) and followed[-1].status == "finished" and followed[-1].step == 120
+    assert not supervise.worker_alive(path)
+    assert main(["runs", *common, "--json"]) == 0
+    final = {r["run"]: r for r in _json(capsys)}[run_id]
     assert final["status"] == "finished" and final["steps"] == 120 and final["eval_loss"] is not None
     events = runs.read_events(path)
     assert all(e["type"] in KNOWN for e in events)
@@ -102,13 +123,20 @@ def test_missing_student_is_refused_before_a_run_exists(tmp_path, capsys):
     assert not list((tmp_path / "ws" / "runs").iterdir())
 
 
-def test_failed_run_exits_1_with_message_and_hints(tmp_path, tiny_student, capsys):
-    data = shared_data("teacher_outputs", "boolean_expressions.jsonl")
+@pytest.mark.slow
+def test_cli_out_of_memory_exits_1_with_hints(tmp_path, tiny_student, capsys):
+    """A real allocation failure in the worker (--max-memory below what batch 64 needs), through the CLI."""
+    data = shared_data("teacher_outputs", "squad.jsonl")
     code = main(["train", "-w", str(tmp_path / "ws"), "--data", str(data), "--student", str(tiny_student),
-                 "--max-steps", "10", "--lr", "1e15", "--batch-size", "4", "--max-length", "64", "--threads", "1",
-                 "--json"])
+                 "--max-steps", "3", "--batch-size", "64", "--max-length", "256", "--threads", "1",
+                 "--max-memory", "64", "--json"])
     captured = capsys.readouterr()
     assert code == 1
     result = json.loads(captured.out)
-    assert result["status"] == "failed" and result["reason"] == "nan" and result["hints"]
-    assert "hint: lower --lr" in captured.err
+    assert result["status"] == "failed" and result["reason"] == "oom" and result["steps"] == 0
+    assert "out of memory" in result["message"]
+    assert "hint: lower --batch-size" in captured.err and "gradient-checkpointing" in captured.err
+    from engine.workspace import Workspace
+
+    with Workspace(tmp_path / "ws") as w, w.store.cursor() as cur:
+        assert cur.execute("select status from runs").fetchall() == [("failed",)]
