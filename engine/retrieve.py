@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: In-memory query vectors kept per Retriever (texts), on top of the persistent table.
 QUERY_CACHE_SIZE = 4096
+#: Rows kept in the ``query_vectors`` table (live typing adds one per new instruction draft); ~1.5 KB each.
+QUERY_TABLE_MAX = 10_000
 #: The approximate path's first candidate count (values per query): ``APPROX_FACTOR * top``, at least
 #: ``APPROX_MIN_CANDIDATES``; it grows 4x per round, for at most ``APPROX_MAX_ROUNDS`` rounds.
 APPROX_FACTOR = 4
@@ -314,8 +316,10 @@ class Retriever:
                 with self.ws.store.cursor() as cur:
                     for t, v in zip(missing, vecs, strict=True):
                         self._qcache[t] = v
-                        cur.execute("insert or ignore into query_vectors values (?, ?, ?)",
-                                    [self.embedder_name, _text_hash(t), v.astype("<f4").tobytes()])
+                        cur.execute("insert or ignore into query_vectors (embedder, text_hash, vector) "
+                                    "values (?, ?, ?)", [self.embedder_name, _text_hash(t), v.astype("<f4").tobytes()])
+                    cur.execute("delete from query_vectors where rowid in (select rowid from query_vectors "
+                                "order by added_at desc offset ?)", [QUERY_TABLE_MAX])
             while len(self._qcache) > QUERY_CACHE_SIZE:
                 self._qcache.pop(next(iter(self._qcache)))
         return np.stack([self._qcache[t] for t in texts]) if texts else np.zeros((0, self.values.shape[1]),

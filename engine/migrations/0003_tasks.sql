@@ -27,5 +27,6 @@ create table query_vectors (
     embedder varchar not null,                 -- the workspace's embedder name
     text_hash varchar not null,                -- sha256 of the UTF-8 text
     vector blob not null,                      -- float32 little-endian, L2-normalised
+    added_at timestamp default current_timestamp,  -- the oldest go first beyond QUERY_TABLE_MAX rows
     primary key (embedder, text_hash)
 );

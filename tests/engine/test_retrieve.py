@@ -234,6 +234,21 @@ def test_query_vectors_are_cached_in_the_workspace(ws, retriever):
     assert again._embedder is not None
 
 
+def test_the_query_vector_table_is_bounded(ws, retriever, monkeypatch):
+    import engine.retrieve as r
+
+    monkeypatch.setattr(r, "QUERY_TABLE_MAX", 5)
+    spec = _spec("mnli")
+    for i in range(3):  # what live typing does: a new instruction draft each time
+        retriever.search(dict(spec, instruction=spec["instruction"][: 20 + i]), top=3)
+    assert ws.store.table_counts(["query_vectors"]) == {"query_vectors": 5}
+    import hashlib
+
+    newest = hashlib.sha256(spec["instruction"][:22].encode()).hexdigest()
+    with ws.store.cursor() as cur:
+        assert cur.execute("select count(*) from query_vectors where text_hash = ?", [newest]).fetchall()[0][0] == 1
+
+
 def test_store_pool_replaces_the_tasks_pool(ws, retriever):
     from engine.retrieve import load_pool, store_pool
     from engine.tasks import get_task, validate
