@@ -160,20 +160,27 @@ def paper(values, index, ex_in, ex_out, ds_scores, top, chunk=1 << 19, banned_ro
     return res.indices.numpy(), res.values.numpy()
 
 
+CPU: dict[str, float] = {}
+
+
 def timed(fn, repeats, numpy_only=False):
-    """(median seconds, peak extra memory in bytes, last result). Numpy work is measured with tracemalloc
-    (numpy reports its buffers to it); torch's allocator is not, so it is measured by the peak RSS."""
+    """(median wall seconds, peak extra memory in bytes, last result); the median CPU seconds (all threads)
+    go to ``CPU["last"]``: on a busy machine wall time inflates, CPU time much less. Numpy work is measured
+    with tracemalloc (numpy reports its buffers to it); torch's allocator is not, so it is measured by the
+    peak RSS."""
     import tracemalloc
 
-    times, out = [], None
+    times, cpu, out = [], [], None
     base = reset_peak()
     if numpy_only:
         tracemalloc.start()
     try:
         for _ in range(repeats):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             out = fn()
             times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+        CPU["last"] = statistics.median(cpu)
         peak = tracemalloc.get_traced_memory()[1] if numpy_only else peak_above(base)
     finally:
         if numpy_only:
@@ -196,16 +203,20 @@ def bench_synthetic(n_values: int, top: int, repeats: int, baseline: bool, struc
           f"(built in {time.perf_counter() - t:.0f} s; value matrix {mib(values.nbytes)})", flush=True)
     ours(values, index, ex_in, ex_out, ds_scores, top)  # warm-up
     t_ours, _, (o_idx, o_sc) = timed(lambda: ours(values, index, ex_in, ex_out, ds_scores, top), repeats)
+    c_ours = CPU["last"]
     _, m_ours, _ = timed(lambda: ours(values, index, ex_in, ex_out, ds_scores, top), 1, numpy_only=True)
-    print(f"ours   (exact)  score+top{top}: {t_ours * 1000:8.1f} ms   peak +{mib(m_ours)}", flush=True)
+    print(f"ours   (exact)  score+top{top}: {t_ours * 1000:8.1f} ms wall  {c_ours * 1000:8.1f} ms cpu   "
+          f"peak +{mib(m_ours)}", flush=True)
     if not baseline:
         return
     t_pap, m_pap, (p_idx, p_sc) = timed(lambda: paper(values, index, ex_in, ex_out, ds_scores, top),
                                         max(1, repeats // 3))
-    print(f"paper  (torch)  score+top{top}: {t_pap * 1000:8.1f} ms   peak +{mib(m_pap)}")
+    print(f"paper  (torch)  score+top{top}: {t_pap * 1000:8.1f} ms wall  {CPU['last'] * 1000:8.1f} ms cpu   "
+          f"peak +{mib(m_pap)}")
     k = min(100, len(o_sc))
     same = np.allclose(o_sc[:k], p_sc[:k], atol=1e-5) and set(o_idx[:k].tolist()) == set(p_idx[:k].tolist())
-    print(f"ratio paper/ours: {t_pap / t_ours:.1f}x   top-{k} identical: {same}", flush=True)
+    print(f"ratio paper/ours: {t_pap / t_ours:.1f}x wall, {CPU['last'] / c_ours:.1f}x cpu   "
+          f"top-{k} identical: {same}   load average {os.getloadavg()[0]:.1f}", flush=True)
 
 
 def bench_workspace(path: str, task_files: list[str], top: int, repeats: int, baseline: bool) -> None:
