@@ -18,7 +18,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.widgets import Input, ProgressBar, Select, Static
+from textual.widgets import Input, Label, ProgressBar, Select, Static
 
 from engine.errors import EngineError
 from engine.events import Log, Progress
@@ -70,6 +70,11 @@ class TransformScreen(StageScreen):
     def compose_body(self) -> ComposeResult:
         with Vertical(id="transform-pane"):
             yield Static("", id="teacher-banner")
+            with Horizontal(id="transform-labels"):
+                for wid, label in (("host", "host"), ("model", "model"), ("temperature", "temperature"),
+                                   ("cot", "chain of thought"), ("concurrency", "concurrency"),
+                                   ("limit", "rows")):
+                    yield Label(label, id=f"t-label-{wid}")
             with Horizontal(id="transform-settings"):
                 yield Input(id="t-host", compact=True)
                 yield Select([], id="t-model", prompt="model", compact=True)
@@ -119,6 +124,9 @@ class TransformScreen(StageScreen):
         self.task_name = wanted if wanted in pools else (next(iter(pools)) if pools else None)
         if self.state == "idle":
             self.total = pools.get(self.task_name or "", 0)
+            bar = self.query_one("#t-progress", ProgressBar)
+            if bar.total is None:  # an empty, determinate bar until the first run (no animation)
+                bar.update(total=max(self.total, 1), progress=0)
         self._paint_state()
 
     # -- teacher check -----------------------------------------------------------------------
