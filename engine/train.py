@@ -85,6 +85,7 @@ class RunStarted(TrainEvent):
     train_examples: int
     eval_examples: int
     resumed: bool = False
+    truncated: int = 0
     type = "started"
 
 
@@ -522,6 +523,8 @@ def _train(run_dir: Path, cfg: dict[str, Any], state: dict[str, Any], ctx: dict[
     train_data = [encode(fmt, tokenizer, r["input"], r["output"], max_length) for r in train_rows]
     eval_data = [encode(fmt, tokenizer, r["input"], r["output"], max_length) for r in eval_rows]
     lengths = [len(x) for x, _ in train_data]
+    n_cut = sum(1 for r, (x, _) in zip(train_rows, train_data, strict=True)
+                if len(x) >= max_length and _would_exceed(fmt, tokenizer, r, max_length))
     # -- model
     method = cfg.get("method") or "auto"
     if method == "auto":
@@ -545,7 +548,8 @@ def _train(run_dir: Path, cfg: dict[str, Any], state: dict[str, Any], ctx: dict[
                 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else None)
     yield RunStarted(run=cfg["id"], start_step=state["step"], total_steps=total, method=method, device=device,
                      dtype=dtype_name, format=kind, parameters=n_total, trainable=n_train,
-                     train_examples=len(train_data), eval_examples=len(eval_data), resumed=latest is not None)
+                     train_examples=len(train_data), eval_examples=len(eval_data), resumed=latest is not None,
+                     truncated=n_cut)
 
     bs, accum = int(cfg["batch_size"]), int(cfg["grad_accum"])
     seed, group = int(cfg.get("seed", 0)), bool(cfg.get("group_by_length", True))
@@ -654,6 +658,12 @@ def _train(run_dir: Path, cfg: dict[str, Any], state: dict[str, Any], ctx: dict[
             yield CheckpointSaved(step=step, path=str(path.relative_to(run_dir)))
     _save_final(run_dir, model, tokenizer, fmt, cfg, method)
     yield _ended("finished", state, t_start, "done", f"finished {total} steps")
+
+
+def _would_exceed(fmt, tokenizer, row: dict[str, str], max_length: int) -> bool:
+    from engine.formatting import encode
+
+    return len(encode(fmt, tokenizer, row["input"], row["output"], None)[0]) > max_length
 
 
 def _r(x: float | None) -> float | None:

@@ -43,6 +43,14 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m engine.train_worker RUN_DIR (a run directory holding run.json)", file=sys.stderr)
         return 2
     run_dir = Path(args[0]).resolve()
+    # first thing: a stop asked during start-up (imports take seconds) is honoured at the first step
+    stop = {"asked": False}
+
+    def _ask_stop(signum, frame) -> None:  # noqa: ARG001
+        stop["asked"] = True
+
+    signal.signal(signal.SIGINT, _ask_stop)
+    signal.signal(signal.SIGTERM, _ask_stop)
     cfg = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     threads = int(cfg.get("threads") or 0)
     if threads:
@@ -51,13 +59,6 @@ def main(argv: list[str] | None = None) -> int:
 
     if threads:
         torch.set_num_threads(threads)
-    stop = {"asked": False}
-
-    def _ask_stop(signum, frame) -> None:  # noqa: ARG001
-        stop["asked"] = True
-
-    signal.signal(signal.SIGINT, _ask_stop)
-    signal.signal(signal.SIGTERM, _ask_stop)
     (run_dir / "worker.pid").write_text(str(os.getpid()), encoding="utf-8")
     proto = _Protocol(run_dir)
     from transformers.utils import logging as hf_logging

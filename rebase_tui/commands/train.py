@@ -137,6 +137,7 @@ def _follow(console, path, handle, quiet: bool):
     """Follow the worker's events with a live line; Ctrl-C asks for a graceful stop (twice: kill)."""
     import contextlib
     import itertools
+    import signal
 
     from rich.live import Live
     from rich.text import Text
@@ -149,6 +150,8 @@ def _follow(console, path, handle, quiet: bool):
     end = None
     interrupts = seen = 0
     events = supervise.follow(path, handle.offset)
+    # Ctrl-C must reach us even when started with SIGINT ignored (a background job of a script)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     live_view = Live(Text(state["line"]), console=console, transient=False, refresh_per_second=4)
     with (contextlib.nullcontext(_Quiet()) if quiet else live_view) as live:
         while True:
@@ -172,6 +175,10 @@ def _follow(console, path, handle, quiet: bool):
                                    f"{ev.trainable:,}/{ev.parameters:,} trainable parameters, "
                                    f"{ev.train_examples} train / {ev.eval_examples} eval examples"
                                    + (f", resuming at step {ev.start_step}" if ev.resumed else ""))
+                if ev.truncated:
+                    live.console.print(f"[yellow]warning:[/] {ev.truncated} of {ev.train_examples} examples are "
+                                       "longer than --max-length; their prompts lose their start (instruction "
+                                       "and demonstrations first)")
             elif isinstance(ev, StepMetrics):
                 state["line"] = (f"step {ev.step}/{ev.total_steps}  epoch {ev.epoch:.2f}  loss {ev.loss:.4f}  "
                                  f"eval {_f(state['eval'])}  lr {ev.lr:.2e}  "

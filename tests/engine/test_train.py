@@ -77,6 +77,7 @@ def test_lora_on_a_llama_chat_student(workspace, tiny_chat_student):
     events = list(train(path))
     start, end = events[0], events[-1]
     assert start.method == "lora" and start.format == "chat" and start.trainable < start.parameters
+    assert start.truncated == start.train_examples  # the long BBH demonstrations do not fit 96 tokens
     assert end.status == "finished", end
     adapter = json.loads((path / "model" / "adapter_config.json").read_text())
     assert set(adapter["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
