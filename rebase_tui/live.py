@@ -168,7 +168,8 @@ class LiveRetrieval:
         except Exception as exc:
             from rebase_tui.jobs import describe_error
 
-            log.exception("warm-up failed")
+            if not _is_expected(exc):
+                log.exception("warm-up failed")
             self.warm_error = describe_error(exc)
         finally:
             self.warming = False

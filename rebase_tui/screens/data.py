@@ -1,18 +1,361 @@
-"""Data stage: the datasets in the workspace's datastore."""
+"""Data stage: the datasets in the workspace's datastore, ingest from the screen, remove, index health.
+
+Ingest runs :func:`engine.ingest.ingest` in a thread worker (:func:`rebase_tui.jobs.run_events`): the
+progress bar, rate and ETA follow its ``Progress`` events, log lines and skipped files go to the log
+below, ``ctrl+g`` cancels (what is finished is kept; ingesting the same path again resumes). The UI
+stays responsive throughout: all engine work happens in workers, handlers only update widgets.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.widgets import DataTable, Input, Label, Log, ProgressBar, Static
+from textual.worker import Worker
+
+from engine.events import Log as LogEvent
+from engine.events import Progress
+from engine.rate import RateMeter, format_seconds
+from rebase_tui.jobs import run_call, run_events
+from rebase_tui.messages import EngineEvent, JobFinished
 from rebase_tui.screens.base import StageScreen
+from rebase_tui.widgets.dialogs import ConfirmDialog
+from rebase_tui.widgets.path_input import PathInput
+from rebase_tui.widgets.results import field, parse_int
+
+DESCRIPTION_PREVIEW = 40
+
+
+class DatasetTable(DataTable):
+    """The datasets. ``delete`` removes the highlighted one (asks first), ``c`` checks the index."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("delete", "screen.remove_dataset", "Remove dataset", id="data.remove",
+                tooltip="remove the highlighted dataset, its rows and vectors (asks first)"),
+        Binding("c", "screen.check", "Check index", id="data.check",
+                tooltip="verify that the store and the vector index agree"),
+    ]
+
+
+def _datastore() -> Any:
+    """engine.datastore (None while it is not installed)."""
+    try:
+        from engine import datastore
+    except ImportError:
+        return None
+    return datastore
+
+
+def _one_line(text: str, width: int) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 class DataScreen(StageScreen):
     """The datastore: datasets ingested cell by cell, embedded for retrieval."""
 
     STAGE = "data"
+    CSS_PATH = "data.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+j", "ingest", "Ingest", id="data.ingest",
+                tooltip="ingest the path typed below with the options beside it"),
+        Binding("ctrl+g", "cancel_ingest", "Cancel ingest", id="data.cancel",
+                tooltip="stop the running ingest (what is finished is kept; run again to resume)"),
+        Binding("ctrl+l", "focus_path", "Path", id="data.path", tooltip="type the path to ingest"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ingest: Worker[Any] | None = None
+        self._meters: dict[str, RateMeter] = {}
+        self._datasets: list[Any] = []
+        self.ingest_summary: Any = None
+        """What the last ingest reported at its end (None before)."""
+
+    # -- layout --------------------------------------------------------------------------
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="data-main"):
+            yield DatasetTable(id="ds-table", cursor_type="row", zebra_stripes=True)
+            with VerticalScroll(id="ds-card-pane"):
+                yield Static("", id="ds-card")
+        with Vertical(id="ingest-pane"):
+            with Horizontal(id="ingest-form"):
+                yield Label("Ingest", classes="control-label")
+                yield PathInput(id="ingest-path")
+                yield Label("Max rows/config", classes="control-label")
+                yield Input("1000", id="ingest-max", type="integer", tooltip="0 = all rows")
+                yield Label("Split", classes="control-label")
+                yield Input("train", id="ingest-split")
+                yield Label("Batch", classes="control-label")
+                yield Input("", id="ingest-batch", type="integer", placeholder="auto")
+            with Horizontal(id="ingest-progress-row"):
+                yield ProgressBar(id="ingest-progress", show_eta=False)
+                yield Static("", id="ingest-message")
+            yield Log(id="ingest-log", max_lines=2000)
+        yield Static("", id="ds-health")
 
     def empty_message(self) -> str | None:
         if self.rebase.count("datasets"):
             return None
         return ("No datasets yet.\n\nThe datastore holds the datasets you already have on disk (Parquet, "
-                "JSONL, CSV, Hugging Face caches), cell by cell. Ingest a folder from a shell with\n\n"
-                "    rebase-tui ingest PATH\n\nthen come back here (F2).")
+                "JSONL, CSV, Hugging Face caches), cell by cell. Type a folder below and press ctrl+j, "
+                "or from a shell run\n\n    rebase-tui ingest PATH\n\nTo try rebase-tui on a small built-in corpus "
+                "(8 datasets, 2 tasks), run\n\n    rebase-tui demo")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#ds-table", DatasetTable)
+        for label, key, width in (("dataset", "id", 28), ("configs", "configs", 7), ("rows", "rows", 7),
+                                  ("cells", "cells", 8), ("description", "description", DESCRIPTION_PREVIEW)):
+            table.add_column(label, key=key, width=width)
+        self.query_one("#ingest-progress-row").display = False
+        self.query_one("#ingest-log", Log).display = False
+        self.action_check()
+        if not self.rebase.count("datasets"):
+            self.query_one("#ingest-path", PathInput).focus()
+        else:
+            self.query_one("#ds-table", DatasetTable).focus()
+
+    def refresh_state(self) -> None:
+        super().refresh_state()
+        self._fill_table()
+
+    # -- datasets ------------------------------------------------------------------------
+    def _fill_table(self) -> None:
+        table = self.query_one("#ds-table", DatasetTable)
+        row = table.cursor_row if table.row_count else 0
+        datastore = _datastore()
+        self._datasets = list(datastore.list_datasets(self.rebase.workspace)) if datastore else []
+        table.clear()
+        table.add_rows([
+            [Text(str(field(d, "name")) + ("" if field(d, "status", "ready") == "ready" else " (ingesting)")),
+             f"{field(d, 'configs', 0):,}", f"{field(d, 'rows', 0):,}",
+             f"{field(d, 'cells', 0):,}", Text(_one_line(field(d, "description", ""), DESCRIPTION_PREVIEW))]
+            for d in self._datasets
+        ])
+        if self._datasets:
+            table.move_cursor(row=min(row, len(self._datasets) - 1))
+        self._show_card()
+
+    @on(DataTable.RowHighlighted, "#ds-table")
+    def _show_card(self) -> None:
+        table = self.query_one("#ds-table", DatasetTable)
+        card = self.query_one("#ds-card", Static)
+        if not self._datasets or not table.row_count:
+            card.update(Content(""))
+            return
+        d = self._datasets[min(table.cursor_row, len(self._datasets) - 1)]
+        generated = " (generated)" if field(d, "description_generated", False) else ""
+        parts: list[str | tuple[str, str]] = [
+            (str(field(d, "name")), "bold $accent"), "\n",
+            (f"{field(d, 'configs', 0):,} configs · {field(d, 'rows', 0):,} rows · "
+             f"{field(d, 'cells', 0):,} cells", "$text-muted"), "\n",
+            (f"from {field(d, 'source_path', '')}", "$text-muted"), "\n\n",
+            (f"Description{generated}", "bold"), "\n", str(field(d, "description", "")), "\n",
+        ]
+        card_text = field(d, "card", None)
+        if card_text:
+            parts += ["\n", ("Card", "bold"), "\n", str(card_text)]
+        card.update(Content.assemble(*parts))
+
+    # -- ingest --------------------------------------------------------------------------
+    @property
+    def ingesting(self) -> bool:
+        """True from the start of an ingest job until its JobFinished arrives (a cancelled job's thread
+        runs on to its next event, so the worker's own state is not enough)."""
+        return self._ingest is not None
+
+    def action_focus_path(self) -> None:
+        """Put the cursor in the path field."""
+        self.query_one("#ingest-path", PathInput).focus()
+
+    @on(Input.Submitted, "#ingest-path")
+    def action_ingest(self) -> None:
+        """Ingest the typed path with the chosen options (in a worker)."""
+        if self.ingesting:
+            self.notify("an ingest is already running (ctrl+g cancels it)", severity="warning")
+            return
+        path_text = self.query_one("#ingest-path", PathInput).value.strip()
+        max_rows = parse_int(self.query_one("#ingest-max", Input).value)
+        split = self.query_one("#ingest-split", Input).value.strip()
+        batch_text = self.query_one("#ingest-batch", Input).value.strip()
+        batch = parse_int(batch_text) if batch_text else None
+        problems = []
+        if not path_text:
+            problems.append("type a path to ingest (tab completes)")
+        elif not Path(path_text).expanduser().exists():
+            problems.append(f"{path_text} does not exist — check the path")
+        if max_rows is None or max_rows < 0:
+            problems.append("max rows per config must be a whole number ≥ 0 (0 = all)")
+        if not split:
+            problems.append("split must not be empty (train, validation, test...)")
+        if batch_text and (batch is None or batch < 1):
+            problems.append("batch size must be empty (auto) or a whole number ≥ 1")
+        if problems:
+            self.notify("; ".join(problems), severity="error")
+            return
+        path = Path(path_text).expanduser()
+        ws = self.rebase.workspace
+
+        def make():  # type: ignore[no-untyped-def]
+            from engine.embed import set_torch_threads
+            from engine.ingest import ingest
+
+            set_torch_threads(1)  # the UI shares the cores (STYLE §1.12)
+            return ingest(ws, [path], max_rows_per_config=max_rows, split=split, batch_size=batch)
+
+        self._meters.clear()
+        self.ingest_summary = None
+        log = self.query_one("#ingest-log", Log)
+        log.display = True
+        log.write_line(f"ingest {path} (max {max_rows} rows per config, split {split})")
+        self.query_one("#ingest-progress-row").display = True
+        self.query_one("#ingest-progress", ProgressBar).update(total=None, progress=0)
+        self.query_one("#ingest-message", Static).update(Content("starting (loading the embedder)…"))
+        self._ingest = run_events(self, "ingest", make, description=f"ingest {path}")
+
+    def action_cancel_ingest(self) -> None:
+        """Stop the running ingest; finished work is kept and a new run resumes."""
+        if not self.ingesting:
+            self.notify("no ingest is running")
+            return
+        assert self._ingest is not None
+        self._ingest.cancel()
+        self.query_one("#ingest-message", Static).update(Content("cancelling at the next batch…"))
+
+    @on(EngineEvent)
+    def _ingest_event(self, message: EngineEvent) -> None:
+        if message.job != "ingest":
+            return
+        event = message.event
+        log = self.query_one("#ingest-log", Log)
+        if isinstance(event, Progress):
+            meter = self._meters.setdefault(event.stage, RateMeter())
+            rate = meter.update(event.done)
+            bar = self.query_one("#ingest-progress", ProgressBar)
+            bar.update(total=event.total, progress=event.done)
+            total = f"/{event.total:,}" if event.total is not None else ""
+            speed = f" · {rate:,.0f} {event.unit}/s" if rate else ""
+            eta = meter.eta(event.done, event.total)
+            eta_text = f" · ETA {format_seconds(eta)}" if eta is not None else ""
+            text = f"{event.stage}: {event.done:,}{total} {event.unit}{speed}{eta_text}"
+            if event.message:
+                text += f" · {event.message}"
+            self.query_one("#ingest-message", Static).update(Content(text))
+        elif isinstance(event, LogEvent):
+            prefix = "" if event.level == "INFO" else f"{event.level}: "
+            log.write_line(prefix + event.message)
+        elif isinstance(field(event, "summary", None), dict):  # engine.ingest.IngestDone
+            self.ingest_summary = event.summary  # type: ignore[attr-defined]
+
+    @on(JobFinished)
+    def _job_finished(self, message: JobFinished) -> None:
+        if message.job == "ingest":
+            self._ingest_finished(message)
+        elif message.job == "check":
+            self._show_health(message)
+        elif message.job == "remove":
+            if message.ok:
+                self.notify(f"removed {message.result}")
+            else:
+                self.notify(message.error, severity="error", timeout=10)
+            self._datastore_changed()
+
+    def _ingest_finished(self, message: JobFinished) -> None:
+        self._ingest = None  # the worker's thread is returning now; the job is over
+        log = self.query_one("#ingest-log", Log)
+        summary = self.ingest_summary if self.ingest_summary is not None else message.result
+        if summary is not None:
+            self.ingest_summary = summary
+            skipped = list(field(summary, "skipped", []) or [])
+            added = field(summary, "added", {}) or {}
+            if added:
+                log.write_line("added: " + ", ".join(f"{k} {field(added, k, 0):,}" for k in
+                                                     ("datasets", "rows", "values")))
+            if skipped:
+                log.write_line(f"{len(skipped)} file(s) or folder(s) skipped:")
+            for item in skipped:
+                log.write_line(f"  {field(item, 'path', '?')}: {field(item, 'reason', '')}")
+        if message.outcome == "done":
+            text = "ingest finished"
+            self.notify(text)
+        elif message.outcome == "cancelled":
+            text = "ingest cancelled: what was finished is kept; ingest the same path again to resume"
+            self.notify(text, severity="warning")
+        else:
+            text = f"ingest failed: {message.error}"
+            self.notify(text, severity="error", timeout=15)
+        log.write_line(text)
+        self.query_one("#ingest-message", Static).update(Content(text))
+        self.query_one("#ingest-progress-row").display = message.outcome != "done"
+        self._datastore_changed()
+
+    def _datastore_changed(self) -> None:
+        self.refresh_state()
+        self.rebase.live.datastore_changed()
+        self.action_check()
+
+    # -- remove and check ----------------------------------------------------------------
+    def action_remove_dataset(self) -> None:
+        """Remove the highlighted dataset (asks first)."""
+        table = self.query_one("#ds-table", DatasetTable)
+        if self.ingesting:
+            self.notify("wait for the ingest to finish (or cancel it with ctrl+g)", severity="warning")
+            return
+        if not self._datasets or not table.row_count:
+            return
+        name = str(field(self._datasets[table.cursor_row], "name"))
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                from engine import datastore
+
+                def remove() -> str:
+                    datastore.remove_dataset(self.rebase.workspace, name)
+                    return name
+
+                run_call(self, "remove", remove)
+
+        self.app.push_screen(ConfirmDialog(f"Remove dataset {name}: its rows, cells and vectors?",
+                                           yes="Remove"), answered)
+
+    def action_check(self) -> None:
+        """Verify (in a worker) that the store and the vector index agree."""
+        datastore = _datastore()
+        if datastore is None:
+            return
+        if self.ingesting:
+            self.notify("the index is checked when the ingest ends")
+            return
+
+        self.query_one("#ds-health", Static).update(Content(self._embedder_text() + " · index: checking…"))
+        run_call(self, "check", datastore.check, self.rebase.workspace)
+
+    def _embedder_text(self) -> str:
+        name = self.rebase.workspace.store.get_meta("embedder.name")
+        return f"embedder {name}" if name else "embedder: none yet (set by the first ingest)"
+
+    def _show_health(self, message: JobFinished) -> None:
+        health = self.query_one("#ds-health", Static)
+        health.remove_class("-error")
+        if not message.ok:
+            health.update(Content(f"{self._embedder_text()} · index check failed: {message.error}"))
+            health.add_class("-error")
+            return
+        report = message.result
+        problems = list(field(report, "problems", []) or [])
+        vectors = field(report, "vectors", None)
+        count = f" ({vectors:,} vectors)" if isinstance(vectors, int) else ""
+        if problems:
+            health.add_class("-error")
+            text = (f"{self._embedder_text()} · index: {len(problems)} problem(s): "
+                    + "; ".join(str(p) for p in problems[:3]) + " — run `rebase-tui check --repair`")
+        else:
+            text = f"{self._embedder_text()} · index: healthy{count}"
+        health.update(Content(text))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from textual.content import Content
@@ -19,9 +20,9 @@ def field(obj: Any, name: str, default: Any = None) -> Any:
     """``obj.name`` or ``obj[name]`` (rows may be dataclasses or dicts), else ``default``."""
     if obj is None:
         return default
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
     value = getattr(obj, name, _MISSING)
-    if value is _MISSING and isinstance(obj, dict):
-        value = obj.get(name, _MISSING)
     return default if value is _MISSING else value
 
 

@@ -1,0 +1,114 @@
+"""The Data screen on real data: ingest from the screen (progress, keys handled while it runs, cancel,
+resume, skipped files), the datasets table and card, remove with confirmation, index health."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable, Input, Log, Static
+
+from engine.datastore import list_datasets
+from engine.workspace import Workspace
+from rebase_tui.app import RebaseApp
+from tests.conftest import shared_data
+from tests.tui.helpers import text_of, until
+from tests.tui.snapshot import assert_snapshot
+
+SIZE = (130, 40)
+
+
+def _collection(tmp_path):  # type: ignore[no-untyped-def]
+    """A folder holding two real datasets (symlinked) and one corrupt one."""
+    root = tmp_path / "collection"
+    root.mkdir()
+    for name in ("math_qa", "wiqa"):
+        (root / name).symlink_to(shared_data("datastore", name), target_is_directory=True)
+    bad = root / "broken_ds"
+    bad.mkdir()
+    (bad / "train.parquet").write_bytes(b"PAR1 this is not a parquet file")
+    return root
+
+
+async def test_ingest_from_the_screen_keys_work_meanwhile_cancel_resume_skipped(tmp_path, embedder):
+    collection = _collection(tmp_path)
+    ws = Workspace(tmp_path / "ws")
+    app = RebaseApp(ws, stage="data")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        path = screen.query_one("#ingest-path", Input)
+        assert app.focused is path  # empty workspace: the cursor waits in the path field
+        await pilot.press(*str(tmp_path / "coll"))
+        await pilot.pause(0.2)
+        await pilot.press("tab")  # completes the folder name
+        assert path.value == str(collection) + "/"
+        screen.query_one("#ingest-max", Input).value = "15"
+        await pilot.press("ctrl+j")
+        await pilot.pause()
+        assert screen.ingesting
+        # the UI keeps handling keys while the ingest works in its thread
+        await pilot.press("f3")
+        await pilot.pause(0.1)
+        assert app.current_mode == "task"
+        await pilot.press("ctrl+n", *"during")
+        assert app.live.draft.name == "during"
+        await pilot.press("f2")
+        await pilot.pause(0.1)
+        assert app.current_mode == "data" and app.screen is screen
+        was_running = screen.ingesting
+        # cancel: finished work is kept, and a new run resumes
+        await pilot.press("ctrl+g")
+        await until(pilot, lambda: not screen.ingesting, what="the ingest to stop")
+        log = "\n".join(screen.query_one("#ingest-log", Log).lines)
+        if was_running:
+            assert "ingest cancelled" in log
+        await pilot.press("ctrl+j")
+        await until(pilot, lambda: not screen.ingesting, timeout=240, what="the resumed ingest")
+        log = "\n".join(screen.query_one("#ingest-log", Log).lines)
+        assert "ingest finished" in log
+        assert "skipped:" in log and "broken_ds" in log
+        summary = screen.ingest_summary
+        assert summary["datasets"] == 2 and [s for s in summary["skipped"] if "broken_ds" in s["path"]]
+        table = screen.query_one("#ds-table", DataTable)
+        assert [table.get_row_at(i)[0].plain for i in range(table.row_count)] == ["math_qa", "wiqa"]
+        assert {d.name for d in list_datasets(ws)} == {"math_qa", "wiqa"}
+        await until(pilot, lambda: "healthy" in text_of(screen.query_one("#ds-health", Static)),
+                    what="the index check")
+        assert "all-MiniLM-L6-v2" in text_of(screen.query_one("#ds-health", Static))
+        assert not screen.query_one("#empty-state").display
+
+
+async def test_card_remove_with_confirmation(small_datastore):
+    ws = Workspace(small_datastore)
+    app = RebaseApp(ws, stage="data")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        table = screen.query_one("#ds-table", DataTable)
+        assert app.focused is table
+        names = [table.get_row_at(i)[0].plain for i in range(table.row_count)]
+        assert names == sorted(d.name for d in list_datasets(ws))
+        await pilot.press("down")
+        await pilot.pause()
+        card = text_of(screen.query_one("#ds-card", Static))
+        assert names[1] in card and "Description" in card
+        await pilot.press("delete")
+        await pilot.pause()
+        await pilot.press("n")  # changed my mind
+        await pilot.pause()
+        assert len(list_datasets(ws)) == len(names)
+        await pilot.press("delete")
+        await pilot.pause()
+        await pilot.press("y")
+        await until(pilot, lambda: table.row_count == len(names) - 1, what="the removal")
+        assert names[1] not in {d.name for d in list_datasets(ws)}
+        await until(pilot, lambda: "healthy" in text_of(screen.query_one("#ds-health", Static)),
+                    what="the index check after the removal")
+
+
+async def test_data_screen_snapshot(small_datastore, request):
+    ws = Workspace(small_datastore)
+    with ws.store.cursor() as cur:  # where ../shared/data lives differs between machines
+        cur.execute("update datasets set source_path = 'datastore/' || name")
+    app = RebaseApp(ws, stage="data")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "healthy" in text_of(app.screen.query_one("#ds-health", Static)))
+        await assert_snapshot(pilot, "data_screen", request)
