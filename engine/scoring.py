@@ -313,15 +313,36 @@ class Scores:
 
 
 def score_rows(values: np.ndarray, index: CellIndex, q_in: np.ndarray, q_out: np.ndarray,
-               dataset_scores: np.ndarray, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Scores:
-    """Exact ReBase scores of every row: one pass over the value matrix, one segment maximum per row.
+               dataset_scores: np.ndarray, weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
+               workers: int | None = None) -> Scores:
+    """Exact ReBase scores of every row: one pass over the value matrix, one segment maximum per row
+    (both split over ``workers`` threads, see :func:`value_scores`).
 
     ``q_in``/``q_out`` are :func:`mean_query` of the example inputs/outputs, ``dataset_scores`` the cosine of
     the instruction with each dataset's description (indexed by ``index.row_dataset``).
     """
-    per_value = value_scores(values, np.stack([q_in, q_out]))
-    per_cell = np.take(per_value, index.cell_value, axis=1)
-    best = row_max(per_cell, index.offsets)
+    per_value = value_scores(values, np.stack([q_in, q_out]), workers=workers)
+    cell_in = np.empty(index.n_cells, dtype=np.float32)
+    cell_out = np.empty(index.n_cells, dtype=np.float32)
+    best_in = np.empty(index.n_rows, dtype=np.float32)
+    best_out = np.empty(index.n_rows, dtype=np.float32)
+
+    def shard(a: int, b: int) -> None:  # rows a:b -- gather their cells' scores, then the segment maximum
+        cs, ce = int(index.offsets[a]), int(index.offsets[b])
+        if ce == cs:
+            return
+        starts = index.offsets[a:b] - cs
+        for per, cell, best in ((per_value[0], cell_in, best_in), (per_value[1], cell_out, best_out)):
+            np.take(per, index.cell_value[cs:ce], out=cell[cs:ce])
+            best[a:b] = np.maximum.reduceat(cell[cs:ce], starts)
+
+    n = index.n_rows
+    w = max(1, min(workers or min(os.cpu_count() or 1, 4), n // 4096))
+    if w == 1:
+        shard(0, n)
+    else:
+        cuts = [n * i // w for i in range(w + 1)]
+        for f in [_executor(w).submit(shard, cuts[i], cuts[i + 1]) for i in range(w)]:
+            f.result()
     s_ds = np.asarray(dataset_scores, dtype=np.float32)[index.row_dataset]
-    return Scores(best[0], best[1], s_ds, final_scores(best[0], best[1], s_ds, weights),
-                  per_cell[0], per_cell[1])
+    return Scores(best_in, best_out, s_ds, final_scores(best_in, best_out, s_ds, weights), cell_in, cell_out)
