@@ -350,13 +350,15 @@ def drop_orphan_vectors(ws: Workspace) -> int:
 # -- the job --------------------------------------------------------------------------------------
 def ingest(ws: Workspace, paths: Sequence[str | Path], *, max_rows_per_config: int = 1000,
            split: str = "train", embedder: Embedder | None = None, batch_size: int | None = None,
-           chunk_values: int = CHUNK_VALUES) -> Iterator[Event]:
+           chunk_values: int = CHUNK_VALUES, embed: bool = True) -> Iterator[Event]:
     """Ingest the datasets found under ``paths`` into ``ws``; a generator of events ending in IngestDone.
 
     ``max_rows_per_config``: at most that many rows per config, at a uniform stride (0: all).
     ``split``: the split to take (files without split names count as ``train``). ``embedder``: a loaded
     :class:`~engine.embed.Embedder` (default: the workspace's, loaded only when something needs embedding).
     Problems with single files are reported in the summary's ``skipped`` and never stop the run.
+    ``embed=False`` only reads and stages (counts in seconds; the datasets stay ``ingesting``, invisible to
+    retrieval, until an ingest or ``check --repair`` embeds them).
     """
     t0 = time.monotonic()
     if max_rows_per_config < 0:
@@ -432,14 +434,15 @@ def ingest(ws: Workspace, paths: Sequence[str | Path], *, max_rows_per_config: i
     # phase 2: embed what has no vector yet (this run's datasets and any interrupted earlier run's)
     values_embedded = 0
     ready: list[str] = []
-    if _needs_embedding(ws):
+    if embed and _needs_embedding(ws):
         if embedder is None:
             from engine.embed import load_embedder
 
             yield Log(f"loading embedder {name}")
             embedder = load_embedder(name, ws.config["embedder.device"])
         values_embedded, ready = yield from embed_pending(ws, embedder, batch_size, chunk_values=chunk_values)
-    yield from sync_indexes(ws)
+    if embed:
+        yield from sync_indexes(ws)
 
     with ws.store.cursor() as cur:
         added_rows = cur.execute("select count(*) from rows r join datasets d on d.id = r.dataset "
@@ -447,6 +450,7 @@ def ingest(ws: Workspace, paths: Sequence[str | Path], *, max_rows_per_config: i
     summary: dict[str, Any] = totals(ws)
     summary.update({
         "added": {"datasets": len(ready), "rows": int(added_rows), "values": int(values_embedded)},
+        "staged": {"datasets": staged_count, "rows": rows_read},
         "unchanged": unchanged,
         "skipped": skipped,
         "seconds": round(time.monotonic() - t0, 3),

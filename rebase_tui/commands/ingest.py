@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--batch-size", type=int, default=None, metavar="B", help="texts per embedding batch")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="torch threads (default: embedder.threads, 0 = all cores)")
+    p.add_argument("--no-embed", action="store_true",
+                   help="only read and store rows/cells/values (fast counts); the datasets stay invisible to "
+                        "retrieval until an ingest without it (or `check --repair`) embeds them")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -40,13 +43,14 @@ def run(args: argparse.Namespace) -> int:
         threads = args.threads if args.threads is not None else ws.config["embedder.threads"]
         set_torch_threads(threads)
         events = ingest(ws, args.paths, max_rows_per_config=args.max_rows_per_config, split=args.split,
-                        batch_size=args.batch_size)
+                        batch_size=args.batch_size, embed=not args.no_embed)
         summary = render(events, console, IngestDone)
     if args.json:
         print_json(summary)
     else:
         print_summary(summary, console)
-    if summary and summary["added"]["datasets"] == 0 and summary.get("unchanged", 0) == 0:
+    if (summary and summary["added"]["datasets"] == 0 and summary.get("unchanged", 0) == 0
+            and not summary["staged"]["datasets"]):
         print("rebase-tui: nothing was ingested — fix or remove the paths listed as skipped above",
               file=sys.stderr)
         return 1

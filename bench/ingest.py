@@ -1,0 +1,145 @@
+"""Benchmark: end-to-end ingest vs. the physical limit (embedding alone) and vs. the paper's way.
+
+    python bench/ingest.py                          # every 16th dataset folder of ../shared/data/datastore
+    python bench/ingest.py --every 8                # a larger subset (28 datasets, 7,288 distinct values)
+    python bench/ingest.py --every 1 --skip-paper   # the whole datastore (about 30 min on 2 cores)
+
+The subset is fixed: the dataset folders of ../shared/data/datastore sorted by name, every N-th one starting
+with the first, all rows (``--max-rows-per-config 0``). One process, one preloaded embedder (model load
+excluded everywhere), the same batch size and thread count for every measurement:
+
+* ingest  — ``engine.ingest.ingest`` into a fresh temporary workspace: read, stage in DuckDB, embed every
+  distinct value and description once, write the vector log, build the usearch files;
+* alone   — ``Embedder.encode`` of exactly the distinct texts that ingest embedded (values + descriptions):
+  the physical limit of this machine. Ratio (a) = ingest / alone (goal ≤ 1.25);
+* paper   — embedding every non-empty cell, duplicates included (what the paper's pipeline does).
+  Ratio (b) = paper / ingest.
+
+Prints rows/s, values embedded/s, peak RSS (whole process, model included), and both ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.embed import load_embedder, set_torch_threads  # noqa: E402
+from engine.events import Progress  # noqa: E402
+from engine.ingest import IngestDone, ingest  # noqa: E402
+from engine.workspace import Workspace  # noqa: E402
+
+DATASTORE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "datastore"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def subset(root: Path, every: int) -> list[Path]:
+    folders = sorted(p for p in root.iterdir() if p.is_dir())
+    return folders[::every]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--datastore", type=Path, default=DATASTORE)
+    ap.add_argument("--every", type=int, default=16, help="take every N-th dataset folder (default 16)")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores, as the CLI)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--skip-paper", action="store_true", help="do not time the paper's every-cell embedding")
+    ap.add_argument("--json", action="store_true", help="print the figures as one JSON document")
+    args = ap.parse_args()
+    if not args.datastore.is_dir():
+        print(f"bench/ingest.py: {args.datastore} not found (the shared data folder sits beside the repo)",
+              file=sys.stderr)
+        return 2
+    folders = subset(args.datastore, args.every)
+    threads = set_torch_threads(args.threads)
+    embedder = load_embedder("all-MiniLM-L6-v2", args.device)
+    embedder.encode(["warm up the model once"] * 8, batch_size=8)
+
+    with tempfile.TemporaryDirectory(prefix="rebase-bench-") as tmp:
+        ws = Workspace(Path(tmp) / "ws")
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        stages: dict[str, float] = {}
+        last_stage, last_t = None, t0
+        summary: dict = {}
+        for ev in ingest(ws, folders, max_rows_per_config=0, embedder=embedder, batch_size=args.batch_size):
+            if isinstance(ev, Progress) and ev.stage != last_stage:
+                now = time.perf_counter()
+                if last_stage:
+                    stages[last_stage] = stages.get(last_stage, 0.0) + now - last_t
+                last_stage, last_t = ev.stage, now
+            if isinstance(ev, IngestDone):
+                summary = ev.summary
+        t_ingest = time.perf_counter() - t0
+        c_ingest = time.process_time() - c0
+        if last_stage:
+            stages[last_stage] = stages.get(last_stage, 0.0) + time.perf_counter() - last_t
+        rss_ingest = peak_rss_mb()
+        with ws.store.cursor() as cur:
+            texts = [r[0] for r in cur.execute("select text from cell_values order by id").fetchall()]
+            texts += [r[0] for r in cur.execute("select description from datasets order by id").fetchall()]
+            cells = [r[0] for r in cur.execute(
+                'select v.text from cells c join cell_values v on v.id = c.value order by c."row"').fetchall()]
+        ws.close()
+
+    c0, t0 = time.process_time(), time.perf_counter()
+    embedder.encode(texts, batch_size=args.batch_size)
+    t_alone, c_alone = time.perf_counter() - t0, time.process_time() - c0
+    t_paper = c_paper = None
+    if not args.skip_paper:
+        c0, t0 = time.process_time(), time.perf_counter()
+        embedder.encode(cells, batch_size=args.batch_size)
+        t_paper, c_paper = time.perf_counter() - t0, time.process_time() - c0
+
+    result = {
+        "subset": f"every {args.every}th folder of {args.datastore} ({len(folders)} datasets), all rows",
+        "device": embedder.device, "threads": threads, "batch_size": args.batch_size,
+        "datasets": summary["datasets"], "rows": summary["rows"], "cells": summary["cells"],
+        "values": summary["values"], "vectors": summary["vectors"],
+        "ingest_s": round(t_ingest, 2), "stages_s": {k: round(v, 2) for k, v in stages.items()},
+        "embed_alone_s": round(t_alone, 2), "paper_every_cell_s": round(t_paper, 2) if t_paper else None,
+        "rows_per_s": round(summary["rows"] / t_ingest, 1),
+        "values_embedded_per_s": round(len(texts) / t_ingest, 1),
+        "peak_rss_mb_after_ingest": round(rss_ingest, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
+        "ratio_a_ingest_over_embed_alone": round(t_ingest / t_alone, 3),
+        "ratio_b_paper_over_ingest": round(t_paper / t_ingest, 3) if t_paper else None,
+        "cpu_s": {"ingest": round(c_ingest, 2), "embed_alone": round(c_alone, 2),
+                  "paper": round(c_paper, 2) if c_paper else None},
+        "ratio_a_cpu": round(c_ingest / c_alone, 3),
+        "ratio_b_cpu": round(c_paper / c_ingest, 3) if c_paper else None,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"subset            {result['subset']}")
+    print(f"machine           {embedder.device}, {threads} torch thread(s), batch size {args.batch_size}")
+    print(f"ingested          {result['datasets']} datasets, {result['rows']:,} rows, {result['cells']:,} cells, "
+          f"{result['values']:,} distinct values ({len(texts):,} texts with descriptions)")
+    print(f"ingest            {t_ingest:8.2f} s   stages {result['stages_s']}")
+    print(f"  rows/s          {result['rows_per_s']:8.1f}")
+    print(f"  values embedded/s {result['values_embedded_per_s']:6.1f}")
+    print(f"  peak RSS        {rss_ingest:8.1f} MB (model included)")
+    print(f"embed alone       {t_alone:8.2f} s   (same {len(texts):,} texts, same model and batch size)")
+    print(f"ratio (a)         {result['ratio_a_ingest_over_embed_alone']:8.3f}   ingest / embed alone, wall time "
+          f"(goal <= 1.25); CPU time {result['ratio_a_cpu']:.3f}")
+    if t_paper:
+        print(f"paper's way       {t_paper:8.2f} s   (embedding all {len(cells):,} cells, duplicates included)")
+        print(f"ratio (b)         {result['ratio_b_paper_over_ingest']:8.3f}   paper / ingest, wall time; CPU time "
+              f"{result['ratio_b_cpu']:.3f}")
+    print("(CPU time = this process's user+system seconds: steadier than wall time on a shared machine)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
