@@ -121,3 +121,32 @@ async def test_banner_when_unreachable_then_start_once_ollama_is_back(tmp_path):
             assert sum(_examples(ws).values()) == 4
         finally:
             again.stop()
+
+
+async def test_pause_then_resume_asks_nothing_twice(tmp_path, standin_factory):
+    srv = standin_factory(num_parallel=2, latency=0.15)
+    ws = Workspace(tmp_path / "ws", {"teacher.host": srv.url, "teacher.model": "qwen2.5:0.5b"})
+    make_datastore(ws, 10)
+    seen: list = []
+    app = RebaseApp(ws, stage="transform", task="nli")
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.query_one("#t-model", Select).value == "qwen2.5:0.5b")
+        await pilot.press("ctrl+j")
+        await wait_for(pilot, lambda: sum(screen.counts.values()) >= 2)
+        await pilot.press("space")  # pause: the run is closed, finished rows are stored
+        await wait_for(pilot, lambda: any(isinstance(m, JobFinished) for m in seen))
+        assert screen.state == "paused"
+        done_before = sum(_examples(ws).values())
+        assert 2 <= done_before < 10
+        seen.clear()
+        await pilot.press("space")  # resume: cached rows are skipped
+        await wait_for(pilot, lambda: any(isinstance(m, JobFinished) for m in seen))
+        assert next(m for m in seen if isinstance(m, JobFinished)).outcome == "done"
+        assert screen.state == "idle"
+        assert sum(_examples(ws).values()) == 10
+        with ws.store.cursor() as cur:
+            rows = cur.execute('select count(distinct "row") from examples').fetchall()[0][0]
+        assert rows == 10
+    # Only calls in flight at the pause can be asked again (at most the concurrency).
+    assert srv.chat_completed <= 10 + 2
