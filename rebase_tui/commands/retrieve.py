@@ -57,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
                                   per_dataset_cap=args.per_dataset_cap, dedupe=args.dedupe,
                                   approximate=args.approximate)
         store_pool(ws, task, result)
+        unmatched = [x for x in args.exclude if x.strip() and not retriever.excluded([x]).any()]
+        if unmatched:  # a typo would silently ban nothing
+            stderr_console().print(f"note: --exclude {', '.join(unmatched)} matches no dataset in this workspace",
+                                   markup=False)
         if args.json:
             print_json(result.to_json())
             return 0

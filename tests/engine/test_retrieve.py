@@ -292,8 +292,9 @@ def test_cli_json_and_table(small_datastore, embedder, capsys):
     assert len(doc["results"]) == 7 and all(r["dataset_id"] != "boolq" for r in doc["results"])
     assert isinstance(doc["results"][0]["row"], dict) and isinstance(doc["results"][0]["row_id"], int)
     rc, out, err = _cli(capsys, "-w", small_datastore, "retrieve", "mnli", "--top", "5", "--approximate",
-                        "--per-dataset-cap", "1")
+                        "--per-dataset-cap", "1", "--exclude", "no_such_dataset")
     assert rc == 0, err
+    assert "--exclude no_such_dataset matches no dataset" in err
     assert "rank" in out and "input cell" in out
     assert "5 rows stored as the pool of task mnli" in err
     rc, out, _ = _cli(capsys, "-w", small_datastore, "task", "show", "mnli", "--json")
