@@ -153,7 +153,7 @@ def check(ws: Workspace) -> CheckReport:
     d: dict[str, int] = {}
     for kind, ids, what in ((vindex.VALUES, value_ids, "value"), (vindex.DESCRIPTIONS, dataset_ids, "description")):
         try:
-            keys = vindex.vector_log(ws, kind).keys()
+            keys = vindex.vector_log(ws, kind, recover=False).keys()
         except EngineError as exc:
             report.problems.append(exc.message)
             d[f"{kind}_damaged"] = 1

@@ -241,7 +241,8 @@ def _mark_ready(ws: Workspace, ids: Sequence[int]) -> list[str]:
 def totals(ws: Workspace) -> dict[str, int]:
     """Workspace totals: datasets, configs, rows, cells, values, vectors (values + descriptions)."""
     counts = ws.store.table_counts(["datasets", "configs", "rows", "cells", "cell_values"])
-    vectors = vindex.vector_log(ws, vindex.VALUES).count + vindex.vector_log(ws, vindex.DESCRIPTIONS).count
+    vectors = (vindex.vector_log(ws, vindex.VALUES, recover=False).count
+               + vindex.vector_log(ws, vindex.DESCRIPTIONS, recover=False).count)
     return {"datasets": counts["datasets"], "configs": counts["configs"], "rows": counts["rows"],
             "cells": counts["cells"], "values": counts["cell_values"], "vectors": vectors}
 

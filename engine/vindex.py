@@ -50,11 +50,16 @@ def _record_dtype(dim: int) -> np.dtype:
 class VectorLog:
     """An append-only file of ``(uint64 key, float32[dim])`` records (see the module docstring)."""
 
-    def __init__(self, path: Path, dim: int | None = None) -> None:
+    def __init__(self, path: Path, dim: int | None = None, *, recover: bool = True) -> None:
+        """Open the log at ``path``. ``recover`` (writers only) cuts a torn last record; readers pass False
+        and simply ignore an incomplete record, so they never race a writer appending in another thread."""
         self.path = Path(path)
         self.dim = dim
         if self.path.exists():
-            self._recover()
+            if recover:
+                self._recover()
+            elif self.path.stat().st_size >= HEADER:
+                self.dim = self._read_header()
 
     # -- file handling --------------------------------------------------------------------
     def _read_header(self) -> int:
@@ -89,23 +94,25 @@ class VectorLog:
 
     @property
     def count(self) -> int:
-        """Number of records in the file."""
+        """Number of complete records in the file."""
         if not self.path.exists() or self.dim is None:
             return 0
-        return (self.path.stat().st_size - HEADER) // (8 + 4 * self.dim)
+        return max(0, (self.path.stat().st_size - HEADER) // (8 + 4 * self.dim))
 
     def read(self) -> tuple[np.ndarray, np.ndarray]:
-        """All ``(keys uint64 (n,), vectors float32 (n, dim))``, in file order."""
-        if not self.path.exists() or self.dim is None:
+        """All ``(keys uint64 (n,), vectors float32 (n, dim))``, in file order (complete records only)."""
+        n = self.count
+        if n == 0:
             return np.zeros(0, dtype=np.uint64), np.zeros((0, self.dim or 0), dtype=np.float32)
-        recs = np.fromfile(self.path, dtype=_record_dtype(self.dim), offset=HEADER)
+        recs = np.fromfile(self.path, dtype=_record_dtype(self.dim), count=n, offset=HEADER)
         return recs["key"].astype(np.uint64), np.ascontiguousarray(recs["vec"], dtype=np.float32)
 
     def keys(self) -> np.ndarray:
         """All keys (uint64), in file order, without loading the vectors into memory."""
-        if not self.path.exists() or self.dim is None:
+        n = self.count
+        if n == 0:
             return np.zeros(0, dtype=np.uint64)
-        recs = np.memmap(self.path, dtype=_record_dtype(self.dim), mode="r", offset=HEADER)
+        recs = np.memmap(self.path, dtype=_record_dtype(self.dim), mode="r", offset=HEADER, shape=(n,))
         return np.array(recs["key"], dtype=np.uint64)
 
     def append(self, keys: np.ndarray, vectors: np.ndarray) -> None:
@@ -175,23 +182,25 @@ def usearch_path(ws: Workspace, kind: str) -> Path:
     return ws.index_dir / f"{kind}.usearch"
 
 
-def vector_log(ws: Workspace, kind: str) -> VectorLog:
-    """The workspace's vector log for ``values`` or ``descriptions`` (recovered if torn)."""
-    return VectorLog(log_path(ws, kind), _dim(ws))
+def vector_log(ws: Workspace, kind: str, *, recover: bool = True) -> VectorLog:
+    """The workspace's vector log for ``values`` or ``descriptions`` (a torn tail cut when ``recover``)."""
+    return VectorLog(log_path(ws, kind), _dim(ws), recover=recover)
 
 
 def load_value_vectors(ws: Workspace) -> tuple[np.ndarray, np.ndarray]:
     """Every cell value's vector: ``(keys uint64 (n,), vectors float32 (n, dim))``; keys are cell_values.id.
 
     One read of ``index/values.vectors``; rows are L2-normalised. Only keys of values in the database are
-    present after a finished ingest (``rebase-tui check`` verifies it).
+    present after a finished ingest (``rebase-tui check`` verifies it). Safe while an ingest appends in
+    another thread: a dataset turns ``ready`` only after all its vectors are in this file, so read the
+    ready rows from DuckDB first, then the vectors.
     """
-    return vector_log(ws, VALUES).read()
+    return vector_log(ws, VALUES, recover=False).read()
 
 
 def load_description_vectors(ws: Workspace) -> tuple[np.ndarray, np.ndarray]:
     """Every dataset description's vector: ``(keys uint64 (n,), vectors float32 (n, dim))``; keys are datasets.id."""
-    return vector_log(ws, DESCRIPTIONS).read()
+    return vector_log(ws, DESCRIPTIONS, recover=False).read()
 
 
 # -- usearch ---------------------------------------------------------------------------------
