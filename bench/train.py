@@ -1,12 +1,16 @@
 """Benchmark: training throughput of our worker vs a plain transformers Trainer, and padding per batch.
 
     python bench/train.py                                  # defaults below (CPU, ~1-2 minutes)
-    python bench/train.py --steps 80 --layers 4 --dim 256 --batch-size 8 --max-length 256 --threads 1
+    python bench/train.py --steps 80 --layers 4 --dim 256 --batch-size 8 --max-length 256 --threads 1 --repeats 3
 
 Both sides train the same random-init GPT-2-style model (saved once to a temp folder, BPE tokenizer trained
 on the data), on the same examples of ../shared/data/teacher_outputs/mnli.jsonl formatted by
 engine.formatting (prompt masked, EOS appended), same batch size, gradient accumulation, max length, AdamW
 and gradient clipping, no length grouping on either side, one process at a time, same torch thread count.
+
+Throughput is measured by wall clock and by CPU time of the training process (``time.process_time``; with
+one torch thread, CPU time measures work done and is robust to other load on a shared machine); the ratios
+are medians over ``--repeats`` pairs with alternating order.
 
 * **ours**: the real path — ``python -m engine.train_worker RUN_DIR`` started by ``engine.supervise.start``,
   events written to events.jsonl and followed by ``engine.supervise.follow``. Throughput = real
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -79,6 +84,7 @@ def run_ours(ws, rows, student: Path, args) -> dict:
     first = next(s for s in steps if s.step >= args.skip)
     last = steps[-1]
     return {"tokens_per_s": (last.tokens - first.tokens) / (last.elapsed_s - first.elapsed_s),
+            "tokens_per_cpu_s": (last.tokens - first.tokens) / (last.cpu_s - first.cpu_s),
             "steps_timed": last.step - first.step, "final_loss": last.loss, "events": len(steps)}
 
 
@@ -121,11 +127,11 @@ def run_trainer(rows, student: Path, args) -> dict:
         counted["tokens"] += int(mask.sum())
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
-    marks: dict[int, tuple[float, int]] = {}
+    marks: dict[int, tuple[float, float, int]] = {}
 
     class Timer(TrainerCallback):
         def on_step_end(self, targs, state, control, **kw):
-            marks[state.global_step] = (time.perf_counter(), counted["tokens"])
+            marks[state.global_step] = (time.perf_counter(), time.process_time(), counted["tokens"])
 
     model = AutoModelForCausalLM.from_pretrained(student)
     targs = TrainingArguments(output_dir=tempfile.mkdtemp(prefix="bench-trainer-"), max_steps=args.steps,
@@ -137,9 +143,10 @@ def run_trainer(rows, student: Path, args) -> dict:
     SameOrderTrainer(model=model, args=targs, train_dataset=DS(), data_collator=collator,
             callbacks=[Timer()]).train()
     # tokens of a step are counted when its batches are collated, i.e. before its step end
-    t0, tok0 = marks[args.skip]
-    t1, tok1 = marks[args.steps]
-    return {"tokens_per_s": (tok1 - tok0) / (t1 - t0), "steps_timed": args.steps - args.skip}
+    t0, c0, tok0 = marks[args.skip]
+    t1, c1, tok1 = marks[args.steps]
+    return {"tokens_per_s": (tok1 - tok0) / (t1 - t0), "tokens_per_cpu_s": (tok1 - tok0) / (c1 - c0),
+            "steps_timed": args.steps - args.skip}
 
 
 def padding_report(rows, student: Path, args) -> dict:
@@ -177,7 +184,7 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--order", choices=["ours-first", "trainer-first"], default="ours-first")
+    ap.add_argument("--repeats", type=int, default=2, help="ours/Trainer pairs, alternating who goes first")
     args = ap.parse_args()
     if not DATA.exists():
         raise SystemExit(f"{DATA} is not present (the shared data folder sits beside the repository)")
@@ -185,24 +192,29 @@ def main() -> None:
     rows = [json.loads(x) for x in DATA.read_text(encoding="utf-8").splitlines()[: args.examples]]
     from engine.workspace import Workspace
 
+    ratios_wall, ratios_cpu = [], []
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         student = Path(tmp) / "student"
         build_student(student, rows, args.layers, args.dim)
         with Workspace(Path(tmp) / "ws") as ws:
-            if args.order == "ours-first":
-                ours = run_ours(ws, rows, student, args)
-                plain = run_trainer(rows, student, args)
-            else:
-                plain = run_trainer(rows, student, args)
-                ours = run_ours(ws, rows, student, args)
+            for r in range(args.repeats):  # alternate who goes first: a shared machine drifts
+                if r % 2 == 0:
+                    ours, plain = run_ours(ws, rows, student, args), run_trainer(rows, student, args)
+                else:
+                    plain, ours = run_trainer(rows, student, args), run_ours(ws, rows, student, args)
+                ratios_wall.append(ours["tokens_per_s"] / plain["tokens_per_s"])
+                ratios_cpu.append(ours["tokens_per_cpu_s"] / plain["tokens_per_cpu_s"])
+                print(f"repeat {r + 1}: ours {ours['tokens_per_s']:,.0f} tok/s ({ours['tokens_per_cpu_s']:,.0f} per "
+                      f"CPU-s, {ours['events']} step events), Trainer {plain['tokens_per_s']:,.0f} tok/s "
+                      f"({plain['tokens_per_cpu_s']:,.0f} per CPU-s)", flush=True)
         pad = padding_report(rows, student, args)
-    ratio = ours["tokens_per_s"] / plain["tokens_per_s"]
+    wall, cpu = statistics.median(ratios_wall), statistics.median(ratios_cpu)
     print(f"model: GPT-2 style, {args.layers} layers x {args.dim} dims; {args.examples} mnli examples; batch "
           f"{args.batch_size} x accum {args.grad_accum}; max length {args.max_length}; device {args.device}; "
-          f"{args.threads} thread(s); {args.steps} steps, steps {args.skip}..{args.steps} timed")
-    print(f"ours (worker + events): {ours['tokens_per_s']:,.0f} real tokens/s ({ours['events']} step events)")
-    print(f"transformers Trainer:   {plain['tokens_per_s']:,.0f} real tokens/s")
-    print(f"ratio ours/Trainer: {ratio:.3f}  (overhead {max(0.0, 1 - ratio) * 100:.1f}%; goal <= 5%)")
+          f"{args.threads} thread(s); {args.steps} steps, steps {args.skip}..{args.steps} timed; "
+          f"{args.repeats} repeat(s), order alternating")
+    print(f"ratio ours/Trainer, real tokens per second (median): wall clock {wall:.3f}, CPU time {cpu:.3f} "
+          f"(overhead by CPU time {max(0.0, 1 - cpu) * 100:.1f}%; goal <= 5%)")
     print(f"real-token fraction per batch (batch {args.batch_size}, {pad['examples']} examples, mean "
           f"{pad['mean_length']:.0f} tokens): random {pad['random']:.3f}, length-grouped {pad['grouped']:.3f}, "
           f"first-fit packing {pad['packed_first_fit']:.3f}")

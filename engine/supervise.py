@@ -94,7 +94,7 @@ def worker_alive(run_dir: str | Path) -> bool:
             if stat.rsplit(")", 1)[1].split()[0] == "Z":
                 return False
             cmd = (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            return "engine.train_worker" in cmd
+            return "engine.train_worker" in cmd and Path(run_dir).name in cmd
         except OSError:
             return False
     return True

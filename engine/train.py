@@ -15,7 +15,7 @@ Event protocol (one JSON object per line; ``type`` plus fields, ``time`` is Unix
 * ``started``: run, start_step, total_steps, method, device, dtype, format, parameters, trainable,
   train_examples, eval_examples, resumed
 * ``step``: step, total_steps, epoch, loss (mean since the previous step event), lr, grad_norm, tokens,
-  tokens_per_s, examples_per_s, eta_s, elapsed_s
+  tokens_per_s, examples_per_s, eta_s, elapsed_s, cpu_s (CPU seconds of this process)
 * ``eval``: step, eval_loss
 * ``checkpoint``: step, path
 * ``finished`` / ``stopped`` / ``failed``: step, reason, message, fix, hints, train_loss, eval_loss, elapsed_s
@@ -102,6 +102,7 @@ class StepMetrics(TrainEvent):
     examples_per_s: float | None
     eta_s: float | None
     elapsed_s: float
+    cpu_s: float = 0.0
     type = "step"
 
 
@@ -540,7 +541,7 @@ def _train(run_dir: Path, cfg: dict[str, Any], state: dict[str, Any], ctx: dict[
     params = [p for p in model.parameters() if p.requires_grad]
     n_total = sum(p.numel() for p in model.parameters())
     n_train = sum(p.numel() for p in params)
-    optimizer = torch.optim.AdamW(params, lr=float(cfg["lr"]), weight_decay=float(cfg.get("weight_decay", 0.0)))
+    optimizer = _adamw(params, float(cfg["lr"]), float(cfg.get("weight_decay", 0.0)))
     if latest is not None and (latest / "optimizer.pt").exists():
         optimizer.load_state_dict(torch.load(latest / "optimizer.pt", map_location=device, weights_only=True))
     ctx.update(model=model, optimizer=optimizer, dirty=False)
@@ -646,7 +647,7 @@ def _train(run_dir: Path, cfg: dict[str, Any], state: dict[str, Any], ctx: dict[
                               loss=round(state["train_loss"], 6), lr=lr, grad_norm=round(grad_norm, 6),
                               tokens=state["tokens"], tokens_per_s=_r(tps if tps else step_tokens / max(1e-9, elapsed)),
                               examples_per_s=_r(eps), eta_s=_r(meter_step.eta(step, total)),
-                              elapsed_s=round(elapsed, 3))
+                              elapsed_s=round(elapsed, 3), cpu_s=round(time.process_time(), 3))
         if step % eval_every == 0 or step == total:
             ev = evaluate_loss()
             if ev is not None:
@@ -658,6 +659,16 @@ def _train(run_dir: Path, cfg: dict[str, Any], state: dict[str, Any], ctx: dict[
             yield CheckpointSaved(step=step, path=str(path.relative_to(run_dir)))
     _save_final(run_dir, model, tokenizer, fmt, cfg, method)
     yield _ended("finished", state, t_start, "done", f"finished {total} steps")
+
+
+def _adamw(params: list, lr: float, weight_decay: float):
+    """AdamW, fused (one kernel for all parameters, as the Trainer's default) where torch supports it."""
+    import torch
+
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, ValueError, TypeError):
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
 def _would_exceed(fmt, tokenizer, row: dict[str, str], max_length: int) -> bool:
