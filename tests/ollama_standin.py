@@ -675,6 +675,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _generate_like(self, body: dict[str, Any], chat: bool) -> None:
         srv = self.standin
         m, options = self._validate(body, chat)
+        self._raw = bool(body.get("raw"))
+        if self._raw and (body.get("template") or body.get("system") or body.get("context")):
+            raise _HTTPError(400, "raw mode does not support template, system, or context")
         stream = body.get("stream") is not False
         messages = (body.get("messages") or []) if chat else None
         prompt_text = _last_user_text(messages) if chat else str(body.get("prompt") or "")
@@ -798,7 +801,7 @@ class _Handler(BaseHTTPRequestHandler):
                 obj = self._final(body["model"], chat, "".join(pieces), done_reason, metrics, t0, load_ns)
                 if chat and thinking:
                     obj["message"]["thinking"] = thinking
-                if not chat:
+                if not chat and not body.get("raw"):
                     obj["context"] = list(range(1, metrics["eval_count"] + 5))
                 completed()
                 try:
@@ -892,7 +895,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._chunk(b"")
                 return False
             final = self._final(model, chat, last, done_reason, metrics, t0, load_ns)
-            if not chat:
+            if not chat and not self._raw:
                 final["context"] = list(range(1, metrics["eval_count"] + 5))
             self._line(final)
             completed()

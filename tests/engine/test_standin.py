@@ -109,7 +109,13 @@ def test_non_stream_and_determinism(standin):
     assert c.chat(model="llama3.1:8b", messages=[]).done_reason == "load"
     req = standin.requests("/api/chat")[0]
     assert req.body["stream"] is False and req.body["tools"] == []
-    assert c.generate(model="llama3.1:8b", prompt="say something").response
+    g = c.generate(model="llama3.1:8b", prompt="say something")
+    assert g.response and g.context
+    assert c.generate(model="llama3.1:8b", prompt="say something", raw=True).context is None
+    with pytest.raises(ollama.ResponseError, match="raw mode does not support"):
+        c.generate(model="llama3.1:8b", prompt="x", raw=True, system="be brief")
+    streamed = list(c.generate(model="llama3.1:8b", prompt="say something", stream=True))
+    assert streamed[-1].done and streamed[-1].context and "".join(p.response for p in streamed) == g.response
 
 
 @pytest.mark.parametrize(("kwargs", "status", "text"), [
