@@ -87,7 +87,28 @@ def choose_kind(tokenizer: Any, requested: str = "auto") -> str:
     return CHAT if getattr(tokenizer, "chat_template", None) else BASE
 
 
-def _messages(system: str, user: str, assistant: str | None = None) -> list[dict[str, str]]:
+def supports_system(tokenizer: Any) -> bool:
+    """Whether the chat template accepts a system message (Gemma's, for one, raises on it)."""
+    cached = getattr(tokenizer, "_rebase_supports_system", None)
+    if cached is None:
+        try:
+            tokenizer.apply_chat_template([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
+                                          tokenize=False, add_generation_prompt=True)
+            cached = True
+        except Exception:  # noqa: BLE001 - jinja2's TemplateError from raise_exception, or similar
+            cached = False
+        try:
+            tokenizer._rebase_supports_system = cached
+        except AttributeError:
+            pass
+    return cached
+
+
+def _messages(system: str, user: str, assistant: str | None = None,
+              tokenizer: Any = None) -> list[dict[str, str]]:
+    """Chat messages; without system support the system text opens the user turn, then a blank line."""
+    if system and tokenizer is not None and not supports_system(tokenizer):
+        system, user = "", f"{system}\n\n{user}"
     msgs = [{"role": "system", "content": system}] if system else []
     msgs.append({"role": "user", "content": user})
     if assistant is not None:
@@ -97,7 +118,8 @@ def _messages(system: str, user: str, assistant: str | None = None) -> list[dict
 
 def _render_prompt(fmt: PromptFormat, tokenizer: Any, system: str, user: str) -> str:
     if fmt.kind == CHAT:
-        return tokenizer.apply_chat_template(_messages(system, user), tokenize=False, add_generation_prompt=True)
+        return tokenizer.apply_chat_template(_messages(system, user, tokenizer=tokenizer), tokenize=False,
+                                             add_generation_prompt=True)
     return (f"{system}\n\n" if system else "") + f"Input: {user}\nOutput:"
 
 
@@ -110,7 +132,8 @@ def response_text(fmt: PromptFormat, tokenizer: Any, input_text: str, output: st
     """The text the model must produce after :func:`prompt_text` (without the EOS token)."""
     if fmt.kind == CHAT:
         prompt = prompt_text(fmt, tokenizer, input_text)
-        full = tokenizer.apply_chat_template(_messages(fmt.system, input_text, output), tokenize=False)
+        full = tokenizer.apply_chat_template(_messages(fmt.system, input_text, output, tokenizer=tokenizer),
+                                             tokenize=False)
         if not full.startswith(prompt):
             from engine.errors import EngineError
 
@@ -170,6 +193,10 @@ def ollama_template(fmt: PromptFormat, tokenizer: Any) -> str:
     """An Ollama TEMPLATE that renders ``.System`` + ``.Prompt`` exactly as :func:`prompt_text` does."""
     if fmt.kind == CHAT:
         rendered = _render_prompt(fmt, tokenizer, _SYS_MARK if fmt.system else "", _USER_MARK)
+        if fmt.system and not supports_system(tokenizer):
+            before, after = rendered.split(_SYS_MARK + "\n\n" + _USER_MARK, 1)
+            return (_go_literal(before) + "{{ if .System }}{{ .System }}\n\n{{ end }}{{ .Prompt }}"
+                    + _go_literal(after))
         if _SYS_MARK not in rendered:
             before, after = rendered.split(_USER_MARK, 1)
             return _go_literal(before) + "{{ .Prompt }}" + _go_literal(after)

@@ -87,3 +87,25 @@ def test_unknown_or_impossible_format_is_a_clear_error(base_tok):
         F.choose_kind(base_tok, "chat")
     with pytest.raises(EngineError, match="unknown prompt format"):
         F.choose_kind(base_tok, "fancy")
+
+
+def test_chat_template_without_system_role_folds_the_context_into_the_user_turn(chat_tok, tmp_path):
+    """Gemma-style templates raise on a system message: the instruction opens the user turn instead."""
+    from transformers import AutoTokenizer
+
+    chat_tok.save_pretrained(tmp_path / "tok")
+    tok = AutoTokenizer.from_pretrained(tmp_path / "tok")
+    tok.chat_template = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+        "{% endif %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    assert not F.supports_system(tok) and F.supports_system(chat_tok)
+    fmt = F.PromptFormat(F.CHAT, TASK.instruction, TASK.examples)
+    prompt = F.prompt_text(fmt, tok, "True and False is")
+    assert prompt == (f"<|im_start|>user\n{fmt.system}\n\nTrue and False is<|im_end|>\n"
+                      "<|im_start|>assistant\n")
+    ids, labels = F.encode(fmt, tok, "True and False is", "The answer is False.")
+    n = labels.count(F.IGNORE_INDEX)
+    assert tok.decode(ids[:n]) == prompt and tok.decode(ids[n:]) == "The answer is False.<|im_end|>"
+    template = F.ollama_template(fmt, tok)
+    assert F.render_ollama_template(template, fmt.system, "True and False is") == prompt
