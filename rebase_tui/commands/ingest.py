@@ -117,5 +117,10 @@ def print_summary(summary: dict, console) -> None:
         f"{summary['seconds']:.1f} s — workspace: {summary['datasets']:,} datasets, {summary['configs']:,} "
         f"configs, {summary['rows']:,} rows, {summary['cells']:,} cells, {summary['values']:,} values, "
         f"{summary['vectors']:,} vectors", highlight=False)
+    pending = summary["values"] + summary["datasets"] - summary["vectors"]
+    if pending > 0:
+        console.print(f"{pending:,} value(s)/description(s) are not embedded yet, so their datasets stay invisible "
+                      "to retrieval: run the ingest again without --no-embed (or `rebase-tui check --repair`)",
+                      highlight=False, markup=False)
     if summary["skipped"]:
         console.print(f"[yellow]{len(summary['skipped'])} problem(s) reported above (skipped)[/]")
