@@ -475,7 +475,10 @@ class Retriever:
             rows = self._rows_of_values(np.union1d(cand_in, cand_out))
             rows = rows[allowed_ds[self.index.row_dataset[rows]]]
             sub = _subindex(self.index, rows)
-            per_cell = (self.values[sub.cell_value] @ np.stack([q_in, q_out]).T).T.astype(np.float32)
+            # the same per-value scores as the exact path, bit for bit (see scoring.value_scores)
+            uniq, inverse = np.unique(sub.cell_value, return_inverse=True)
+            per_value = scoring.value_scores(self.values[uniq], np.stack([q_in, q_out]))
+            per_cell = per_value[:, inverse.reshape(-1)]
             best = scoring.row_max(per_cell, sub.offsets)
             s_ds = ds_scores[sub.row_dataset]
             scores = scoring.Scores(best[0], best[1], s_ds, scoring.final_scores(best[0], best[1], s_ds, w),

@@ -65,6 +65,10 @@ def test_value_scores_blocks_match_a_plain_product():
     np.testing.assert_allclose(scoring.value_scores(values, q, block=777), q @ values.T, atol=1e-6)
     half = values.astype(np.float16)
     np.testing.assert_allclose(scoring.value_scores(half, q), q @ half.astype(np.float32).T, atol=1e-6)
+    # a value scores bit for bit the same wherever it sits (the approximate path re-scores subsets)
+    full = scoring.value_scores(values, q, workers=2)
+    for subset in (np.array([4999]), np.arange(1, 5000, 7), rng.choice(5000, 333, replace=False)):
+        assert np.array_equal(scoring.value_scores(values[subset], q, block=100, workers=1), full[:, subset])
 
 
 def test_build_cell_index_drops_empty_and_unknown_rows():
