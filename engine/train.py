@@ -325,6 +325,7 @@ def load_model(student: str, device: str, *, method: str, trust_remote_code: boo
                 targets = [t for t in targets if t in present] or "all-linear"
             cfg = LoraConfig(r=int(opts.get("r", 16)), lora_alpha=int(opts.get("alpha", 32)),
                              lora_dropout=float(opts.get("dropout", 0.05)), target_modules=targets,
+                             fan_in_fan_out=model.config.model_type == "gpt2",  # GPT-2's Conv1D layers
                              task_type="CAUSAL_LM")
             model = get_peft_model(model, cfg)
     return model, str(dtype).replace("torch.", "")

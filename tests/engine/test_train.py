@@ -87,6 +87,18 @@ def test_lora_on_a_llama_chat_student(workspace, tiny_chat_student):
     assert steps[-1].loss < steps[0].loss
 
 
+def test_lora_gpt2_with_gradient_checkpointing_and_accumulation(workspace, tiny_student):
+    path = runs.create_run(workspace, _rows(60), _settings(tiny_student, method="lora", max_steps=4, batch_size=4,
+                                                            grad_accum=2, max_length=64, eval_every=2,
+                                                            gradient_checkpointing=True))
+    events = list(train(path))
+    assert events[-1].status == "finished" and events[-1].step == 4
+    adapter = json.loads((path / "model" / "adapter_config.json").read_text())
+    assert set(adapter["target_modules"]) == {"c_attn", "c_proj", "c_fc"} and adapter["fan_in_fan_out"]
+    steps = [e for e in events if isinstance(e, StepMetrics)]
+    assert steps[-1].epoch == pytest.approx(4 * 2 / 14, abs=1e-3)  # 54 train rows -> 14 micro-batches/epoch
+
+
 def test_nan_loss_ends_failed_with_hints(workspace, tiny_student):
     path = runs.create_run(workspace, _rows(80), _settings(tiny_student, lr=1e15, max_steps=20, eval_every=5))
     end = list(train(path))[-1]
