@@ -129,7 +129,9 @@ def record_dead_worker(run_dir: str | Path) -> dict | None:
     pid = read_pid(run_dir)
     proc = _CHILDREN.get(pid) if pid is not None else None
     code = proc.poll() if proc is not None else None
-    if code is not None and code < 0:
+    if pid is None:
+        how = "never started (no worker.pid)"
+    elif code is not None and code < 0:
         how = f"was killed by signal {signal.Signals(-code).name}"
     elif code is not None:
         how = f"exited with code {code} before its final event"
