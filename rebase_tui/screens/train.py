@@ -23,7 +23,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.widgets import DataTable, Input, Label, Select, Sparkline, Static
+from textual.widgets import Button, DataTable, Input, Label, Select, Sparkline, Static
 
 from engine.errors import EngineError
 from engine.events import Progress
@@ -179,8 +179,13 @@ class TrainScreen(StageScreen):
                 yield LossChart(id="tr-chart")
                 with Horizontal(id="tr-bottom"):
                     yield LogTail("worker log (stderr.log)", id="tr-log")
-                    with VerticalScroll(id="tr-results"):
-                        yield Static("", id="tr-results-text")
+                    with Vertical(id="tr-results-pane"):
+                        with Horizontal(id="tr-buttons"):
+                            yield Button("Eval", id="tr-eval", compact=True, tooltip="v: evaluate the open run")
+                            yield Button("Export data", id="tr-export-data", compact=True, tooltip="d: accepted examples as JSONL")
+                            yield Button("Export model", id="tr-export-model", compact=True, tooltip="m: model folder + Ollama Modelfile")
+                        with VerticalScroll(id="tr-results"):
+                            yield Static("", id="tr-results-text")
 
     def on_mount(self) -> None:
         cfg = self.rebase.workspace.config
@@ -228,6 +233,18 @@ class TrainScreen(StageScreen):
                     self.notify(f"re-attached to running run {s['run']}", timeout=4)
                     self.attach(path)
                     break
+
+    @on(Button.Pressed, "#tr-eval")
+    def _eval_button(self) -> None:
+        self.action_evaluate()
+
+    @on(Button.Pressed, "#tr-export-data")
+    def _export_data_button(self) -> None:
+        self.action_export_dataset()
+
+    @on(Button.Pressed, "#tr-export-model")
+    def _export_model_button(self) -> None:
+        self.action_export_model()
 
     @on(DataTable.RowSelected, "#tr-runs")
     def _open_selected(self, event: DataTable.RowSelected) -> None:
