@@ -33,6 +33,13 @@ LIST_ACTIONS = {"accept", "reject", "reject_reason", "edit", "undo", "accept_all
                 "regenerate", "filter", "cycle_filter", "search"}
 
 
+def _read_detail(ws: Any, example_id: int) -> tuple[dict[str, Any], str, Any]:
+    """(example, source origin, source fields) of one example (two short queries; any thread)."""
+    example = backend.get_example(ws, example_id)
+    origin, data = backend.source_of(ws, example)
+    return example, origin, data
+
+
 class ReviewScreen(StageScreen):
     """The examples of the current task, their states, and one example beside its source row."""
 
@@ -67,6 +74,10 @@ class ReviewScreen(StageScreen):
         self._details: dict[int, tuple[dict[str, Any], str, Any]] = {}
         self._wanted: int | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="review-writes")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="review-reads")
+        self._prefetching: set[int] = set()
+        self._stale: set[int] = set()
+        """Examples changed since a prefetch may have started: its result is dropped."""
 
     # -- layout ----------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
@@ -143,10 +154,8 @@ class ReviewScreen(StageScreen):
         """(example, source origin, source fields), cached per example until a decision changes it."""
         got = self._details.get(example_id)
         if got is None:
-            ws = self.rebase.workspace
-            example = backend.get_example(ws, example_id)
-            origin, data = backend.source_of(ws, example)
-            got = (example, origin, data)
+            got = _read_detail(self.rebase.workspace, example_id)
+            self._stale.discard(example_id)
             self._details[example_id] = got
             if len(self._details) > 512:
                 self._details.pop(next(iter(self._details)))
@@ -168,9 +177,24 @@ class ReviewScreen(StageScreen):
             self.call_after_refresh(self._prefetch, self.example_list.rows[nxt].id)
 
     def _prefetch(self, example_id: int) -> None:
-        """Load the next row's details after the paint, so the usual next key (a, r, j) finds them cached."""
-        if example_id not in self._details:
-            self._detail(example_id)
+        """Load the next row's details on the reader thread, so the usual next key (a, r, j) finds them
+        cached and the UI thread never waits on DuckDB for it."""
+        if example_id in self._details or example_id in self._prefetching:
+            return
+        self._prefetching.add(example_id)
+        self.run_worker(self._prefetch_async(example_id), group="review-prefetch", exclusive=False,
+                        exit_on_error=False, description="prefetch the next example")
+
+    async def _prefetch_async(self, example_id: int) -> None:
+        ws = self.rebase.workspace
+        try:
+            got = await asyncio.get_running_loop().run_in_executor(self._reader, _read_detail, ws, example_id)
+        except Exception:  # a prefetch is only a hint: the row loads normally when shown
+            return
+        finally:
+            self._prefetching.discard(example_id)
+        if example_id not in self._details and example_id not in self._stale:
+            self._details[example_id] = got
 
     # -- keys ------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -193,6 +217,7 @@ class ReviewScreen(StageScreen):
         for example in examples:
             ex_id = int(example["id"])
             self._details.pop(ex_id, None)
+            self._stale.add(ex_id)
             self.queue.update(example)
             idx = positions.get(ex_id) if positions is not None else self.queue.index_of(ex_id)
             if idx is not None:
@@ -209,6 +234,7 @@ class ReviewScreen(StageScreen):
             if lst.current is not None else {}
         for ex_id in ids:
             self._details.pop(ex_id, None)
+            self._stale.add(ex_id)
             self.queue.set_status(ex_id, status)
             idx = positions.get(ex_id)
             if idx is not None:
@@ -245,6 +271,7 @@ class ReviewScreen(StageScreen):
                 self._paint_examples(result)
 
     def on_unmount(self) -> None:
+        self._reader.shutdown(wait=False, cancel_futures=True)
         self._writer.shutdown(wait=True)  # decisions already sent are written before the workspace closes
 
     async def flush_writes(self) -> None:
@@ -311,6 +338,7 @@ class ReviewScreen(StageScreen):
         first = int(restored[0]["id"])
         for example in restored:
             self._details.pop(int(example["id"]), None)
+            self._stale.add(int(example["id"]))
             self.queue.update(example)
         idx = self.queue.index_of(first)
         if idx is None:  # filtered out: show it again by re-applying the filter
@@ -417,6 +445,7 @@ class ReviewScreen(StageScreen):
         if example is None:
             return
         self._details.pop(int(example["id"]), None)
+        self._stale.add(int(example["id"]))
         row = self.queue.update(example)
         idx = self.queue.index_of(row.id)
         if idx is None:
