@@ -231,7 +231,7 @@ def settings_from_config(config: Any, **overrides: Any) -> dict[str, Any]:
     if not settings["student"]:
         raise EngineError("no student model is set",
                           fix="pass --student MODEL (a local folder or a cached Hugging Face name), or "
-                              "`rebase-tui config set student.model MODEL`")
+                              "`rebase-tui config student.model MODEL`")
     for key in ("batch_size", "grad_accum", "max_length"):
         if int(settings[key]) < 1:
             raise EngineError(f"{key.replace('_', '-')} must be at least 1", fix=f"pass --{key.replace('_', '-')} N")
