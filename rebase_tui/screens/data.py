@@ -26,6 +26,7 @@ from engine.rate import RateMeter, format_seconds
 from rebase_tui.jobs import run_call, run_events
 from rebase_tui.messages import EngineEvent, JobFinished
 from rebase_tui.screens.base import StageScreen
+from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.dialogs import ConfirmDialog
 from rebase_tui.widgets.path_input import PathInput
 from rebase_tui.widgets.results import field, parse_int
@@ -63,6 +64,7 @@ class DataScreen(StageScreen):
 
     STAGE = "data"
     CSS_PATH = "data.tcss"
+    COMMANDS = {ScreenActions}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+j", "ingest", "Ingest", id="data.ingest",
                 tooltip="ingest the path typed below with the options beside it"),

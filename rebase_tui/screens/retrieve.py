@@ -23,6 +23,7 @@ from engine.errors import EngineError
 from engine.tasks import TaskError, validate
 from rebase_tui.live import SearchOutcome, results_of
 from rebase_tui.screens.base import StageScreen
+from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.editor import PlainTextArea
 from rebase_tui.widgets.results import field, format_weights, parse_int, parse_weights, row_cell, row_detail
 
@@ -45,6 +46,7 @@ class RetrieveScreen(StageScreen):
 
     STAGE = "retrieve"
     CSS_PATH = "retrieve.tcss"
+    COMMANDS = {ScreenActions}
     AUTO_FOCUS = "#rq-instruction"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+j", "use_as_pool", "Use as pool", id="retrieve.pool",
@@ -89,10 +91,8 @@ class RetrieveScreen(StageScreen):
         yield Static("", id="rq-facets")
 
     def empty_message(self) -> str | None:
-        if self.rebase.count("datasets") and self.rebase.count("tasks"):
-            return None
-        if self.rebase.count("datasets") and self.rebase.live.draft.query() is not None:
-            return None
+        if self.rebase.count("datasets"):
+            return None  # with no task yet, the status line says what to type
         return ("Nothing to rank yet.\n\nRetrieval scores every row of the datastore against a task "
                 "(best cell vs. the example inputs and outputs, dataset description vs. the "
                 "instruction). It needs datasets (F2) and a task (F3, or type an instruction and an "
@@ -346,3 +346,4 @@ class RetrieveScreen(StageScreen):
             self.notify(str(exc), severity="error")
             return
         self.notify(f"stored {n} rows as the pool of task {task.name}")
+

@@ -25,6 +25,7 @@ from engine.errors import EngineError
 from engine.tasks import TaskError, add_task, get_task, list_tasks, read_task_file, remove_task, validate
 from rebase_tui.live import TaskDraft
 from rebase_tui.screens.base import StageScreen
+from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.dialogs import ConfirmDialog, PathDialog
 from rebase_tui.widgets.editor import PlainTextArea
 
@@ -79,6 +80,7 @@ class TaskScreen(StageScreen):
 
     STAGE = "task"
     CSS_PATH = "task.tcss"
+    COMMANDS = {ScreenActions}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "Save", id="task.save", tooltip="validate and store the task"),
         Binding("ctrl+n", "new_task", "New", id="task.new", tooltip="start a new task"),

@@ -154,3 +154,22 @@ async def test_task_screen_snapshot(tmp_path, request):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await assert_snapshot(pilot, "task_screen", request)
+
+
+async def test_every_keyed_action_is_in_the_command_palette(tmp_path):
+    from rebase_tui.widgets.actions_palette import screen_actions
+
+    ws = Workspace(tmp_path / "ws")
+    add_task(ws, _task())
+    app = RebaseApp(ws, stage="task")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        titles = {t for t, *_ in screen_actions(app.screen)}
+        assert {"Task: Save", "Task: New", "Task: Import", "Task: Export", "Task: Add example",
+                "Task: Delete example", "Task: Move up", "Task: Move down", "Task: Remove task"} <= titles
+        n = len(app.live.draft.examples)
+        await pilot.press("ctrl+p", *"add example")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert len(app.live.draft.examples) == n + 1
