@@ -271,7 +271,7 @@ class ReviewScreen(StageScreen):
                 self._paint_examples(result)
 
     def on_unmount(self) -> None:
-        self._reader.shutdown(wait=False, cancel_futures=True)
+        self._reader.shutdown(wait=True, cancel_futures=True)  # a running read must end before the close
         self._writer.shutdown(wait=True)  # decisions already sent are written before the workspace closes
 
     async def flush_writes(self) -> None:
