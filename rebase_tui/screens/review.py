@@ -23,6 +23,7 @@ from textual.widgets import Input, Static
 from engine.errors import EngineError
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets import review_backend as backend
+from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.example_card import ExampleCard, SourceRowView
 from rebase_tui.widgets.example_editor import ExampleEditor, ReasonDialog
 from rebase_tui.widgets.example_list import ExampleList
@@ -45,6 +46,7 @@ class ReviewScreen(StageScreen):
 
     STAGE = "review"
     CSS_PATH = "review.tcss"
+    COMMANDS = {ScreenActions}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "accept", "Accept", id="review.accept", tooltip="accept the example, go to the next"),
         Binding("r", "reject", "Reject", id="review.reject", tooltip="reject the example, go to the next"),

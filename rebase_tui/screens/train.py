@@ -31,6 +31,7 @@ from engine.rate import format_seconds
 from rebase_tui.jobs import run_async_events, run_call, run_events
 from rebase_tui.messages import EngineEvent, JobFinished
 from rebase_tui.screens.base import StageScreen
+from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.log_tail import LogTail
 from rebase_tui.widgets.loss_chart import LossChart
 from rebase_tui.widgets.stat_panel import StatPanel
@@ -126,6 +127,7 @@ class TrainScreen(StageScreen):
 
     STAGE = "train"
     CSS_PATH = "train.tcss"
+    COMMANDS = {ScreenActions}
     AUTO_FOCUS = "#tr-runs"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+j,ctrl+enter", "start", "Start", id="train.start",

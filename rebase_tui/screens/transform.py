@@ -25,6 +25,7 @@ from engine.events import Log, Progress
 from rebase_tui.jobs import describe_error, run_async_events
 from rebase_tui.messages import EngineEvent, JobFinished
 from rebase_tui.screens.base import StageScreen
+from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.log_tail import LogTail
 from rebase_tui.widgets.stat_panel import StatPanel
 from rebase_tui.widgets.stream_view import StreamView
@@ -44,6 +45,7 @@ class TransformScreen(StageScreen):
 
     STAGE = "transform"
     CSS_PATH = "transform.tcss"
+    COMMANDS = {ScreenActions}
     AUTO_FOCUS = "#t-stream"
     """Single-letter keys act when no field has focus: the stream view has it on open (tab reaches the form)."""
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -160,3 +160,23 @@ async def test_untrusted_text_is_shown_verbatim(tmp_path, standin):
         source = str(app.screen.query_one("#review-source", SourceRowView).query_one("#source-body",
                                                                                     Static).render())
         assert WEIRD in source
+
+
+async def test_review_actions_are_in_the_command_palette(tmp_path):
+    from tests.tui.part2_data import add_examples
+
+    ws = Workspace(tmp_path / "ws")
+    make_datastore(ws, 6)
+    add_examples(ws, 6)
+    app = RebaseApp(ws, stage="review", task="nli")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        first = _list(app).current.id
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"review: accept")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        await app.screen.flush_writes()
+        assert review.get_example(ws, first)["status"] == "accepted"
