@@ -234,22 +234,53 @@ class _Table:
     row_ids: list[int] | None = None
     notes: list[tuple[str, str]] = field(default_factory=list)
 
+    parquet: Any = None  # a pyarrow ParquetFile: only the row groups holding chosen rows are read
+
     def take(self, positions: Sequence[int]) -> list[dict[str, Any]]:
+        """The records at ``positions`` (ascending); FileProblem when the data turns out unreadable."""
         if self.records is not None:
             return [self.records[i] for i in positions]
         import pyarrow as pa
 
+        if self.parquet is not None:
+            return self._take_parquet(positions)
         taken = self.arrow.take(pa.array(positions, type=pa.int64())) if positions else self.arrow.slice(0, 0)
         return _arrow_records(taken)
+
+    def _take_parquet(self, positions: Sequence[int]) -> list[dict[str, Any]]:
+        import pyarrow as pa
+
+        meta = self.parquet.metadata
+        columns = [f.name for f in self.parquet.schema_arrow if not _is_binary(f.type)]
+        out: list[dict[str, Any]] = []
+        start, p = 0, 0
+        try:
+            for group in range(meta.num_row_groups):
+                end = start + meta.row_group(group).num_rows
+                local = []
+                while p < len(positions) and positions[p] < end:
+                    local.append(positions[p] - start)
+                    p += 1
+                if local:
+                    table = self.parquet.read_row_group(group, columns=columns)
+                    out += _arrow_records(table.take(pa.array(local, type=pa.int64())))
+                start = end
+                if p == len(positions):
+                    break
+        except (pa.ArrowException, OSError) as exc:
+            raise FileProblem(f"not a readable Parquet file ({_short(exc)})") from None
+        return out
+
+
+def _is_binary(t: Any) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t)
 
 
 def _arrow_records(table: Any) -> list[dict[str, Any]]:
     """pyarrow Table → records; dictionary columns decode to values, binary columns are dropped."""
-    import pyarrow as pa
-
-    keep = [i for i, f in enumerate(table.schema)
-            if not (pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
-                    or pa.types.is_fixed_size_binary(f.type))]
+    keep = [i for i, f in enumerate(table.schema) if not _is_binary(f.type)]
     if len(keep) != table.num_columns:
         table = table.select(keep)
     return table.to_pylist()
@@ -263,19 +294,19 @@ def _read_parquet(path: Path) -> _Table:
         raise FileProblem("empty file")
     try:
         pf = pq.ParquetFile(path)
-        table = pf.read()
+        n = pf.metadata.num_rows
+        meta = pf.schema_arrow.metadata or {}
     except (pa.ArrowException, OSError) as exc:
         raise FileProblem(f"not a readable Parquet file ({_short(exc)})") from None
-    meta = table.schema.metadata or {}
     row_ids = None
     if b"rebase.row_ids" in meta:  # original positions recorded by the tool that wrote the file
         try:
             ids = json.loads(meta[b"rebase.row_ids"])
-            if isinstance(ids, list) and len(ids) == table.num_rows and all(isinstance(i, int) for i in ids):
+            if isinstance(ids, list) and len(ids) == n and all(isinstance(i, int) for i in ids):
                 row_ids = ids
         except ValueError:
             pass
-    return _Table(table.num_rows, arrow=table, labels=_hf_features_from_metadata(meta), row_ids=row_ids)
+    return _Table(n, parquet=pf, labels=_hf_features_from_metadata(meta), row_ids=row_ids)
 
 
 def _read_arrow(path: Path) -> _Table:
@@ -440,7 +471,13 @@ def read_split(files: Sequence[Path], limit: int, extra_labels: dict[str, list[s
             ci += 1
         labels = dict(extra_labels or {})
         labels.update(table.labels)
-        for pos, record in zip(local, table.take(local), strict=True):
+        try:
+            records = table.take(local)
+        except FileProblem as exc:
+            failed.append((str(path), exc.reason))
+            start = end
+            continue
+        for pos, record in zip(local, records, strict=True):
             flat = flatten_row(record if isinstance(record, dict) else {"value": record}, labels)
             row = texts_of(flat, str(path), notes)
             for col in row:

@@ -22,6 +22,12 @@ def bad_folder(tmp_path):
     d.mkdir()
     pq.write_table(pa.table({"text": ["a good row", "another good row"]}), d / "good.parquet")
     (d / "corrupt.parquet").write_bytes(b"PAR1 this is not really parquet at all PAR1")
+    # a valid footer over damaged data pages: found only when the rows are read
+    pq.write_table(pa.table({"text": [f"row number {i} of a file damaged later" for i in range(5000)]}),
+                   d / "damaged.parquet")
+    raw = bytearray((d / "damaged.parquet").read_bytes())
+    raw[len(raw) // 3: len(raw) // 3 + 2000] = b"\x55" * 2000
+    (d / "damaged.parquet").write_bytes(bytes(raw))
     (d / "notes.xyz").write_text("what is this")
     (d / "partly.jsonl").write_text('{"q": "fine line"}\n{"q": broken\nnot json at all\n{"q": "also fine"}\n')
     (d / "latin1.csv").write_bytes("name,city\nJosé,Málaga\n".encode("latin-1"))
@@ -39,6 +45,7 @@ def test_each_bad_file_is_reported_and_the_rest_ingested(workspace, embedder, ba
     summary = run_ingest(workspace, sorted(bad_folder.iterdir()), embedder=embedder)
     reasons = _reasons(summary)
     assert "not a readable Parquet file" in reasons["corrupt.parquet"]
+    assert "not a readable Parquet file" in reasons["damaged.parquet"]
     assert "unknown format" in reasons["notes.xyz"]
     assert "2 malformed line(s)" in reasons["partly.jsonl"] and "line 2, 3" in reasons["partly.jsonl"]
     assert "not UTF-8" in reasons["latin1.csv"] and "re-save it as UTF-8" in reasons["latin1.csv"]
