@@ -25,7 +25,7 @@ def test_list_datasets_counts(small_datastore):
     assert totals["vectors"] == totals["values"] + totals["datasets"]
 
 
-def test_remove_deletes_rows_cells_orphan_values_and_vectors(small_datastore):
+def test_remove_deletes_rows_cells_orphan_values_and_vectors(small_datastore, embedder):
     with Workspace(small_datastore) as ws:
         with ws.store.cursor() as cur:
             own = cur.execute("""
@@ -53,6 +53,18 @@ def test_remove_deletes_rows_cells_orphan_values_and_vectors(small_datastore):
         assert datastore.check(ws).ok
         with pytest.raises(EngineError, match="no dataset trec"):
             datastore.remove_dataset(ws, "trec")
+        # ingest it again: the same counts as before, new ids (never reused), store and index agree
+        from engine.ingest import run_ingest
+        from tests.conftest import shared_data
+        from tests.fixtures.datastore import SMALL_MAX_ROWS
+
+        again = run_ingest(ws, [shared_data("datastore", "trec")], max_rows_per_config=SMALL_MAX_ROWS,
+                           embedder=embedder)
+        assert {k: again[k] for k in before} == before
+        assert again["added"]["values"] == own
+        with ws.store.cursor() as cur:
+            assert cur.execute("select id from datasets where name = 'trec'").fetchall()[0][0] > trec_id
+        assert datastore.check(ws).ok
 
 
 def test_remove_by_last_path_component(small_datastore):
