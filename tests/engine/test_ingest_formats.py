@@ -176,3 +176,19 @@ def test_collection_ignores_loose_files(tmp_path):
     assert found.skipped == [] and "catalog.jsonl" in found.notes[0]
     result, failed = read_split(found.datasets[0].configs[0].files, 0)
     assert failed == [] and result.rows == [(0, {"a": "b"})]
+
+
+def test_single_saved_dataset_and_arrow_file_format(workspace, embedder, tmp_path):
+    root = tmp_path / "one_split"
+    root.mkdir()
+    table = pa.table({"q": ["first", "second", "third"], "n": [1, 2, 3]})
+    with ipc.new_file(str(root / "data-00000-of-00001.arrow"), table.schema) as w:  # Arrow IPC *file* format
+        w.write_table(table)
+    (root / "state.json").write_text(json.dumps({"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}))
+    (root / "dataset_info.json").write_text(json.dumps({"description": "Three saved rows.", "features": {}}))
+    summary = run_ingest(workspace, [root], max_rows_per_config=2, embedder=embedder)
+    assert summary["skipped"] == [] and summary["rows"] == 2
+    assert _rows(workspace, "one_split") == [(0, {"q": "first", "n": "1"}), (1, {"q": "second", "n": "2"})]
+    with workspace.store.cursor() as cur:
+        assert cur.execute("select description, description_generated from datasets").fetchall() == [
+            ("Three saved rows.", False)]
