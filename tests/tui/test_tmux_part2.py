@@ -25,7 +25,8 @@ class Tmux:
     def __init__(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
         self.name = f"rb2-{uuid.uuid4().hex[:8]}"
         exports = " ".join(f"{k}={v}" for k, v in env.items())
-        line = f"env {exports} " + " ".join(cmd)
+        # COLUMNS/LINES inherited from pytest would override the window's size for the app.
+        line = f"env -u COLUMNS -u LINES {exports} " + " ".join(cmd)
         # A server of our own (-L): other tmux users on the machine cannot resize or disturb it.
         self.base = ["tmux", "-L", self.name, "-f", "/dev/null"]
         subprocess.run([*self.base, "new-session", "-d", "-s", self.name, "-x", "130", "-y", "40", line],
