@@ -134,7 +134,8 @@ class ReviewScreen(StageScreen):
 
     def _paint_summary(self) -> None:
         label = f"task {self.task_name}   " if self.task_name else ""
-        self.query_one("#review-filters", Static).update(Content(label + self.queue.summary()))
+        # One line of fixed size (height 1, width 1fr): no relayout of the screen per decision.
+        self.query_one("#review-filters", Static).update(Content(label + self.queue.summary()), layout=False)
 
     @on(ExampleList.Highlighted, "#review-list")
     def _highlighted(self, message: ExampleList.Highlighted) -> None:
