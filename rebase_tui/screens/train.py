@@ -12,9 +12,7 @@ Modelfile and the ``ollama create`` line).
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,6 +32,7 @@ from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.log_tail import LogTail
 from rebase_tui.widgets.loss_chart import LossChart
+from rebase_tui.widgets.run_support import eval_new_tokens, gpu_mb, results_text, rss_mb, start_run
 from rebase_tui.widgets.stat_panel import StatPanel
 
 #: Form fields: (id, label, config key or None, kind).
@@ -53,73 +52,6 @@ HISTORY = 400  # points kept for the sparklines
 
 def _fmt(value: Any, spec: str = ".4g") -> str:
     return "—" if value is None else format(value, spec)
-
-
-def _rss_mb(pid: int | None) -> float | None:
-    """Resident memory of process ``pid`` in MiB (Linux /proc), None when unknown."""
-    if pid is None:
-        return None
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def gpu_mb(pid: int | None) -> float | None:
-    """GPU memory used by process ``pid`` in MiB (nvidia-smi), None without a GPU or the process."""
-    if pid is None or shutil.which("nvidia-smi") is None:
-        return None
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=5).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    for line in out.splitlines():
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) == 2 and parts[0] == str(pid):
-            try:
-                return float(parts[1])
-            except ValueError:
-                return None
-    return None
-
-
-def eval_new_tokens(run_path: Path, default: int = 256) -> int:
-    """Tokens to generate per eval example: ``default``, or half the student's context when that is small.
-
-    engine.evaluate.generate drops its prompt cap when ``max_new_tokens`` reaches the model's context
-    (``context - max_new_tokens`` is 0), so a 256-position student overflows; half the context keeps
-    room for the prompt.
-    """
-    try:
-        student = json.loads((run_path / "run.json").read_text(encoding="utf-8"))["student"]
-        cfg = json.loads((Path(student) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, KeyError, TypeError):
-        return default
-    context = cfg.get("max_position_embeddings") or cfg.get("n_positions")
-    return min(default, int(context) // 2) if isinstance(context, int) and context > 0 else default
-
-
-def start_run(ws: Any, task: str | None, form: dict[str, Any]) -> dict[str, Any]:
-    """Freeze the accepted examples into a new run and launch its worker (runs in a thread worker)."""
-    from engine import dataset, runs, supervise, tasks
-    from engine.train import check_student
-
-    if not task:
-        raise EngineError("no task to train on", fix="pick a task on the Task screen (F3) and accept examples")
-    task_obj = tasks.resolve_task(ws, task)
-    rows = dataset.accepted_examples(ws, task_obj.name)
-    if not rows:
-        raise EngineError(f"task {task_obj.name!r} has no accepted examples", fix="accept examples in Review (F6)")
-    settings = runs.settings_from_config(ws.config, **form)
-    check_student(settings["student"], bool(settings.get("trust_remote_code")))
-    path = runs.create_run(ws, rows, settings, task=task_obj, source=f"task:{task_obj.name}")
-    handle = supervise.start(path)
-    runs.record(ws, path)
-    return {"path": str(path), "offset": handle.offset}
 
 
 class TrainScreen(StageScreen):
@@ -361,7 +293,7 @@ class TrainScreen(StageScreen):
                 ("run", "none open"), ("", "ctrl+j starts one on the accepted examples"),
                 ("", "enter on a run opens it")])
             return
-        rss = _rss_mb(self._pid) if self.following else None
+        rss = rss_mb(self._pid) if self.following else None
         self.query_one("#tr-stats", StatPanel).set([
             ("run", s.get("run", "")),
             ("status", self.status or "starting…"),
@@ -504,36 +436,9 @@ class TrainScreen(StageScreen):
 
     # -- results ----------------------------------------------------------------------------------
     def _show_results(self, extra: str = "") -> None:
-        if self.run_path is None:
-            return
-        parts: list[str] = []
-        metrics_file = self.run_path / "metrics.json"
-        if metrics_file.exists():
-            try:
-                allm = json.loads(metrics_file.read_text(encoding="utf-8"))
-            except ValueError:
-                allm = {}
-            for name, m in allm.items():
-                figures = ", ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float) and k != "seconds")
-                parts.append(f"{name}: {figures}")
-        preds = self.run_path / "predictions.jsonl"
-        if preds.exists():
-            lines = preds.read_text(encoding="utf-8").splitlines()[:5]
-            if lines:
-                parts.append("sample predictions:")
-            for line in lines:
-                try:
-                    p = json.loads(line)
-                except ValueError:
-                    continue
-                mark = "✓" if p.get("correct") else "✗"
-                parts.append(f"{mark} input: {str(p.get('input'))[:160]}\n  expected: {p.get('reference')}\n"
-                             f"  predicted: {p.get('prediction')}")
-        if not parts and self.status in ("finished", "stopped"):
-            parts.append("no evaluation yet — v evaluates on the validation split")
-        if extra:
-            parts.append(extra)
-        self.query_one("#tr-results-text", Static).update(Content("\n".join(parts)))
+        if self.run_path is not None:
+            self.query_one("#tr-results-text", Static).update(
+                Content(results_text(self.run_path, self.status, extra)))
 
     @on(JobFinished)
     def _job_finished(self, message: JobFinished) -> None:
