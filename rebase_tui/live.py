@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Seconds of quiet after an edit before a search starts.
-DEBOUNCE_S = 0.15
+DEBOUNCE_S = 0.12
 
 
 @dataclass
