@@ -180,3 +180,27 @@ async def test_retrieve_screen_snapshot(nli_workspace, request):
         await _open(pilot)
         app.screen.query_one("#rq-timing").display = False  # wall-clock text
         await assert_snapshot(pilot, "retrieve_screen", request)
+
+
+def test_first_paint_does_not_wait_for_torch(small_datastore):
+    """A fresh process paints the Retrieve screen with the results loading, before torch is imported."""
+    import subprocess
+    import sys
+
+    child = (
+        "import asyncio, sys\n"
+        "from engine.workspace import Workspace\n"
+        "from rebase_tui.app import RebaseApp\n"
+        "async def main():\n"
+        f"    app = RebaseApp(Workspace({str(small_datastore)!r}), stage='retrieve')\n"
+        "    async with app.run_test(size=(140, 42)) as pilot:\n"
+        "        print('torch' in sys.modules, app.screen.query_one('#rq-results').loading, flush=True)\n"
+        "        while not app.live.ready and not app.live.warm_error:\n"
+        "            await pilot.pause(0.1)\n"
+        "        print(app.live.ready, 'torch' in sys.modules, app.screen.query_one('#rq-results').loading)\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=180, check=True)
+    first, later = out.stdout.split("\n")[:2]
+    assert first == "False True", out.stdout  # painted: no torch yet, the results pane shows loading
+    assert later == "True True False", out.stdout  # then the warm-up loaded it and the pane is ready
