@@ -138,10 +138,24 @@ class TrainScreen(StageScreen):
         self.set_interval(1.0, self._poll_files, name="train-poll")
 
     def empty_message(self) -> str | None:
-        return None  # the form is the way in: an empty workspace shows it with its hints
+        if self.rebase.count("runs") or self.runs_dir_has_runs() or self._has_accepted():
+            return None
+        return ("No training runs yet.\n\nA student model (any Hugging Face causal LM on disk) is fine-tuned "
+                "on the accepted examples, with LoRA or in full, then evaluated and exported. Accept examples "
+                "in Review (F6) first; then the form here starts a run (ctrl+j).")
+
+    def runs_dir_has_runs(self) -> bool:
+        """A run directory exists (a run made by the CLI may not be in the table yet)."""
+        runs_dir = self.rebase.workspace.runs_dir
+        return runs_dir.exists() and any((p / "run.json").exists() for p in runs_dir.iterdir())
+
+    def _has_accepted(self) -> bool:
+        with self.rebase.workspace.store.cursor() as cur:
+            return bool(cur.execute("select count(*) from examples where status = 'accepted'").fetchall()[0][0])
 
     def refresh_state(self) -> None:
         super().refresh_state()
+        self.query_one("#train-main").display = self.empty_message() is None
         if self.is_mounted and not self.following:
             self.action_refresh_runs()
 

@@ -44,6 +44,8 @@ async def test_snapshot_review(tmp_path, request):
 
 async def test_snapshot_train_form(tmp_path, request):
     ws = _ws(tmp_path / "ws", **{"student.model": "/models/tiny-student"})
+    add_examples(ws, 10)
+    review.accept_all(ws, "nli")
     app = RebaseApp(ws, stage="train", task="nli")
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: not any(w.group == "runs-list" and not w.is_finished for w in app.workers)
