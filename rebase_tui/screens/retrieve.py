@@ -101,7 +101,7 @@ class RetrieveScreen(StageScreen):
     def on_mount(self) -> None:
         table = self.query_one("#rq-results", ResultsTable)
         for label, key, width in (("#", "rank", 3), ("final", "final", 6), ("in", "in", 6), ("out", "out", 6),
-                                  ("ds", "ds", 6), ("dataset", "dataset", 22), ("best input cell", "preview",
+                                  ("ds", "ds", 6), ("dataset", "dataset", 20), ("best input cell", "preview",
                                                                                 PREVIEW)):
             table.add_column(label, key=key, width=width)
         live = self.rebase.live
