@@ -99,12 +99,11 @@ def reject(ws: Any, task: str, ids: list[int], reason: str | None = None) -> lis
 
 
 def edit(ws: Any, task: str, example_id: int, fields: dict[str, str]) -> list[dict[str, Any]]:
-    """Save an edit of example ``example_id``, then accept it (two decisions: undo reverts the accept
-    first, then the edit); return its new state."""
+    """Save an edit of example ``example_id`` and accept it in one decision (one undo restores the text and
+    the state it had before); return its new state."""
     from engine import review
 
-    review.edit(ws, task, example_id, **fields)
-    review.accept(ws, task, [example_id])
+    review.edit(ws, task, example_id, **fields, accept=True)
     return get_examples(ws, [example_id])
 
 

@@ -81,6 +81,7 @@ async def test_review_keys_persist_and_undo_survives_restart(tmp_path, standin):
         assert (got["status"], got["reason"]) == ("rejected", "off task")
         # Edit: saving accepts.
         fourth = lst.current.id
+        before = review.get_example(ws, fourth)
         await pilot.press("e")
         await pilot.pause()
         assert isinstance(app.screen, ExampleEditor)
@@ -90,12 +91,16 @@ async def test_review_keys_persist_and_undo_survives_restart(tmp_path, standin):
         await pilot.pause()
         got = review.get_example(ws, fourth)
         assert (got["status"], got["output"], got["edited"]) == ("accepted", "contradiction [/odd] edited", True)
-        # Undo twice: the accept, then the edit.
+        # One undo reverts the whole edit (the text and the accept: one decision).
         await press(pilot, "u")
-        assert review.get_example(ws, fourth)["status"] == "pending"
-        await press(pilot, "u")
-        assert review.get_example(ws, fourth)["output"] != "contradiction [/odd] edited"
+        got = review.get_example(ws, fourth)
+        assert {k: got[k] for k in ("status", "input", "output", "reasoning", "edited")} == \
+            {k: before[k] for k in ("status", "input", "output", "reasoning", "edited")}
+        assert before["status"] == "pending" and not before["edited"]
         assert lst.current.id == fourth
+        assert lst.current.status == "pending"
+        # The earlier decisions are untouched: the next undo reverts the reject with a reason.
+        assert review.get_example(ws, third)["status"] == "rejected"
         # Moves: last, first, next, previous.
         await pilot.press("G")
         assert lst.current.id == ids[-1]
