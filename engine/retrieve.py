@@ -178,9 +178,8 @@ class Retriever:
             raise EngineError(
                 f"workspace {ws.path} was built with embedder {self.embedder_name!r}, but the configured "
                 f"embedder is {configured!r}; their vectors cannot be compared",
-                fix=f"use the workspace's embedder (rebase-tui config set embedder.model {self.embedder_name}), "
+                fix=f"use the workspace's embedder (rebase-tui config embedder.model {self.embedder_name}), "
                     "or ingest into another workspace with -w DIR")
-        self._ensure_query_table()
         self._signature = self._read_signature()
         self.dataset_ids: tuple[str, ...] = tuple(r[1] for r in ds_rows)
         ds_keys = np.array([r[0] for r in ds_rows], dtype=np.int64)
@@ -253,14 +252,6 @@ class Retriever:
         self.load_seconds = time.perf_counter() - t0
         log.info("retriever: %d values, %d cells, %d rows, %d datasets loaded in %.2f s", self.n_values,
                  self.index.n_cells, self.index.n_rows, len(self.dataset_ids), self.load_seconds)
-
-    def _ensure_query_table(self) -> None:
-        """The ``query_vectors`` table of migration 0003, also in workspaces made by an earlier 0003."""
-        with self.ws.store.cursor() as cur:
-            cur.execute("create table if not exists query_vectors (embedder varchar not null, "
-                        "text_hash varchar not null, vector blob not null, primary key (embedder, text_hash))")
-            cur.execute("alter table query_vectors add column if not exists added_at timestamp "
-                        "default current_timestamp")
 
     # -- facts ---------------------------------------------------------------------------
     @property

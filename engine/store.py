@@ -116,6 +116,11 @@ class Store:
                 cur.execute(sql)
                 cur.execute("insert into schema_migrations values (?, ?, current_timestamp)", [version, name])
             applied.append(version)
+        if applied:
+            # Keep schema changes out of the WAL: replaying some DDL after a crash needs extensions
+            # that an offline machine cannot fetch.
+            with self.cursor() as cur:
+                cur.execute("checkpoint")
         return applied
 
     def table_counts(self, tables: list[str] | None = None) -> dict[str, int]:
