@@ -127,9 +127,31 @@ def load_for_inference(run_dir: Path, base: bool = False, device: str = "auto"):
     return model, tokenizer, fmt, device
 
 
+def fit_context(prompt_len: int, max_new_tokens: int, context: int | None,
+                max_length: int | None = None) -> tuple[int, int]:
+    """``(prompt cap, new tokens)`` so that a prompt of ``prompt_len`` tokens plus the generated ones fit.
+
+    The prompt is first capped at ``max_length`` (as in training). With a known ``context``, the prompt
+    keeps at least half the context (or all of itself when shorter) and the new tokens get the rest, at
+    most ``max_new_tokens``: a 256-position student asked for 256 new tokens generates fewer instead of
+    running past its position table.
+    """
+    cap = max(1, min(prompt_len, max_length or prompt_len))
+    new = max(1, max_new_tokens)
+    if context and context > 1:
+        floor = max(1, min(cap, context // 2))
+        new = max(1, min(new, context - floor))
+        cap = max(1, min(cap, context - new))
+    return cap, new
+
+
 def generate(model, tokenizer, fmt, inputs: list[str], device: str, max_new_tokens: int,
              max_length: int | None = None) -> list[str]:
-    """Greedy completions of ``inputs`` (one left-padded batch), cut at EOS / stop strings."""
+    """Greedy completions of ``inputs`` (one left-padded batch), cut at EOS / stop strings.
+
+    Prompt plus new tokens never exceed the model's context (see :func:`fit_context`); a prompt that is
+    too long loses its start, as in training (the input and the answer matter most).
+    """
     import torch
 
     from engine.formatting import encode_prompt, stop_strings
@@ -137,9 +159,9 @@ def generate(model, tokenizer, fmt, inputs: list[str], device: str, max_new_toke
     prompts = [encode_prompt(fmt, tokenizer, x) for x in inputs]
     config = getattr(model, "config", None)
     context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-    limits = [x for x in (max_length, context and context - max_new_tokens) if x]
-    if limits:  # the prompt loses its start, as in training (the input and the answer matter most)
-        prompts = [p[-max(1, min(limits)):] for p in prompts]
+    cap, max_new_tokens = fit_context(max(len(p) for p in prompts), max_new_tokens,
+                                      context if isinstance(context, int) else None, max_length)
+    prompts = [p[-cap:] for p in prompts]
     width = max(len(p) for p in prompts)
     pad = tokenizer.pad_token_id
     ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)

@@ -32,7 +32,7 @@ from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.log_tail import LogTail
 from rebase_tui.widgets.loss_chart import LossChart
-from rebase_tui.widgets.run_support import eval_new_tokens, gpu_mb, results_text, rss_mb, start_run
+from rebase_tui.widgets.run_support import gpu_mb, results_text, rss_mb, start_run
 from rebase_tui.widgets.stat_panel import StatPanel
 
 #: Form fields: (id, label, config key or None, kind).
@@ -419,9 +419,7 @@ class TrainScreen(StageScreen):
         from engine.evaluate import evaluate
 
         path = self.run_path
-        new_tokens = eval_new_tokens(path)
-        run_events(self, "eval", lambda: evaluate(path, max_new_tokens=new_tokens),
-                   description=f"evaluate {path.name}")
+        run_events(self, "eval", lambda: evaluate(path), description=f"evaluate {path.name}")
 
     def action_export_dataset(self) -> None:
         """Export the task's accepted examples as JSONL with provenance into the workspace's exports/."""

@@ -44,22 +44,6 @@ def gpu_mb(pid: int | None) -> float | None:
     return None
 
 
-def eval_new_tokens(run_path: Path, default: int = 256) -> int:
-    """Tokens to generate per eval example: ``default``, or half the student's context when that is small.
-
-    engine.evaluate.generate drops its prompt cap when ``max_new_tokens`` reaches the model's context
-    (``context - max_new_tokens`` is 0), so a 256-position student overflows; half the context keeps
-    room for the prompt.
-    """
-    try:
-        student = json.loads((run_path / "run.json").read_text(encoding="utf-8"))["student"]
-        cfg = json.loads((Path(student) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, KeyError, TypeError):
-        return default
-    context = cfg.get("max_position_embeddings") or cfg.get("n_positions")
-    return min(default, int(context) // 2) if isinstance(context, int) and context > 0 else default
-
-
 def start_run(ws: Any, task: str | None, form: dict[str, Any]) -> dict[str, Any]:
     """Freeze the accepted examples into a new run and launch its worker (runs in a thread worker)."""
     from engine import dataset, runs, supervise, tasks

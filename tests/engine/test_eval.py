@@ -97,3 +97,57 @@ def test_eval_on_a_bbh_file(trained_run):
 def test_eval_unknown_run_is_named(tmp_path, capsys):
     assert main(["eval", "nope", "-w", str(tmp_path / "ws")]) == 1
     assert "unknown run 'nope'" in capsys.readouterr().err
+
+
+def test_fit_context_keeps_prompt_and_new_tokens_inside_the_context():
+    from engine.evaluate import fit_context
+
+    assert fit_context(300, 256, 2048) == (300, 256)                  # room for both: unchanged
+    assert fit_context(3000, 256, 2048) == (1792, 256)                # long prompt loses its start
+    assert fit_context(300, 256, 256, max_length=96) == (96, 160)     # new tokens reaching the context
+    assert fit_context(40, 256, 256) == (40, 216)
+    assert fit_context(500, 300, 128) == (64, 64)                     # at least half the context for the prompt
+    assert fit_context(500, 64, None, max_length=96) == (96, 64)      # unknown context: only max_length
+    for prompt, new, ctx in [(1, 1, 2), (7, 1000, 16), (1000, 1, 16), (5, 5, 10)]:
+        cap, n = fit_context(prompt, new, ctx)
+        assert cap >= 1 and n >= 1 and cap + n <= ctx
+
+
+@pytest.mark.parametrize("family,context", [("gpt2", 128), ("gpt2", 256), ("llama", 256)])
+def test_generate_when_new_tokens_reach_the_context(tiny_student, family, context):
+    """Asking for as many (or more) new tokens as the student has positions used to lose the prompt cap and
+    run past the position table (IndexError); now the generation is shortened to fit."""
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    from engine.evaluate import generate
+    from engine.formatting import PromptFormat, encode_prompt
+
+    tok = AutoTokenizer.from_pretrained(tiny_student)
+    torch.manual_seed(1)
+    common = dict(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                  pad_token_id=tok.pad_token_id)
+    if family == "gpt2":
+        model = GPT2LMHeadModel(GPT2Config(n_positions=context, n_embd=32, n_layer=1, n_head=2, **common))
+    else:
+        model = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                             num_attention_heads=2, num_key_value_heads=2,
+                                             max_position_embeddings=context, **common))
+    model.eval()
+    fmt = PromptFormat(instruction="Evaluate the boolean expression.",
+                       examples=(("not ( True ) and ( True ) is", "The answer is False."),))
+    rows = dataset.read_examples_file(shared_data("teacher_outputs", "boolean_expressions.jsonl"))[:2]
+    inputs = [rows[0]["input"], " ".join(r["input"] for r in rows) * 8]     # a short and an over-long prompt
+    assert len(encode_prompt(fmt, tok, inputs[1])) > context
+    asked: list[int] = []
+    real_generate = model.generate
+
+    def spy(**kw):
+        asked.append(kw["input_ids"].shape[1] + kw["max_new_tokens"])
+        return real_generate(**kw)
+
+    model.generate = spy
+    for new_tokens in (context, context + 50):
+        texts = generate(model, tok, fmt, inputs, "cpu", new_tokens, max_length=context * 2)
+        assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+    assert asked == [context, context]          # prompt + new tokens fill the context, never more
