@@ -1,7 +1,8 @@
 """Review of a task's examples: list, accept, reject (with a reason), edit, undo.
 
 Plain synchronous calls taking a workspace (sub-millisecond DuckDB writes), used by the `review` and
-`examples` commands and the TUI's Review screen. Every change is recorded in the append-only ``decisions``
+`examples` commands and the TUI's Review screen (:func:`record_regeneration` runs inside the regeneration's
+own transaction, see :mod:`engine.regenerate`). Every change is recorded in the append-only ``decisions``
 table (the example's fields before and after); the decisions of one action (e.g. accept-all) share a
 ``batch``, and :func:`undo` reverts the newest batch not yet undone. Decisions survive restarts.
 """
@@ -163,6 +164,36 @@ def edit(ws: Workspace, task: str, example_id: int, *, input: str | None = None,
     got = get_example(ws, int(example_id))
     assert got is not None
     return got
+
+
+REGENERATED = "regenerated"
+"""The reason given to an example replaced by a regeneration (see :func:`record_regeneration`)."""
+
+
+def record_regeneration(cur: Any, task: str, old_id: int, new_id: int) -> int:
+    """Inside the caller's transaction: reject ``old_id`` (reason "regenerated") in favour of ``new_id``.
+
+    One decision batch of kind ``regenerate`` holds both examples, so one :func:`undo` puts the old example
+    back as it was and rejects the new one (reason "regeneration undone"; its teacher call stays cached).
+    """
+    state = _state(cur, task, [int(old_id), int(new_id)])
+    before_old, after_new = state[int(old_id)], state[int(new_id)]
+    after_old = dict(before_old, status="rejected", reason=REGENERATED)
+    before_new = dict(after_new, status="rejected", reason="regeneration undone")
+    return _record(cur, task, [(int(old_id), before_old, after_old), (int(new_id), before_new, after_new)],
+                   "regenerate")
+
+
+def regenerated_into(ws: Workspace, task: str, example_id: int) -> int | None:
+    """The example that replaced ``example_id`` by a regeneration still in force (not undone), or None."""
+    with ws.store.cursor() as cur:
+        got = cur.execute(
+            "select d2.example from decisions d1 join examples e on e.id = d1.example "
+            "join decisions d2 on d2.batch = d1.batch and d2.example <> d1.example "
+            "where d1.task = ? and d1.example = ? and d1.kind = 'regenerate' and not d1.undone "
+            "and json_extract_string(d1.after, '$.reason') = ? and e.status = 'rejected' and e.reason = ? "
+            "order by d1.id desc limit 1", [task, int(example_id), REGENERATED, REGENERATED]).fetchall()
+    return int(got[0][0]) if got else None
 
 
 def undo(ws: Workspace, task: str) -> list[int]:

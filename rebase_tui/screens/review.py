@@ -433,9 +433,10 @@ class ReviewScreen(StageScreen):
                         exit_on_error=False, description="regenerate an example")
 
     async def _regenerate(self, example_id: int) -> None:
+        task = self.task_name
         try:
-            example = await backend.regenerate(self.rebase.workspace, example_id)
-        except EngineError as exc:
+            result, examples = await backend.regenerate(self.rebase.workspace, task, example_id)
+        except EngineError as exc:  # Ollama unreachable, model missing, example gone: nothing changed
             self.notify(str(exc), severity="error", timeout=10)
             return
         except Exception as exc:  # the UI never dies with the teacher
@@ -445,18 +446,37 @@ class ReviewScreen(StageScreen):
             return
         finally:
             self._regenerating.discard(example_id)
-        if example is None:
+        if task != self.task_name:
             return
-        self._details.pop(int(example["id"]), None)
-        self._stale.add(int(example["id"]))
-        row = self.queue.update(example)
-        idx = self.queue.index_of(row.id)
-        if idx is None:
-            self.queue.shown.append(row)
-            self.example_list.set_rows(self.queue.shown)
+        if result.example_id is None:
+            self.notify(f"#{example_id}: {result.reason}", severity="error", timeout=10)
+            return
+        self._show_regenerated(example_id, examples)
+        if result.cached:
+            self.notify(f"#{example_id} was already regenerated as #{result.example_id}", timeout=4)
+        elif result.replaced:
+            self.notify(f"#{example_id} regenerated → #{result.example_id} (pending; u undoes)", timeout=4)
         else:
-            self.example_list.refresh_row(idx)
-        self._paint_summary()
-        if self.example_list.current is not None and self.example_list.current.id == row.id:
-            self._highlighted(ExampleList.Highlighted(self.example_list, row))
-        self.notify(f"#{example_id} regenerated → #{row.id} ({row.status})", timeout=4)
+            self.notify(f"#{example_id} regenerated → #{result.example_id} ({result.status}: {result.reason})",
+                        severity="warning", timeout=8)
+
+    def _show_regenerated(self, old_id: int, examples: list[dict[str, Any]]) -> None:
+        """Repaint the old example, put the new one right below it, and move the cursor to the new one."""
+        new = [e for e in examples if int(e["id"]) != old_id]
+        known = [e for e in examples if int(e["id"]) in self.queue.by_id]
+        if known:
+            self._paint_examples(known)
+        if not new:
+            return
+        new_id = int(new[0]["id"])
+        if new_id not in self.queue.by_id or self.queue.index_of(new_id) is None:
+            row = self.queue.update(new[0])
+            at = self.queue.index_of(old_id)
+            self.queue.shown.insert(at + 1 if at is not None else len(self.queue.shown), row)
+            self.example_list.set_rows(self.queue.shown)
+            self._paint_summary()
+        idx = self.queue.index_of(new_id)
+        if idx is not None:
+            self.example_list.move_to(idx)
+            self._details.pop(new_id, None)
+            self._show_detail(new_id)

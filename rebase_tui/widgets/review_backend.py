@@ -114,30 +114,22 @@ def undo(ws: Any, task: str, *_: Any) -> list[dict[str, Any]]:
     return get_examples(ws, review.undo(ws, task))
 
 
-async def regenerate(ws: Any, example_id: int) -> dict[str, Any] | None:
-    """Ask the teacher again for example ``example_id``'s source row; return the new example."""
-    from engine import transform
-    from engine.errors import EngineError
+async def regenerate(ws: Any, task: str, example_id: int) -> tuple[Any, list[dict[str, Any]]]:
+    """Ask the teacher again for example ``example_id``'s source row (:mod:`engine.regenerate`).
 
-    fn = getattr(transform, "regenerate", None)
-    if fn is None:
-        raise EngineError("regenerating one example needs engine.transform.regenerate, which this version "
-                          "lacks", fix="reject the example instead (or re-run the transform with another seed)")
-    result = await fn(ws, example_id)
-    return _as_examples(ws, result)[0] if result else None
+    The teacher is the one that wrote the example (its model) on the configured host (``teacher.host``,
+    else ``OLLAMA_HOST``). Returns the engine's :class:`~engine.regenerate.Regenerated` and the fresh states
+    of the old example and the new one (when one was stored). EngineError when Ollama is unreachable or
+    the model is missing (nothing changed).
+    """
+    import asyncio
 
+    from engine import review
+    from engine.regenerate import regenerate_one
+    from engine.teacher import TeacherSettings
 
-def _as_examples(ws: Any, result: Any) -> list[dict[str, Any]]:
-    """Normalise what the engine returns (ids, dicts or objects) into example dicts read back from the table."""
-    if result is None:
-        return []
-    items = result if isinstance(result, list | tuple) else [result]
-    ids = []
-    for item in items:
-        if isinstance(item, int):
-            ids.append(item)
-        elif isinstance(item, dict) and "id" in item:
-            ids.append(int(item["id"]))
-        elif hasattr(item, "id"):
-            ids.append(int(item.id))
-    return get_examples(ws, ids)
+    old = await asyncio.to_thread(review.get_example, ws, example_id)
+    settings = TeacherSettings.from_config(ws.config, model=(old or {}).get("teacher_model") or None)
+    result = await regenerate_one(ws, task, example_id, settings)
+    ids = [example_id] + ([result.example_id] if result.example_id not in (None, example_id) else [])
+    return result, await asyncio.to_thread(get_examples, ws, ids)

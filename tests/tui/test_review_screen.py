@@ -185,3 +185,53 @@ async def test_review_actions_are_in_the_command_palette(tmp_path):
         await pilot.pause(0.3)
         await app.screen.flush_writes()
         assert review.get_example(ws, first)["status"] == "accepted"
+
+
+async def _regenerated(pilot) -> None:
+    """Wait for the regenerate worker (a real teacher call through the stand-in) to finish."""
+    for worker in [w for w in pilot.app.screen.workers if w.group == "regenerate"]:
+        await worker.wait()
+    await pilot.pause()
+
+
+async def test_regenerate_key_asks_the_teacher_again(tmp_path, standin):
+    ws = Workspace(tmp_path / "ws", overrides={"teacher.host": standin.url})
+    make_datastore(ws, 6)
+    await _teach(ws, standin.url, 6)
+    app = RebaseApp(ws, stage="review", task="nli")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        lst = _list(app)
+        old = lst.current.id
+        before = review.get_example(ws, old)
+        calls = standin.chat_requests
+        await pilot.press("n")
+        await _regenerated(pilot)
+        assert standin.chat_requests == calls + 1, "one new teacher call"
+        got = review.get_example(ws, old)
+        assert (got["status"], got["reason"]) == ("rejected", "regenerated")
+        new_id = max(_status(ws))
+        new = review.get_example(ws, new_id)
+        assert new["status"] == "pending" and new["row"] == before["row"]
+        # The new example is shown right below the old one, under the cursor, in the card.
+        assert lst.current.id == new_id and [r.id for r in lst.rows].index(new_id) == 1
+        assert lst.rows[0].status == "rejected"
+        card = str(app.screen.query_one("#review-card", ExampleCard).query_one("#card-body", Static).render())
+        assert new["input"][:40] in card
+        # One u restores the old example (and rejects the new one).
+        await press(pilot, "u")
+        got = review.get_example(ws, old)
+        assert (got["status"], got["reason"], got["output"]) == ("pending", None, before["output"])
+        assert review.get_example(ws, new_id)["status"] == "rejected"
+        assert lst.rows[0].status == "pending"
+        # Ollama gone: a clear notification, nothing changed, the app still works.
+        standin.stop()
+        lst.move_to(0)
+        await pilot.pause()
+        states = _status(ws)
+        await pilot.press("n")
+        await _regenerated(pilot)
+        assert any("not reachable" in n.message for n in app._notifications)
+        assert _status(ws) == states
+        await press(pilot, "a")
+        assert review.get_example(ws, old)["status"] == "accepted"
