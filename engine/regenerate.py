@@ -70,17 +70,7 @@ class Regenerated(Event):
 def _examples(ws: Workspace, task: str, ids: list[int]) -> dict[int, tuple[Any, ...]]:
     """(id, task, row, status, reason, prompt_hash) of ``ids``; EngineError naming unknown ones."""
     with ws.store.cursor() as cur:
-        got = cur.execute("select id, task, row, status, reason, prompt_hash from examples "
-                          "where id in (select unnest(?::bigint[]))", [ids]).fetchall()
-    found = {int(r[0]): r for r in got}
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise EngineError(f"no example with id {', '.join(map(str, missing))}",
-                          fix=f"list them with `rebase-tui examples {task}`")
-    other = [i for i in ids if found[i][1] != task]
-    if other:
-        raise EngineError(f"example {', '.join(map(str, other))} belongs to another task than {task}",
-                          fix=f"list the task's examples with `rebase-tui examples {task}`")
+        found = review.find_examples(cur, task, ids, "row, status, reason, prompt_hash")
     imported = [i for i in ids if found[i][2] is None]
     if imported:
         raise EngineError(f"example {', '.join(map(str, imported))} has no source row (imported), so the teacher "

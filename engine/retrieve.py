@@ -589,7 +589,7 @@ def load_pool(ws: Workspace, task: str, limit: int | None = None) -> list[dict[s
     ``row_id`` (source position) and ``data`` (the full row)."""
     sql = ('select t.rank, t."row", t.score, t.input_score, t.output_score, t.dataset_score, t.input_column, '
            "t.output_column, d.name, c.name, c.split, r.row_id, r.data from retrievals t "
-           'join rows r on r.id = t."row" join datasets d on d.id = r.dataset '
+           'join rows r on r.id = t."row" left join datasets d on d.id = r.dataset '
            "left join configs c on c.id = r.config where t.task = ? order by t.rank")
     params: list[Any] = [task]
     if limit is not None:

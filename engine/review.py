@@ -71,10 +71,11 @@ def counts(ws: Workspace, task: str) -> dict[str, int]:
     return {s: int(got.get(s, 0)) for s in STATUSES}
 
 
-def _state(cur: Any, task: str, ids: list[int]) -> dict[int, dict[str, Any]]:
-    got = cur.execute("select id, task, status, reason, input, output, reasoning, edited from examples "
+def find_examples(cur: Any, task: str, ids: list[int], columns: str) -> dict[int, tuple[Any, ...]]:
+    """``(id, task, <columns>)`` of each of ``ids``; EngineError naming unknown ids or another task's."""
+    got = cur.execute(f"select id, task, {columns} from examples "
                       "where id in (select unnest(?::bigint[]))", [ids]).fetchall()
-    found = {r[0]: r for r in got}
+    found = {int(r[0]): r for r in got}
     missing = [i for i in ids if i not in found]
     if missing:
         raise EngineError(f"no example with id {', '.join(map(str, missing))}",
@@ -83,6 +84,11 @@ def _state(cur: Any, task: str, ids: list[int]) -> dict[int, dict[str, Any]]:
     if other:
         raise EngineError(f"example {', '.join(map(str, other))} belongs to another task than {task}",
                           fix=f"list the task's examples with `rebase-tui examples {task}`")
+    return found
+
+
+def _state(cur: Any, task: str, ids: list[int]) -> dict[int, dict[str, Any]]:
+    found = find_examples(cur, task, ids, ", ".join(_FIELDS))
     return {i: dict(zip(_FIELDS, found[i][2:], strict=True)) for i in ids}
 
 

@@ -118,11 +118,16 @@ def read_events(path: Path) -> list[dict[str, Any]]:
     file = Path(path) / "events.jsonl"
     if not file.exists():
         return []
+    return parse_event_lines(file.read_bytes().splitlines())
+
+
+def parse_event_lines(lines: list[bytes] | list[str]) -> list[dict[str, Any]]:
+    """The well-formed events among JSON lines (a torn or foreign line is skipped)."""
     out = []
-    for line in file.read_text(encoding="utf-8").splitlines():
+    for line in lines:
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             continue
         if isinstance(obj, dict) and "type" in obj:
             out.append(obj)

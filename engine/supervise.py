@@ -19,7 +19,6 @@ API for front ends::
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import engine
 from engine.errors import EngineError
-from engine.runs import TERMINAL, append_event
+from engine.runs import TERMINAL, append_event, parse_event_lines
 
 _CHILDREN: dict[int, subprocess.Popen] = {}
 
@@ -180,15 +179,7 @@ class _Tail:
         self.offset += len(data)
         self.buf += data
         *lines, self.buf = self.buf.split(b"\n")
-        out = []
-        for line in lines:
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(obj, dict) and "type" in obj:
-                out.append(obj)
-        return out
+        return parse_event_lines(lines)
 
 
 def _step(tail: _Tail, run_dir: Path, state: dict) -> tuple[list, bool]:

@@ -125,19 +125,13 @@ def filter_key(task: str, row: int, phash: str, model: str, options: dict[str, A
 
 
 def load_pool(ws: Workspace, task: str, limit: int | None = None) -> list[tuple[int, int, dict[str, Any]]]:
-    """The task's pool as (rank, rows.id, row data), best first."""
-    sql = ("select r.rank, r.row, w.data from retrievals r join rows w on w.id = r.row "
-           "where r.task = ? order by r.rank")
-    params: list[Any] = [task]
-    if limit is not None:
-        sql += " limit ?"
-        params.append(int(limit))
-    with ws.store.cursor() as cur:
-        got = cur.execute(sql, params).fetchall()
+    """The task's pool as (rank, rows.id, row data), best first (the pool stored by retrieval)."""
+    from engine.retrieve import load_pool as stored_pool
+
     out = []
-    for rank, row, data in got:
-        value = json.loads(data) if isinstance(data, str) else data
-        out.append((rank, row, value if isinstance(value, dict) else {"value": value}))
+    for item in stored_pool(ws, task, limit):
+        data = item["data"]
+        out.append((item["rank"], item["row"], data if isinstance(data, dict) else {"value": data}))
     return out
 
 
