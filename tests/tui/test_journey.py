@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import json
 
-import pytest
 from textual.widgets import DataTable
 
 from engine.workspace import Workspace
@@ -52,7 +51,6 @@ def _finished(seen, job: str) -> list[JobFinished]:
     return [m for m in seen if isinstance(m, JobFinished) and m.job == job]
 
 
-@pytest.mark.slow  # ~45 s on a busy 2-core box (embedder, ingest, training, eval): run with -m slow
 async def test_whole_journey_by_keyboard(tmp_path, standin, tiny_student, embedder):
     dataset = _dataset(tmp_path / "data")
     task_file = _task_file(tmp_path / "nli_task.json")
