@@ -163,6 +163,9 @@ class Retriever:
 
         self.ws = ws
         self.threads = threads
+        self.persist_queries = True
+        """Store newly embedded query texts in the workspace's ``query_vectors`` table. The TUI's live search
+        turns this off: one write per keystroke costs ~10 ms and now and then a checkpoint."""
         t0 = time.perf_counter()
         self.embedder_name = ws.store.get_meta("embedder.name")
         # an embedder set explicitly (config.toml, environment, CLI) must be the workspace's; the default is
@@ -313,13 +316,15 @@ class Retriever:
             missing = [t for t in need if t not in self._qcache]
             if missing:
                 vecs = self.embedder().encode(missing)
-                with self.ws.store.cursor() as cur:
-                    for t, v in zip(missing, vecs, strict=True):
-                        self._qcache[t] = v
-                        cur.execute("insert or ignore into query_vectors (embedder, text_hash, vector) "
-                                    "values (?, ?, ?)", [self.embedder_name, _text_hash(t), v.astype("<f4").tobytes()])
-                    cur.execute("delete from query_vectors where rowid in (select rowid from query_vectors "
-                                "order by added_at desc offset ?)", [QUERY_TABLE_MAX])
+                self._qcache.update(zip(missing, vecs, strict=True))
+                if self.persist_queries:
+                    with self.ws.store.cursor() as cur:
+                        for t, v in zip(missing, vecs, strict=True):
+                            cur.execute("insert or ignore into query_vectors (embedder, text_hash, vector) "
+                                        "values (?, ?, ?)",
+                                        [self.embedder_name, _text_hash(t), v.astype("<f4").tobytes()])
+                        cur.execute("delete from query_vectors where rowid in (select rowid from query_vectors "
+                                    "order by added_at desc offset ?)", [QUERY_TABLE_MAX])
             while len(self._qcache) > QUERY_CACHE_SIZE:
                 self._qcache.pop(next(iter(self._qcache)))
         return np.stack([self._qcache[t] for t in texts]) if texts else np.zeros((0, self.values.shape[1]),

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,8 +34,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Seconds of quiet after an edit before a search starts.
-DEBOUNCE_S = 0.12
+#: Seconds of quiet after an edit before a search starts. Short enough that the keystroke-to-results
+#: latency stays well under 300 ms on the whole shared datastore (the engine takes ~50-70 ms there), long
+#: enough that quick keystrokes (a few ms apart, or key repeat at ~30 ms) still lead to one search.
+DEBOUNCE_S = 0.08
 
 
 @dataclass
@@ -117,7 +120,16 @@ def make_retriever(ws: Any) -> Any:
     set_torch_threads(1)  # the UI process shares the cores with ingest and training (STYLE §1.12)
 
     retriever = Retriever(ws)
+    # live typing embeds one new instruction per keystroke: keep those vectors in memory only (writing
+    # each to the workspace's query_vectors table costs ~10 ms per search and now and then a checkpoint)
+    retriever.persist_queries = False
     retriever.warm()
+    # torch, transformers and the retriever leave ~millions of long-lived objects: a full (generation 2)
+    # collection over them took 100-300 ms and, while typing, now and then froze the UI for that long
+    # (the p95 of the latency). Collect once here (the screen shows "loading…") and move what is left out
+    # of the cyclic collector's reach; reference counting still frees everything as usual.
+    gc.collect()
+    gc.freeze()
     return retriever
 
 

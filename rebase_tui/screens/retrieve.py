@@ -8,6 +8,7 @@ that gave its input and output scores highlighted. Dataset text is untrusted and
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any, ClassVar
 
@@ -63,6 +64,8 @@ class RetrieveScreen(StageScreen):
         """The search whose results the table shows."""
         self.painted_generation = 0
         """Generation of the search whose results have been painted (the benchmark waits on it)."""
+        self.painted_at = 0.0
+        """``time.perf_counter()`` when that search's results had been painted (the benchmark reads it)."""
 
     # -- layout --------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
@@ -228,7 +231,9 @@ class RetrieveScreen(StageScreen):
         self.call_after_refresh(self._painted, generation)
 
     def _painted(self, generation: int) -> None:
-        self.painted_generation = max(self.painted_generation, generation)
+        if generation > self.painted_generation:
+            self.painted_generation = generation
+            self.painted_at = time.perf_counter()
 
     @staticmethod
     def _cells(r: Any) -> list[Any]:

@@ -54,10 +54,13 @@ async def test_live_reranking_one_search_for_quick_keystrokes_and_last_query_win
         assert app.focused is instruction  # typing goes straight into the query
         calls = live.engine_calls
         first_generation = live.latest.generation
+        stored_vectors = app.workspace.store.table_counts(["query_vectors"])
         instruction.move_cursor(instruction.document.end)
         await pilot.press(*" Answer yes or no.")  # 18 quick keystrokes
         await search_settled(pilot)
         assert live.engine_calls == calls + 1, "quick keystrokes must lead to one search"
+        # live drafts' query vectors stay in memory: a search never writes to the workspace
+        assert app.workspace.store.table_counts(["query_vectors"]) == stored_vectors
         assert live.generation - first_generation == 18
         shown = screen.shown
         assert shown is live.latest
