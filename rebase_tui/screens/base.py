@@ -45,6 +45,13 @@ class StageScreen(Screen):
 
     def on_mount(self) -> None:
         self.refresh_state()
+        self.set_interval(1.0, self._leave_empty_state)
+
+    def _leave_empty_state(self) -> None:
+        """While the empty state shows, notice when the stage gets something to show (another screen's
+        or process's writes may land after this screen was opened)."""
+        if self.is_current and self.query_one("#empty-state", Static).display and self.empty_message() is None:
+            self.refresh_state()
 
     def on_screen_resume(self) -> None:
         self.refresh_state()
