@@ -111,11 +111,10 @@ class RebaseApp(App[None]):
     def status_text(self) -> str:
         """A short status for the stage bar."""
         embedder = self.workspace.store.get_meta("embedder.name")
-        parts = [f"datasets {self.count('datasets'):,}"]
+        parts = [f"task {self.task_name}"] if self.task_name else []
+        parts.append(f"datasets {self.count('datasets'):,}")
         if embedder:
             parts.append(f"embedder {embedder}")
-        if self.task_name:
-            parts.append(f"task {self.task_name}")
         return " · ".join(parts)
 
     def on_unmount(self) -> None:
