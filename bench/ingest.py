@@ -8,7 +8,7 @@ The subset is fixed: the dataset folders of ../shared/data/datastore sorted by n
 with the first, all rows (``--max-rows-per-config 0``). One process, one preloaded embedder (model load
 excluded everywhere), the same batch size and thread count for every measurement:
 
-* ingest  — ``engine.ingest.ingest`` into a fresh temporary workspace: read, stage in DuckDB, embed every
+* ingest  — ``engine.datastore.ingest.ingest`` into a fresh temporary workspace: read, stage in DuckDB, embed every
   distinct value and description once, write the vector log, build the usearch files;
 * alone   — ``Embedder.encode`` of exactly the distinct texts that ingest embedded (values + descriptions):
   the physical limit of this machine. Ratio (a) = ingest / alone (goal ≤ 1.25);
@@ -30,9 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.embed import load_embedder, set_torch_threads  # noqa: E402
+from engine.datastore.embed import load_embedder, set_torch_threads  # noqa: E402
+from engine.datastore.ingest import IngestDone, ingest  # noqa: E402
 from engine.events import Progress  # noqa: E402
-from engine.ingest import IngestDone, ingest  # noqa: E402
 from engine.workspace import Workspace  # noqa: E402
 
 DATASTORE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "datastore"

@@ -10,7 +10,7 @@ Synthetic stores: N distinct values (random unit vectors, 384 dimensions), 30% o
 real ingested datastore (``rebase-tui ingest``); its tasks' query embedding is timed apart from scoring and the
 model load is excluded.
 
-"ours" = engine.scoring: one blocked matrix-vector pass over the distinct values, a segment maximum per row,
+"ours" = engine.retrieval.scoring: one blocked matrix-vector pass over the distinct values, a segment maximum per row,
 dataset score, weighted mean, top N. "paper" = what the ReBase code does: torch cosine similarity of every
 cell's embedding with every example, mean over examples, then a per-row maximum (scatter amax), top N.
 Both give the same top N (checked). Peak memory is what one query allocates on top of the loaded store:
@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import scoring  # noqa: E402
+from engine.retrieval import scoring  # noqa: E402
 
 DIM = 384
 N_DATASETS = 200
@@ -220,7 +220,7 @@ def bench_synthetic(n_values: int, top: int, repeats: int, baseline: bool, struc
 
 
 def bench_workspace(path: str, task_files: list[str], top: int, repeats: int, baseline: bool) -> None:
-    from engine.retrieve import Retriever
+    from engine.retrieval.retriever import Retriever
     from engine.tasks import read_task_file
     from engine.workspace import Workspace
 

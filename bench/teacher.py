@@ -3,7 +3,7 @@
     /work/venv/bin/python bench/teacher.py [--latency 0.25] [--parallel 1 4 8] [--seconds 6]
 
 The stand-in (tests/ollama_standin.py) runs in its own process with P parallel slots and answers every chat
-request after L seconds (plus its own streaming of about 40 NDJSON chunks per reply); engine.transform runs
+request after L seconds (plus its own streaming of about 40 NDJSON chunks per reply); engine.teacher.transform runs
 with --concurrency P over real rows of ../shared/data (the mnli task). For each P the target is
 throughput ≥ 0.9 × P / L examples/s. The sequential baseline (P = 1, concurrency 1) is measured in the same
 run, and every throughput is also given as a ratio to it.
@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine.tasks import add_task, read_task_file  # noqa: E402
-from engine.teacher import TeacherSettings  # noqa: E402
-from engine.transform import TransformFinished, transform  # noqa: E402
+from engine.teacher.client import TeacherSettings  # noqa: E402
+from engine.teacher.transform import TransformFinished, transform  # noqa: E402
 from engine.workspace import Workspace  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"

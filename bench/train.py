@@ -5,15 +5,15 @@
 
 Both sides train the same random-init GPT-2-style model (saved once to a temp folder, BPE tokenizer trained
 on the data), on the same examples of ../shared/data/teacher_outputs/mnli.jsonl formatted by
-engine.formatting (prompt masked, EOS appended), same batch size, gradient accumulation, max length, AdamW
+engine.student.formatting (prompt masked, EOS appended), same batch size, gradient accumulation, max length, AdamW
 and gradient clipping, no length grouping on either side, one process at a time, same torch thread count.
 
 Throughput is measured by wall clock and by CPU time of the training process (``time.process_time``; with
 one torch thread, CPU time measures work done and is robust to other load on a shared machine); the ratios
 are medians over ``--repeats`` pairs with alternating order.
 
-* **ours**: the real path — ``python -m engine.train_worker RUN_DIR`` started by ``engine.supervise.start``,
-  events written to events.jsonl and followed by ``engine.supervise.follow``. Throughput = real
+* **ours**: the real path — ``python -m engine.student.worker RUN_DIR`` started by ``engine.student.supervise.start``,
+  events written to events.jsonl and followed by ``engine.student.supervise.follow``. Throughput = real
   (non-padding) tokens / seconds between the first step event at or after ``--skip`` and the last one
   (worker start-up and model load excluded).
 * **Trainer**: ``transformers.Trainer`` with a collator producing the same tensors from the same batches in
@@ -62,8 +62,8 @@ def build_student(path: Path, rows: list[dict], layers: int, dim: int) -> None:
 
 
 def run_ours(ws, rows, student: Path, args) -> dict:
-    from engine import runs, supervise
-    from engine.train import RunEnded, StepMetrics
+    from engine.student import runs, supervise
+    from engine.student.loop import RunEnded, StepMetrics
 
     settings = dict(student=str(student), method="full", epochs=1.0, max_steps=args.steps, lr=1e-3,
                     batch_size=args.batch_size, grad_accum=args.grad_accum, max_length=args.max_length,
@@ -92,8 +92,8 @@ def run_trainer(rows, student: Path, args) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
 
-    from engine.formatting import BASE, PromptFormat, encode
-    from engine.train import collate, epoch_batches
+    from engine.student.formatting import BASE, PromptFormat, encode
+    from engine.student.loop import collate, epoch_batches
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -152,8 +152,8 @@ def run_trainer(rows, student: Path, args) -> dict:
 def padding_report(rows, student: Path, args) -> dict:
     from transformers import AutoTokenizer
 
-    from engine.formatting import BASE, PromptFormat, encode
-    from engine.train import epoch_batches, padding_stats
+    from engine.student.formatting import BASE, PromptFormat, encode
+    from engine.student.loop import epoch_batches, padding_stats
 
     tok = AutoTokenizer.from_pretrained(student)
     lengths = [len(encode(PromptFormat(BASE), tok, r["input"], r["output"], args.max_length)[0]) for r in rows]

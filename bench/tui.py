@@ -40,8 +40,8 @@ TYPED = " Answer with one word please"
 
 def build_workspace(n_datasets: int, max_rows: int) -> Path:
     """A cached workspace of the first ``n_datasets`` folders of ../shared/data/datastore."""
-    from engine.embed import set_torch_threads
-    from engine.ingest import run_ingest
+    from engine.datastore.embed import set_torch_threads
+    from engine.datastore.ingest import run_ingest
     from engine.workspace import Workspace
 
     root = SHARED / "datastore"
@@ -167,7 +167,7 @@ def main() -> None:
     args = p.parse_args()
     ws_path = Path(args.workspace) if args.workspace else build_workspace(args.datasets, args.max_rows)
 
-    from engine.embed import set_torch_threads
+    from engine.datastore.embed import set_torch_threads
 
     set_torch_threads(1)
     live = asyncio.run(live_latency(ws_path, args.edits))

@@ -14,11 +14,11 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine.datastore.ingest import IngestDone, ingest
 from engine.events import Event, Log
-from engine.ingest import IngestDone, ingest
 
 if TYPE_CHECKING:
-    from engine.embed import Embedder
+    from engine.datastore.embed import Embedder
     from engine.workspace import Workspace
 
 DEMO_TASKS = ("demo-review-sentiment", "demo-word-problems")

@@ -26,7 +26,7 @@ def probe_ollama(host: str, timeout: float = 1.5) -> dict[str, Any]:
     """Whether the Ollama server at ``host`` answers ``GET /api/version`` (never raises)."""
     import httpx
 
-    from engine.hosts import normalize_host
+    from engine.teacher.hosts import normalize_host
 
     url = normalize_host(host)
     try:

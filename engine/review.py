@@ -2,7 +2,7 @@
 
 Plain synchronous calls taking a workspace (sub-millisecond DuckDB writes), used by the `review` and
 `examples` commands and the TUI's Review screen (:func:`record_regeneration` runs inside the regeneration's
-own transaction, see :mod:`engine.regenerate`). Every change is recorded in the append-only ``decisions``
+own transaction, see :mod:`engine.teacher.regenerate`). Every change is recorded in the append-only ``decisions``
 table (the example's fields before and after); the decisions of one action (e.g. accept-all) share a
 ``batch``, and :func:`undo` reverts the newest batch not yet undone. Decisions survive restarts.
 """

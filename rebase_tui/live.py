@@ -2,7 +2,7 @@
 
 * :class:`TaskDraft` is the task being edited (a plain object, no Textual). The Task screen and the
   Retrieve screen both edit the app's one draft, so an edit on either re-ranks the results.
-* :class:`LiveRetrieval` owns the :class:`engine.retrieve.Retriever` (built by a warm-up job off the UI
+* :class:`LiveRetrieval` owns the :class:`engine.retrieval.retriever.Retriever` (built by a warm-up job off the UI
   thread: torch and the embedder load there, never before the first paint) and runs searches:
 
   - every edit calls :meth:`LiveRetrieval.request`; a search starts after ``DEBOUNCE_S`` of quiet;
@@ -114,8 +114,8 @@ class SearchOutcome:
 
 def make_retriever(ws: Any) -> Any:
     """Build the workspace's retriever and load its embedder (slow: torch + model). Runs off the UI thread."""
-    from engine.embed import set_torch_threads
-    from engine.retrieve import Retriever
+    from engine.datastore.embed import set_torch_threads
+    from engine.retrieval.retriever import Retriever
 
     set_torch_threads(1)  # the UI process shares the cores with ingest and training (STYLE §1.12)
 
@@ -272,7 +272,7 @@ class LiveRetrieval:
 
     def store_pool(self, outcome: SearchOutcome, task: Task) -> int:
         """Store ``outcome`` as ``task``'s pool (what ``rebase-tui retrieve`` stores); return its size."""
-        from engine.retrieve import store_pool
+        from engine.retrieval.retriever import store_pool
 
         return int(store_pool(self.app.workspace, task, outcome.result))
 

@@ -22,12 +22,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine import datastore
+    from engine.datastore import health as datastore
 
     with open_workspace(args) as ws:
         if args.repair:
-            from engine.embed import set_torch_threads
-            from engine.ingest import IngestDone
+            from engine.datastore.embed import set_torch_threads
+            from engine.datastore.ingest import IngestDone
             from rebase_tui.commands.ingest import render
 
             before = datastore.check(ws)

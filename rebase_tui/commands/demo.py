@@ -22,9 +22,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.datastore.embed import set_torch_threads
+    from engine.datastore.ingest import IngestDone
     from engine.demo import DEMO_TASKS, build_demo, default_demo_dir
-    from engine.embed import set_torch_threads
-    from engine.ingest import IngestDone
     from engine.workspace import Workspace
     from rebase_tui.commands.ingest import print_summary, render
 

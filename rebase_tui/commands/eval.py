@@ -24,8 +24,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from engine import evaluate, runs
     from engine.events import Progress as ProgressEvent
+    from engine.student import evaluate, runs
 
     with open_workspace(args) as ws:
         path = runs.run_dir(ws, args.run)

@@ -29,11 +29,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine import runs, tasks
+    from engine import tasks
+    from engine.student import runs
 
     with open_workspace(args) as ws:
         if args.export_command == "dataset":
-            from engine.dataset import export_dataset
+            from engine.student.training_data import export_dataset
 
             task = tasks.resolve_task(ws, args.task)
             result = export_dataset(ws, task, args.format, args.out)
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
                 stdout_console().print(f"wrote {result['rows']} examples of {task.name} as {args.format} to "
                                        f"{result['path']}")
             return 0
-        from engine.export import export_model
+        from engine.student.export import export_model
 
         path = runs.run_dir(ws, args.run)
     result = export_model(path, args.out, merge=args.merge, name=args.name)

@@ -33,12 +33,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.ingest import IngestDone, ingest
+    from engine.datastore.ingest import IngestDone, ingest
 
     overrides = {"embedder.model": args.embedder} if args.embedder else {}
     console = stderr_console()
     with open_workspace(args, overrides) as ws:
-        from engine.embed import set_torch_threads
+        from engine.datastore.embed import set_torch_threads
 
         threads = args.threads if args.threads is not None else ws.config["embedder.threads"]
         set_torch_threads(threads)

@@ -23,7 +23,7 @@ def _size(n: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.teacher import TeacherSettings, models_sync
+    from engine.teacher.client import TeacherSettings, models_sync
 
     with open_workspace(args, {"teacher.host": args.host}) as ws:
         settings = TeacherSettings.from_config(ws.config)

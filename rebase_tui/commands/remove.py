@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine import datastore
+    from engine.datastore import health as datastore
 
     with open_workspace(args) as ws:
         result = datastore.remove_dataset(ws, args.dataset)

@@ -71,11 +71,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _regenerate(ws, task: str, args: argparse.Namespace) -> list:
-    """Run engine.regenerate for the ids, with a spinner on stderr; its Regenerated events."""
+    """Run engine.teacher.regenerate for the ids, with a spinner on stderr; its Regenerated events."""
     import asyncio
 
-    from engine.regenerate import Regenerated, regenerate
-    from engine.teacher import TeacherSettings
+    from engine.teacher.client import TeacherSettings
+    from engine.teacher.regenerate import Regenerated, regenerate
 
     settings = TeacherSettings.from_config(ws.config)
     results: list[Regenerated] = []

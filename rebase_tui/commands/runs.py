@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine import runs, supervise
+    from engine.student import runs, supervise
 
     with open_workspace(args) as ws:
         if args.runs_command == "stop":

@@ -47,8 +47,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine import runs, supervise
     from engine.errors import EngineError
+    from engine.student import runs, supervise
 
     with open_workspace(args) as ws:
         if args.resume:
@@ -98,9 +98,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _create(ws, args):
-    from engine import dataset, runs, tasks
+    from engine import tasks
     from engine.errors import EngineError
-    from engine.train import check_student
+    from engine.student import runs
+    from engine.student import training_data as dataset
+    from engine.student.loop import check_student
 
     task = tasks.resolve_task(ws, args.task) if args.task else None
     if args.data:
@@ -142,9 +144,9 @@ def _follow(console, path, handle, quiet: bool):
     from rich.live import Live
     from rich.text import Text
 
-    from engine import supervise
     from engine.rate import format_seconds
-    from engine.train import CheckpointSaved, EvalMetrics, RunEnded, RunStarted, StepMetrics
+    from engine.student import supervise
+    from engine.student.loop import CheckpointSaved, EvalMetrics, RunEnded, RunStarted, StepMetrics
 
     state = {"line": "starting the training worker…", "eval": None}
     end = None

@@ -35,10 +35,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from engine import prompts
     from engine.errors import EngineError
     from engine.tasks import resolve_task
-    from engine.teacher import TeacherSettings
+    from engine.teacher import prompts
+    from engine.teacher.client import TeacherSettings
 
     overrides = {"teacher.host": args.host, "teacher.model": args.model, "teacher.concurrency": args.concurrency,
                  "teacher.temperature": args.temperature, "teacher.seed": args.seed,
@@ -77,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
 def _show_prompt(ws, task, args: argparse.Namespace) -> int:
     import json
 
-    from engine import prompts
-    from engine.transform import load_pool
+    from engine.teacher import prompts
+    from engine.teacher.transform import load_pool
 
     pool = load_pool(ws, task.name, 1)
     row = pool[0][2] if pool else {"column": "(the task has no pool yet: a row's fields appear here)"}
@@ -101,7 +101,7 @@ async def _consume(ws, task: str, settings, args: argparse.Namespace) -> dict:
 
     from engine.events import Log
     from engine.events import Progress as ProgressEvent
-    from engine.transform import ExampleDone, TransformFinished, transform
+    from engine.teacher.transform import ExampleDone, TransformFinished, transform
 
     console = stderr_console()
     summary: dict = {}

@@ -1,6 +1,6 @@
 """Data stage: the datasets in the workspace's datastore, ingest from the screen, remove, index health.
 
-Ingest runs :func:`engine.ingest.ingest` in a thread worker (:func:`rebase_tui.jobs.run_events`): the
+Ingest runs :func:`engine.datastore.ingest.ingest` in a thread worker (:func:`rebase_tui.jobs.run_events`): the
 progress bar, rate and ETA follow its ``Progress`` events, log lines and skipped files go to the log
 below, ``ctrl+g`` cancels (what is finished is kept; ingesting the same path again resumes). The UI
 stays responsive throughout: all engine work happens in workers, handlers only update widgets.
@@ -46,9 +46,9 @@ class DatasetTable(DataTable):
 
 
 def _datastore() -> Any:
-    """engine.datastore (None while it is not installed)."""
+    """engine.datastore.health (None while it is not installed)."""
     try:
-        from engine import datastore
+        from engine.datastore import health as datastore
     except ImportError:
         return None
     return datastore
@@ -206,8 +206,8 @@ class DataScreen(StageScreen):
         ws = self.rebase.workspace
 
         def make():  # type: ignore[no-untyped-def]
-            from engine.embed import set_torch_threads
-            from engine.ingest import ingest
+            from engine.datastore.embed import set_torch_threads
+            from engine.datastore.ingest import ingest
 
             set_torch_threads(1)  # the UI shares the cores (STYLE §1.12)
             return ingest(ws, [path], max_rows_per_config=max_rows, split=split, batch_size=batch)
@@ -253,7 +253,7 @@ class DataScreen(StageScreen):
         elif isinstance(event, LogEvent):
             prefix = "" if event.level == "INFO" else f"{event.level}: "
             log.write_line(prefix + event.message)
-        elif isinstance(field(event, "summary", None), dict):  # engine.ingest.IngestDone
+        elif isinstance(field(event, "summary", None), dict):  # engine.datastore.ingest.IngestDone
             self.ingest_summary = event.summary  # type: ignore[attr-defined]
 
     @on(JobFinished)
@@ -316,7 +316,7 @@ class DataScreen(StageScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                from engine import datastore
+                from engine.datastore import health as datastore
 
                 def remove() -> str:
                     datastore.remove_dataset(self.rebase.workspace, name)

@@ -1,7 +1,7 @@
 """Train stage: fine-tune a student model on the accepted examples and watch it live.
 
-Training runs in a subprocess (:mod:`engine.supervise` starts ``python -m engine.train_worker RUN_DIR``);
-the screen follows it by tailing ``RUN_DIR/events.jsonl`` with :func:`engine.supervise.afollow` in an
+Training runs in a subprocess (:mod:`engine.student.supervise` starts ``python -m engine.student.worker RUN_DIR``);
+the screen follows it by tailing ``RUN_DIR/events.jsonl`` with :func:`engine.student.supervise.afollow` in an
 async worker, so following a run the screen started, re-attaching after an app restart and opening a
 finished run are one code path. Panels: train/eval loss (log-scale toggle), learning rate, tokens/s,
 step/epoch, ETA, the worker's CPU and GPU memory, and the tail of its ``stderr.log``. Stop is graceful
@@ -162,7 +162,7 @@ class TrainScreen(StageScreen):
     # -- runs list -------------------------------------------------------------------------------
     def action_refresh_runs(self) -> None:
         """Re-read the runs (their directories are the truth) in a thread."""
-        from engine import runs
+        from engine.student import runs
 
         run_call(self, "runs-list", runs.reconcile, self.rebase.workspace)
 
@@ -172,7 +172,7 @@ class TrainScreen(StageScreen):
         for s in summaries:
             table.add_row(Content(s["run"]), Content(s["status"]), f"{s['steps']}/{s['total_steps']}",
                           _fmt(s.get("train_loss"), ".3f"), _fmt(s.get("eval_loss"), ".3f"), key=s["run"])
-        from engine import supervise
+        from engine.student import supervise
 
         if not self.following:
             for s in summaries:
@@ -201,7 +201,7 @@ class TrainScreen(StageScreen):
 
     def open_run(self, path: Path) -> None:
         """Show run ``path``: follow it when its worker runs, else replay its events and show results."""
-        from engine import supervise
+        from engine.student import supervise
 
         if supervise.worker_alive(path):
             self.attach(path)
@@ -209,8 +209,8 @@ class TrainScreen(StageScreen):
         if self.following:
             self.workers.cancel_group(self, "train-follow")
             self.following = False
-        from engine.runs import read_events
-        from engine.train import event_from_json
+        from engine.student.loop import event_from_json
+        from engine.student.runs import read_events
 
         self._reset(path)
         for obj in read_events(path):
@@ -224,7 +224,7 @@ class TrainScreen(StageScreen):
     # -- following --------------------------------------------------------------------------------
     def attach(self, path: Path, offset: int | None = None) -> None:
         """Follow run ``path`` live from its current segment (re-attach works the same way)."""
-        from engine import supervise
+        from engine.student import supervise
 
         self._reset(path)
         self.following = True
@@ -250,7 +250,7 @@ class TrainScreen(StageScreen):
 
     def _apply(self, event: Any) -> None:
         """Fold one training event into the panels."""
-        from engine.train import CheckpointSaved, EvalMetrics, RunEnded, RunStarted, StepMetrics
+        from engine.student.loop import CheckpointSaved, EvalMetrics, RunEnded, RunStarted, StepMetrics
 
         chart = self.query_one("#tr-chart", LossChart)
         match event:
@@ -281,7 +281,7 @@ class TrainScreen(StageScreen):
     @on(EngineEvent)
     def _engine_event(self, message: EngineEvent) -> None:
         if message.job == "train-follow":
-            from engine.train import CheckpointSaved, RunEnded
+            from engine.student.loop import CheckpointSaved, RunEnded
 
             self._apply(message.event)
             log = self.query_one("#tr-log", LogTail)
@@ -400,7 +400,7 @@ class TrainScreen(StageScreen):
 
         def confirmed(ok: bool | None) -> None:
             if ok:
-                from engine import supervise
+                from engine.student import supervise
 
                 self.query_one("#tr-log", LogTail).add("stopping: the worker saves a checkpoint, then exits…")
                 run_call(self, "train-stop", supervise.stop, path, 60.0)
@@ -416,7 +416,7 @@ class TrainScreen(StageScreen):
         """Evaluate the open run on its validation split (thread worker; metrics and predictions shown)."""
         if self.run_path is None or self.following:
             return
-        from engine.evaluate import evaluate
+        from engine.student.evaluate import evaluate
 
         path = self.run_path
         run_events(self, "eval", lambda: evaluate(path), description=f"evaluate {path.name}")
@@ -429,7 +429,7 @@ class TrainScreen(StageScreen):
             return
 
         def export() -> dict[str, Any]:
-            from engine.dataset import export_dataset
+            from engine.student.training_data import export_dataset
             from engine.tasks import resolve_task
 
             ws = self.rebase.workspace
@@ -441,7 +441,7 @@ class TrainScreen(StageScreen):
         """Export the open run's model (HF folder + Ollama Modelfile) into exports/<run>."""
         if self.run_path is None or self.following:
             return
-        from engine.export import export_model
+        from engine.student.export import export_model
 
         run_call(self, "export-model", export_model, self.run_path,
                  self.rebase.workspace.exports_dir / self.run_path.name)
@@ -474,7 +474,7 @@ class TrainScreen(StageScreen):
                 self._pid = None
                 self.refresh_bindings()
                 if self.run_path is not None:
-                    from engine import runs
+                    from engine.student import runs
 
                     try:
                         runs.record(self.rebase.workspace, self.run_path)

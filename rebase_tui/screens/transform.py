@@ -1,6 +1,6 @@
 """Transform stage: the teacher LLM (Ollama) rewrites retrieved rows into task examples.
 
-The screen runs :func:`engine.transform.transform` (an async generator) in an async worker through
+The screen runs :func:`engine.teacher.transform.transform` (an async generator) in an async worker through
 :func:`rebase_tui.jobs.run_async_events`, shows the text of the generations in flight as it streams, the
 counts, tokens/s and ETA, and a log of failures with their raw replies. Pause and cancel both close the
 generator (the engine keeps every finished call in its cache); resume starts it again, which skips the
@@ -134,7 +134,7 @@ class TransformScreen(StageScreen):
     # -- teacher check -----------------------------------------------------------------------
     def settings(self) -> Any:
         """The teacher settings from config, overridden by the form (EngineError when a value is bad)."""
-        from engine.teacher import TeacherSettings
+        from engine.teacher.client import TeacherSettings
 
         def number(wid: str, kind: type) -> Any:
             text = self.query_one(wid, Input).value.strip()
@@ -161,7 +161,7 @@ class TransformScreen(StageScreen):
                         exit_on_error=False, description="check the teacher")
 
     async def _check(self) -> None:
-        from engine.teacher import list_models, make_client
+        from engine.teacher.client import list_models, make_client
 
         try:
             settings = self.settings()
@@ -178,7 +178,7 @@ class TransformScreen(StageScreen):
         configured = self.rebase.workspace.config["teacher.model"]
         current = select.value if isinstance(select.value, str) else configured
         select.set_options([(m, m) for m in self.models])
-        from engine.teacher import _name_key  # the engine's own model-name equivalence (x ≡ x:latest)
+        from engine.teacher.client import _name_key  # the engine's own model-name equivalence (x ≡ x:latest)
 
         match = next((m for m in self.models if _name_key(m) == _name_key(current)), None)
         if match is not None:
@@ -226,7 +226,7 @@ class TransformScreen(StageScreen):
             self.notify(str(exc), severity="error")
             return
         cot = self.query_one("#t-cot", Select).value
-        from engine.transform import transform
+        from engine.teacher.transform import transform
 
         task, ws = self.task_name, self.rebase.workspace
         if self.state == "idle":
@@ -286,7 +286,7 @@ class TransformScreen(StageScreen):
     def _engine_event(self, message: EngineEvent) -> None:
         if message.job != "transform":
             return
-        from engine.transform import ExampleDone, ExampleText, TransformFinished
+        from engine.teacher.transform import ExampleDone, ExampleText, TransformFinished
 
         event = message.event
         stream = self.query_one("#t-stream", StreamView)

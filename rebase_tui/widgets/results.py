@@ -1,6 +1,6 @@
 """Helpers to show ranked retrieval rows: field access, the detail view, the control parsers.
 
-A ranked row comes from :meth:`engine.retrieve.Retriever.search`. Its text (cells, dataset ids) is
+A ranked row comes from :meth:`engine.retrieval.retriever.Retriever.search`. Its text (cells, dataset ids) is
 untrusted: everything here builds :class:`~textual.content.Content` from plain strings, never markup.
 """
 

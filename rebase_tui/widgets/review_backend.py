@@ -115,18 +115,18 @@ def undo(ws: Any, task: str, *_: Any) -> list[dict[str, Any]]:
 
 
 async def regenerate(ws: Any, task: str, example_id: int) -> tuple[Any, list[dict[str, Any]]]:
-    """Ask the teacher again for example ``example_id``'s source row (:mod:`engine.regenerate`).
+    """Ask the teacher again for example ``example_id``'s source row (:mod:`engine.teacher.regenerate`).
 
     The teacher is the one that wrote the example (its model) on the configured host (``teacher.host``,
-    else ``OLLAMA_HOST``). Returns the engine's :class:`~engine.regenerate.Regenerated` and the fresh states
+    else ``OLLAMA_HOST``). Returns the engine's :class:`~engine.teacher.regenerate.Regenerated` and the fresh states
     of the old example and the new one (when one was stored). EngineError when Ollama is unreachable or
     the model is missing (nothing changed).
     """
     import asyncio
 
     from engine import review
-    from engine.regenerate import regenerate_one
-    from engine.teacher import TeacherSettings
+    from engine.teacher.client import TeacherSettings
+    from engine.teacher.regenerate import regenerate_one
 
     old = await asyncio.to_thread(review.get_example, ws, example_id)
     settings = TeacherSettings.from_config(ws.config, model=(old or {}).get("teacher_model") or None)

@@ -46,8 +46,10 @@ def gpu_mb(pid: int | None) -> float | None:
 
 def start_run(ws: Any, task: str | None, form: dict[str, Any]) -> dict[str, Any]:
     """Freeze the accepted examples into a new run and launch its worker (runs in a thread worker)."""
-    from engine import dataset, runs, supervise, tasks
-    from engine.train import check_student
+    from engine import tasks
+    from engine.student import runs, supervise
+    from engine.student import training_data as dataset
+    from engine.student.loop import check_student
 
     if not task:
         raise EngineError("no task to train on", fix="pick a task on the Task screen (F3) and accept examples")

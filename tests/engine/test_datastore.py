@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from engine import datastore, vindex
+from engine.datastore import health as datastore
+from engine.datastore import vindex
 from engine.errors import EngineError
 from engine.workspace import Workspace
 from rebase_tui.cli import main
@@ -54,7 +55,7 @@ def test_remove_deletes_rows_cells_orphan_values_and_vectors(small_datastore, em
         with pytest.raises(EngineError, match="no dataset trec"):
             datastore.remove_dataset(ws, "trec")
         # ingest it again: the same counts as before, new ids (never reused), store and index agree
-        from engine.ingest import run_ingest
+        from engine.datastore.ingest import run_ingest
         from tests.conftest import shared_data
         from tests.fixtures.datastore import SMALL_MAX_ROWS
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import vindex
+from engine.datastore import vindex
+from engine.datastore.vindex import HEADER, VectorLog
 from engine.errors import EngineError
-from engine.vindex import HEADER, VectorLog
 
 
 def _unit(n, dim=8, seed=0):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import os
 
-from engine import datastore
+from engine.datastore import health as datastore
+from engine.datastore.ingest import IngestDone
+from engine.datastore.readers import file_format
 from engine.demo import DEMO_TASKS, build_demo, default_demo_dir, demo_corpus_dir, demo_task_files
-from engine.ingest import IngestDone
-from engine.readers import file_format
 from engine.tasks import get_task, read_task_file
 from engine.workspace import Workspace
 from rebase_tui.cli import main

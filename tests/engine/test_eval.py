@@ -6,9 +6,18 @@ import json
 
 import pytest
 
-from engine import dataset, runs
-from engine.evaluate import EvalDone, answer_accuracy, exact_match, extract_answer, normalize, score, token_f1
-from engine.train import train
+from engine.student import runs
+from engine.student import training_data as dataset
+from engine.student.evaluate import (
+    EvalDone,
+    answer_accuracy,
+    exact_match,
+    extract_answer,
+    normalize,
+    score,
+    token_f1,
+)
+from engine.student.loop import train
 from rebase_tui.cli import main
 from tests.conftest import shared_data
 
@@ -80,7 +89,7 @@ def test_eval_trained_beats_base_and_writes_files(trained_run, capsys):
 
 
 def test_eval_on_a_bbh_file(trained_run):
-    from engine.evaluate import evaluate
+    from engine.student.evaluate import evaluate
 
     _, path = trained_run
     bbh = shared_data("bbh_test", "boolean_expressions.json")
@@ -100,7 +109,7 @@ def test_eval_unknown_run_is_named(tmp_path, capsys):
 
 
 def test_fit_context_keeps_prompt_and_new_tokens_inside_the_context():
-    from engine.evaluate import fit_context
+    from engine.student.evaluate import fit_context
 
     assert fit_context(300, 256, 2048) == (300, 256)                  # room for both: unchanged
     assert fit_context(3000, 256, 2048) == (1792, 256)                # long prompt loses its start
@@ -120,8 +129,8 @@ def test_generate_when_new_tokens_reach_the_context(tiny_student, family, contex
     import torch
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-    from engine.evaluate import generate
-    from engine.formatting import PromptFormat, encode_prompt
+    from engine.student.evaluate import generate
+    from engine.student.formatting import PromptFormat, encode_prompt
 
     tok = AutoTokenizer.from_pretrained(tiny_student)
     torch.manual_seed(1)

@@ -8,10 +8,11 @@ import json
 
 import pytest
 
-from engine import dataset, runs
-from engine.export import export_model, parse_modelfile
-from engine.formatting import PromptFormat, prompt_text, render_ollama_template
-from engine.train import train
+from engine.student import runs
+from engine.student import training_data as dataset
+from engine.student.export import export_model, parse_modelfile
+from engine.student.formatting import PromptFormat, prompt_text, render_ollama_template
+from engine.student.loop import train
 from rebase_tui.cli import main
 from tests.conftest import shared_data
 
@@ -60,7 +61,7 @@ def _check_modelfile(folder, tokenizer_dir):
 def test_export_full_model_reloads_generates_and_has_a_matching_modelfile(finished_runs, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from engine.evaluate import generate
+    from engine.student.evaluate import generate
 
     out = tmp_path / "full"
     result = export_model(finished_runs["full"], out, name="bool-student")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import formatting as F
+from engine.student import formatting as F
 
 TASK = F.PromptFormat(F.BASE, "Evaluate the boolean expression.",
                       (("not ( True ) and ( True ) is", "not True is False. So the answer is False."),))

@@ -8,10 +8,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from engine import vindex
+from engine.datastore import vindex
+from engine.datastore.ingest import IngestDone, ingest, run_ingest
 from engine.errors import EngineError
 from engine.events import Log, Progress
-from engine.ingest import IngestDone, ingest, run_ingest
 from engine.workspace import Workspace
 from tests.conftest import shared_data
 from tests.fixtures.datastore import SMALL_DATASETS, SMALL_MAX_ROWS
@@ -147,7 +147,7 @@ def test_another_embedder_is_refused(small_datastore, tmp_path):
 
 
 def test_unknown_model_names_itself(workspace, tmp_path):
-    from engine.embed import load_embedder
+    from engine.datastore.embed import load_embedder
 
     with pytest.raises(EngineError) as err:
         load_embedder("no-such-org/no-such-model-xyz")

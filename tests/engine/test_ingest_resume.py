@@ -12,8 +12,9 @@ import time
 
 import numpy as np
 
-from engine import datastore, vindex
-from engine.ingest import run_ingest
+from engine.datastore import health as datastore
+from engine.datastore import vindex
+from engine.datastore.ingest import run_ingest
 from engine.workspace import Workspace
 from tests.conftest import REPO, shared_data
 

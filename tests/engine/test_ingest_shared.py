@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from engine.ingest import run_ingest
-from engine.readers import read_split
-from engine.sources import discover
+from engine.datastore.ingest import run_ingest
+from engine.datastore.readers import read_split
+from engine.datastore.sources import discover
 from engine.workspace import Workspace
 from tests.conftest import shared_data
 
@@ -56,7 +56,7 @@ def test_stage_only_gives_the_acceptance_counts(tmp_path):
 @pytest.mark.slow
 def test_full_shared_datastore(tmp_path):
     """`rebase-tui ingest ../shared/data/datastore --max-rows-per-config 0`, then again: adds nothing."""
-    from engine.embed import load_embedder, set_torch_threads
+    from engine.datastore.embed import load_embedder, set_torch_threads
 
     set_torch_threads(int(os.environ.get("REBASE_TEST_THREADS", "0")))  # a lone slow test: all cores
     embedder = load_embedder("all-MiniLM-L6-v2")
@@ -68,6 +68,6 @@ def test_full_shared_datastore(tmp_path):
         assert summary["vectors"] == 110_523 and summary["skipped"] == []
         again = run_ingest(ws, [shared_data("datastore")], max_rows_per_config=0, embedder=embedder)
         assert again["added"] == {"datasets": 0, "rows": 0, "values": 0} and again["unchanged"] == 224
-        from engine import datastore
+        from engine.datastore import health as datastore
 
         assert datastore.check(ws).ok

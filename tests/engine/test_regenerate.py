@@ -1,4 +1,4 @@
-"""engine.regenerate against the Ollama stand-in: one fresh call per example, its own cache key, quality
+"""engine.teacher.regenerate against the Ollama stand-in: one fresh call per example, its own cache key, quality
 checks, the old example rejected through engine.review (one undo restores it), and `review --regenerate`."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 
 from engine import review
 from engine.errors import EngineError
-from engine.regenerate import Regenerated, regenerate, regenerate_one
-from engine.transform import ExampleText, TransformFinished, transform
+from engine.teacher.regenerate import Regenerated, regenerate, regenerate_one
+from engine.teacher.transform import ExampleText, TransformFinished, transform
 from rebase_tui.cli import main
 from tests.engine.test_transform import add_shared_task, finished, q, settings
 from tests.fixtures.standin import pool_from_datastore

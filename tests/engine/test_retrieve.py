@@ -3,7 +3,7 @@
 The brute force is the paper's procedure written out plainly: embed the task texts with the real embedder,
 take every cell's stored vector, compute the cosine of every cell with every example, average over the
 examples, take the maximum over the row's cells, add the cosine of the instruction with the dataset's
-description, average the three. It shares no code with engine/scoring.py or engine/retrieve.py.
+description, average the three. It shares no code with engine/retrieval/scoring.py or engine/retrieval/retriever.py.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _answer_part(output: str) -> str:
 
 def brute_force(ws, embedder, spec: dict, weights=(1.0, 1.0, 1.0)) -> dict[int, dict]:
     """Every row's scores the paper's way: {rows.id: {"in", "out", "ds", "final", "cols_in", "cols_out"}}."""
-    from engine.vindex import load_description_vectors, load_value_vectors
+    from engine.datastore.vindex import load_description_vectors, load_value_vectors
 
     vkeys, vvecs = load_value_vectors(ws)
     vec = {int(k): v for k, v in zip(vkeys.tolist(), vvecs, strict=True)}
@@ -101,7 +101,7 @@ def ws(small_datastore):
 
 @pytest.fixture
 def retriever(ws, embedder):
-    from engine.retrieve import Retriever
+    from engine.retrieval.retriever import Retriever
 
     return Retriever(ws)
 
@@ -191,7 +191,7 @@ def test_per_dataset_cap_and_dedupe_are_the_greedy_filter_of_the_full_ranking(re
 # -- the approximate path --------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["mnli", "boolean_expressions"])
 def test_approximate_is_exact_when_it_says_so(retriever, name, monkeypatch):
-    import engine.retrieve as r
+    import engine.retrieval.retriever as r
 
     # the small datastore has ~70 rows: start from few candidates so that the HNSW path really prunes
     monkeypatch.setattr(r, "APPROX_MIN_CANDIDATES", 8)
@@ -208,7 +208,7 @@ def test_approximate_is_exact_when_it_says_so(retriever, name, monkeypatch):
 
 
 def test_approximate_reports_not_exact_when_the_bound_cannot_be_met(retriever, monkeypatch):
-    import engine.retrieve as r
+    import engine.retrieval.retriever as r
 
     spec = _spec("squad")
     # one candidate value per query and no retries: the bound (k-th value scores) is far above the top 50
@@ -221,7 +221,7 @@ def test_approximate_reports_not_exact_when_the_bound_cannot_be_met(retriever, m
 
 # -- caching, the pool -----------------------------------------------------------------------------
 def test_query_vectors_are_cached_in_the_workspace(ws, retriever):
-    from engine.retrieve import Retriever
+    from engine.retrieval.retriever import Retriever
 
     spec = _spec("squad")
     first = retriever.search(spec, top=10)
@@ -235,7 +235,7 @@ def test_query_vectors_are_cached_in_the_workspace(ws, retriever):
 
 
 def test_the_query_vector_table_is_bounded(ws, retriever, monkeypatch):
-    import engine.retrieve as r
+    import engine.retrieval.retriever as r
 
     monkeypatch.setattr(r, "QUERY_TABLE_MAX", 5)
     spec = _spec("mnli")
@@ -250,7 +250,7 @@ def test_the_query_vector_table_is_bounded(ws, retriever, monkeypatch):
 
 
 def test_store_pool_replaces_the_tasks_pool(ws, retriever):
-    from engine.retrieve import load_pool, store_pool
+    from engine.retrieval.retriever import load_pool, store_pool
     from engine.tasks import get_task, validate
 
     task = validate(_spec("mnli"))
@@ -335,14 +335,14 @@ def test_cli_bad_input_gets_one_clear_message(small_datastore, workspace, tmp_pa
 # -- the shared datastore (slow: a ~30-minute ingest unless REBASE_SHARED_WS points at one) --------------
 @pytest.mark.slow
 def test_shared_datastore_top_100_exact_and_approximate(tmp_path, embedder):
-    from engine.retrieve import Retriever
+    from engine.retrieval.retriever import Retriever
     from engine.workspace import Workspace
 
     root = shared_data("datastore")
     path = Path(os.environ["REBASE_SHARED_WS"]) if os.environ.get("REBASE_SHARED_WS") else tmp_path / "ws"
     with Workspace(path) as ws:
         if not os.environ.get("REBASE_SHARED_WS"):
-            from engine.ingest import run_ingest
+            from engine.datastore.ingest import run_ingest
 
             run_ingest(ws, sorted(p for p in root.iterdir() if p.is_dir()), embedder=embedder)
         retriever = Retriever(ws)

@@ -1,11 +1,11 @@
-"""The pure scoring math (engine/scoring.py) against an independent, literal reading of the paper."""
+"""The pure scoring math (engine/retrieval/scoring.py) against an independent, literal reading of the paper."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from engine import scoring
+from engine.retrieval import scoring
 
 
 def _unit(rng, n, d=16):

@@ -9,8 +9,8 @@ import pytest
 from engine import review
 from engine.errors import EngineError
 from engine.tasks import add_task, read_task_file
-from engine.teacher import TeacherSettings
-from engine.transform import transform
+from engine.teacher.client import TeacherSettings
+from engine.teacher.transform import transform
 from engine.workspace import Workspace
 from rebase_tui.cli import main
 from tests.conftest import shared_data

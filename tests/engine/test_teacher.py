@@ -1,4 +1,4 @@
-"""engine.teacher (client, checks, retries), engine.prompts and engine.quality, on their own."""
+"""engine.teacher.client (client, checks, retries), engine.teacher.prompts and engine.teacher.quality, on their own."""
 
 from __future__ import annotations
 
@@ -6,11 +6,18 @@ import asyncio
 
 import pytest
 
-from engine import prompts
 from engine.errors import EngineError
-from engine.quality import DuplicateIndex, Unusable, normalise, parse_reply
 from engine.tasks import Example, Task, read_task_file
-from engine.teacher import TeacherCallFailed, TeacherSettings, chat, check_model, list_models, make_client
+from engine.teacher import prompts
+from engine.teacher.client import (
+    TeacherCallFailed,
+    TeacherSettings,
+    chat,
+    check_model,
+    list_models,
+    make_client,
+)
+from engine.teacher.quality import DuplicateIndex, Unusable, normalise, parse_reply
 from tests.conftest import shared_data
 
 MSGS = [{"role": "user", "content": 'Make an example from {"premise": "The dog runs fast in the park"}'}]

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from engine import dataset, runs
-from engine.train import (
+from engine.student import runs
+from engine.student import training_data as dataset
+from engine.student.loop import (
     CheckpointSaved,
     EvalMetrics,
     RunEnded,

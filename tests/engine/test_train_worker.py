@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from engine import runs, supervise
+from engine.student import runs, supervise
 from rebase_tui.cli import main
 from tests.conftest import shared_data
 
@@ -76,7 +76,7 @@ def test_kill_resume_and_graceful_stop(tmp_path, tiny_student, capsys):
     # run directory, through the async follower (re-attaching at the start of the current attempt)
     import asyncio
 
-    from engine.train import RunEnded, RunStarted
+    from engine.student.loop import RunEnded, RunStarted
 
     assert main(["train", *common, "--resume", run_id, "--detach", "--json"]) == 0
     pid = _json(capsys)["pid"]

@@ -1,4 +1,4 @@
-"""engine.transform end to end against the Ollama stand-in, through the real `ollama` client and real DuckDB."""
+"""engine.teacher.transform end to end against the Ollama stand-in, through the real `ollama` client and real DuckDB."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from engine import prompts
 from engine.errors import EngineError
 from engine.events import Progress
 from engine.tasks import add_task, read_task_file
-from engine.teacher import TeacherSettings
-from engine.transform import ExampleDone, ExampleText, TransformFinished, transform
+from engine.teacher import prompts
+from engine.teacher.client import TeacherSettings
+from engine.teacher.transform import ExampleDone, ExampleText, TransformFinished, transform
 from tests.conftest import shared_data
 from tests.fixtures.standin import pool_from_datastore
 

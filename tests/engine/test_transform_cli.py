@@ -144,7 +144,7 @@ def test_sigkill_halfway_then_resume_makes_exactly_n_calls(standin_factory, tmp_
 
 
 def _retrieve(path: Path, top: int) -> int:
-    from engine.retrieve import Retriever, store_pool
+    from engine.retrieval.retriever import Retriever, store_pool
 
     with Workspace(path) as ws:
         task = read_task_file(shared_data("tasks", "mnli.json"))
@@ -184,7 +184,7 @@ def test_acceptance_200_rows_of_the_shared_datastore(tmp_path, embedder, standin
     if os.environ.get("REBASE_SHARED_WS"):
         shutil.copytree(os.environ["REBASE_SHARED_WS"], path)
     else:
-        from engine.ingest import run_ingest
+        from engine.datastore.ingest import run_ingest
 
         root = shared_data("datastore")
         with Workspace(path) as ws:

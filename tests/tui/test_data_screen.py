@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textual.widgets import DataTable, Input, Log, Static
 
-from engine.datastore import list_datasets
+from engine.datastore.health import list_datasets
 from engine.workspace import Workspace
 from rebase_tui.app import RebaseApp
 from tests.conftest import shared_data

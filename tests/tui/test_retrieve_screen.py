@@ -9,7 +9,7 @@ import json
 import pytest
 from textual.widgets import DataTable, Input, Static
 
-from engine.retrieve import load_pool
+from engine.retrieval.retriever import load_pool
 from engine.tasks import Example, Task, add_task
 from engine.workspace import Workspace
 from rebase_tui.app import RebaseApp
@@ -148,7 +148,7 @@ async def test_detail_pane_exclusion_controls_and_pool(nli_workspace):
 
 
 async def test_untrusted_cells_display_verbatim(small_datastore, tmp_path, embedder):
-    from engine.ingest import run_ingest
+    from engine.datastore.ingest import run_ingest
 
     nasty = tmp_path / "nasty"
     nasty.mkdir()

@@ -7,8 +7,8 @@ from __future__ import annotations
 from textual.widgets import Input, Static, TextArea
 
 from engine import review
-from engine.teacher import TeacherSettings
-from engine.transform import transform
+from engine.teacher.client import TeacherSettings
+from engine.teacher.transform import transform
 from engine.workspace import Workspace
 from rebase_tui.app import RebaseApp
 from rebase_tui.widgets.example_card import ExampleCard, SourceRowView

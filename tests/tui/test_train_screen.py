@@ -8,8 +8,9 @@ import asyncio
 
 from textual.widgets import DataTable, Input, Static
 
-from engine import review, supervise
-from engine.train import RunEnded, StepMetrics
+from engine import review
+from engine.student import supervise
+from engine.student.loop import RunEnded, StepMetrics
 from engine.workspace import Workspace
 from rebase_tui.app import RebaseApp
 from rebase_tui.messages import EngineEvent, JobFinished

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError
-from engine.hosts import normalize_host
+from engine.teacher.hosts import normalize_host
 
 if TYPE_CHECKING:
     import ollama

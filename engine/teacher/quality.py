@@ -14,8 +14,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from engine.prompts import LabelSet, compose_output
 from engine.tasks import Task
+from engine.teacher.prompts import LabelSet, compose_output
 
 MAX_FIELD_CHARS = 4000
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)

@@ -24,13 +24,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import prompts
 from engine.errors import EngineError
 from engine.events import Event, Log, Progress
-from engine.quality import DuplicateIndex, Parsed, Unusable, parse_reply
 from engine.rate import RateMeter, format_seconds
 from engine.tasks import Task, resolve_task
-from engine.teacher import TeacherCallFailed, TeacherSettings, chat, check_model, make_client
+from engine.teacher import prompts
+from engine.teacher.client import TeacherCallFailed, TeacherSettings, chat, check_model, make_client
+from engine.teacher.quality import DuplicateIndex, Parsed, Unusable, parse_reply
 from engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def filter_key(task: str, row: int, phash: str, model: str, options: dict[str, A
 
 def load_pool(ws: Workspace, task: str, limit: int | None = None) -> list[tuple[int, int, dict[str, Any]]]:
     """The task's pool as (rank, rows.id, row data), best first (the pool stored by retrieval)."""
-    from engine.retrieve import load_pool as stored_pool
+    from engine.retrieval.retriever import load_pool as stored_pool
 
     out = []
     for item in stored_pool(ws, task, limit):

@@ -1,6 +1,6 @@
-"""The training worker: ``python -m engine.train_worker RUN_DIR``.
+"""The training worker: ``python -m engine.student.worker RUN_DIR``.
 
-Runs :func:`engine.train.train` on a run directory and writes every event as one JSON line to stdout and
+Runs :func:`engine.student.loop.train` on a run directory and writes every event as one JSON line to stdout and
 to ``RUN_DIR/events.jsonl`` (flushed per line). SIGINT or SIGTERM asks for a graceful stop: the loop saves a
 checkpoint at the next step boundary and ends with a ``stopped`` event, exit code 0. A fault ends with a
 ``failed`` event (exit code 1); an unexpected crash also writes its traceback to stderr (the parent sends
@@ -40,7 +40,7 @@ class _Protocol:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not (Path(args[0]) / "run.json").exists():
-        print("usage: python -m engine.train_worker RUN_DIR (a run directory holding run.json)", file=sys.stderr)
+        print("usage: python -m engine.student.worker RUN_DIR (a run directory holding run.json)", file=sys.stderr)
         return 2
     run_dir = Path(args[0]).resolve()
     # first thing: a stop asked during start-up (imports take seconds) is honoured at the first step
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    from engine.train import train
+    from engine.student.loop import train
 
     status = "failed"
     try:
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _last_step(run_dir: Path) -> int:
-    from engine.runs import summarize
+    from engine.student.runs import summarize
 
     try:
         return int(summarize(run_dir)["steps"])

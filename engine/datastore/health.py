@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine import vindex
+from engine.datastore import vindex
 from engine.errors import EngineError
 from engine.events import Event
 
 if TYPE_CHECKING:
-    from engine.embed import Embedder
+    from engine.datastore.embed import Embedder
     from engine.workspace import Workspace
 
 
@@ -49,7 +49,7 @@ class DatasetInfo:
 
 def totals(ws: Workspace) -> dict[str, int]:
     """Workspace totals: datasets, configs, rows, cells, values, vectors (values + descriptions)."""
-    from engine.ingest import totals as _totals
+    from engine.datastore.ingest import totals as _totals
 
     return _totals(ws)
 
@@ -200,8 +200,8 @@ def check(ws: Workspace) -> CheckReport:
 
 def repair(ws: Workspace, embedder: Embedder | None = None) -> Iterator[Event]:
     """Make the store and the index agree (see the module docstring); yields events, returns a CheckReport."""
+    from engine.datastore.ingest import _needs_embedding, embed_pending, sync_indexes, workspace_embedder_name
     from engine.events import Log
-    from engine.ingest import _needs_embedding, embed_pending, sync_indexes, workspace_embedder_name
 
     repaired: dict[str, int] = {}
     with ws.store.transaction() as cur:
@@ -227,7 +227,7 @@ def repair(ws: Workspace, embedder: Embedder | None = None) -> Iterator[Event]:
         yield Log(f"dropped {dropped} orphan or repeated vector(s)")
     if _needs_embedding(ws):
         if embedder is None:
-            from engine.embed import load_embedder
+            from engine.datastore.embed import load_embedder
 
             embedder = load_embedder(workspace_embedder_name(ws), ws.config["embedder.device"])
         embedded, ready = yield from embed_pending(ws, embedder, int(ws.config["embedder.batch_size"]))

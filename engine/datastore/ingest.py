@@ -7,7 +7,7 @@
    configs, rows, cells, and the cell texts not yet in ``cell_values`` (deduplicated by content hash across
    the whole workspace). A kill mid-dataset rolls that dataset back; nothing half-written stays.
 2. **Embed** every value and description that has no vector yet, in ascending id order, in chunks sorted by
-   length (little padding), appending each batch to the vector log (:mod:`engine.vindex`). After each chunk,
+   length (little padding), appending each batch to the vector log (:mod:`engine.datastore.vindex`). After each chunk,
    every staged dataset whose values and description all have vectors becomes ``ready`` — only then do its
    rows count for retrieval. Finally the usearch files are brought in line with the log.
 
@@ -28,14 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine import vindex
+from engine.datastore import vindex
+from engine.datastore.readers import read_split
+from engine.datastore.sources import DatasetSource, discover, normalize_split
 from engine.errors import EngineError
 from engine.events import Event, Log, Progress
-from engine.readers import read_split
-from engine.sources import DatasetSource, discover, normalize_split
 
 if TYPE_CHECKING:
-    from engine.embed import Embedder
+    from engine.datastore.embed import Embedder
     from engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def workspace_embedder_name(ws: Workspace, requested: str | None = None) -> str:
     Raises :class:`EngineError` when ``requested`` (or an explicitly configured model) differs from the
     recorded one: vectors of two models must never be mixed in one workspace.
     """
-    from engine.embed import canonical_name, same_embedder
+    from engine.datastore.embed import canonical_name, same_embedder
 
     recorded = ws.store.get_meta("embedder.name")
     explicit = requested or (ws.config["embedder.model"]
@@ -88,7 +88,7 @@ def workspace_embedder_name(ws: Workspace, requested: str | None = None) -> str:
 
 
 def _record_embedder(ws: Workspace, embedder: Embedder) -> None:
-    from engine.embed import same_embedder
+    from engine.datastore.embed import same_embedder
 
     recorded = ws.store.get_meta("embedder.name")
     if recorded and not same_embedder(recorded, embedder.name):
@@ -356,7 +356,7 @@ def ingest(ws: Workspace, paths: Sequence[str | Path], *, max_rows_per_config: i
 
     ``max_rows_per_config``: at most that many rows per config, at a uniform stride (0: all).
     ``split``: the split to take (files without split names count as ``train``). ``embedder``: a loaded
-    :class:`~engine.embed.Embedder` (default: the workspace's, loaded only when something needs embedding).
+    :class:`~engine.datastore.embed.Embedder` (default: the workspace's, loaded only when something needs embedding).
     Problems with single files are reported in the summary's ``skipped`` and never stop the run.
     ``embed=False`` only reads and stages (counts in seconds; the datasets stay ``ingesting``, invisible to
     retrieval, until an ingest or ``check --repair`` embeds them).
@@ -437,7 +437,7 @@ def ingest(ws: Workspace, paths: Sequence[str | Path], *, max_rows_per_config: i
     ready: list[str] = []
     if embed and _needs_embedding(ws):
         if embedder is None:
-            from engine.embed import load_embedder
+            from engine.datastore.embed import load_embedder
 
             yield Log(f"loading embedder {name}")
             embedder = load_embedder(name, ws.config["embedder.device"])

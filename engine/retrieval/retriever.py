@@ -2,13 +2,13 @@
 
 :class:`Retriever` loads the workspace's value vectors and its row/cell structure once; :meth:`Retriever.search`
 then re-ranks in tens of milliseconds, so the TUI keeps one and re-queries as the user types. The math is in
-:mod:`engine.scoring` (pure numpy); this module does the loading, the query embeddings (cached in memory and
+:mod:`engine.retrieval.scoring` (pure numpy); this module does the loading, the query embeddings (cached in memory and
 in the ``query_vectors`` table), bans, diversity, the approximate path and the pool.
 
 Exact search scores every distinct value once and takes a segment maximum per row. ``approximate=True``
 asks the usearch HNSW index for the values closest to each query, re-scores exactly every row holding one
 of them, and reports ``exact=True`` when no other row can reach the N-th result (see
-:func:`engine.scoring.outside_bound`).
+:func:`engine.retrieval.scoring.outside_bound`).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine import scoring
 from engine.errors import EngineError
+from engine.retrieval import scoring
 from engine.tasks import Task, output_target, resolve_task, validate
 
 if TYPE_CHECKING:
-    from engine.embed import Embedder
+    from engine.datastore.embed import Embedder
     from engine.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -158,8 +158,8 @@ class Retriever:
     def __init__(self, ws: Workspace, *, threads: int | None = None) -> None:
         """Load the workspace's datastore. ``threads``: torch threads to set when the embedder is loaded
         (0: all cores; None: leave torch's setting alone, as the TUI sets its own)."""
-        from engine import vindex
-        from engine.embed import same_embedder
+        from engine.datastore import vindex
+        from engine.datastore.embed import same_embedder
 
         self.ws = ws
         self.threads = threads
@@ -276,7 +276,7 @@ class Retriever:
     def embedder(self) -> Embedder:
         """The workspace's embedder (loaded on first use; torch and the model load here)."""
         if self._embedder is None:
-            from engine.embed import load_embedder, set_torch_threads
+            from engine.datastore.embed import load_embedder, set_torch_threads
 
             if self.threads is not None:
                 set_torch_threads(self.threads)
@@ -343,7 +343,7 @@ class Retriever:
         return (self.descriptions @ np.asarray(instruction, dtype=np.float32)).astype(np.float32)
 
     def excluded(self, names: Sequence[str]) -> np.ndarray:
-        """Mask over dataset positions banned by ``names`` (see :func:`engine.scoring.is_excluded`)."""
+        """Mask over dataset positions banned by ``names`` (see :func:`engine.retrieval.scoring.is_excluded`)."""
         key = tuple(sorted({n.strip() for n in names if n.strip()}))
         if key not in self._excluded_cache:
             self._excluded_cache[key] = scoring.excluded_datasets(self.dataset_ids, key)
@@ -414,7 +414,7 @@ class Retriever:
         if self._usearch is None:
             from usearch.index import Index
 
-            from engine import vindex
+            from engine.datastore import vindex
 
             path = vindex.usearch_path(self.ws, vindex.VALUES)
             index = Index.restore(str(path), view=True) if path.exists() else None

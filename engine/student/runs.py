@@ -6,7 +6,7 @@ A run directory ``<workspace>/runs/<id>/`` holds:
   ``total_steps``), written once by the parent before launch;
 * ``train.jsonl`` / ``eval.jsonl`` — the frozen ``{"input", "output"}`` rows the worker reads (it never
   opens DuckDB);
-* ``events.jsonl`` — the worker's protocol, one JSON object per line (see :mod:`engine.train`);
+* ``events.jsonl`` — the worker's protocol, one JSON object per line (see :mod:`engine.student.loop`);
 * ``checkpoints/step-NNNNNN/`` — weights (safetensors), ``optimizer.pt`` (tensors only) and ``state.json``;
 * ``model/`` — the final weights (adapter or full model) with the tokenizer and ``format.json``;
 * ``worker.pid``, ``stderr.log`` — the live worker and its warnings.
@@ -73,7 +73,7 @@ def create_run(ws: Any, rows: list[dict[str, Any]], settings: dict[str, Any], *,
     max_length, eval_every, device, seed, format, threads, ...). ``eval_rows`` (else a seeded split of
     ``rows`` by ``settings["eval_fraction"]``) is the validation split.
     """
-    from engine.dataset import split_rows, write_jsonl
+    from engine.student.training_data import split_rows, write_jsonl
 
     if not rows:
         raise EngineError("no training examples", fix="accept examples in review, or pass --data FILE")
@@ -184,12 +184,12 @@ def summarize(path: Path) -> dict[str, Any]:
 
 def record(ws: Any, path: Path) -> dict[str, Any]:
     """Write the run's current summary into the ``runs`` table (the parent calls this; it owns DuckDB)."""
-    from engine.supervise import worker_alive
+    from engine.student.supervise import worker_alive
 
     summary = summarize(path)
     if summary["status"] in ("running", "created") and not worker_alive(path) \
             and (Path(path) / "worker.pid").exists():
-        from engine.supervise import record_dead_worker
+        from engine.student.supervise import record_dead_worker
 
         record_dead_worker(path)
         summary = summarize(path)

@@ -7,7 +7,7 @@ Vectors come back as float32, L2-normalised, so a dot product is a cosine.
 
 Threads: torch's thread count is process-wide. Call :func:`set_torch_threads` with 1 where two busy
 processes share the cores (tests, the TUI) and with all cores for a lone batch job (``rebase-tui ingest``);
-``engine.embed`` never changes it on its own.
+``engine.datastore.embed`` never changes it on its own.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``train(run_dir)`` reads only the run directory (``run.json``, ``train.jsonl``, ``eval.jsonl``), trains the
 student (LoRA via peft, or full fine-tuning), and yields :class:`TrainEvent` objects — the same objects the
-worker (:mod:`engine.train_worker`) writes as JSON lines, and :mod:`engine.supervise` reads back. Tests
+worker (:mod:`engine.student.worker`) writes as JSON lines, and :mod:`engine.student.supervise` reads back. Tests
 train in-process with this generator; the CLI and the TUI run it in a child process.
 
 Checkpoints (``checkpoints/step-NNNNNN/``) hold weights as safetensors, optimizer state through
@@ -497,8 +497,8 @@ def _train(run_dir: Path, cfg: dict[str, Any], state: dict[str, Any], ctx: dict[
            stop_requested: Callable[[], bool]) -> Iterator[TrainEvent]:
     import torch
 
-    from engine.dataset import read_jsonl
-    from engine.formatting import PromptFormat, choose_kind, encode
+    from engine.student.formatting import PromptFormat, choose_kind, encode
+    from engine.student.training_data import read_jsonl
 
     total = int(cfg["total_steps"])
     done = checkpoints(run_dir)
@@ -673,7 +673,7 @@ def _adamw(params: list, lr: float, weight_decay: float):
 
 
 def _would_exceed(fmt, tokenizer, row: dict[str, str], max_length: int) -> bool:
-    from engine.formatting import encode
+    from engine.student.formatting import encode
 
     return len(encode(fmt, tokenizer, row["input"], row["output"], None)[0]) > max_length
 

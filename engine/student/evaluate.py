@@ -6,7 +6,7 @@
   "(B)", else the first line; compared normalised, so "(B)", "B" and "b" match;
 * **token F1** — SQuAD-style overlap of normalised tokens between prediction and reference.
 
-Prompts come from :mod:`engine.formatting` with the run's own format, so evaluation sees the training prompt.
+Prompts come from :mod:`engine.student.formatting` with the run's own format, so evaluation sees the training prompt.
 Results go to ``metrics.json`` (keyed ``student:<data>`` or ``base:<data>``) and ``predictions.jsonl``
 (``predictions-base.jsonl`` for ``base``) in the run directory.
 """
@@ -96,9 +96,9 @@ def score(predictions: list[str], references: list[str]) -> dict[str, float]:
 def load_for_inference(run_dir: Path, base: bool = False, device: str = "auto"):
     """``(model, tokenizer, PromptFormat, device)`` of a run: its final model (or newest checkpoint), or its base."""
 
-    from engine.formatting import PromptFormat
-    from engine.runs import read_config
-    from engine.train import checkpoints, final_model_dir, load_model, load_tokenizer, resolve_device
+    from engine.student.formatting import PromptFormat
+    from engine.student.loop import checkpoints, final_model_dir, load_model, load_tokenizer, resolve_device
+    from engine.student.runs import read_config
 
     cfg = read_config(run_dir)
     fmt_file = run_dir / "format.json"
@@ -154,7 +154,7 @@ def generate(model, tokenizer, fmt, inputs: list[str], device: str, max_new_toke
     """
     import torch
 
-    from engine.formatting import encode_prompt, stop_strings
+    from engine.student.formatting import encode_prompt, stop_strings
 
     prompts = [encode_prompt(fmt, tokenizer, x) for x in inputs]
     config = getattr(model, "config", None)
@@ -189,7 +189,7 @@ def evaluate(run_dir: str | Path, data: str | Path | None = None, *, base: bool 
     Yields :class:`~engine.events.Progress` per batch and ends with :class:`EvalDone`. Predictions are
     written as they are made; closing the generator stops after the current batch.
     """
-    from engine.dataset import read_examples_file, read_jsonl
+    from engine.student.training_data import read_examples_file, read_jsonl
 
     run_dir = Path(run_dir)
     if data is not None:
@@ -205,7 +205,7 @@ def evaluate(run_dir: str | Path, data: str | Path | None = None, *, base: bool 
         rows = rows[:limit]
     which = "base" if base else "student"
     model, tokenizer, fmt, device = load_for_inference(run_dir, base=base, device=device)
-    from engine.runs import read_config
+    from engine.student.runs import read_config
 
     max_length = int(read_config(run_dir).get("max_length") or 0) or None
     pred_path = run_dir / ("predictions-base.jsonl" if base else "predictions.jsonl")

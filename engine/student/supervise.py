@@ -1,9 +1,9 @@
 """Supervising the training worker from the parent (CLI or TUI): start, follow, stop, detect death.
 
-The worker is ``python -m engine.train_worker RUN_DIR`` in a session of its own (a Ctrl-C in the terminal
+The worker is ``python -m engine.student.worker RUN_DIR`` in a session of its own (a Ctrl-C in the terminal
 reaches only the parent, which then asks the worker to stop gracefully). The parent follows the run by
 tailing ``RUN_DIR/events.jsonl`` — the same way whether it started the worker a second ago, re-attaches
-after an app restart, or follows a ``--detach`` run — and gets :mod:`engine.train` event dataclasses back.
+after an app restart, or follows a ``--detach`` run — and gets :mod:`engine.student.loop` event dataclasses back.
 A worker that dies without a final event (SIGKILL, host OOM killer) is detected through its pid and recorded
 as ``failed`` with reason ``killed``; resume continues from its last checkpoint.
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import engine
 from engine.errors import EngineError
-from engine.runs import TERMINAL, append_event, parse_event_lines
+from engine.student.runs import TERMINAL, append_event, parse_event_lines
 
 _CHILDREN: dict[int, subprocess.Popen] = {}
 
@@ -58,7 +58,7 @@ def start(run_dir: str | Path, python: str | None = None) -> WorkerHandle:
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("HF_HUB_OFFLINE", "1")  # the student was checked to be local; never wait on a network
     with (run_dir / "stderr.log").open("ab") as err:
-        proc = subprocess.Popen([python or sys.executable, "-m", "engine.train_worker", str(run_dir)],
+        proc = subprocess.Popen([python or sys.executable, "-m", "engine.student.worker", str(run_dir)],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                                 start_new_session=True, env=env, cwd=str(run_dir))
     _CHILDREN[proc.pid] = proc
@@ -94,7 +94,7 @@ def worker_alive(run_dir: str | Path) -> bool:
             if stat.rsplit(")", 1)[1].split()[0] == "Z":
                 return False
             cmd = (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            return "engine.train_worker" in cmd and Path(run_dir).name in cmd
+            return "engine.student.worker" in cmd and Path(run_dir).name in cmd
         except OSError:
             return False
     return True
@@ -116,7 +116,7 @@ def segment_offset(run_dir: Path) -> int:
 
 def record_dead_worker(run_dir: str | Path) -> dict | None:
     """When the current segment has no final event and the worker is gone, append a ``failed`` (killed) one."""
-    from engine.runs import read_config, summarize
+    from engine.student.runs import read_config, summarize
 
     run_dir = Path(run_dir)
     if worker_alive(run_dir):
@@ -184,7 +184,7 @@ class _Tail:
 
 def _step(tail: _Tail, run_dir: Path, state: dict) -> tuple[list, bool]:
     """One poll: ``(events, ended)``; synthesizes the killed event when the worker died silently."""
-    from engine.train import event_from_json
+    from engine.student.loop import event_from_json
 
     objs = tail.read()
     ended = False

@@ -1,7 +1,7 @@
 """Regenerate: ask the teacher again for the source row of an example the reviewer does not want.
 
-:func:`regenerate` is an async generator of the same kind of events as :func:`engine.transform.transform`
-(:class:`~engine.transform.ExampleText` while the reply streams, :class:`~engine.events.Log`) plus one
+:func:`regenerate` is an async generator of the same kind of events as :func:`engine.teacher.transform.transform`
+(:class:`~engine.teacher.transform.ExampleText` while the reply streams, :class:`~engine.events.Log`) plus one
 :class:`Regenerated` per example asked for. Each regeneration is one fresh teacher call for the example's
 source row, with the same prompt template and format (reasoning or direct, taken from the example's prompt
 hash) and the current teacher settings, except that regeneration ``n`` of a row (1, 2, ...: the first slot
@@ -31,13 +31,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from engine import prompts, review
+from engine import review
 from engine.errors import EngineError
 from engine.events import Event, Log
-from engine.quality import DuplicateIndex, Parsed, Unusable, parse_reply
 from engine.tasks import Task, resolve_task
-from engine.teacher import TeacherCallFailed, TeacherSettings, chat, check_model, make_client
-from engine.transform import ExampleText, _Item, _Run, _store, call_key
+from engine.teacher import prompts
+from engine.teacher.client import TeacherCallFailed, TeacherSettings, chat, check_model, make_client
+from engine.teacher.quality import DuplicateIndex, Parsed, Unusable, parse_reply
+from engine.teacher.transform import ExampleText, _Item, _Run, _store, call_key
 from engine.workspace import Workspace
 
 MAX_SLOTS = 10_000

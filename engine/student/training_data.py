@@ -167,7 +167,7 @@ def export_dataset(ws: Any, task: Task, fmt: str, out: str | Path) -> dict[str, 
     elif fmt == "parquet":
         _write_parquet(out, flat)
     elif fmt == "chat":
-        from engine.formatting import CHAT, PromptFormat
+        from engine.student.formatting import CHAT, PromptFormat
 
         system = PromptFormat(CHAT, task.instruction, tuple((e.input, e.output) for e in task.examples)).system
         write_jsonl(out, [{"messages": [{"role": "system", "content": system},
