@@ -1,5 +1,30 @@
-"""rebase-tui's headless pipeline (ReBase: retrieval-based distillation).
+"""rebase-tui's headless pipeline (ReBase: retrieval-based distillation), one package per stage.
 
-This package never imports textual, rich or rebase_tui, and imports heavy libraries (torch,
-transformers, sentence_transformers, peft) only inside the functions that need them.
+The map — stage, where it lives, and the document that explains it:
+
+====================  ======================  =================================================================
+stage                 package / module        what it holds (doc)
+====================  ======================  =================================================================
+kernel                ``errors``, ``events``, expected failures, the event protocol, settings, the DuckDB store
+                      ``config``, ``store``,  and its numbered ``migrations/``, the workspace folder and lock,
+                      ``workspace``, ``rate`` throughput and ETA
+1. datastore          ``datastore/``          finding datasets on disk (``sources``), reading files (``readers``),
+                                              the embedder (``embed``), vector files (``vindex``), ``ingest``,
+                                              listing/removing datasets and index ``health`` (docs/datastore.md)
+2. task               ``tasks``               instruction + examples + contamination bans (docs/retrieval.md)
+3. retrieval          ``retrieval/``          pure ReBase ``scoring``, the ``retriever`` and the stored pool
+                                              (docs/retrieval.md)
+4. teacher            ``teacher/``            the Ollama ``client``, ``hosts``, ``prompts``, ``quality`` checks,
+                                              ``transform`` and ``regenerate`` (docs/teacher.md)
+5. review             ``review``              accept / reject / edit / undo, recorded decisions (docs/tui-transform-review-train.md)
+6. student            ``student/``            training data, prompt ``formatting``, ``runs``, the training
+                                              ``loop`` and its ``worker`` and ``supervise``-ion, ``evaluate``,
+                                              model ``export`` (docs/training.md)
+front-end helpers     ``info``, ``demo``      what ``rebase-tui info`` reports; the demo workspace
+====================  ======================  =================================================================
+
+Rules: this package never imports textual, rich or rebase_tui, and imports heavy libraries (torch,
+transformers, sentence_transformers, peft, ray) only inside the functions that need them, so the CLI and
+the app's first paint stay fast. Long operations are generators of :mod:`engine.events`; expected failures
+raise :class:`engine.errors.EngineError` with a message and a fix.
 """

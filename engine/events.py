@@ -17,13 +17,19 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Progress(Event):
-    """A state snapshot of a job's progress: ``done`` of ``total`` ``unit`` (total None when unknown)."""
+    """A state snapshot of a job's progress: ``done`` of ``total`` ``unit`` (total None when unknown).
+
+    ``rate`` (units per second, smoothed) and ``eta_s`` are filled by the engine through
+    :meth:`engine.rate.RateMeter.progress`, so every front end shows the same figures and none computes them.
+    """
 
     stage: str
     done: int
     total: int | None = None
     unit: str = "items"
     message: str = ""
+    rate: float | None = None
+    eta_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

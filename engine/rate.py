@@ -1,10 +1,16 @@
-"""Smoothed throughput and ETA (pure; the CLI and the TUI show identical numbers)."""
+"""Smoothed throughput and ETA, computed here only and carried by :class:`engine.events.Progress`.
+
+The engine's long operations build their progress events with :meth:`RateMeter.progress`; front ends show
+``event.rate`` and ``event.eta_s`` as they are, so the CLI and the TUI always agree.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from engine.events import Progress
 
 
 @dataclass
@@ -39,6 +45,12 @@ class RateMeter:
         if total is None or not self.rate or self.rate <= 0:
             return None
         return max(0.0, (total - done) / self.rate)
+
+    def progress(self, stage: str, done: int, total: int | None = None, unit: str = "items",
+                 message: str = "") -> Progress:
+        """A :class:`Progress` event for ``done`` of ``total``, with the smoothed rate and the ETA."""
+        rate = self.update(done)
+        return Progress(stage, done, total, unit, message, rate=rate, eta_s=self.eta(done, total))
 
 
 def format_seconds(seconds: float | None) -> str:

@@ -27,7 +27,10 @@ for m in mods:
 print(json.dumps(sorted(k for k in sys.modules)))
 """
 
-ENGINE_MODULES = sorted(f"engine.{m.name}" for m in pkgutil.iter_modules(engine.__path__))
+# Every module of every stage package: iter_modules would list the top level only, and a subpackage's
+# modules would silently leave the boundary test.
+ENGINE_MODULES = sorted(m.name for m in pkgutil.walk_packages(engine.__path__, prefix="engine.")
+                        if not m.name.startswith("engine.demo_data"))
 # The training worker and the modules that exist to run models import torch when called, never at import.
 
 

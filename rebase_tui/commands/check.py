@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.datastore import health as datastore
+    from engine.datastore import health
 
     with open_workspace(args) as ws:
         if args.repair:
@@ -30,12 +30,12 @@ def run(args: argparse.Namespace) -> int:
             from engine.datastore.ingest import IngestDone
             from rebase_tui.commands.ingest import render
 
-            before = datastore.check(ws)
+            before = health.check(ws)
             if before.ok:
                 report = before
             else:
                 set_torch_threads(args.threads if args.threads is not None else ws.config["embedder.threads"])
-                gen = datastore.repair(ws)
+                gen = health.repair(ws)
                 holder: list = []
 
                 def events():
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
                 render(events(), stderr_console(), IngestDone)
                 report = holder[0]
         else:
-            report = datastore.check(ws)
+            report = health.check(ws)
     if args.json:
         print_json(report.to_json())
     else:

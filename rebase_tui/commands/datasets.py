@@ -15,11 +15,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.datastore import health as datastore
+    from engine.datastore import health
 
     with open_workspace(args) as ws:
-        items = datastore.list_datasets(ws)
-        totals = datastore.totals(ws)
+        items = health.list_datasets(ws)
+        totals = health.totals(ws)
         embedder = ws.store.get_meta("embedder.name")
     if args.json:
         print_json({"datasets": [d.to_json(card=args.card) for d in items], "totals": totals,

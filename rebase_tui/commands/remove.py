@@ -15,10 +15,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.datastore import health as datastore
+    from engine.datastore import health
 
     with open_workspace(args) as ws:
-        result = datastore.remove_dataset(ws, args.dataset)
+        result = health.remove_dataset(ws, args.dataset)
     if args.json:
         print_json(result)
     else:

@@ -100,16 +100,15 @@ def run(args: argparse.Namespace) -> int:
 def _create(ws, args):
     from engine import tasks
     from engine.errors import EngineError
-    from engine.student import runs
-    from engine.student import training_data as dataset
+    from engine.student import runs, training_data
     from engine.student.loop import check_student
 
     task = tasks.resolve_task(ws, args.task) if args.task else None
     if args.data:
-        rows = dataset.read_examples_file(args.data)
+        rows = training_data.read_examples_file(args.data)
         source = str(args.data)
     elif task is not None:
-        rows = dataset.accepted_examples(ws, task.name)
+        rows = training_data.accepted_examples(ws, task.name)
         source = f"task:{task.name}"
         if not rows:
             raise EngineError(f"task {task.name!r} has no accepted examples",

@@ -20,6 +20,7 @@ from textual.content import Content
 from textual.widgets import DataTable, Input, Label, Log, ProgressBar, Static
 from textual.worker import Worker
 
+from engine.datastore import health
 from engine.events import Log as LogEvent
 from engine.events import Progress
 from engine.rate import RateMeter, format_seconds
@@ -43,15 +44,6 @@ class DatasetTable(DataTable):
         Binding("c", "screen.check", "Check index", id="data.check",
                 tooltip="verify that the store and the vector index agree"),
     ]
-
-
-def _datastore() -> Any:
-    """engine.datastore.health (None while it is not installed)."""
-    try:
-        from engine.datastore import health as datastore
-    except ImportError:
-        return None
-    return datastore
 
 
 def _one_line(text: str, width: int) -> str:
@@ -132,8 +124,7 @@ class DataScreen(StageScreen):
     def _fill_table(self) -> None:
         table = self.query_one("#ds-table", DatasetTable)
         row = table.cursor_row if table.row_count else 0
-        datastore = _datastore()
-        self._datasets = list(datastore.list_datasets(self.rebase.workspace)) if datastore else []
+        self._datasets = list(health.list_datasets(self.rebase.workspace))
         table.clear()
         table.add_rows([
             [Text(str(field(d, "name")) + ("" if field(d, "status", "ready") == "ready" else " (ingesting)")),
@@ -316,10 +307,10 @@ class DataScreen(StageScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                from engine.datastore import health as datastore
+                from engine.datastore import health
 
                 def remove() -> str:
-                    datastore.remove_dataset(self.rebase.workspace, name)
+                    health.remove_dataset(self.rebase.workspace, name)
                     return name
 
                 run_call(self, "remove", remove)
@@ -329,15 +320,12 @@ class DataScreen(StageScreen):
 
     def action_check(self) -> None:
         """Verify (in a worker) that the store and the vector index agree."""
-        datastore = _datastore()
-        if datastore is None:
-            return
         if self.ingesting:
             self.notify("the index is checked when the ingest ends")
             return
 
         self.query_one("#ds-health", Static).update(Content(self._embedder_text() + " · index: checking…"))
-        run_call(self, "check", datastore.check, self.rebase.workspace)
+        run_call(self, "check", health.check, self.rebase.workspace)
 
     def _embedder_text(self) -> str:
         name = self.rebase.workspace.store.get_meta("embedder.name")

@@ -47,14 +47,13 @@ def gpu_mb(pid: int | None) -> float | None:
 def start_run(ws: Any, task: str | None, form: dict[str, Any]) -> dict[str, Any]:
     """Freeze the accepted examples into a new run and launch its worker (runs in a thread worker)."""
     from engine import tasks
-    from engine.student import runs, supervise
-    from engine.student import training_data as dataset
+    from engine.student import runs, supervise, training_data
     from engine.student.loop import check_student
 
     if not task:
         raise EngineError("no task to train on", fix="pick a task on the Task screen (F3) and accept examples")
     task_obj = tasks.resolve_task(ws, task)
-    rows = dataset.accepted_examples(ws, task_obj.name)
+    rows = training_data.accepted_examples(ws, task_obj.name)
     if not rows:
         raise EngineError(f"task {task_obj.name!r} has no accepted examples", fix="accept examples in Review (F6)")
     settings = runs.settings_from_config(ws.config, **form)

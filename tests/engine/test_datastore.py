@@ -7,8 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from engine.datastore import health as datastore
-from engine.datastore import vindex
+from engine.datastore import health, vindex
 from engine.errors import EngineError
 from engine.workspace import Workspace
 from rebase_tui.cli import main
@@ -17,8 +16,8 @@ from tests.fixtures.datastore import SMALL_DATASETS
 
 def test_list_datasets_counts(small_datastore):
     with Workspace(small_datastore) as ws:
-        items = datastore.list_datasets(ws)
-        totals = datastore.totals(ws)
+        items = health.list_datasets(ws)
+        totals = health.totals(ws)
     assert len(items) == len(SMALL_DATASETS)
     assert sum(d.rows for d in items) == totals["rows"]
     assert sum(d.cells for d in items) == totals["cells"]
@@ -39,9 +38,9 @@ def test_remove_deletes_rows_cells_orphan_values_and_vectors(small_datastore, em
                 join datasets d on d.id = r.dataset where d.name = 'trec') and v.id in (select c.value from cells c
                 join rows r on r.id = c."row" join datasets d on d.id = r.dataset where d.name <> 'trec')""").fetchall()
             trec_id = cur.execute("select id from datasets where name = 'trec'").fetchall()[0][0]
-        before = datastore.totals(ws)
-        result = datastore.remove_dataset(ws, "trec")
-        after = datastore.totals(ws)
+        before = health.totals(ws)
+        result = health.remove_dataset(ws, "trec")
+        after = health.totals(ws)
         assert result["dataset"] == "trec" and result["values"] == own
         assert after["datasets"] == before["datasets"] - 1
         assert after["rows"] == before["rows"] - result["rows"]
@@ -51,9 +50,9 @@ def test_remove_deletes_rows_cells_orphan_values_and_vectors(small_datastore, em
         assert all(np.isin([s[0] for s in shared], keys))  # values other datasets use keep their vectors
         d_keys, _ = vindex.load_description_vectors(ws)
         assert trec_id not in d_keys.tolist()
-        assert datastore.check(ws).ok
+        assert health.check(ws).ok
         with pytest.raises(EngineError, match="no dataset trec"):
-            datastore.remove_dataset(ws, "trec")
+            health.remove_dataset(ws, "trec")
         # ingest it again: the same counts as before, new ids (never reused), store and index agree
         from engine.datastore.ingest import run_ingest
         from tests.conftest import shared_data
@@ -65,17 +64,17 @@ def test_remove_deletes_rows_cells_orphan_values_and_vectors(small_datastore, em
         assert again["added"]["values"] == own
         with ws.store.cursor() as cur:
             assert cur.execute("select id from datasets where name = 'trec'").fetchall()[0][0] > trec_id
-        assert datastore.check(ws).ok
+        assert health.check(ws).ok
 
 
 def test_remove_by_last_path_component(small_datastore):
     with Workspace(small_datastore) as ws:
-        assert datastore.remove_dataset(ws, "snli-cf-kaushik")["dataset"] == "sagnikrayc/snli-cf-kaushik"
+        assert health.remove_dataset(ws, "snli-cf-kaushik")["dataset"] == "sagnikrayc/snli-cf-kaushik"
 
 
 def test_check_finds_and_repair_fixes_every_kind_of_damage(small_datastore, embedder):
     with Workspace(small_datastore) as ws:
-        assert datastore.check(ws).ok
+        assert health.check(ws).ok
         vlog = vindex.vector_log(ws, vindex.VALUES)
         keys, vecs = vlog.read()
         # 1) three values lose their vectors, 2) an orphan vector appears, 3) the usearch file goes,
@@ -87,14 +86,14 @@ def test_check_finds_and_repair_fixes_every_kind_of_damage(small_datastore, embe
             f.write(b"\x01\x02\x03")
         with ws.store.cursor() as cur:
             cur.execute("update datasets set status = 'ingesting' where name = 'sst'")
-        report = datastore.check(ws)
+        report = health.check(ws)
         assert not report.ok
         text = " | ".join(report.problems)
         assert "3 value(s) without a vector" in text
         assert "1 value vector(s) whose value is gone" in text
         assert "values.usearch is missing" in text
         assert "1 dataset(s) left 'ingesting'" in text
-        fixed = datastore.run_repair(ws, embedder)
+        fixed = health.run_repair(ws, embedder)
         assert fixed.ok, fixed.problems
         assert fixed.repaired["values_embedded"] == 3 and fixed.repaired["orphan_vectors_dropped"] == 1
         keys2, vecs2 = vindex.load_value_vectors(ws)

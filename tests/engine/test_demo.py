@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from engine.datastore import health as datastore
+from engine.datastore import health
 from engine.datastore.ingest import IngestDone
 from engine.datastore.readers import file_format
 from engine.demo import DEMO_TASKS, build_demo, default_demo_dir, demo_corpus_dir, demo_task_files
@@ -35,10 +35,10 @@ def test_demo_command_builds_default_workspace_once(embedder, capsys):
     assert doc["vectors"] == doc["values"] + 8 and doc["skipped"] == []
     assert doc["added"]["datasets"] == 8 and doc["tasks"] == sorted(DEMO_TASKS)
     with Workspace(default_demo_dir()) as ws:
-        items = {d.name: d for d in datastore.list_datasets(ws)}
+        items = {d.name: d for d in health.list_datasets(ws)}
         assert all(not d.description_generated and d.status == "ready" for d in items.values())
         assert items["demo/movie-snippets"].rows == 40  # the test split is not ingested
-        assert datastore.check(ws).ok
+        assert health.check(ws).ok
         with ws.store.cursor() as cur:
             labels = {r[0] for r in cur.execute(
                 "select r.data->>'label' from rows r join datasets d on d.id = r.dataset "

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from engine.student import runs
-from engine.student import training_data as dataset
+from engine.student import runs, training_data
 from engine.student.evaluate import (
     EvalDone,
     answer_accuracy,
@@ -59,7 +58,7 @@ def trained_run(tmp_path_factory, tiny_student):
     from engine.workspace import Workspace
 
     root = tmp_path_factory.mktemp("evalws")
-    rows = dataset.read_examples_file(shared_data("teacher_outputs", "boolean_expressions.jsonl"))[:160]
+    rows = training_data.read_examples_file(shared_data("teacher_outputs", "boolean_expressions.jsonl"))[:160]
     rows = [{"input": r["input"], "output": "The answer is True."} for r in rows]
     with Workspace(root / "ws") as ws:
         path = runs.create_run(ws, rows, dict(student=str(tiny_student), method="full", epochs=1.0, max_steps=40,
@@ -145,7 +144,7 @@ def test_generate_when_new_tokens_reach_the_context(tiny_student, family, contex
     model.eval()
     fmt = PromptFormat(instruction="Evaluate the boolean expression.",
                        examples=(("not ( True ) and ( True ) is", "The answer is False."),))
-    rows = dataset.read_examples_file(shared_data("teacher_outputs", "boolean_expressions.jsonl"))[:2]
+    rows = training_data.read_examples_file(shared_data("teacher_outputs", "boolean_expressions.jsonl"))[:2]
     inputs = [rows[0]["input"], " ".join(r["input"] for r in rows) * 8]     # a short and an over-long prompt
     assert len(encode_prompt(fmt, tok, inputs[1])) > context
     asked: list[int] = []

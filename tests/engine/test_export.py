@@ -8,8 +8,7 @@ import json
 
 import pytest
 
-from engine.student import runs
-from engine.student import training_data as dataset
+from engine.student import runs, training_data
 from engine.student.export import export_model, parse_modelfile
 from engine.student.formatting import PromptFormat, prompt_text, render_ollama_template
 from engine.student.loop import train
@@ -35,7 +34,7 @@ def finished_runs(ws_dir, tiny_student, tiny_chat_student):
     from engine.workspace import Workspace
 
     task = read_task_file(shared_data("tasks", "boolean_expressions.json"))
-    rows = dataset.read_examples_file(shared_data("teacher_outputs", "boolean_expressions.jsonl"))[:100]
+    rows = training_data.read_examples_file(shared_data("teacher_outputs", "boolean_expressions.jsonl"))[:100]
     out = {}
     with Workspace(ws_dir) as ws:
         for key, student, method in (("full", tiny_student, "full"), ("lora", tiny_chat_student, "lora")):
@@ -140,7 +139,7 @@ def test_export_dataset_formats_keep_provenance(workspace, tmp_path, fmt):
     _seed_examples(workspace)
     task = get_task(workspace, "boolean_expressions")
     out = tmp_path / ("hf" if fmt == "hf" else f"data.{fmt if fmt in ('csv', 'parquet') else 'jsonl'}")
-    result = dataset.export_dataset(workspace, task, fmt, out)
+    result = training_data.export_dataset(workspace, task, fmt, out)
     assert result["rows"] == 2
     if fmt in ("jsonl", "chat", "alpaca"):
         rows = [json.loads(x) for x in out.read_text().splitlines()]
@@ -185,7 +184,7 @@ def test_training_from_accepted_examples_uses_the_task(tmp_path, tiny_student, c
     ws_path = tmp_path / "ws"
     with Workspace(ws_path) as ws:
         _seed_examples(ws)
-        rows = dataset.accepted_examples(ws, "boolean_expressions")
+        rows = training_data.accepted_examples(ws, "boolean_expressions")
     assert [r["output"] for r in rows] == ["True and False is False. So the answer is False.", "The answer is False."]
     assert main(["train", "boolean_expressions", "-w", str(ws_path), "--student", str(tiny_student),
                  "--max-steps", "2", "--batch-size", "2", "--max-length", "64", "--threads", "1", "--json"]) == 0

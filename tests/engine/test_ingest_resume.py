@@ -12,8 +12,7 @@ import time
 
 import numpy as np
 
-from engine.datastore import health as datastore
-from engine.datastore import vindex
+from engine.datastore import health, vindex
 from engine.datastore.ingest import run_ingest
 from engine.workspace import Workspace
 from tests.conftest import REPO, shared_data
@@ -35,8 +34,8 @@ def _snapshot(path):
             texts = dict(cur.execute("select id, text from cell_values").fetchall())
         keys, vecs = vindex.load_value_vectors(ws)
         by_text = {texts[int(k)]: v for k, v in zip(keys, vecs, strict=True)}
-        report = datastore.check(ws)
-        totals = datastore.totals(ws)
+        report = health.check(ws)
+        totals = health.totals(ws)
     return datasets, rows, cells, by_text, report, totals
 
 
@@ -85,7 +84,7 @@ def test_sigkill_twice_then_resume_equals_uninterrupted(tmp_path, embedder):
     second = _run_and_kill(cmd, env, "embedding values", rng.uniform(0.0, 1.5), log)
     assert first or second, f"seed {seed}: no run was killed\n" + "\n".join(log)
     with Workspace(ws_dir) as ws:  # the kills left unfinished work behind (then the resume must finish it)
-        interrupted = datastore.check(ws)
+        interrupted = health.check(ws)
     assert not interrupted.ok, f"seed {seed}: the kills landed after the work was done\n" + "\n".join(log)
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

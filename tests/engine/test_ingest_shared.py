@@ -68,6 +68,6 @@ def test_full_shared_datastore(tmp_path):
         assert summary["vectors"] == 110_523 and summary["skipped"] == []
         again = run_ingest(ws, [shared_data("datastore")], max_rows_per_config=0, embedder=embedder)
         assert again["added"] == {"datasets": 0, "rows": 0, "values": 0} and again["unchanged"] == 224
-        from engine.datastore import health as datastore
+        from engine.datastore import health
 
-        assert datastore.check(ws).ok
+        assert health.check(ws).ok

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from engine.student import runs
-from engine.student import training_data as dataset
+from engine.student import runs, training_data
 from engine.student.loop import (
     CheckpointSaved,
     EvalMetrics,
@@ -32,7 +31,7 @@ def _settings(student, **kw):
 
 
 def _rows(n=200):
-    return dataset.read_examples_file(shared_data("teacher_outputs", "boolean_expressions.jsonl"))[:n]
+    return training_data.read_examples_file(shared_data("teacher_outputs", "boolean_expressions.jsonl"))[:n]
 
 
 def test_loss_falls_and_events_are_well_formed(workspace, tiny_student):
@@ -112,7 +111,7 @@ def test_out_of_memory_ends_failed_with_hints(workspace, tiny_student):
     import resource
 
     before = resource.getrlimit(resource.RLIMIT_AS)
-    rows = dataset.read_examples_file(shared_data("teacher_outputs", "squad.jsonl"))[:100]
+    rows = training_data.read_examples_file(shared_data("teacher_outputs", "squad.jsonl"))[:100]
     path = runs.create_run(workspace, rows, _settings(tiny_student, batch_size=64, max_length=256, max_steps=3,
                                                       max_memory_mb=64))
     end = list(train(path))[-1]
@@ -171,4 +170,4 @@ def test_bad_data_file_is_named(tmp_path):
     f = tmp_path / "d.jsonl"
     f.write_text('{"input": "a", "output": "b"}\n{"input": "a"}\n')
     with pytest.raises(EngineError, match="line 2"):
-        dataset.read_examples_file(f)
+        training_data.read_examples_file(f)
