@@ -272,7 +272,7 @@ class LiveRetrieval:
 
     def store_pool(self, outcome: SearchOutcome, task: Task) -> int:
         """Store ``outcome`` as ``task``'s pool (what ``rebase-tui retrieve`` stores); return its size."""
-        from engine.retrieval.retriever import store_pool
+        from engine.retrieval.pool import store_pool
 
         return int(store_pool(self.app.workspace, task, outcome.result))
 

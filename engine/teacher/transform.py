@@ -27,6 +27,7 @@ from typing import Any
 from engine.errors import EngineError
 from engine.events import Event, Log, Progress
 from engine.rate import RateMeter, format_seconds
+from engine.retrieval.pool import load_pool
 from engine.tasks import Task, resolve_task
 from engine.teacher import prompts
 from engine.teacher.client import TeacherCallFailed, TeacherSettings, chat, check_model, make_client
@@ -122,17 +123,6 @@ def call_key(task: str, row: int, phash: str, model: str, options: dict[str, Any
 def filter_key(task: str, row: int, phash: str, model: str, options: dict[str, Any]) -> str:
     """The cache key of the filter call for the example made from ``row``."""
     return call_key(task, row, "filter:" + phash, model, options, "filter")
-
-
-def load_pool(ws: Workspace, task: str, limit: int | None = None) -> list[tuple[int, int, dict[str, Any]]]:
-    """The task's pool as (rank, rows.id, row data), best first (the pool stored by retrieval)."""
-    from engine.retrieval.retriever import load_pool as stored_pool
-
-    out = []
-    for item in stored_pool(ws, task, limit):
-        data = item["data"]
-        out.append((item["rank"], item["row"], data if isinstance(data, dict) else {"value": data}))
-    return out
 
 
 def _existing(ws: Workspace, task: str, keys: list[str]) -> tuple[dict[str, str], dict[str, tuple[int, str, str, str]]]:
@@ -272,8 +262,8 @@ async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, 
                DuplicateIndex(task))
     await asyncio.to_thread(_seed_duplicates, ws, task.name, run.dups)
 
-    items = [_Item(rank, row, data, call_key(task.name, row, phash, settings.model, options))
-             for rank, row, data in pool]
+    items = [_Item(p.rank, p.row, p.data, call_key(task.name, p.row, phash, settings.model, options))
+             for p in pool]
     calls, examples = await asyncio.to_thread(_existing, ws, task.name, [i.key for i in items])
     todo: list[_Item] = []
     cached = 0

@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.retrieval.retriever import Retriever, as_task, store_pool
+    from engine.retrieval.pool import store_pool
+    from engine.retrieval.retriever import Retriever, as_task
 
     with open_workspace(args) as ws:
         task = as_task(ws, args.task)

@@ -77,11 +77,11 @@ def run(args: argparse.Namespace) -> int:
 def _show_prompt(ws, task, args: argparse.Namespace) -> int:
     import json
 
+    from engine.retrieval.pool import load_pool
     from engine.teacher import prompts
-    from engine.teacher.transform import load_pool
 
     pool = load_pool(ws, task.name, 1)
-    row = pool[0][2] if pool else {"column": "(the task has no pool yet: a row's fields appear here)"}
+    row = pool[0].data if pool else {"column": "(the task has no pool yet: a row's fields appear here)"}
     cot = prompts.resolve_cot(task, args.cot)
     messages = prompts.transform_messages(prompts.get_template(ws, task.name), task, row)
     schema = prompts.output_schema(task, cot)

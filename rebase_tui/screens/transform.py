@@ -22,6 +22,7 @@ from textual.widgets import Input, Label, ProgressBar, Select, Static
 
 from engine.errors import EngineError
 from engine.events import Log, Progress
+from engine.retrieval.pool import pool_sizes
 from rebase_tui.jobs import describe_error, run_async_events
 from rebase_tui.messages import EngineEvent, JobFinished
 from rebase_tui.screens.base import StageScreen
@@ -31,13 +32,6 @@ from rebase_tui.widgets.stat_panel import StatPanel
 from rebase_tui.widgets.stream_view import StreamView
 
 COT_MODES = ("auto", "on", "off")
-
-
-def pool_sizes(ws: Any) -> dict[str, int]:
-    """Tasks that have a retrieved pool, with its size."""
-    with ws.store.cursor() as cur:
-        rows = cur.execute("select task, count(*) from retrievals group by task order by task").fetchall()
-    return {name: int(n) for name, n in rows}
 
 
 class TransformScreen(StageScreen):

@@ -250,7 +250,7 @@ def test_the_query_vector_table_is_bounded(ws, retriever, monkeypatch):
 
 
 def test_store_pool_replaces_the_tasks_pool(ws, retriever):
-    from engine.retrieval.retriever import load_pool, store_pool
+    from engine.retrieval.pool import load_pool, store_pool
     from engine.tasks import get_task, validate
 
     task = validate(_spec("mnli"))
@@ -259,11 +259,11 @@ def test_store_pool_replaces_the_tasks_pool(ws, retriever):
     result = retriever.search(task, top=12, per_dataset_cap=2)
     store_pool(ws, task, result)
     pool = load_pool(ws, "mnli")
-    assert [p["rank"] for p in pool] == list(range(1, 13))
-    assert [(p["row"], p["row_id"], p["dataset_id"], p["input_column"]) for p in pool] == \
+    assert [p.rank for p in pool] == list(range(1, 13))
+    assert [(p.row, p.row_id, p.dataset_id, p.input_column) for p in pool] == \
         [(h.key, h.row_id, h.dataset_id, h.input_column) for h in result]
-    assert pool[0]["score"] == pytest.approx(result.results[0].score)
-    assert pool[0]["data"] == result.results[0].row
+    assert pool[0].score == pytest.approx(result.results[0].score)
+    assert pool[0].data == result.results[0].row
 
 
 def test_stale_after_the_datastore_changes(ws, retriever):

@@ -144,7 +144,8 @@ def test_sigkill_halfway_then_resume_makes_exactly_n_calls(standin_factory, tmp_
 
 
 def _retrieve(path: Path, top: int) -> int:
-    from engine.retrieval.retriever import Retriever, store_pool
+    from engine.retrieval.pool import store_pool
+    from engine.retrieval.retriever import Retriever
 
     with Workspace(path) as ws:
         task = read_task_file(shared_data("tasks", "mnli.json"))

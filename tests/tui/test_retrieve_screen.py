@@ -9,7 +9,7 @@ import json
 import pytest
 from textual.widgets import DataTable, Input, Static
 
-from engine.retrieval.retriever import load_pool
+from engine.retrieval.pool import load_pool
 from engine.tasks import Example, Task, add_task
 from engine.workspace import Workspace
 from rebase_tui.app import RebaseApp
@@ -143,8 +143,8 @@ async def test_detail_pane_exclusion_controls_and_pool(nli_workspace):
         await pilot.press("ctrl+j")
         await pilot.pause()
         pool = load_pool(ws, "nli")
-        assert [p["rank"] for p in pool] == [1, 2, 3, 4, 5]
-        assert [p["row"] for p in pool] == [r.key for r in _rows(app)]
+        assert [p.rank for p in pool] == [1, 2, 3, 4, 5]
+        assert [p.row for p in pool] == [r.key for r in _rows(app)]
 
 
 async def test_untrusted_cells_display_verbatim(small_datastore, tmp_path, embedder):
