@@ -1,4 +1,4 @@
-"""Adapters from engine jobs to Textual workers (STYLE.md §2.4–2.5).
+"""Adapters from engine jobs to Textual workers.
 
 Every long engine operation is a generator of :class:`engine.events.Event`. These helpers run one in a
 worker that belongs to ``node`` (a screen or widget; the worker is cancelled when the node goes away) and
@@ -41,6 +41,13 @@ from rebase_tui.messages import EngineEvent, JobFinished
 log = logging.getLogger(__name__)
 
 
+def _failed(job: str, exc: BaseException) -> str:
+    """The one line a failed job reports; an unexpected exception is also logged with its traceback."""
+    if not isinstance(exc, EngineError):
+        log.exception("job %s failed", job)
+    return describe_error(exc)
+
+
 def describe_error(exc: BaseException) -> str:
     """One line for the user: ``message — fix`` for EngineError, ``Type: text`` for anything else."""
     if isinstance(exc, EngineError):
@@ -73,9 +80,7 @@ def run_events(node: DOMNode, job: str, make: Callable[[], Iterator[Event]], *,
                     break
                 node.post_message(EngineEvent(job, event))
         except Exception as exc:  # every failure becomes a message, never an app exit
-            if not isinstance(exc, EngineError):
-                log.exception("job %s failed", job)
-            outcome, error = "error", describe_error(exc)
+            outcome, error = "error", _failed(job, exc)
         finally:
             close = getattr(gen, "close", None)
             if close is not None:
@@ -110,9 +115,7 @@ def run_async_events(node: DOMNode, job: str, make: Callable[[], AsyncIterator[E
             outcome = "cancelled"
             raise
         except Exception as exc:
-            if not isinstance(exc, EngineError):
-                log.exception("job %s failed", job)
-            outcome, error = "error", describe_error(exc)
+            outcome, error = "error", _failed(job, exc)
         finally:
             aclose = getattr(agen, "aclose", None)
             if aclose is not None:
@@ -137,9 +140,7 @@ def run_call(node: DOMNode, job: str, fn: Callable[..., Any], *args: Any, exclus
         try:
             result = fn(*args, **kwargs)
         except Exception as exc:
-            if not isinstance(exc, EngineError):
-                log.exception("job %s failed", job)
-            node.post_message(JobFinished(job, "error", None, describe_error(exc)))
+            node.post_message(JobFinished(job, "error", None, _failed(job, exc)))
             return None
         if worker.is_cancelled:
             node.post_message(JobFinished(job, "cancelled"))

@@ -179,8 +179,8 @@ async def _one(ws: Workspace, task: Task, example: tuple[Any, ...], settings: Te
         if newer is not None:
             got = await asyncio.to_thread(review.get_example, ws, newer)
             assert got is not None
-            return Regenerated(old_id, newer, row, got["status"], got["reason"], got["input"], got["output"],
-                               got["reasoning"], replaced=True, cached=True)
+            return Regenerated(old_id, newer, row, got.status, got.reason, got.input, got.output,
+                               got.reasoning, replaced=True, cached=True)
     use_cot = default_cot if forced or old_phash not in formats else formats[old_phash][0]
     schema = prompts.output_schema(task, use_cot)
     phash = prompts.prompt_hash(template, task, schema)

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         items = review.list_examples(ws, task.name, args.status, limit=args.limit)
         tally = review.counts(ws, task.name)
     if args.json:
-        print_json({"task": task.name, "counts": tally, "examples": items})
+        print_json({"task": task.name, "counts": tally, "examples": [e.to_json() for e in items]})
         return 0
     from rich.markup import escape
     from rich.table import Table
@@ -39,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
     table = Table("id", "status", "input", "output", "source", title=f"{task.name}: " +
                   ", ".join(f"{n} {s}" for s, n in tally.items() if n), title_justify="left")
     for e in items:
-        src = e["source"] or {}
-        where = f"{src.get('dataset')}/{src.get('config')}#{src.get('row_id')}" if src else "—"
-        output = e["output"] if e["status"] != "failed" else f"({e['reason']})"
-        table.add_row(str(e["id"]), e["status"], escape(e["input"][:120]), escape(output[:80]), escape(where))
+        src = e.source
+        where = f"{src.dataset}/{src.config}#{src.row_id}" if src else "—"
+        output = e.output if e.status != "failed" else f"({e.reason})"
+        table.add_row(str(e.id), e.status, escape(e.input[:120]), escape(output[:80]), escape(where))
     console.print(table)
     return 0

@@ -21,6 +21,7 @@ from textual.content import Content
 from textual.widgets import Input, Static
 
 from engine.errors import EngineError
+from engine.review import ExampleRecord
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets import review_backend as backend
 from rebase_tui.widgets.actions_palette import ScreenActions
@@ -34,7 +35,7 @@ LIST_ACTIONS = {"accept", "reject", "reject_reason", "edit", "undo", "accept_all
                 "regenerate", "filter", "cycle_filter", "search"}
 
 
-def _read_detail(ws: Any, example_id: int) -> tuple[dict[str, Any], str, Any]:
+def _read_detail(ws: Any, example_id: int) -> tuple[ExampleRecord | None, str, Any]:
     """(example, source origin, source fields) of one example (two short queries; any thread)."""
     example = backend.get_example(ws, example_id)
     origin, data = backend.source_of(ws, example)
@@ -153,7 +154,7 @@ class ReviewScreen(StageScreen):
             return  # the cursor moved on before this ran: only the newest row is loaded
         self._show_detail(example_id)
 
-    def _detail(self, example_id: int) -> tuple[dict[str, Any], str, Any]:
+    def _detail(self, example_id: int) -> tuple[ExampleRecord | None, str, Any]:
         """(example, source origin, source fields), cached per example until a decision changes it."""
         got = self._details.get(example_id)
         if got is None:
@@ -172,7 +173,7 @@ class ReviewScreen(StageScreen):
             source.show("", None)
             return
         example, origin, data = self._detail(example_id)
-        card.show(example)
+        card.show(example, missing_id=example_id)
         if source.shown_origin != origin:
             source.show(origin, data)
         nxt = self.example_list.cursor + 1
@@ -213,12 +214,12 @@ class ReviewScreen(StageScreen):
     # written through engine.review on one writer thread, in order; when a write returns, the rows are
     # repainted from what DuckDB holds (an engine refusal puts the truth back and says why). A DuckDB
     # commit costs ~15 ms here, which would otherwise sit between every key and its paint.
-    def _paint_examples(self, examples: list[dict[str, Any]]) -> None:
+    def _paint_examples(self, examples: list[ExampleRecord]) -> None:
         """Repaint the rows of ``examples`` (fresh from the database) wherever they are shown."""
         lst = self.example_list
         positions = {r.id: i for i, r in enumerate(self.queue.shown)} if len(examples) > 1 else None
         for example in examples:
-            ex_id = int(example["id"])
+            ex_id = example.id
             self._details.pop(ex_id, None)
             self._stale.add(ex_id)
             self.queue.update(example)
@@ -227,7 +228,7 @@ class ReviewScreen(StageScreen):
                 lst.refresh_row(idx)
         self._paint_summary()
         current = lst.current
-        if current is not None and any(int(e["id"]) == current.id for e in examples):
+        if current is not None and any(e.id == current.id for e in examples):
             self._show_detail(current.id)
 
     def _optimistic(self, ids: list[int], status: str, advance: bool) -> None:
@@ -316,6 +317,9 @@ class ReviewScreen(StageScreen):
             return
         example = backend.get_example(self.rebase.workspace, row.id)
         example_id = row.id
+        if example is None:
+            self.notify(f"example #{example_id} no longer exists", severity="warning")
+            return
 
         def saved(fields: dict[str, str] | None) -> None:
             self.example_list.focus()
@@ -338,10 +342,10 @@ class ReviewScreen(StageScreen):
         if not restored:
             self.notify("nothing to undo")
             return
-        first = int(restored[0]["id"])
+        first = restored[0].id
         for example in restored:
-            self._details.pop(int(example["id"]), None)
-            self._stale.add(int(example["id"]))
+            self._details.pop(example.id, None)
+            self._stale.add(example.id)
             self.queue.update(example)
         idx = self.queue.index_of(first)
         if idx is None:  # filtered out: show it again by re-applying the filter
@@ -460,15 +464,15 @@ class ReviewScreen(StageScreen):
             self.notify(f"#{example_id} regenerated → #{result.example_id} ({result.status}: {result.reason})",
                         severity="warning", timeout=8)
 
-    def _show_regenerated(self, old_id: int, examples: list[dict[str, Any]]) -> None:
+    def _show_regenerated(self, old_id: int, examples: list[ExampleRecord]) -> None:
         """Repaint the old example, put the new one right below it, and move the cursor to the new one."""
-        new = [e for e in examples if int(e["id"]) != old_id]
-        known = [e for e in examples if int(e["id"]) in self.queue.by_id]
+        new = [e for e in examples if e.id != old_id]
+        known = [e for e in examples if e.id in self.queue.by_id]
         if known:
             self._paint_examples(known)
         if not new:
             return
-        new_id = int(new[0]["id"])
+        new_id = new[0].id
         if new_id not in self.queue.by_id or self.queue.index_of(new_id) is None:
             row = self.queue.update(new[0])
             at = self.queue.index_of(old_id)

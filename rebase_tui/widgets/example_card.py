@@ -15,6 +15,8 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
+from engine.review import ExampleRecord
+
 
 def _section(title: str, body: str) -> Content:
     return Content.assemble((title, "bold $text-accent"), "\n", Content(body if body else "—"), "\n")
@@ -35,26 +37,27 @@ class ExampleCard(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static("", id="card-body")
 
-    def show(self, example: Mapping[str, Any] | None) -> None:
-        """Show ``example`` (a mapping with input/output/reasoning/status/reason/...), or a blank card."""
+    def show(self, example: ExampleRecord | None, missing_id: int | None = None) -> None:
+        """Show ``example``, or a blank card (naming ``missing_id`` when that example no longer exists)."""
         body = self.query_one("#card-body", Static)
-        self.shown_id = int(example["id"]) if example is not None else None
+        self.shown_id = example.id if example is not None else missing_id
         if example is None:
-            body.update(Content("no example selected"))
+            body.update(Content("no example selected" if missing_id is None
+                                else f"example #{missing_id} no longer exists"))
             return
-        line = f"#{example.get('id')} · {example.get('status')}"
-        if example.get("edited"):
+        line = f"#{example.id} · {example.status}"
+        if example.edited:
             line += " · edited"
-        if example.get("reason"):
-            line += f" · {example['reason']}"
-        if example.get("teacher_model"):
-            line += f" · {example['teacher_model']}"
-        parts = [Content.styled(line + "\n", "$text-muted"), _section("Input", str(example.get("input") or "")),
-                 _section("Output", str(example.get("output") or ""))]
-        if example.get("reasoning"):
-            parts.append(_section("Reasoning", str(example["reasoning"])))
-        if example.get("status") == "failed" and example.get("raw_response"):
-            parts.append(_section("Raw response", str(example["raw_response"])))
+        if example.reason:
+            line += f" · {example.reason}"
+        if example.teacher_model:
+            line += f" · {example.teacher_model}"
+        parts = [Content.styled(line + "\n", "$text-muted"), _section("Input", example.input),
+                 _section("Output", example.output)]
+        if example.reasoning:
+            parts.append(_section("Reasoning", example.reasoning))
+        if example.status == "failed" and example.raw_response:
+            parts.append(_section("Raw response", example.raw_response))
         body.update(Content("\n").join(parts))
         self.scroll_home(animate=False)
 

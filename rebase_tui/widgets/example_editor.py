@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -10,6 +10,8 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, TextArea
+
+from engine.review import ExampleRecord
 
 _CSS = """
 ExampleEditor, ReasonDialog { align: center middle; }
@@ -32,21 +34,21 @@ class ExampleEditor(ModalScreen["dict[str, str] | None"]):
         Binding("escape", "cancel", "Cancel", id="review.edit.cancel", tooltip="close without saving"),
     ]
 
-    def __init__(self, example: dict[str, Any]) -> None:
+    def __init__(self, example: ExampleRecord) -> None:
         super().__init__()
         self.example = example
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(Content(f"Edit example #{self.example.get('id')} — ctrl+s saves and accepts, "
+            yield Label(Content(f"Edit example #{self.example.id} — ctrl+s saves and accepts, "
                                 "escape cancels"))
             yield Label("Input")
-            yield TextArea(str(self.example.get("input") or ""), id="edit-input")
+            yield TextArea(self.example.input, id="edit-input")
             yield Label("Output")
-            yield TextArea(str(self.example.get("output") or ""), id="edit-output")
-            if self.example.get("reasoning") is not None:
+            yield TextArea(self.example.output, id="edit-output")
+            if self.example.reasoning is not None:
                 yield Label("Reasoning")
-                yield TextArea(str(self.example.get("reasoning") or ""), id="edit-reasoning")
+                yield TextArea(self.example.reasoning, id="edit-reasoning")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save + accept", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
 
+from engine.review import ExampleBrief, ExampleRecord
 from rebase_tui.widgets.example_list import QueueRow, flatten
 
 #: Every example state, in display order (the engine's states, migrations/0004_teacher.sql).
@@ -20,12 +20,10 @@ STATES = ("pending", "accepted", "rejected", "failed", "duplicate")
 FILTERS = ("all",) + STATES
 
 
-def make_row(example: dict[str, Any]) -> QueueRow:
-    """A list row for an example mapping (id, status, edited, input, output)."""
-    text = str(example.get("input") or "")
-    out = str(example.get("output") or "")
-    return QueueRow(int(example["id"]), str(example["status"]), bool(example.get("edited")),
-                    flatten(text, 300), (text + "\n" + out).lower())
+def make_row(example: ExampleBrief | ExampleRecord) -> QueueRow:
+    """A list row for an example."""
+    return QueueRow(example.id, example.status, example.edited, flatten(example.input, 300),
+                    (example.input + "\n" + example.output).lower())
 
 
 class ReviewQueue:
@@ -52,9 +50,9 @@ class ReviewQueue:
         self.shown = list(rows)
         return self.shown
 
-    def update(self, example: dict[str, Any]) -> QueueRow:
+    def update(self, example: ExampleRecord) -> QueueRow:
         """Apply an example's new state (after a decision or an undo); add it when it is new."""
-        row = self.by_id.get(int(example["id"]))
+        row = self.by_id.get(example.id)
         fresh = make_row(example)
         if row is None:
             self.rows.append(fresh)

@@ -30,32 +30,32 @@ async def _transform(ws, srv) -> TransformFinished:
 
 def _fields(ws, ex_id) -> dict:
     got = review.get_example(ws, ex_id)
-    return {k: got[k] for k in ("status", "reason", "input", "output", "row", "edited")}
+    return {k: getattr(got, k) for k in ("status", "reason", "input", "output", "row", "edited")}
 
 
 async def test_regenerate_one_call_cached_and_undone(mnli_ws, standin):
     first = await _transform(mnli_ws, standin)
     assert first.done == 6
     old = review.list_examples(mnli_ws, "mnli")[0]
-    before = _fields(mnli_ws, old["id"])
+    before = _fields(mnli_ws, old.id)
     calls = standin.chat_requests
 
-    events = [ev async for ev in regenerate(mnli_ws, "mnli", [old["id"]], settings(standin), text_interval=0.0)]
+    events = [ev async for ev in regenerate(mnli_ws, "mnli", [old.id], settings(standin), text_interval=0.0)]
     assert standin.chat_requests == calls + 1, "exactly one new teacher call"
     assert any(isinstance(e, ExampleText) for e in events), "the reply streams"
     (got,) = [e for e in events if isinstance(e, Regenerated)]
-    assert (got.old_id, got.status, got.replaced, got.cached, got.slot) == (old["id"], "pending", True, False, 1)
+    assert (got.old_id, got.status, got.replaced, got.cached, got.slot) == (old.id, "pending", True, False, 1)
     new = _fields(mnli_ws, got.example_id)
-    assert new["status"] == "pending" and new["row"] == old["row"]
+    assert new["status"] == "pending" and new["row"] == old.row
     chats = standin.requests("/api/chat")
     same = [r for r in chats[:-1] if r.body["messages"] == chats[-1].body["messages"]]
     assert [r.body["options"]["seed"] for r in same] == [7], "the same prompt as the row's transform call"
     assert chats[-1].body["options"]["seed"] == 8, "regeneration 1 asks with seed 7 + 1 (a new answer)"
     assert new["output"] in ("Neutral", "Entailment", "Contradiction"), "the same quality checks (label set)"
-    assert _fields(mnli_ws, old["id"])["status"] == "rejected"
-    assert _fields(mnli_ws, old["id"])["reason"] == "regenerated"
+    assert _fields(mnli_ws, old.id)["status"] == "rejected"
+    assert _fields(mnli_ws, old.id)["reason"] == "regenerated"
     # Its own cache entry: a new key, the seed of regeneration 1, beside the row's transform call.
-    keys = q(mnli_ws, "select key, options, status from teacher_calls where row = ? order by created_at", [old["row"]])
+    keys = q(mnli_ws, "select key, options, status from teacher_calls where row = ? order by created_at", [old.row])
     assert len(keys) == 2 and len({k for k, _, _ in keys}) == 2
     assert [json.loads(o)["seed"] for _, o, _ in keys] == [7, 8] and all(s == "ok" for _, _, s in keys)
     assert q(mnli_ws, "select call_key from examples where id = ?", [got.example_id])[0][0] == keys[1][0]
@@ -63,48 +63,48 @@ async def test_regenerate_one_call_cached_and_undone(mnli_ws, standin):
     # A transform re-run still repeats nothing; regenerating the same example again is cached.
     again = await _transform(mnli_ws, standin)
     assert (again.cached, again.done) == (6, 0)
-    repeat = await regenerate_one(mnli_ws, "mnli", old["id"], settings(standin))
+    repeat = await regenerate_one(mnli_ws, "mnli", old.id, settings(standin))
     assert (repeat.cached, repeat.example_id) == (True, got.example_id)
     assert standin.chat_requests == calls + 1
 
     # One undo: the old example as it was, the new one rejected.
-    assert sorted(review.undo(mnli_ws, "mnli")) == sorted([old["id"], got.example_id])
-    assert _fields(mnli_ws, old["id"]) == before
+    assert sorted(review.undo(mnli_ws, "mnli")) == sorted([old.id, got.example_id])
+    assert _fields(mnli_ws, old.id) == before
     assert (_fields(mnli_ws, got.example_id)["status"], _fields(mnli_ws, got.example_id)["reason"]) == \
         ("rejected", "regeneration undone")
 
     # After the undo a regeneration is a fresh call in the next slot (seed 7 + 2).
-    third = await regenerate_one(mnli_ws, "mnli", old["id"], settings(standin))
+    third = await regenerate_one(mnli_ws, "mnli", old.id, settings(standin))
     assert (third.slot, third.status, third.cached) == (2, "pending", False)
-    assert third.example_id not in (old["id"], got.example_id)
+    assert third.example_id not in (old.id, got.example_id)
     assert standin.chat_requests == calls + 2
 
 
 async def test_failed_call_changes_nothing_then_succeeds(mnli_ws, standin):
     await _transform(mnli_ws, standin)
     old = review.list_examples(mnli_ws, "mnli")[1]
-    before = _fields(mnli_ws, old["id"])
+    before = _fields(mnli_ws, old.id)
     n_examples = len(review.list_examples(mnli_ws, "mnli"))
     standin.inject("http503", times=100)
-    got = await regenerate_one(mnli_ws, "mnli", old["id"], settings(standin, retries=1))
+    got = await regenerate_one(mnli_ws, "mnli", old.id, settings(standin, retries=1))
     assert (got.status, got.example_id, got.replaced) == ("error", None, False)
-    assert "HTTP 503" in got.reason and f"#{old['id']} is unchanged" in got.reason
-    assert _fields(mnli_ws, old["id"]) == before and len(review.list_examples(mnli_ws, "mnli")) == n_examples
+    assert "HTTP 503" in got.reason and f"#{old.id} is unchanged" in got.reason
+    assert _fields(mnli_ws, old.id) == before and len(review.list_examples(mnli_ws, "mnli")) == n_examples
     standin.clear_faults()
-    ok = await regenerate_one(mnli_ws, "mnli", old["id"], settings(standin))
+    ok = await regenerate_one(mnli_ws, "mnli", old.id, settings(standin))
     assert (ok.status, ok.slot, ok.replaced) == ("pending", 1, True)
 
 
 async def test_unusable_reply_keeps_the_old_example(mnli_ws, standin):
     await _transform(mnli_ws, standin)
     old = review.list_examples(mnli_ws, "mnli")[2]
-    before = _fields(mnli_ws, old["id"])
+    before = _fields(mnli_ws, old.id)
     standin.inject("bad_json")
-    got = await regenerate_one(mnli_ws, "mnli", old["id"], settings(standin))
+    got = await regenerate_one(mnli_ws, "mnli", old.id, settings(standin))
     assert got.status == "failed" and not got.replaced and "not valid JSON" in got.reason
     stored = review.get_example(mnli_ws, got.example_id)
-    assert stored["status"] == "failed" and stored["raw_response"], "stored for the record, raw reply kept"
-    assert _fields(mnli_ws, old["id"]) == before
+    assert stored.status == "failed" and stored.raw_response, "stored for the record, raw reply kept"
+    assert _fields(mnli_ws, old.id) == before
 
 
 async def test_refusals_before_any_call(mnli_ws, standin):
@@ -122,8 +122,8 @@ async def test_refusals_before_any_call(mnli_ws, standin):
         port = s.getsockname()[1]
     ex = review.list_examples(mnli_ws, "mnli")[0]
     with pytest.raises(EngineError, match="not reachable"):
-        await regenerate_one(mnli_ws, "mnli", ex["id"], settings(standin, host=f"http://127.0.0.1:{port}"))
-    assert review.get_example(mnli_ws, ex["id"])["status"] == "pending"
+        await regenerate_one(mnli_ws, "mnli", ex.id, settings(standin, host=f"http://127.0.0.1:{port}"))
+    assert review.get_example(mnli_ws, ex.id).status == "pending"
     assert standin.chat_requests == calls
 
 
@@ -139,7 +139,7 @@ def test_review_regenerate_command(tmp_path, standin, capsys):
         add_task(ws, read_task_file(shared_data("tasks", "mnli.json")))
         pool_from_datastore(ws, "mnli", ["sagnikrayc__snli-cf-kaushik"], 4)
         asyncio.run(_transform(ws, standin))
-        ids = [e["id"] for e in review.list_examples(ws, "mnli")][:2]
+        ids = [e.id for e in review.list_examples(ws, "mnli")][:2]
     calls = standin.chat_requests
     argv = ["review", "mnli", "-w", str(path), "--regenerate", *map(str, ids), "--host", standin.url,
             "--model", "llama3.1:8b", "--seed", "7", "--json"]

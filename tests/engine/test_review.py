@@ -36,7 +36,7 @@ def reviewed_ws(tmp_path, standin):
 
 
 def ids(ws, status=None):
-    return [e["id"] for e in review.list_examples(ws, "mnli", status)]
+    return [e.id for e in review.list_examples(ws, "mnli", status)]
 
 
 def test_accept_reject_edit_undo_survive_restart(reviewed_ws):
@@ -44,34 +44,34 @@ def test_accept_reject_edit_undo_survive_restart(reviewed_ws):
         all_ids = ids(ws)
         assert len(all_ids) == 8 and review.counts(ws, "mnli")["pending"] == 8
         e = review.get_example(ws, all_ids[0])
-        assert e["source"]["dataset"] == "sagnikrayc/snli-cf-kaushik" and e["source"]["config"] == "plain_text"
-        assert isinstance(e["source"]["row_id"], int)
+        assert e.source.dataset == "sagnikrayc/snli-cf-kaushik" and e.source.config == "plain_text"
+        assert isinstance(e.source.row_id, int)
         assert review.accept(ws, "mnli", all_ids[:2]) == 2
         assert review.reject(ws, "mnli", [all_ids[2]], "wrong label") == 1
         edited = review.edit(ws, "mnli", all_ids[3], output="Contradiction", input="Premise: x. Hypothesis: y.")
-        assert edited["edited"] and edited["output"] == "Contradiction"
+        assert edited.edited and edited.output == "Contradiction"
         assert review.accept(ws, "mnli", all_ids[:2]) == 0, "no change, no decision"
     with Workspace(reviewed_ws) as ws:          # decisions survive a restart
         assert review.counts(ws, "mnli") == {"pending": 5, "accepted": 2, "rejected": 1, "failed": 0,
                                              "duplicate": 0}
-        assert review.get_example(ws, all_ids[2])["reason"] == "wrong label"
+        assert review.get_example(ws, all_ids[2]).reason == "wrong label"
         assert review.undo(ws, "mnli") == [all_ids[3]]
         restored = review.get_example(ws, all_ids[3])
-        raw = json.loads(restored["raw_response"])
-        assert not restored["edited"] and (restored["input"], restored["output"]) == (raw["input"], raw["output"])
+        raw = json.loads(restored.raw_response)
+        assert not restored.edited and (restored.input, restored.output) == (raw["input"], raw["output"])
         assert review.undo(ws, "mnli") == [all_ids[2]]
-        assert review.get_example(ws, all_ids[2])["status"] == "pending"
+        assert review.get_example(ws, all_ids[2]).status == "pending"
         assert sorted(review.undo(ws, "mnli")) == sorted(all_ids[:2])
         assert review.undo(ws, "mnli") == []
         assert review.counts(ws, "mnli")["pending"] == 8
         hist = review.history(ws, "mnli")
-        assert len(hist) == 4 and all(h["undone"] for h in hist), "the log is append-only: undone, not deleted"
+        assert len(hist) == 4 and all(h.undone for h in hist), "the log is append-only: undone, not deleted"
         assert review.accept_all(ws, "mnli") == 8
         assert sorted(review.undo(ws, "mnli")) == sorted(all_ids), "accept-all is one undoable batch"
         e = review.edit(ws, "mnli", all_ids[5], output="Neutral", accept=True)
-        assert (e["status"], e["output"], e["edited"]) == ("accepted", "Neutral", True)
+        assert (e.status, e.output, e.edited) == ("accepted", "Neutral", True)
         assert review.undo(ws, "mnli") == [all_ids[5]], "edit + accept is one step"
-        assert review.get_example(ws, all_ids[5])["status"] == "pending"
+        assert review.get_example(ws, all_ids[5]).status == "pending"
 
 
 def test_bad_review_input_is_reported_and_changes_nothing(reviewed_ws):

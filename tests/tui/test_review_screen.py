@@ -60,7 +60,7 @@ async def test_review_keys_persist_and_undo_survives_restart(tmp_path, standin):
         first = lst.current.id
         # The card and the source row sit beside the list.
         card_text = str(app.screen.query_one("#review-card", ExampleCard).query_one("#card-body", Static).render())
-        assert review.get_example(ws, first)["output"] in card_text
+        assert review.get_example(ws, first).output in card_text
         source = str(app.screen.query_one("#review-source", SourceRowView).query_one("#source-origin",
                                                                                       Static).render())
         assert "toy/nli" in source
@@ -78,7 +78,7 @@ async def test_review_keys_persist_and_undo_survives_restart(tmp_path, standin):
         await press(pilot, *"off task", "enter")
         await pilot.pause()
         got = review.get_example(ws, third)
-        assert (got["status"], got["reason"]) == ("rejected", "off task")
+        assert (got.status, got.reason) == ("rejected", "off task")
         # Edit: saving accepts.
         fourth = lst.current.id
         before = review.get_example(ws, fourth)
@@ -90,17 +90,17 @@ async def test_review_keys_persist_and_undo_survives_restart(tmp_path, standin):
         await press(pilot, "ctrl+s")
         await pilot.pause()
         got = review.get_example(ws, fourth)
-        assert (got["status"], got["output"], got["edited"]) == ("accepted", "contradiction [/odd] edited", True)
+        assert (got.status, got.output, got.edited) == ("accepted", "contradiction [/odd] edited", True)
         # One undo reverts the whole edit (the text and the accept: one decision).
         await press(pilot, "u")
         got = review.get_example(ws, fourth)
-        assert {k: got[k] for k in ("status", "input", "output", "reasoning", "edited")} == \
-            {k: before[k] for k in ("status", "input", "output", "reasoning", "edited")}
-        assert before["status"] == "pending" and not before["edited"]
+        assert {k: getattr(got, k) for k in ("status", "input", "output", "reasoning", "edited")} == \
+            {k: getattr(before, k) for k in ("status", "input", "output", "reasoning", "edited")}
+        assert before.status == "pending" and not before.edited
         assert lst.current.id == fourth
         assert lst.current.status == "pending"
         # The earlier decisions are untouched: the next undo reverts the reject with a reason.
-        assert review.get_example(ws, third)["status"] == "rejected"
+        assert review.get_example(ws, third).status == "rejected"
         # Moves: last, first, next, previous.
         await pilot.press("G")
         assert lst.current.id == ids[-1]
@@ -126,7 +126,7 @@ async def test_review_keys_persist_and_undo_survives_restart(tmp_path, standin):
         await pilot.pause()
         box = app.screen.query_one("#review-search", Input)
         assert app.screen.focused is box
-        needle = review.get_example(ws, ids[2])["input"][:12]
+        needle = review.get_example(ws, ids[2]).input[:12]
         await pilot.press(*needle, "enter")
         await pilot.pause()
         assert ids[2] in [r.id for r in lst.rows] and len(lst.rows) < len(ids)
@@ -159,7 +159,7 @@ async def test_untrusted_text_is_shown_verbatim(tmp_path, standin):
         assert WEIRD in body
         # The example whose source row holds markup-like text shows that row verbatim.
         lst = _list(app)
-        target = next(i for i, r in enumerate(lst.rows) if review.get_example(ws, r.id)["row"] == 103)
+        target = next(i for i, r in enumerate(lst.rows) if review.get_example(ws, r.id).row == 103)
         lst.move_to(target)
         await pilot.pause(0.2)
         source = str(app.screen.query_one("#review-source", SourceRowView).query_one("#source-body",
@@ -184,7 +184,7 @@ async def test_review_actions_are_in_the_command_palette(tmp_path):
         await pilot.press("enter")
         await pilot.pause(0.3)
         await app.screen.flush_writes()
-        assert review.get_example(ws, first)["status"] == "accepted"
+        assert review.get_example(ws, first).status == "accepted"
 
 
 async def _regenerated(pilot) -> None:
@@ -209,20 +209,20 @@ async def test_regenerate_key_asks_the_teacher_again(tmp_path, standin):
         await _regenerated(pilot)
         assert standin.chat_requests == calls + 1, "one new teacher call"
         got = review.get_example(ws, old)
-        assert (got["status"], got["reason"]) == ("rejected", "regenerated")
+        assert (got.status, got.reason) == ("rejected", "regenerated")
         new_id = max(_status(ws))
         new = review.get_example(ws, new_id)
-        assert new["status"] == "pending" and new["row"] == before["row"]
+        assert new.status == "pending" and new.row == before.row
         # The new example is shown right below the old one, under the cursor, in the card.
         assert lst.current.id == new_id and [r.id for r in lst.rows].index(new_id) == 1
         assert lst.rows[0].status == "rejected"
         card = str(app.screen.query_one("#review-card", ExampleCard).query_one("#card-body", Static).render())
-        assert new["input"][:40] in card
+        assert new.input[:40] in card
         # One u restores the old example (and rejects the new one).
         await press(pilot, "u")
         got = review.get_example(ws, old)
-        assert (got["status"], got["reason"], got["output"]) == ("pending", None, before["output"])
-        assert review.get_example(ws, new_id)["status"] == "rejected"
+        assert (got.status, got.reason, got.output) == ("pending", None, before.output)
+        assert review.get_example(ws, new_id).status == "rejected"
         assert lst.rows[0].status == "pending"
         # Ollama gone: a clear notification, nothing changed, the app still works.
         standin.stop()
@@ -234,4 +234,4 @@ async def test_regenerate_key_asks_the_teacher_again(tmp_path, standin):
         assert any("not reachable" in n.message for n in app._notifications)
         assert _status(ws) == states
         await press(pilot, "a")
-        assert review.get_example(ws, old)["status"] == "accepted"
+        assert review.get_example(ws, old).status == "accepted"
