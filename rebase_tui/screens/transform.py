@@ -11,7 +11,7 @@ app keeps working. Each start builds a fresh client, so Ollama coming back needs
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -31,6 +31,9 @@ from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.log_tail import LogTail
 from rebase_tui.widgets.stat_panel import StatPanel
 from rebase_tui.widgets.stream_view import StreamView
+
+if TYPE_CHECKING:
+    from engine.teacher.client import TeacherSettings
 
 COT_MODES = ("auto", "on", "off")
 
@@ -127,7 +130,7 @@ class TransformScreen(StageScreen):
         self._paint_state()
 
     # -- teacher check -----------------------------------------------------------------------
-    def settings(self) -> Any:
+    def settings(self) -> TeacherSettings:
         """The teacher settings from config, overridden by the form (EngineError when a value is bad)."""
         from engine.teacher.client import TeacherSettings
 
