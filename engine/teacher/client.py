@@ -1,7 +1,7 @@
 """The Ollama teacher client: host and model checks, model listing, streamed schema-constrained chat.
 
 The ``ollama`` client sets no timeouts, never retries, and does not check that a stream ended with
-``done: true`` (../shared/docs/ollama-api.md §6-7). This module adds all three: an ``httpx.Timeout`` with a
+``done: true`` (a stalled or cut stream would hang or pass for a reply). This module adds all three: an ``httpx.Timeout`` with a
 connect and an idle-read limit (the read limit also covers waiting for a parallel slot, which sends no
 bytes), retries with exponential backoff and jitter on connection errors, 5xx, mid-stream error lines,
 garbled streams and streams that end without ``done: true``, and proxies are ignored (``trust_env=False``)
@@ -58,7 +58,8 @@ class TeacherSettings:
             "connect_timeout": config["teacher.connect_timeout"], "retries": config["teacher.retries"],
         }
         if config.sources.get("teacher.host") == "env:OLLAMA_HOST" and config.path is not None:
-            # the issue's order: --host, then the workspace config, then OLLAMA_HOST, then the default
+            # a host written in the workspace's config file is a choice made for this workspace, so it
+            # wins over the environment: --host, then the config file, then OLLAMA_HOST, then the default
             from engine.config import read_config_file
 
             in_file = read_config_file(config.path).get("teacher.host")
@@ -145,9 +146,17 @@ def unreachable(url: str) -> EngineError:
                        fix="start it with `ollama serve` or set OLLAMA_HOST")
 
 
-def _name_key(name: str) -> str:
+def model_key(name: str) -> str:
+    """The name Ollama resolves ``name`` to: case-insensitive, and a name without a tag means ``:latest``
+    (``Llama3`` and ``llama3:latest`` are one model; the tag is what follows the last ``/``'s colon)."""
     n = name.lower()
     return n if ":" in n.rsplit("/", 1)[-1] else n + ":latest"
+
+
+def match_model(installed: list[str], wanted: str) -> str | None:
+    """The installed model name that ``wanted`` refers to (see :func:`model_key`), or None."""
+    key = model_key(wanted)
+    return next((name for name in installed if model_key(name) == key), None)
 
 
 async def list_models(client: ollama.AsyncClient, url: str) -> list[ModelInfo]:
@@ -178,9 +187,9 @@ async def list_models(client: ollama.AsyncClient, url: str) -> list[ModelInfo]:
 async def check_model(client: ollama.AsyncClient, url: str, model: str) -> ModelInfo:
     """The host answers and ``model`` is installed (``x`` ≡ ``x:latest``, any case); else EngineError."""
     models = await list_models(client, url)
-    for m in models:
-        if _name_key(m.name) == _name_key(model):
-            return m
+    match = match_model([m.name for m in models], model)
+    if match is not None:
+        return next(m for m in models if m.name == match)
     names = ", ".join(m.name for m in models) or "none"
     raise EngineError(f"model {model} is not installed on {url}",
                       fix=f"`ollama pull {model}` (installed: {names})")

@@ -200,6 +200,35 @@ def prompt_hash(template: str, task: Task, schema: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class PromptSpec:
+    """Everything that shapes a task's transform calls except the row: the template, the format (reasoning
+    or direct), the answer schema sent as Ollama ``format``, the label set answers must come from, and the
+    hash of all of it (part of every call's cache key, so a changed prompt means new calls)."""
+
+    task: Task
+    template: str
+    cot: bool
+    schema: dict[str, Any]
+    labels: LabelSet | None
+    hash: str
+
+    @classmethod
+    def build(cls, task: Task, template: str, cot: bool) -> PromptSpec:
+        """The spec of ``task`` with ``template`` in the reasoning (``cot``) or direct format."""
+        schema = output_schema(task, cot)
+        return cls(task, template, cot, schema, label_set(task, cot), prompt_hash(template, task, schema))
+
+    def messages(self, row: dict[str, Any]) -> list[dict[str, str]]:
+        """The chat messages asking for one example made from ``row``."""
+        return transform_messages(self.template, self.task, row)
+
+    def describe(self) -> str:
+        """The format in words, for logs: "direct format, label set {Yes, No}"."""
+        labels = f", label set {self.labels.describe()}" if self.labels else ""
+        return f"{'reasoning' if self.cot else 'direct'} format{labels}"
+
+
 def compose_output(reasoning: str, answer: str) -> str:
     """A reasoning output in the examples' style: the reasoning, then "The answer is X."."""
     r = reasoning.strip()

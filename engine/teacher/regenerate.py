@@ -26,8 +26,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,9 +35,12 @@ from engine.errors import EngineError
 from engine.events import Event, Log
 from engine.tasks import Task, resolve_task
 from engine.teacher import prompts
-from engine.teacher.client import TeacherCallFailed, TeacherSettings, chat, check_model, make_client
-from engine.teacher.quality import DuplicateIndex, Parsed, Unusable, parse_reply
-from engine.teacher.transform import ExampleText, _Item, _Run, _store, call_key
+from engine.teacher.ask import Answer, Teacher, ask_example, throttled
+from engine.teacher.calls import call_key, kept_examples, store_answer
+from engine.teacher.client import TeacherSettings
+from engine.teacher.prompts import PromptSpec
+from engine.teacher.quality import DuplicateIndex
+from engine.teacher.transform import ExampleText
 from engine.workspace import Workspace
 
 MAX_SLOTS = 10_000
@@ -63,20 +65,32 @@ class Regenerated(Event):
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
+        """The outcome without the example's text (`review --regenerate --json` prints it)."""
         return {"old_id": self.old_id, "example_id": self.example_id, "row": self.row, "status": self.status,
                 "reason": self.reason, "replaced": self.replaced, "cached": self.cached, "slot": self.slot,
                 "attempts": self.attempts, "seconds": round(self.seconds, 3)}
 
 
-def _examples(ws: Workspace, task: str, ids: list[int]) -> dict[int, tuple[Any, ...]]:
-    """(id, task, row, status, reason, prompt_hash) of ``ids``; EngineError naming unknown ones."""
+@dataclass(frozen=True, slots=True)
+class _Old:
+    """The example asked for again, as stored."""
+
+    id: int
+    row: int
+    status: str
+    reason: str | None
+    prompt_hash: str | None
+
+
+def _examples(ws: Workspace, task: str, ids: list[int]) -> dict[int, _Old]:
+    """The examples ``ids``; EngineError naming unknown ones, another task's, or imported ones (no row)."""
     with ws.store.cursor() as cur:
         found = review.find_examples(cur, task, ids, "row, status, reason, prompt_hash")
     imported = [i for i in ids if found[i][2] is None]
     if imported:
         raise EngineError(f"example {', '.join(map(str, imported))} has no source row (imported), so the teacher "
                           "cannot be asked again", fix="edit it, or reject it")
-    return found
+    return {i: _Old(int(r[0]), int(r[2]), r[3], r[4], r[5]) for i, r in found.items()}
 
 
 def _source(ws: Workspace, task: str, row: int) -> tuple[int, dict[str, Any]]:
@@ -92,19 +106,14 @@ def _source(ws: Workspace, task: str, row: int) -> tuple[int, dict[str, Any]]:
 
 
 def _duplicates(ws: Workspace, task: Task, row: int) -> DuplicateIndex:
-    """The task's kept examples (pending, accepted, rejected), except those of ``row`` itself."""
+    """The task's kept examples, except those of ``row`` itself (they are alternatives, not duplicates)."""
     dups = DuplicateIndex(task)
-    with ws.store.cursor() as cur:
-        got = cur.execute("select id, input, output from examples where task = ? and status in "
-                          "('pending', 'accepted', 'rejected') and row is distinct from ? order by id",
-                          [task.name, row]).fetchall()
-    for i, a, b in got:
-        dups.add(a, b, f"#{i}")
+    kept_examples(ws, task.name, dups, except_row=row)
     return dups
 
 
-def _slot(ws: Workspace, task: str, row: int, phash: str, settings: TeacherSettings) -> tuple[int, str, TeacherSettings, bool]:
-    """The row's first regeneration slot without a finished call: (n, key, settings with its seed, retry)."""
+def _slot(ws: Workspace, task: str, row: int, phash: str, settings: TeacherSettings) -> tuple[int, str, int, bool]:
+    """The row's first regeneration slot without a finished call: (n, key, its seed, retry)."""
     with ws.store.cursor() as cur:
         calls = dict(cur.execute("select key, status from teacher_calls where task = ? and row = ?",
                                  [task, row]).fetchall())
@@ -112,20 +121,22 @@ def _slot(ws: Workspace, task: str, row: int, phash: str, settings: TeacherSetti
         s = dataclasses.replace(settings, seed=settings.seed + n)
         key = call_key(task, row, phash, s.model, s.options(), f"regenerate:{n}")
         if calls.get(key) != "ok":
-            return n, key, s, key in calls
+            return n, key, s.seed, key in calls
     raise EngineError(f"row {row} was regenerated {MAX_SLOTS} times", fix="edit the example instead")
 
 
-def _store_regeneration(cur: Any, run: _Run, item: _Item, old_id: int, replace: bool, **kwargs: Any) -> int:
-    """Store the call and the new example; when ``replace``, reject the old one (one transaction)."""
-    new_id = _store(cur, run, item, **kwargs)
-    if replace:
-        review.record_regeneration(cur, run.task.name, old_id, new_id)
+def _store(ws: Workspace, teacher: Teacher, spec: PromptSpec, old: _Old, key: str, retry: bool,
+           answer: Answer) -> int:
+    """Store the call and the new example; when it is usable, reject the old one (one transaction)."""
+    with ws.store.transaction() as cur:
+        new_id = store_answer(cur, teacher, spec, old.row, key, answer, retry=retry)
+        if answer.status == "pending":
+            review.record_regeneration(cur, spec.task.name, old.id, new_id)
     return new_id
 
 
 async def regenerate(ws: Workspace, task_ref: str, ids: list[int], settings: TeacherSettings, *,
-                     cot: str | None = None, text_interval: float = 0.2) -> AsyncIterator[Event]:
+                     cot: str | None = None, text_interval: float = 0.2) -> AsyncGenerator[Event, None]:
     """Ask the teacher again for the source rows of examples ``ids``, one at a time (module docstring).
 
     Raises EngineError before any call for unknown ids, ids of another task, imported examples, an
@@ -138,20 +149,16 @@ async def regenerate(ws: Workspace, task_ref: str, ids: list[int], settings: Tea
         return
     found = await asyncio.to_thread(_examples, ws, task.name, ids)
     template = prompts.get_template(ws, task.name)
-    formats = {}
-    for use_cot in (True, False):
-        schema = prompts.output_schema(task, use_cot)
-        formats[prompts.prompt_hash(template, task, schema)] = (use_cot, schema)
-    default_cot = prompts.resolve_cot(task, cot or "auto")
-    client = make_client(settings)
+    specs = {spec.hash: spec for spec in (PromptSpec.build(task, template, c) for c in (True, False))}
+    forced = PromptSpec.build(task, template, prompts.resolve_cot(task, cot or "auto"))
+    teacher = await Teacher.connect(settings)
     try:
-        info = await check_model(client, settings.url, settings.model)
         yield Log(f"{task.name}: asking {settings.model} on {settings.url} again for {len(ids)} example(s)")
         for old_id in ids:
+            old = found[old_id]
+            spec = forced if cot is not None else specs.get(old.prompt_hash or "", forced)
             texts: asyncio.Queue[Event] = asyncio.Queue()
-            job = asyncio.ensure_future(_one(ws, task, found[old_id], settings, info.digest, template, formats,
-                                             default_cot, cot is not None, client, text_interval,
-                                             texts.put_nowait))
+            job = asyncio.ensure_future(_one(ws, teacher, spec, old, text_interval, texts.put_nowait))
             try:
                 while not job.done():   # the streamed text as it arrives, then the outcome
                     getter = asyncio.ensure_future(texts.get())
@@ -166,73 +173,35 @@ async def regenerate(ws: Workspace, task_ref: str, ids: list[int], settings: Tea
                     job.cancel()
                     await asyncio.gather(job, return_exceptions=True)
     finally:
-        await client.close()
+        await teacher.close()
 
 
-async def _one(ws: Workspace, task: Task, example: tuple[Any, ...], settings: TeacherSettings, digest: str,
-               template: str, formats: dict[str, tuple[bool, dict[str, Any]]], default_cot: bool, forced: bool,
-               client: Any, text_interval: float, emit: Callable[[Event], None]) -> Regenerated:
-    old_id, _, row, status, reason, old_phash = example
-    old_id, row = int(old_id), int(row)
-    if status == "rejected" and reason == review.REGENERATED:
-        newer = await asyncio.to_thread(review.regenerated_into, ws, task.name, old_id)
+async def _one(ws: Workspace, teacher: Teacher, spec: PromptSpec, old: _Old, text_interval: float,
+               emit: Callable[[Event], None]) -> Regenerated:
+    """Regenerate one example: its replacement when it has one already, else one fresh call in the next slot."""
+    task = spec.task
+    if old.status == "rejected" and old.reason == review.REGENERATED:
+        newer = await asyncio.to_thread(review.regenerated_into, ws, task.name, old.id)
         if newer is not None:
             got = await asyncio.to_thread(review.get_example, ws, newer)
             assert got is not None
-            return Regenerated(old_id, newer, row, got.status, got.reason, got.input, got.output,
+            return Regenerated(old.id, newer, old.row, got.status, got.reason, got.input, got.output,
                                got.reasoning, replaced=True, cached=True)
-    use_cot = default_cot if forced or old_phash not in formats else formats[old_phash][0]
-    schema = prompts.output_schema(task, use_cot)
-    phash = prompts.prompt_hash(template, task, schema)
-    labels = prompts.label_set(task, use_cot)
-    rank, data = await asyncio.to_thread(_source, ws, task.name, row)
-    n, key, s, retry = await asyncio.to_thread(_slot, ws, task.name, row, phash, settings)
-    dups = await asyncio.to_thread(_duplicates, ws, task, row)
-    run = _Run(task, s, template, use_cot, labels, schema, phash, digest, s.options(), False, dups)
-    item = _Item(rank, row, data, key, retry=retry)
-    last = 0.0
-
-    def on_text(text: str) -> None:
-        nonlocal last
-        if time.monotonic() - last >= text_interval:
-            last = time.monotonic()
-            emit(ExampleText(row, rank, text))
-
-    t0 = time.perf_counter()
-    messages = prompts.transform_messages(template, task, data)
-    t_prompt = time.perf_counter() - t0
-    try:
-        res = await chat(client, s, messages, schema, on_text=on_text)
-    except TeacherCallFailed as exc:
-        return Regenerated(old_id, None, row, "error",
-                           f"teacher call failed after {exc.attempts} attempt(s): {exc.message}; "
-                           f"#{old_id} is unchanged", attempts=exc.attempts, slot=n)
-    t1 = time.perf_counter()
-    parsed: Parsed | None = None
-    try:
-        parsed = parse_reply(res.content, cot=use_cot, labels=labels, done_reason=res.done_reason)
-        why = dups.check(parsed.input, parsed.output)
-        new_status = "duplicate" if why else "pending"
-    except Unusable as exc:
-        new_status, why = "failed", exc.reason
-    timings = {"prompt_ms": round(t_prompt * 1e3, 3), "call_s": round(res.seconds, 4),
-               "ttfb_s": round(res.ttfb or 0.0, 4), "check_ms": round((time.perf_counter() - t1) * 1e3, 3)}
-    replace = new_status == "pending"
-    new_id = await asyncio.to_thread(_write, ws, run, item, old_id, replace, res.content, new_status, why, parsed,
-                                     timings, dict(res.metrics, attempts=res.attempts, regeneration=n))
-    if not replace:
-        why = f"{why}; #{old_id} is unchanged"
-    return Regenerated(old_id, new_id, row, new_status, why, parsed.input if parsed else "",
-                       parsed.output if parsed else "", parsed.reasoning if parsed else None, replaced=replace,
-                       slot=n, attempts=res.attempts, seconds=res.seconds)
-
-
-def _write(ws: Workspace, run: _Run, item: _Item, old_id: int, replace: bool, response: str, status: str,
-           reason: str | None, parsed: Parsed | None, timings: dict[str, float], tokens: dict[str, int]) -> int:
-    with ws.store.transaction() as cur:
-        return _store_regeneration(cur, run, item, old_id, replace, response=response, call_status="ok",
-                                   error=None, status=status, reason=reason, parsed=parsed, timings=timings,
-                                   tokens=tokens)
+    rank, data = await asyncio.to_thread(_source, ws, task.name, old.row)
+    n, key, seed, retry = await asyncio.to_thread(_slot, ws, task.name, old.row, spec.hash, teacher.settings)
+    dups = await asyncio.to_thread(_duplicates, ws, task, old.row)
+    seeded = teacher.with_seed(seed)
+    answer = await ask_example(seeded, spec, data, dups,
+                               on_text=throttled(lambda text: emit(ExampleText(old.row, rank, text)), text_interval))
+    if not answer.call_ok:
+        return Regenerated(old.id, None, old.row, "error", f"{answer.reason}; #{old.id} is unchanged",
+                           attempts=answer.attempts, slot=n)
+    answer = dataclasses.replace(answer, tokens=dict(answer.tokens, regeneration=n))
+    new_id = await asyncio.to_thread(_store, ws, seeded, spec, old, key, retry, answer)
+    replaced = answer.status == "pending"
+    reason = answer.reason if replaced else f"{answer.reason}; #{old.id} is unchanged"
+    return Regenerated(old.id, new_id, old.row, answer.status, reason, answer.input, answer.output,
+                       answer.reasoning, replaced=replaced, slot=n, attempts=answer.attempts, seconds=answer.seconds)
 
 
 async def regenerate_one(ws: Workspace, task_ref: str, example_id: int, settings: TeacherSettings, *,

@@ -63,13 +63,13 @@ def run(args: argparse.Namespace) -> int:
         settings = TeacherSettings.from_config(ws.config)
         summary = asyncio.run(_consume(ws, task.name, settings, args))
     if args.json:
-        print_json(summary)
+        print_json(summary.to_json())
     else:
         stdout_console().print(
-            f"{summary['done']} new examples, {summary['failed']} failed, {summary['duplicates']} duplicates"
-            + (f", {summary['rejected']} filtered out" if args.filter else "")
-            + f", {summary['cached']} already done, in {summary['seconds']:.1f} s "
-            f"({summary['examples_per_s']:.2f} examples/s) — review them with `rebase-tui review {task.name}` "
+            f"{summary.done} new examples, {summary.failed} failed, {summary.duplicates} duplicates"
+            + (f", {summary.rejected} filtered out" if args.filter else "")
+            + f", {summary.cached} already done, in {summary.seconds:.1f} s "
+            f"({summary.examples_per_s:.2f} examples/s) — review them with `rebase-tui review {task.name}` "
             "or in the app")
     return 0
 
@@ -94,17 +94,19 @@ def _show_prompt(ws, task, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _consume(ws, task: str, settings, args: argparse.Namespace) -> dict:
+async def _consume(ws, task: str, settings, args: argparse.Namespace):
+    """Run the transform with a progress bar on stderr; its TransformFinished."""
     from contextlib import aclosing
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from engine.events import Log
     from engine.events import Progress as ProgressEvent
+    from engine.rate import format_seconds
     from engine.teacher.transform import ExampleDone, TransformFinished, transform
 
     console = stderr_console()
-    summary: dict = {}
+    summary = None
     bar = Progress(TextColumn("[bold]transform[/]"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[msg]}"), TimeElapsedColumn(), console=console, transient=False,
                    disable=not console.is_terminal)
@@ -114,11 +116,14 @@ async def _consume(ws, task: str, settings, args: argparse.Namespace) -> dict:
                                       use_filter=args.filter)) as events:
             async for ev in events:
                 if isinstance(ev, ProgressEvent):
-                    bar.update(tid, completed=ev.done, total=ev.total, msg=ev.message)
+                    speed = f"{ev.rate:.2f}" if ev.rate is not None else "--"
+                    bar.update(tid, completed=ev.done, total=ev.total,
+                               msg=f"{ev.message}  {speed} examples/s  ETA {format_seconds(ev.eta_s)}")
                 elif isinstance(ev, Log):
                     console.print(ev.message, markup=False, highlight=False)
                 elif isinstance(ev, ExampleDone) and ev.status == "failed" and not args.json:
                     console.print(f"row {ev.row}: failed — {ev.reason}", markup=False, highlight=False)
                 elif isinstance(ev, TransformFinished):
-                    summary = ev.to_json()
+                    summary = ev
+    assert summary is not None, "transform ends with its TransformFinished"
     return summary

@@ -11,7 +11,7 @@ app keeps working. Each start builds a fresh client, so Ollama coming back needs
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -22,6 +22,7 @@ from textual.widgets import Input, Label, ProgressBar, Select, Static
 
 from engine.errors import EngineError
 from engine.events import Log, Progress
+from engine.rate import format_seconds
 from engine.retrieval.pool import pool_sizes
 from rebase_tui.jobs import describe_error, run_async_events
 from rebase_tui.messages import EngineEvent, JobFinished
@@ -30,6 +31,9 @@ from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.log_tail import LogTail
 from rebase_tui.widgets.stat_panel import StatPanel
 from rebase_tui.widgets.stream_view import StreamView
+
+if TYPE_CHECKING:
+    from engine.teacher.client import TeacherSettings
 
 COT_MODES = ("auto", "on", "off")
 
@@ -126,7 +130,7 @@ class TransformScreen(StageScreen):
         self._paint_state()
 
     # -- teacher check -----------------------------------------------------------------------
-    def settings(self) -> Any:
+    def settings(self) -> TeacherSettings:
         """The teacher settings from config, overridden by the form (EngineError when a value is bad)."""
         from engine.teacher.client import TeacherSettings
 
@@ -172,9 +176,9 @@ class TransformScreen(StageScreen):
         configured = self.rebase.workspace.config["teacher.model"]
         current = select.value if isinstance(select.value, str) else configured
         select.set_options([(m, m) for m in self.models])
-        from engine.teacher.client import _name_key  # the engine's own model-name equivalence (x ≡ x:latest)
+        from engine.teacher.client import match_model
 
-        match = next((m for m in self.models if _name_key(m) == _name_key(current)), None)
+        match = match_model(self.models, current)
         if match is not None:
             select.value = match
             self._set_problem("")
@@ -297,14 +301,16 @@ class TransformScreen(StageScreen):
                     log.add(f"✗ #{event.rank} row {event.row}: {event.reason or 'failed'}"
                             + (f"\n  raw: {raw}" if raw else ""))
                 self._paint_stats()
-            case Progress(done=done, total=total, message=text):
+            case Progress(done=done, total=total, message=text, rate=rate, eta_s=eta_s):
                 bar = self.query_one("#t-progress", ProgressBar)
                 if total:
                     self.total = total
                 bar.update(total=total, progress=done)
                 remaining = (total or 0) - done
-                self.query_one("#t-message", Static).update(Content(f"{done:,}/{total or 0:,} · {remaining:,} "
-                                                                    f"remaining · {text}"))
+                speed = f"{rate:.2f} examples/s" if rate is not None else "-- examples/s"
+                self.query_one("#t-message", Static).update(Content(
+                    f"{done:,}/{total or 0:,} · {remaining:,} remaining · {text} · {speed} · "
+                    f"ETA {format_seconds(eta_s)}"))
             case Log(message=text, level=level):
                 if self.teacher_problem:
                     self._set_problem("")  # the teacher answered
@@ -314,11 +320,11 @@ class TransformScreen(StageScreen):
                         f"{event.cached} cached, {event.seconds:.1f} s")
 
     def _raw_reply(self, example_id: int | None) -> str:
+        from engine.teacher.calls import raw_response
+
         if example_id is None:
             return ""
-        with self.rebase.workspace.store.cursor() as cur:
-            rows = cur.execute("select raw_response from examples where id = ?", [example_id]).fetchall()
-        return str(rows[0][0] or "")[:500] if rows else ""
+        return (raw_response(self.rebase.workspace, example_id) or "")[:500]
 
     @on(JobFinished)
     def _job_finished(self, message: JobFinished) -> None:

@@ -66,7 +66,9 @@ async def test_transform_stores_examples_with_provenance(mnli_ws, standin_factor
     f = finished(events)
     assert (f.requested, f.done, f.failed, f.duplicates, f.cached) == (12, 12, 0, 0, 0)
     assert srv.chat_completed == 12 and srv.max_in_flight <= 3
-    assert any(isinstance(e, Progress) for e in events)
+    last = [e for e in events if isinstance(e, Progress)][-1]
+    assert (last.done, last.total) == (12, 12) and last.rate and last.rate > 0 and last.eta_s == 0, \
+        "the engine fills the throughput and the ETA"
     done = [e for e in events if isinstance(e, ExampleDone)]
     assert sorted(e.rank for e in done) == list(range(1, 13))
     got = q(mnli_ws, "select e.row, e.input, e.output, e.status, e.teacher_model, e.teacher_digest, e.options, "

@@ -66,6 +66,8 @@ async def test_transform_streams_and_logs_an_injected_failure(tmp_path, standin_
         assert "✗" in log and "raw:" in log
         bar = screen.query_one("#t-progress", ProgressBar)
         assert bar.progress == bar.total == 12
+        message = str(screen.query_one("#t-message", Static).render())
+        assert "examples/s" in message and "ETA 0:00" in message, "the engine's rate and ETA are shown"
         # Starting again asks nothing new: every row is cached (the failed unusable reply is final).
         before = srv.chat_requests
         seen.clear()

@@ -1,0 +1,133 @@
+"""Ask the teacher for one example: the call, the quality checks and the timings, shared by transform and
+regenerate so both make and judge an example the same way.
+
+:class:`Teacher` is a checked connection (the host answers, the model is installed; its digest is recorded
+with every example). :func:`ask_example` sends one row through a :class:`~engine.teacher.prompts.PromptSpec`
+and returns an :class:`Answer`: the parsed example and its state (``pending``, ``duplicate`` or ``failed``),
+the raw reply, and what the call cost. It writes nothing: the caller decides what to store (a transform run
+stores a failed call as a failed example to retry next run; a regeneration whose call failed stores nothing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from engine.teacher.client import TeacherCallFailed, TeacherSettings, chat, check_model, make_client
+from engine.teacher.prompts import PromptSpec
+from engine.teacher.quality import DuplicateIndex, Parsed, Unusable, parse_reply
+
+if TYPE_CHECKING:
+    import ollama
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """A teacher that answered: its client, the settings of every call, and the installed model's digest."""
+
+    client: ollama.AsyncClient
+    settings: TeacherSettings
+    digest: str
+
+    @classmethod
+    async def connect(cls, settings: TeacherSettings) -> Teacher:
+        """Check the host and the model (EngineError naming the problem and its fix); close with :meth:`close`."""
+        client = make_client(settings)
+        try:
+            info = await check_model(client, settings.url, settings.model)
+        except BaseException:
+            await client.close()
+            raise
+        return cls(client, settings, info.digest)
+
+    def with_seed(self, seed: int) -> Teacher:
+        """The same teacher asked with another seed (the client is shared: close the original only)."""
+        return dataclasses.replace(self, settings=dataclasses.replace(self.settings, seed=seed))
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One finished call as an example.
+
+    ``status`` is ``pending`` (usable), ``duplicate`` (``reason`` names the earlier example) or ``failed``:
+    either the reply was unusable (``call_ok``, ``reason`` says why, the raw reply is in ``response``) or the
+    call itself failed after its retries (not ``call_ok``; ``response`` holds the partial text, ``error``
+    every attempt's error).
+    """
+
+    status: str
+    reason: str | None
+    parsed: Parsed | None
+    response: str | None
+    call_ok: bool
+    error: str | None
+    attempts: int
+    seconds: float
+    timings: dict[str, float]
+    tokens: dict[str, int]
+
+    @property
+    def input(self) -> str:
+        return self.parsed.input if self.parsed else ""
+
+    @property
+    def output(self) -> str:
+        return self.parsed.output if self.parsed else ""
+
+    @property
+    def reasoning(self) -> str | None:
+        return self.parsed.reasoning if self.parsed else None
+
+
+def throttled(emit: Callable[[str], None], interval: float) -> Callable[[str], None]:
+    """``emit`` at most once per ``interval`` seconds: streamed text is a snapshot, so a dropped one loses
+    nothing, and a fast stream would otherwise flood the front end with redraws."""
+    last = 0.0
+
+    def on_text(text: str) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= interval:
+            last = now
+            emit(text)
+
+    return on_text
+
+
+async def ask_example(teacher: Teacher, spec: PromptSpec, row: dict[str, Any], dups: DuplicateIndex, *,
+                      on_text: Callable[[str], None] | None = None, remember_as: str | None = None) -> Answer:
+    """Ask for one example made from ``row`` and check it (parse, fields, label set, duplicates of ``dups``).
+
+    ``on_text`` receives the full streamed text after each chunk. With ``remember_as``, a usable example is
+    added to ``dups`` under that label before this returns, so calls running beside this one see it. Raises
+    EngineError only when the model went away during the call.
+    """
+    t0 = time.perf_counter()
+    messages = spec.messages(row)
+    prompt_ms = round((time.perf_counter() - t0) * 1e3, 3)
+    try:
+        res = await chat(teacher.client, teacher.settings, messages, spec.schema, on_text=on_text)
+    except TeacherCallFailed as exc:
+        return Answer("failed", f"teacher call failed after {exc.attempts} attempt(s): {exc.message}", None,
+                      exc.partial or None, False, "; ".join(exc.errors), exc.attempts, 0.0,
+                      {"prompt_ms": prompt_ms}, {})
+    t1 = time.perf_counter()
+    parsed: Parsed | None = None
+    try:
+        parsed = parse_reply(res.content, cot=spec.cot, labels=spec.labels, done_reason=res.done_reason)
+        reason = dups.check(parsed.input, parsed.output)
+        status = "duplicate" if reason else "pending"
+    except Unusable as exc:
+        status, reason = "failed", exc.reason
+    if status == "pending" and parsed is not None and remember_as is not None:
+        dups.add(parsed.input, parsed.output, remember_as)
+    timings = {"prompt_ms": prompt_ms, "call_s": round(res.seconds, 4), "ttfb_s": round(res.ttfb or 0.0, 4),
+               "check_ms": round((time.perf_counter() - t1) * 1e3, 3)}
+    return Answer(status, reason, parsed, res.content, True, None, res.attempts, res.seconds, timings,
+                  dict(res.metrics, attempts=res.attempts))

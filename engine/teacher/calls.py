@@ -1,0 +1,107 @@
+"""The teacher's cache: the ``teacher_calls`` rows and the examples they made (this module owns their SQL).
+
+Every teacher call is stored under a key of (kind, task, row, prompt hash, model, options), written with its
+example in one transaction, so a re-run repeats no finished call. A call that failed for transport reasons is
+stored as ``failed`` and replaced when it is asked again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from engine.teacher.quality import DuplicateIndex
+
+if TYPE_CHECKING:
+    from engine.teacher.ask import Answer, Teacher
+    from engine.teacher.prompts import PromptSpec
+    from engine.workspace import Workspace
+
+FILTER_REJECTED = "filter: the teacher says it does not fit the task"
+
+
+def call_key(task: str, row: int, phash: str, model: str, options: dict[str, Any], kind: str = "transform") -> str:
+    """The cache key of one teacher call."""
+    blob = json.dumps([kind, task, row, phash, model, options], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def filter_key(task: str, row: int, phash: str, model: str, options: dict[str, Any]) -> str:
+    """The cache key of the filter call for the example made from ``row``."""
+    return call_key(task, row, "filter:" + phash, model, options, "filter")
+
+
+def call_states(ws: Workspace, task: str, keys: list[str]) -> dict[str, str]:
+    """The stored state (``ok`` or ``failed``) of each of ``keys`` that has a stored call."""
+    with ws.store.cursor() as cur:
+        return dict(cur.execute("select key, status from teacher_calls where task = ? and key in "
+                                "(select unnest(?::varchar[]))", [task, keys]).fetchall())
+
+
+def examples_by_call(ws: Workspace, task: str, keys: list[str]) -> dict[str, tuple[int, str, str, str]]:
+    """(id, input, output, status) of the example each of ``keys`` made."""
+    with ws.store.cursor() as cur:
+        got = cur.execute("select call_key, id, input, output, status from examples where task = ? and call_key "
+                          "in (select unnest(?::varchar[])) order by id", [task, keys]).fetchall()
+    return {k: (i, a, b, s) for k, i, a, b, s in got}
+
+
+def kept_examples(ws: Workspace, task: str, dups: DuplicateIndex, *, except_row: int | None = None) -> None:
+    """Add the task's kept examples (pending, accepted, rejected) to ``dups``, except those of ``except_row``
+    (a row's own examples are alternatives to each other, not duplicates)."""
+    sql = "select id, input, output from examples where task = ? and status in ('pending', 'accepted', 'rejected')"
+    params: list[Any] = [task]
+    if except_row is not None:
+        sql += " and row is distinct from ?"
+        params.append(except_row)
+    with ws.store.cursor() as cur:
+        got = cur.execute(sql + " order by id", params).fetchall()
+    for i, a, b in got:
+        dups.add(a, b, f"#{i}")
+
+
+def store_answer(cur: Any, teacher: Teacher, spec: PromptSpec, row: int, key: str, answer: Answer, *,
+                 retry: bool) -> int:
+    """Write the call and its example (inside the caller's transaction); return the example id.
+
+    ``retry``: a failed call is stored under ``key``; it and its failed example are replaced.
+    """
+    task, options = spec.task.name, json.dumps(teacher.settings.options())
+    if retry:      # delete, then insert: "insert or replace" is slower in DuckDB
+        cur.execute("delete from examples where task = ? and call_key = ? and status = 'failed'", [task, key])
+        cur.execute("delete from teacher_calls where key = ?", [key])
+    cur.execute("insert into teacher_calls (key, task, row, model, prompt_hash, options, response, "
+                "status, error) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [key, task, row, teacher.settings.model, spec.hash, options, answer.response,
+                 "ok" if answer.call_ok else "failed", answer.error])
+    got = cur.execute(
+        "insert into examples (task, row, input, output, reasoning, status, reason, teacher_model, "
+        "teacher_digest, options, prompt_hash, call_key, raw_response, timings, tokens) "
+        "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) returning id",
+        [task, row, answer.input, answer.output, answer.reasoning, answer.status, answer.reason,
+         teacher.settings.model, teacher.digest, options, spec.hash, key, answer.response,
+         json.dumps(answer.timings), json.dumps(answer.tokens)],
+    ).fetchall()
+    return int(got[0][0])
+
+
+def store_filter(cur: Any, teacher: Teacher, spec: PromptSpec, row: int, example_id: int, key: str,
+                 response: str | None, fits: bool | None, error: str | None) -> None:
+    """Write a filter call (``fits`` None: it failed or its reply was unusable, so it is asked again next
+    run); a ``False`` verdict rejects the example when it is still pending."""
+    cur.execute("delete from teacher_calls where key = ?", [key])
+    cur.execute("insert into teacher_calls (key, task, row, model, prompt_hash, options, response, "
+                "status, error) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [key, spec.task.name, row, teacher.settings.model, "filter:" + spec.hash,
+                 json.dumps(teacher.settings.options()), response, "ok" if fits is not None else "failed", error])
+    if fits is False:
+        cur.execute("update examples set status = 'rejected', reason = ?, updated_at = current_timestamp "
+                    "where id = ? and status = 'pending'", [FILTER_REJECTED, example_id])
+
+
+def raw_response(ws: Workspace, example_id: int) -> str | None:
+    """The teacher's raw reply behind an example (None for an unknown id or an example without one)."""
+    with ws.store.cursor() as cur:
+        rows = cur.execute("select raw_response from examples where id = ?", [example_id]).fetchall()
+    return rows[0][0] if rows else None
