@@ -14,12 +14,13 @@ kernel                ``errors``, ``events``, expected failures, the event proto
 2. task               ``tasks``               instruction + examples + contamination bans (docs/retrieval.md)
 3. retrieval          ``retrieval/``          pure ReBase ``scoring``, the ``retriever`` and the stored pool
                                               (docs/retrieval.md)
-4. teacher            ``teacher/``            the Ollama ``client``, ``hosts``, ``prompts``, ``quality`` checks,
-                                              ``transform`` and ``regenerate`` (docs/teacher.md)
+4. teacher            ``teacher/``            the Ollama ``client``, ``hosts``, ``prompts``, ``ask`` (one example
+                                              from the teacher), ``quality`` checks, ``calls`` (cache, SQL),
+                                              ``transform``, its ``writer``, ``regenerate`` (docs/teacher.md)
 5. review             ``review``              accept / reject / edit / undo, recorded decisions (docs/tui-transform-review-train.md)
 6. student            ``student/``            training data, prompt ``formatting``, ``runs``, the training
                                               ``loop`` and its ``worker`` and ``supervise``-ion, ``evaluate``,
-                                              model ``export`` (docs/training.md)
+                                              ``metrics``, ``testsets``, model ``export`` (docs/training.md)
 front-end helpers     ``info``, ``demo``      what ``rebase-tui info`` reports; the demo workspace
 ====================  ======================  =================================================================
 
