@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.signal import Signal
 
-from engine.tasks import Example, Task, TaskError, validate
+from engine.tasks import Demonstration, Task, TaskError, validate
 
 if TYPE_CHECKING:
     from rebase_tui.app import RebaseApp
@@ -82,7 +82,7 @@ class TaskDraft:
     def query(self) -> Task | None:
         """The task to retrieve for, from whatever is usable so far (the draft need not be valid to
         browse): the instruction and the examples that have an input. None when nothing is usable."""
-        examples = tuple(Example(i.strip(), o.strip()) for i, o in self.examples if i.strip())
+        examples = tuple(Demonstration(i.strip(), o.strip()) for i, o in self.examples if i.strip())
         if not self.instruction.strip() or not examples:
             return None
         return Task(self.name.strip() or "draft", self.instruction.strip(), examples,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textual.widgets import DataTable, Input, Log, Static
 
-from engine.datastore.health import list_datasets
+from engine.datastore.datasets import list_datasets
 from engine.workspace import Workspace
 from rebase_tui.app import RebaseApp
 from tests.conftest import shared_data
@@ -66,7 +66,7 @@ async def test_ingest_from_the_screen_keys_work_meanwhile_cancel_resume_skipped(
         assert "ingest finished" in log
         assert "skipped:" in log and "broken_ds" in log
         summary = screen.ingest_summary
-        assert summary["datasets"] == 2 and [s for s in summary["skipped"] if "broken_ds" in s["path"]]
+        assert summary.totals.datasets == 2 and [s for s in summary.skipped if "broken_ds" in s.path]
         table = screen.query_one("#ds-table", DataTable)
         assert [table.get_row_at(i)[0].plain for i in range(table.row_count)] == ["math_qa", "wiqa"]
         assert {d.name for d in list_datasets(ws)} == {"math_qa", "wiqa"}
