@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     path = getattr(args, "workspace", None) or default_demo_dir()
     console = stderr_console()
     ws = Workspace.open(path)
+    handed_over = False
     try:
         threads = args.threads if args.threads is not None else ws.config["embedder.threads"]
         set_torch_threads(threads)
@@ -47,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
         from rebase_tui.app import RebaseApp
 
         app = RebaseApp(ws, stage="data", task=DEMO_TASKS[0])
-        ws = None  # the app owns the workspace now
+        handed_over = True  # the app owns the workspace now (and closes it)
         app.run()
         return 0
     finally:
-        if ws is not None:
+        if not handed_over:
             ws.close()

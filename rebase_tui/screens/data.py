@@ -8,6 +8,7 @@ stays responsive throughout: all engine work happens in workers, handlers only u
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,8 +24,8 @@ from textual.worker import Worker
 from engine.datastore.datasets import DatasetInfo, list_datasets, remove_dataset
 from engine.datastore.health import CheckReport, check
 from engine.datastore.ingest import IngestDone, IngestSummary
+from engine.events import Event, Progress
 from engine.events import Log as LogEvent
-from engine.events import Progress
 from engine.rate import format_seconds
 from rebase_tui.jobs import run_call, run_events
 from rebase_tui.messages import EngineEvent, JobFinished
@@ -197,20 +198,21 @@ class DataScreen(StageScreen):
             problems.append("split must not be empty (train, validation, test...)")
         if batch_text and (batch is None or batch < 1):
             problems.append("batch size must be empty (auto) or a whole number ≥ 1")
-        if problems:
+        if problems or max_rows is None:
             self.notify("; ".join(problems), severity="error")
             return
         path = Path(path_text).expanduser()
         ws = self.rebase.workspace
+        max_rows_per_config = max_rows
 
-        def make():  # type: ignore[no-untyped-def]
+        def make() -> Iterator[Event]:
             from engine.datastore.embed import set_torch_threads
             from engine.datastore.ingest import ingest
 
             # one thread: the UI's own work shares the cores, and two busy processes with several torch
             # threads each slow each other down many times over
             set_torch_threads(1)
-            return ingest(ws, [path], max_rows_per_config=max_rows, split=split, batch_size=batch)
+            return ingest(ws, [path], max_rows_per_config=max_rows_per_config, split=split, batch_size=batch)
 
         self.ingest_summary = None
         log = self.query_one("#ingest-log", Log)

@@ -9,6 +9,7 @@ a task JSON file and ``ctrl+t`` exports one.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -365,7 +366,7 @@ class TaskScreen(StageScreen):
         self.rebase.live.load(TaskDraft.from_task(task), "task")
         self._show_draft()
 
-    def _confirm_discard(self, then) -> None:  # type: ignore[no-untyped-def]
+    def _confirm_discard(self, then: Callable[[], object]) -> None:
         if not self.draft.dirty or not any(self.draft.to_spec().values()):
             then()
             return
