@@ -139,6 +139,18 @@ def read_task_file(path: Path) -> Task:
     return validate(data, str(path))
 
 
+def write_task_file(task: Task, path: Path) -> Path:
+    """Write ``task`` as a task JSON file at ``path`` (a folder gets ``<name>.json``); return the file."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        target = target / f"{task.name}.json"
+    try:
+        target.write_text(json.dumps(task.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise EngineError(f"cannot write {target}: {exc.strerror}", fix="choose another path") from None
+    return target
+
+
 # -- storage --------------------------------------------------------------------------------
 def add_task(ws: Workspace, task: Task, replace: bool = False) -> None:
     """Store a task; a duplicate name is an error unless ``replace``."""

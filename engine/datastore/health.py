@@ -61,6 +61,11 @@ def _ids(ws: Workspace, sql: str) -> np.ndarray:
         return np.array([r[0] for r in cur.execute(sql).fetchall()], dtype=np.uint64)
 
 
+def _note(problems: list[str], *found: tuple[int, str]) -> None:
+    """Add the message of every ``(count, message)`` whose count is not zero."""
+    problems.extend(message for count, message in found if count)
+
+
 def _check_vectors(ws: Workspace, kind: str, ids: np.ndarray, what: str, problems: list[str],
                    details: dict[str, int]) -> int:
     """Compare one kind's ids with its vector log and usearch file; return the distinct vectors it holds."""
@@ -76,12 +81,9 @@ def _check_vectors(ws: Workspace, kind: str, ids: np.ndarray, what: str, problem
     repeated = int(len(keys) - len(unique))
     details[f"{kind}_without_vector"], details[f"{kind}_orphan_vectors"] = missing, orphan
     details[f"{kind}_repeated_vectors"] = repeated
-    if missing:
-        problems.append(f"{missing} {what}(s) without a vector")
-    if orphan:
-        problems.append(f"{orphan} {what} vector(s) whose {what} is gone")
-    if repeated:
-        problems.append(f"{repeated} repeated {what} vector(s)")
+    _note(problems, (missing, f"{missing} {what}(s) without a vector"),
+          (orphan, f"{orphan} {what} vector(s) whose {what} is gone"),
+          (repeated, f"{repeated} repeated {what} vector(s)"))
     path = vindex.usearch_path(ws, kind)
     u_keys = vindex.usearch_keys(path)
     if u_keys is None:
@@ -106,12 +108,8 @@ def _check_tables(ws: Workspace, problems: list[str], details: dict[str, int]) -
                                  ).fetchall()[0][0]
     details["datasets_ingesting"], details["cells_without_value"] = stuck, dangling
     details["rows_without_dataset"] = loose_rows
-    if stuck:
-        problems.append(f"{stuck} dataset(s) left 'ingesting' by an interrupted ingest")
-    if dangling:
-        problems.append(f"{dangling} cell(s) point at no value")
-    if loose_rows:
-        problems.append(f"{loose_rows} row(s) belong to no dataset")
+    _note(problems, (stuck, f"{stuck} dataset(s) left 'ingesting' by an interrupted ingest"),
+          (dangling, f"{dangling} cell(s) point at no value"), (loose_rows, f"{loose_rows} row(s) belong to no dataset"))
 
 
 def check(ws: Workspace) -> CheckReport:

@@ -60,11 +60,6 @@ class RetrievalResult:
     approximate: bool = False
     candidates: int = 0
 
-    @property
-    def rows(self) -> tuple[RowHit, ...]:
-        """Alias of :attr:`results`."""
-        return self.results
-
     def __len__(self) -> int:
         return len(self.results)
 

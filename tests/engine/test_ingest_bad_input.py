@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from engine.datastore.cells import MAX_CELL_CHARS
 from engine.datastore.ingest import run_ingest
-from engine.datastore.readers import MAX_CELL_CHARS
 from engine.workspace import Workspace
 from rebase_tui.cli import main
 

@@ -9,8 +9,9 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from engine.datastore.cells import flatten_row
 from engine.datastore.ingest import run_ingest
-from engine.datastore.readers import flatten_row, read_split, stride_indices
+from engine.datastore.readers import read_split, stride_indices
 from engine.datastore.sources import discover, id_from_folder, split_of
 
 
