@@ -19,7 +19,7 @@ from engine.datastore.sources import DatasetSource
 if TYPE_CHECKING:
     from engine.workspace import Workspace
 
-Row = dict[str, "str | None"]
+Row = dict[str, str | None]
 """A flattened source row: column -> cell text (None for an empty cell)."""
 
 

@@ -163,4 +163,7 @@ def test_events_are_time_batched(workspace, embedder, tmp_path):
     # 38 batches, but at most ~4 events per second (plus first and last)
     assert 2 <= len(embeds) < 38
     assert embeds[-1].done == embeds[-1].total == 300
+    # the engine fills in rate and ETA (front ends only show them): none before a second sample
+    assert embeds[0].rate is None and embeds[0].eta_s is None
+    assert embeds[-1].rate is not None and embeds[-1].rate > 0 and embeds[-1].eta_s == 0.0
     assert any(isinstance(e, Log) and "ready" in e.message for e in events)

@@ -112,3 +112,14 @@ async def test_data_screen_snapshot(small_datastore, request):
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: "healthy" in text_of(app.screen.query_one("#ds-health", Static)))
         await assert_snapshot(pilot, "data_screen", request)
+
+
+def test_progress_line_shows_the_engines_rate_and_eta():
+    from engine.events import Progress
+    from rebase_tui.screens.data import progress_text
+
+    assert progress_text(Progress("embed", 1200, 4096, "values", rate=350.4, eta_s=8.3)) == (
+        "embed: 1,200/4,096 values · 350 values/s · ETA 0:08")
+    # before the engine has a rate there is none to show; the message comes last
+    assert progress_text(Progress("read", 0, 3, "datasets", "reading datasets")) == (
+        "read: 0/3 datasets · reading datasets")
