@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.datastore.embed import load_embedder, set_torch_threads  # noqa: E402
-from engine.datastore.ingest import IngestDone, ingest  # noqa: E402
+from engine.datastore.ingest import IngestDone, IngestSummary, ingest  # noqa: E402
 from engine.events import Progress  # noqa: E402
 from engine.workspace import Workspace  # noqa: E402
 
@@ -72,7 +72,7 @@ def main() -> int:
         t0 = time.perf_counter()
         stages: dict[str, float] = {}
         last_stage, last_t = None, t0
-        summary: dict = {}
+        summary: IngestSummary | None = None
         for ev in ingest(ws, folders, max_rows_per_config=0, embedder=embedder, batch_size=args.batch_size):
             if isinstance(ev, Progress) and ev.stage != last_stage:
                 now = time.perf_counter()
@@ -83,6 +83,8 @@ def main() -> int:
                 summary = ev.summary
         t_ingest = time.perf_counter() - t0
         c_ingest = time.process_time() - c0
+        assert summary is not None, "ingest always ends with IngestDone"
+        counts = summary.totals
         if last_stage:
             stages[last_stage] = stages.get(last_stage, 0.0) + time.perf_counter() - last_t
         rss_ingest = peak_rss_mb()
@@ -105,11 +107,11 @@ def main() -> int:
     result = {
         "subset": f"every {args.every}th folder of {args.datastore} ({len(folders)} datasets), all rows",
         "device": embedder.device, "threads": threads, "batch_size": args.batch_size,
-        "datasets": summary["datasets"], "rows": summary["rows"], "cells": summary["cells"],
-        "values": summary["values"], "vectors": summary["vectors"],
+        "datasets": counts.datasets, "rows": counts.rows, "cells": counts.cells,
+        "values": counts.values, "vectors": counts.vectors,
         "ingest_s": round(t_ingest, 2), "stages_s": {k: round(v, 2) for k, v in stages.items()},
         "embed_alone_s": round(t_alone, 2), "paper_every_cell_s": round(t_paper, 2) if t_paper else None,
-        "rows_per_s": round(summary["rows"] / t_ingest, 1),
+        "rows_per_s": round(counts.rows / t_ingest, 1),
         "values_embedded_per_s": round(len(texts) / t_ingest, 1),
         "peak_rss_mb_after_ingest": round(rss_ingest, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
         "ratio_a_ingest_over_embed_alone": round(t_ingest / t_alone, 3),

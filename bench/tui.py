@@ -58,7 +58,7 @@ def build_workspace(n_datasets: int, max_rows: int) -> Path:
         t0 = time.perf_counter()
         with Workspace(path) as ws:
             summary = run_ingest(ws, folders, max_rows_per_config=max_rows)
-        done.write_text(str(summary["values"]), encoding="utf-8")
+        done.write_text(str(summary.totals.values), encoding="utf-8")
         print(f"  built in {time.perf_counter() - t0:.0f} s", flush=True)
     return path
 

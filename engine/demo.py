@@ -10,11 +10,12 @@ again adds nothing, so ``rebase-tui demo`` is safe to repeat.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from engine.datastore.ingest import IngestDone, ingest
+from engine.datastore.ingest import IngestDone, IngestSummary, ingest
 from engine.events import Event, Log
 
 if TYPE_CHECKING:
@@ -47,19 +48,29 @@ def default_demo_dir() -> Path:
     return Path(platformdirs.user_data_dir("rebase-tui", appauthor=False)) / "demo"
 
 
-def build_demo(ws: Workspace, *, embedder: Embedder | None = None) -> Iterator[Event]:
-    """Ingest the demo corpus into ``ws`` and add the demo tasks (idempotent); ends with IngestDone.
+@dataclass(frozen=True, slots=True)
+class DemoDone(Event):
+    """The last event of :func:`build_demo`: the ingest's summary and the demo tasks now stored."""
 
-    The summary gains ``"tasks"``: the demo task names now stored in the workspace.
-    """
+    summary: IngestSummary
+    tasks: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ingest summary's document with the demo task names added under ``"tasks"``."""
+        return {**self.summary.to_json(), "tasks": list(self.tasks)}
+
+
+def build_demo(ws: Workspace, *, embedder: Embedder | None = None) -> Iterator[Event]:
+    """Ingest the demo corpus into ``ws`` and add the demo tasks (idempotent); ends with :class:`DemoDone`."""
     from engine import tasks
 
-    summary: dict = {}
+    summary: IngestSummary | None = None
     for event in ingest(ws, [demo_corpus_dir()], max_rows_per_config=0, embedder=embedder):
         if isinstance(event, IngestDone):
-            summary = dict(event.summary)
+            summary = event.summary
         else:
             yield event
+    assert summary is not None, "ingest always ends with IngestDone"
     added = []
     for path in demo_task_files():
         task = tasks.read_task_file(path)
@@ -68,5 +79,4 @@ def build_demo(ws: Workspace, *, embedder: Embedder | None = None) -> Iterator[E
             added.append(task.name)
     if added:
         yield Log(f"added task(s) {', '.join(added)}")
-    summary["tasks"] = [t.name for t in tasks.list_tasks(ws) if t.name in DEMO_TASKS]
-    yield IngestDone(summary)
+    yield DemoDone(summary, tuple(t.name for t in tasks.list_tasks(ws) if t.name in DEMO_TASKS))

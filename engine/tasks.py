@@ -1,8 +1,10 @@
-"""Tasks: an instruction, a few input/output examples, and datasets to exclude (contamination bans).
+"""Tasks: an instruction, a few input/output demonstrations, and datasets to exclude (contamination bans).
 
-The file format is that of ../shared/data/tasks/*.json:
+A task file is one JSON object:
 ``{"name", "instruction", "examples": [{"input", "output"}], "source_datasets_to_exclude": [...]}``.
-Wherever a command takes a TASK it accepts a stored name or a path to such a file (imported on the fly).
+Its ``examples`` are demonstrations (:class:`Demonstration`): pairs the user wrote to show the task, not
+the teacher-made training examples of the ``examples`` table. Wherever a command takes a TASK it accepts a
+stored name or a path to such a file (imported on the fly).
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ _ANSWER_RE = re.compile(r"the answer is\s*:?\s*(.+?)\s*\.?\s*$", re.IGNORECASE |
 
 
 @dataclass(frozen=True)
-class Example:
-    """One demonstration of the task."""
+class Demonstration:
+    """One input/output pair that shows the task (an entry of the task file's ``examples`` list)."""
 
     input: str
     output: str
@@ -30,11 +32,12 @@ class Example:
 
 @dataclass(frozen=True)
 class Task:
-    """A validated task."""
+    """A validated task. ``examples`` holds its demonstrations (named after the task file's key);
+    ``exclude`` the dataset ids its pool must never come from."""
 
     name: str
     instruction: str
-    examples: tuple[Example, ...]
+    examples: tuple[Demonstration, ...]
     exclude: tuple[str, ...] = field(default=())
 
     def to_json(self) -> dict[str, Any]:
@@ -94,7 +97,7 @@ def validate(data: Any, where: str = "task") -> Task:
     if not isinstance(instruction, str) or not instruction.strip():
         problems.append("missing or empty instruction")
     examples = data.get("examples")
-    parsed: list[Example] = []
+    parsed: list[Demonstration] = []
     if not isinstance(examples, list) or not examples:
         problems.append("no examples (give at least one {\"input\", \"output\"} pair)")
     else:
@@ -109,14 +112,15 @@ def validate(data: Any, where: str = "task") -> Task:
                 if not isinstance(ex.get(key), str) or not ex[key].strip():
                     problems.append(f"example {i} has no {key}")
             if isinstance(ex.get("input"), str) and isinstance(ex.get("output"), str):
-                parsed.append(Example(ex["input"], ex["output"]))
+                parsed.append(Demonstration(ex["input"], ex["output"]))
     exclude = data.get("source_datasets_to_exclude", [])
     if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
         problems.append("source_datasets_to_exclude must be a list of dataset ids")
         exclude = []
     if problems:
         raise TaskError(where, problems)
-    return Task(name.strip(), instruction.strip(), tuple(parsed), tuple(x.strip() for x in exclude if x.strip()))
+    return Task(str(name).strip(), str(instruction).strip(), tuple(parsed),
+                tuple(x.strip() for x in exclude if x.strip()))
 
 
 def read_task_file(path: Path) -> Task:
@@ -133,6 +137,18 @@ def read_task_file(path: Path) -> Task:
         raise EngineError(f"task file {path} is not valid JSON (line {exc.lineno}: {exc.msg})",
                           fix="fix the JSON syntax") from None
     return validate(data, str(path))
+
+
+def write_task_file(task: Task, path: Path) -> Path:
+    """Write ``task`` as a task JSON file at ``path`` (a folder gets ``<name>.json``); return the file."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        target = target / f"{task.name}.json"
+    try:
+        target.write_text(json.dumps(task.to_json(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise EngineError(f"cannot write {target}: {exc.strerror}", fix="choose another path") from None
+    return target
 
 
 # -- storage --------------------------------------------------------------------------------

@@ -27,9 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from textual.signal import Signal
 
-from engine.tasks import Example, Task, TaskError, validate
+from engine.errors import EngineError
+from engine.retrieval.results import RetrievalResult, RowHit
+from engine.tasks import Demonstration, Task, TaskError, validate
 
 if TYPE_CHECKING:
+    from engine.retrieval.retriever import Retriever
+    from engine.workspace import Workspace
     from rebase_tui.app import RebaseApp
 
 log = logging.getLogger(__name__)
@@ -82,16 +86,16 @@ class TaskDraft:
     def query(self) -> Task | None:
         """The task to retrieve for, from whatever is usable so far (the draft need not be valid to
         browse): the instruction and the examples that have an input. None when nothing is usable."""
-        examples = tuple(Example(i.strip(), o.strip()) for i, o in self.examples if i.strip())
+        examples = tuple(Demonstration(i.strip(), o.strip()) for i, o in self.examples if i.strip())
         if not self.instruction.strip() or not examples:
             return None
         return Task(self.name.strip() or "draft", self.instruction.strip(), examples,
                     tuple(x.strip() for x in self.exclude if x.strip()))
 
 
-@dataclass
+@dataclass(frozen=True)
 class SearchParams:
-    """The Retrieve screen's controls."""
+    """The Retrieve screen's controls (replaced as a whole when one changes)."""
 
     top: int = 100
     per_dataset_cap: int | None = None
@@ -106,18 +110,25 @@ class SearchOutcome:
     generation: int
     query: Task
     params: SearchParams
-    result: Any
+    result: RetrievalResult | None
     error: str = ""
     requested_at: float = 0.0
     finished_at: float = 0.0
 
+    @property
+    def rows(self) -> list[RowHit]:
+        """The ranked rows (none after an error)."""
+        return list(self.result.results) if self.result is not None else []
 
-def make_retriever(ws: Any) -> Any:
+
+def make_retriever(ws: Workspace) -> Retriever:
     """Build the workspace's retriever and load its embedder (slow: torch + model). Runs off the UI thread."""
     from engine.datastore.embed import set_torch_threads
     from engine.retrieval.retriever import Retriever
 
-    set_torch_threads(1)  # the UI process shares the cores with ingest and training (STYLE §1.12)
+    # one thread: the UI process shares the cores with ingest and training, and two busy processes with
+    # several torch threads each slow each other down many times over
+    set_torch_threads(1)
 
     retriever = Retriever(ws)
     # live typing embeds one new instruction per keystroke: keep those vectors in memory only (writing
@@ -141,7 +152,7 @@ class LiveRetrieval:
         self.draft = TaskDraft()
         self._opened = False
         self.params = SearchParams()
-        self.retriever: Any = None
+        self.retriever: Retriever | None = None
         self.warm_error: str = ""
         self.warming = False
         self.latest: SearchOutcome | None = None
@@ -241,8 +252,7 @@ class LiveRetrieval:
         query = self.draft.query()
         if query is None or not self.ready:
             return
-        params = SearchParams(self.params.top, self.params.per_dataset_cap, self.params.weights,
-                              self.params.dedupe)
+        params = self.params
         loop = asyncio.get_running_loop()
         self.engine_calls += 1
         try:
@@ -262,10 +272,10 @@ class LiveRetrieval:
                                     time.perf_counter())
         self.results_signal.publish(self.latest)
 
-    def _run_search(self, query: Task, params: SearchParams) -> Any:
+    def _run_search(self, query: Task, params: SearchParams) -> RetrievalResult:
         """The engine call (runs on the retrieval thread). A retriever built before the datastore
         changed (an ingest or a removal since) is rebuilt first."""
-        if self.retriever.is_stale():
+        if self.retriever is None or self.retriever.is_stale():
             self.retriever = make_retriever(self.app.workspace)
         return self.retriever.search(query, top=params.top, weights=params.weights,
                                      per_dataset_cap=params.per_dataset_cap, dedupe=params.dedupe)
@@ -274,7 +284,10 @@ class LiveRetrieval:
         """Store ``outcome`` as ``task``'s pool (what ``rebase-tui retrieve`` stores); return its size."""
         from engine.retrieval.pool import store_pool
 
-        return int(store_pool(self.app.workspace, task, outcome.result))
+        if outcome.result is None:
+            raise EngineError("the search failed, so there is no ranking to store",
+                              fix="fix what the status line names, then store the pool")
+        return store_pool(self.app.workspace, task, outcome.result)
 
     def shutdown(self) -> None:
         """Stop the retrieval thread (pending work is dropped)."""
@@ -282,14 +295,4 @@ class LiveRetrieval:
 
 
 def _is_expected(exc: BaseException) -> bool:
-    from engine.errors import EngineError
-
     return isinstance(exc, EngineError)
-
-
-def results_of(result: Any) -> list[Any]:
-    """The ranked rows of a search result."""
-    if result is None:
-        return []
-    rows = getattr(result, "results", result)
-    return list(rows)

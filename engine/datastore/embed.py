@@ -26,6 +26,8 @@ from engine.errors import EngineError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from sentence_transformers import SentenceTransformer
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -137,12 +139,16 @@ def set_torch_threads(threads: int | None) -> int:
 class Embedder:
     """A loaded sentence-transformers model: ``name``, ``dim`` and :meth:`encode`."""
 
-    def __init__(self, name: str, model: object, device: str, path: Path) -> None:
+    def __init__(self, name: str, model: SentenceTransformer, device: str, path: Path) -> None:
         self.name = name
         self.model = model
         self.device = device
         self.path = path
-        self.dim = int(model.get_embedding_dimension())  # type: ignore[attr-defined]
+        dim = model.get_embedding_dimension()
+        if not dim:  # a model without a pooled sentence vector cannot embed cell texts
+            raise EngineError(f"embedding model {name} at {path} does not say its vector dimension",
+                              fix="choose a sentence-transformers embedding model with --embedder")
+        self.dim = int(dim)
         self._lock = threading.Lock()
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
@@ -150,7 +156,7 @@ class Embedder:
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
-            out = self.model.encode(  # type: ignore[attr-defined]
+            out = self.model.encode(
                 list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
                 show_progress_bar=False,
             )

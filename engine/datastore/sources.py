@@ -1,4 +1,4 @@
-"""Finding datasets on disk: dataset folders, collections, hub caches, single files; cards and descriptions.
+"""Finding datasets on disk: dataset folders, collections, hub caches, single files (cards: :mod:`engine.datastore.cards`).
 
 * A **dataset folder** (like a Hugging Face dataset repository) has a ``README.md`` card at its top and data
   files below. When the card's front matter lists ``configs`` with ``data_files``, they are followed;
@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.datastore.readers import class_labels, file_format
+from engine.datastore.cards import card_description, card_labels, clean_markdown, cut, parse_card
+from engine.datastore.cells import class_labels
+from engine.datastore.readers import file_format
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
                  "val": "validation", "dev": "validation", "test": "test", "testing": "test"}
@@ -34,7 +36,6 @@ IGNORED_SUFFIXES = {".md", ".txt", ".py", ".yaml", ".yml", ".lock", ".png", ".jp
 METADATA_FILES = {"dataset_infos.json", "dataset_info.json", "dataset_dict.json", "state.json",
                   "dataset_state.json", "readme.md"}
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".7z", ".rar", ".bz2", ".xz", ".zst")
-DESCRIPTION_CHARS = 2000
 _ID_RE = re.compile(r"[\w.\-]+(/[\w.\-]+)?")
 
 
@@ -76,100 +77,6 @@ def split_of(name: str) -> str | None:
 def normalize_split(split: str) -> str:
     """``dev`` → ``validation`` and so on; other names are kept."""
     return SPLIT_ALIASES.get(split.lower(), split)
-
-
-# -- cards -------------------------------------------------------------------------------------
-def parse_card(text: str) -> tuple[dict[str, Any], str]:
-    """``(front matter dict, markdown body)`` of a dataset card (YAML front matter between ``---``)."""
-    meta: dict[str, Any] = {}
-    body = text
-    m = re.match(r"\A\ufeff?---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(\r?\n|\Z)", text, re.S)
-    if m:
-        body = text[m.end():]
-        try:
-            import yaml
-
-            loaded = yaml.safe_load(m.group(1))
-            if isinstance(loaded, dict):
-                meta = loaded
-        except Exception:  # noqa: BLE001 - a broken front matter only costs us its hints
-            meta = {}
-    return meta, body
-
-
-def _section(body: str, titles: Sequence[str]) -> str | None:
-    """The text under the first heading whose title is one of ``titles`` (until a heading of its level)."""
-    lines = body.splitlines()
-    for title in titles:
-        for i, line in enumerate(lines):
-            m = re.match(r"^(#{1,6})\s+(.*?)\s*#*\s*$", line)
-            if m and m.group(2).strip().lower() == title:
-                level = len(m.group(1))
-                out = []
-                for nxt in lines[i + 1:]:
-                    h = re.match(r"^(#{1,6})\s", nxt)
-                    if h and len(h.group(1)) <= level:
-                        break
-                    out.append(nxt)
-                text = clean_markdown("\n".join(out))
-                if text:
-                    return text
-    return None
-
-
-def clean_markdown(text: str) -> str:
-    """Card markdown → plain prose: code, tables, HTML, headings, link targets and metadata bullets dropped."""
-    text = re.sub(r"<!--.*?-->", " ", text, flags=re.S)
-    text = re.sub(r"^(```|~~~).*?^\1[^\n]*$", " ", text, flags=re.S | re.M)
-    kept = []
-    for line in text.splitlines():
-        s = line.strip()
-        if s.startswith("|") or re.match(r"^#{1,6}\s", s) or re.match(r"^[-*_=]{3,}$", s):
-            continue
-        if re.match(r"^[-*+]\s+\*\*[^*]{1,60}:?\*\*:?\s*", s):  # "- **Homepage:** ..." metadata bullets
-            continue
-        if "more information needed" in s.lower():
-            continue
-        kept.append(line)
-    text = "\n".join(kept)
-    text = re.sub(r"!\[[^\]]*\]\([^)]*\)", " ", text)
-    text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)
-    text = re.sub(r"<[^>]+>", " ", text)
-    text = re.sub(r"[ \t]+", " ", text)
-    text = re.sub(r"\n\s*\n+", "\n\n", text)
-    return text.strip()
-
-
-def cut(text: str, limit: int = DESCRIPTION_CHARS) -> str:
-    """``text`` cut to ``limit`` characters at a sentence (or word) boundary."""
-    if len(text) <= limit:
-        return text
-    head = text[:limit]
-    stop = max(head.rfind(". "), head.rfind(".\n"))
-    if stop > limit // 2:
-        return head[: stop + 1]
-    space = head.rfind(" ")
-    return (head[:space] if space > limit // 2 else head).rstrip() + "…"
-
-
-def card_description(body: str) -> str:
-    """The description a card gives: its summary/description section, else its whole prose."""
-    text = _section(body, ("dataset summary", "dataset description", "description", "summary"))
-    if not text:
-        text = clean_markdown(body)
-    return cut(text)
-
-
-def _card_labels(meta: dict[str, Any], config: str | None = None) -> dict[str, list[str]]:
-    info = meta.get("dataset_info")
-    infos = info if isinstance(info, list) else [info] if isinstance(info, dict) else []
-    out: dict[str, list[str]] = {}
-    for item in infos:
-        if not isinstance(item, dict):
-            continue
-        if config is None or item.get("config_name") in (None, config):
-            out.update(class_labels(item.get("features") or []))
-    return out
 
 
 # -- ids -----------------------------------------------------------------------------------------
@@ -373,7 +280,7 @@ def _dataset_folder(root: Path, split: str, folder_id: str) -> DatasetSource:
         for info in infos.values():
             if isinstance(info, dict) and info.get("features"):
                 ds.labels.update(class_labels(info["features"]))
-    ds.labels.update(_card_labels(meta))
+    ds.labels.update(card_labels(meta))
 
     configs_meta = meta.get("configs")
     if isinstance(configs_meta, list) and any(isinstance(c, dict) and c.get("data_files") for c in configs_meta):

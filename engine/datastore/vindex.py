@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -102,7 +103,7 @@ class VectorLog:
     def read(self) -> tuple[np.ndarray, np.ndarray]:
         """All ``(keys uint64 (n,), vectors float32 (n, dim))``, in file order (complete records only)."""
         n = self.count
-        if n == 0:
+        if n == 0 or self.dim is None:
             return np.zeros(0, dtype=np.uint64), np.zeros((0, self.dim or 0), dtype=np.float32)
         recs = np.fromfile(self.path, dtype=_record_dtype(self.dim), count=n, offset=HEADER)
         return recs["key"].astype(np.uint64), np.ascontiguousarray(recs["vec"], dtype=np.float32)
@@ -110,7 +111,7 @@ class VectorLog:
     def keys(self) -> np.ndarray:
         """All keys (uint64), in file order, without loading the vectors into memory."""
         n = self.count
-        if n == 0:
+        if n == 0 or self.dim is None:
             return np.zeros(0, dtype=np.uint64)
         recs = np.memmap(self.path, dtype=_record_dtype(self.dim), mode="r", offset=HEADER, shape=(n,))
         return np.array(recs["key"], dtype=np.uint64)
@@ -230,9 +231,17 @@ def usearch_keys(path: Path) -> np.ndarray | None:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class IndexSync:
+    """What :func:`sync_usearch` changed in a usearch file: keys added and keys removed."""
+
+    added: int = 0
+    removed: int = 0
+
+
 def sync_usearch(ws: Workspace, kind: str,
-                 progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
-    """Make ``index/<kind>.usearch`` hold exactly the log's keys and vectors; return ``{added, removed}``.
+                 progress: Callable[[int, int], None] | None = None) -> IndexSync:
+    """Make ``index/<kind>.usearch`` hold exactly the log's keys and vectors; return what changed.
 
     Adds only what is missing and removes what is no longer in the log; rebuilds when the file is absent or
     damaged. The file is written to a temporary name and renamed, so a kill leaves the old one intact.
@@ -245,7 +254,7 @@ def sync_usearch(ws: Workspace, kind: str,
     if vlog.dim is None:
         if path.exists():
             path.unlink()
-        return {"added": 0, "removed": 0}
+        return IndexSync()
     index = None
     if path.exists():
         try:
@@ -261,12 +270,13 @@ def sync_usearch(ws: Workspace, kind: str,
     stale = have[~np.isin(have, keys)]
     missing = ~np.isin(keys, have)
     if not len(stale) and not missing.any() and path.exists():
-        return {"added": 0, "removed": 0}
+        return IndexSync()
     if len(stale):
         index.remove(stale)
     add_keys, add_vecs = keys[missing], vectors[missing]
     if len(add_keys):
-        # the usearch progress callback must be annotated (see STYLE.md 1.11)
+        # usearch checks the callback's annotations and rejects an unannotated function
+        # ("AssertionError: Invalid callback"), so the types are set on it explicitly
         def _cb(done, total):
             if progress is not None:
                 progress(done, total)
@@ -278,10 +288,23 @@ def sync_usearch(ws: Workspace, kind: str,
     tmp = path.with_name(path.name + ".tmp")
     index.save(str(tmp))
     os.replace(tmp, path)
-    return {"added": int(len(add_keys)), "removed": int(len(stale))}
+    return IndexSync(int(len(add_keys)), int(len(stale)))
 
 
-def drop_keys(ws: Workspace, kind: str, wanted: Iterable[int] | np.ndarray) -> int:
-    """Keep only ``wanted`` keys in the ``kind`` log (orphans and repeats dropped); return the count dropped."""
-    return vector_log(ws, kind).keep_only(np.fromiter(wanted, dtype=np.uint64)
-                                          if not isinstance(wanted, np.ndarray) else wanted)
+# -- orphans ---------------------------------------------------------------------------------
+def drop_orphan_vectors(ws: Workspace) -> int:
+    """Drop vectors whose value or dataset is gone, and repeated keys; return how many were dropped.
+
+    A remove killed between its database transaction and its vector rewrite leaves such vectors; ingest,
+    remove and ``check --repair`` call this first. Only the keys are read unless something must go.
+    """
+    with ws.store.cursor() as cur:
+        value_ids = np.array([r[0] for r in cur.execute("select id from cell_values").fetchall()], dtype=np.uint64)
+        dataset_ids = np.array([r[0] for r in cur.execute("select id from datasets").fetchall()], dtype=np.uint64)
+    dropped = 0
+    for kind, ids in ((VALUES, value_ids), (DESCRIPTIONS, dataset_ids)):
+        vlog = vector_log(ws, kind)
+        keys = vlog.keys()
+        if len(keys) and (not np.isin(keys, ids).all() or len(np.unique(keys)) != len(keys)):
+            dropped += vlog.keep_only(ids)
+    return dropped

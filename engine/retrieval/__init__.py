@@ -1,1 +1,5 @@
-"""The retrieval stage."""
+"""The retrieval stage (ReBase stages 2-3): rank the datastore's rows for a task.
+
+``loading`` reads the ready datasets into memory, ``scoring`` holds the pure ReBase math, ``retriever`` runs
+searches (exact or approximate) returning ``results``, and ``pool`` stores a ranking as a task's pool.
+"""

@@ -84,9 +84,11 @@ def load_pool(ws: Workspace, task: str, limit: int | None = None) -> list[PoolRo
     with ws.store.cursor() as cur:
         rows = cur.execute(sql, params).fetchall()
     out = []
-    for *head, data in rows:
+    for (rank, row, score, s_in, s_out, s_ds, in_col, out_col, dataset_id, config, split, row_id,
+         data) in rows:
         value = json.loads(data) if isinstance(data, str) else data
-        out.append(PoolRow(*head, data=value if isinstance(value, dict) else {"value": value}))
+        out.append(PoolRow(rank, row, score, s_in, s_out, s_ds, in_col, out_col, dataset_id, config, split,
+                           row_id, value if isinstance(value, dict) else {"value": value}))
     return out
 
 

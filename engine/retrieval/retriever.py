@@ -1,9 +1,11 @@
 """Retrieval (ReBase stages 2-3): rank the datastore's rows for a task, and store them as its pool.
 
-:class:`Retriever` loads the workspace's value vectors and its row/cell structure once; :meth:`Retriever.search`
-then re-ranks in tens of milliseconds, so the TUI keeps one and re-queries as the user types. The math is in
-:mod:`engine.retrieval.scoring` (pure numpy); this module does the loading, the query embeddings (cached in memory and
-in the ``query_vectors`` table), bans, diversity, the approximate path and the pool.
+:class:`Retriever` loads the workspace's value vectors and its row/cell structure once
+(:mod:`engine.retrieval.loading`); :meth:`Retriever.search` then re-ranks in tens of milliseconds, so the TUI
+keeps one and re-queries as the user types. The math is in :mod:`engine.retrieval.scoring` (pure numpy); this
+module does the query embeddings (cached in memory and in the ``query_vectors`` table), bans, diversity and
+the approximate path. The results are :mod:`engine.retrieval.results`; :mod:`engine.retrieval.pool` stores
+them as a task's pool.
 
 Exact search scores every distinct value once and takes a segment maximum per row. ``approximate=True``
 asks the usearch HNSW index for the values closest to each query, re-scores exactly every row holding one
@@ -18,13 +20,15 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine.errors import EngineError
 from engine.retrieval import scoring
+from engine.retrieval.loading import load_datastore, read_signature
+from engine.retrieval.results import RetrievalResult, RowHit
 from engine.tasks import Task, output_target, resolve_task, validate
 
 if TYPE_CHECKING:
@@ -44,77 +48,6 @@ APPROX_MIN_CANDIDATES = 256
 APPROX_MAX_ROUNDS = 4
 #: Tolerance on the exactness proof (float32 rounding of scores computed two ways).
 BOUND_EPS = 1e-5
-
-
-@dataclass(frozen=True)
-class RowHit:
-    """One ranked row, with the explanation of its score.
-
-    ``key`` is the datastore key (``rows.id``); ``row_id`` the row's 0-based position in its config's split
-    at the source; ``row`` the full row (column -> value). ``input_column``/``output_column`` name the cells
-    that gave the input and output scores; ``input_text``/``output_text`` are those cells' text.
-    """
-
-    rank: int
-    key: int
-    dataset_id: str
-    config: str
-    split: str
-    row_id: int
-    score: float
-    input_score: float
-    output_score: float
-    dataset_score: float
-    input_column: str
-    output_column: str
-    input_text: str
-    output_text: str
-    row: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``rebase-tui retrieve --json`` form of one result."""
-        return {"rank": self.rank, "dataset_id": self.dataset_id, "config": self.config, "row_id": self.row_id,
-                "score": self.score, "input_score": self.input_score, "output_score": self.output_score,
-                "dataset_score": self.dataset_score, "input_column": self.input_column,
-                "output_column": self.output_column, "row": dict(self.row)}
-
-
-@dataclass(frozen=True)
-class RetrievalResult:
-    """A ranked list of rows for one task.
-
-    ``exact`` is False only when ``approximate=True`` could not prove its list equals the exact one.
-    ``seconds`` holds ``embed`` (query embeddings), ``score`` (scoring + selection) and ``fetch`` (reading
-    the rows); ``candidates`` the rows scored (all rows when exact).
-    """
-
-    task: str
-    top: int
-    exact: bool
-    results: tuple[RowHit, ...]
-    seconds: dict[str, float]
-    weights: tuple[float, float, float]
-    exclude: tuple[str, ...]
-    approximate: bool = False
-    candidates: int = 0
-
-    @property
-    def rows(self) -> tuple[RowHit, ...]:
-        """Alias of :attr:`results`."""
-        return self.results
-
-    def __len__(self) -> int:
-        return len(self.results)
-
-    def __iter__(self):
-        return iter(self.results)
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``rebase-tui retrieve --json`` document."""
-        return {"task": self.task, "top": self.top, "exact": self.exact,
-                "seconds": {"embed": round(self.seconds.get("embed", 0.0), 6),
-                            "score": round(self.seconds.get("score", 0.0), 6)},
-                "results": [h.to_json() for h in self.results]}
 
 
 @dataclass(frozen=True)
@@ -158,95 +91,23 @@ class Retriever:
     def __init__(self, ws: Workspace, *, threads: int | None = None) -> None:
         """Load the workspace's datastore. ``threads``: torch threads to set when the embedder is loaded
         (0: all cores; None: leave torch's setting alone, as the TUI sets its own)."""
-        from engine.datastore import vindex
-        from engine.datastore.embed import same_embedder
-
         self.ws = ws
         self.threads = threads
         self.persist_queries = True
         """Store newly embedded query texts in the workspace's ``query_vectors`` table. The TUI's live search
         turns this off: one write per keystroke costs ~10 ms and now and then a checkpoint."""
         t0 = time.perf_counter()
-        self.embedder_name = ws.store.get_meta("embedder.name")
-        # an embedder set explicitly (config.toml, environment, CLI) must be the workspace's; the default is
-        # just the default, and the workspace's recorded one wins (as ingest does)
-        configured = (str(ws.config["embedder.model"])
-                      if ws.config.sources.get("embedder.model", "default") != "default" else None)
-        with ws.store.cursor() as cur:
-            ds_rows = cur.execute("select id, name from datasets where status = 'ready' order by id").fetchall()
-        if not ds_rows or not self.embedder_name:
-            raise EngineError(f"workspace {ws.path} has no ingested datasets to retrieve from",
-                              fix="ingest some first: rebase-tui ingest PATH")
-        if configured is not None and not same_embedder(self.embedder_name, configured):
-            raise EngineError(
-                f"workspace {ws.path} was built with embedder {self.embedder_name!r}, but the configured "
-                f"embedder is {configured!r}; their vectors cannot be compared",
-                fix=f"use the workspace's embedder (rebase-tui config embedder.model {self.embedder_name}), "
-                    "or ingest into another workspace with -w DIR")
-        self._signature = self._read_signature()
-        self.dataset_ids: tuple[str, ...] = tuple(r[1] for r in ds_rows)
-        ds_keys = np.array([r[0] for r in ds_rows], dtype=np.int64)
-
-        # description vectors, aligned with dataset positions
-        d_keys, d_vecs = vindex.load_description_vectors(ws)
-        self.descriptions = np.zeros((len(ds_keys), d_vecs.shape[1] if d_vecs.ndim == 2 else 0), np.float32)
-        have = _positions(d_keys.astype(np.int64), ds_keys)
-        if (have < 0).any():
-            missing = [self.dataset_ids[i] for i in np.flatnonzero(have < 0)]
-            log.warning("datasets without a description vector (dataset score 0): %s", ", ".join(missing[:5]))
-        self.descriptions[have >= 0] = d_vecs[have[have >= 0]]
-
-        # value vectors
-        v_keys, values = vindex.load_value_vectors(ws)
-        v_keys = v_keys.astype(np.int64)
-        dim = ws.store.get_meta("embedder.dim")
-        if values.shape[0] == 0:
-            raise EngineError(f"workspace {ws.path} has datasets but no value vectors in {ws.index_dir}",
-                              fix="finish the ingest (rebase-tui ingest PATH), or run rebase-tui check --repair")
-        if dim and int(dim) != values.shape[1]:
-            raise EngineError(f"the value vectors in {ws.index_dir} have dimension {values.shape[1]}, but the "
-                              f"workspace's embedder has {dim}", fix="run rebase-tui check --repair")
-
-        # rows and cells of ready datasets
-        with ws.store.cursor() as cur:
-            rows = cur.execute(
-                "select r.id, d.pos, r.config, r.row_id from rows r "
-                "join (select id, row_number() over (order by id) - 1 as pos from datasets "
-                "      where status = 'ready') d on d.id = r.dataset").fetchnumpy()
-            columns = [r[0] for r in cur.execute(
-                'select distinct "column" from cells order by "column"').fetchall()]
-            cells = cur.execute(
-                'select c."row", c.value, k.code from cells c '
-                'join (select "column", row_number() over (order by "column") - 1 as code '
-                '      from (select distinct "column" from cells)) k using ("column") '
-                "join rows r on r.id = c.\"row\" join datasets d on d.id = r.dataset "
-                "where d.status = 'ready'").fetchnumpy()
-            self._configs = {int(i): (str(n), str(s)) for i, n, s in
-                             cur.execute("select id, name, split from configs").fetchall()}
-        cell_value_key = np.asarray(cells["value"], dtype=np.int64)
-        order = np.argsort(v_keys, kind="stable")
-        sorted_keys = v_keys[order]
-        pos = np.searchsorted(sorted_keys, cell_value_key)
-        found = (pos < len(sorted_keys)) & (sorted_keys[np.minimum(pos, len(sorted_keys) - 1)] == cell_value_key)
-        if not found.all():
-            log.warning("%d cells have no value vector and are skipped (run rebase-tui check)",
-                        int((~found).sum()))
-        value_pos = order[pos[found]]
-        # keep only the values some ready row uses, in key order
-        used = np.unique(value_pos)
-        if len(used) < len(v_keys):
-            remap = np.full(len(v_keys), -1, dtype=np.int64)
-            remap[used] = np.arange(len(used))
-            values, v_keys, value_pos = values[used], v_keys[used], remap[value_pos]
-        self.values: np.ndarray = np.ascontiguousarray(values, dtype=np.float32)
-        self.value_keys: np.ndarray = v_keys
-        self.index: scoring.CellIndex = scoring.build_cell_index(
-            np.asarray(cells["row"], dtype=np.int64)[found], value_pos,
-            np.asarray(cells["code"], dtype=np.int64)[found], columns,
-            np.asarray(rows["id"], dtype=np.int64), np.asarray(rows["pos"], dtype=np.int64))
-        meta = _positions(np.asarray(rows["id"], dtype=np.int64), self.index.row_keys)
-        self._row_config = np.asarray(rows["config"], dtype=np.int64)[meta]
-        self._row_source_id = np.asarray(rows["row_id"], dtype=np.int64)[meta]
+        data = load_datastore(ws)
+        self.embedder_name = data.embedder_name
+        self._signature = data.signature
+        self.dataset_ids: tuple[str, ...] = data.dataset_ids
+        self.descriptions: np.ndarray = data.descriptions
+        self.values: np.ndarray = data.values
+        self.value_keys: np.ndarray = data.value_keys
+        self.index: scoring.CellIndex = data.index
+        self._row_config = data.row_config
+        self._row_source_id = data.row_source_id
+        self._configs = data.configs
         self._excluded_cache: dict[tuple[str, ...], np.ndarray] = {}
         self._value_rows: tuple[np.ndarray, np.ndarray] | None = None
         self._usearch: Any = None
@@ -262,15 +123,9 @@ class Retriever:
         """Distinct values scored per query."""
         return int(self.values.shape[0])
 
-    def _read_signature(self) -> tuple[Any, ...]:
-        with self.ws.store.cursor() as cur:
-            return tuple(cur.execute(
-                "select count(*), coalesce(sum(id), 0), coalesce(max(added_at)::varchar, '') "
-                "from datasets where status = 'ready'").fetchall()[0])
-
     def is_stale(self) -> bool:
         """True when datasets were added, removed or finished since this retriever was built."""
-        return self._read_signature() != self._signature
+        return read_signature(self.ws) != self._signature
 
     # -- query embeddings ----------------------------------------------------------------
     def embedder(self) -> Embedder:
@@ -451,14 +306,20 @@ class Retriever:
         if len(keys) < k:  # the index holds fewer than k vectors: every value is a candidate
             return np.arange(self.n_values), -np.inf
         theta = (1.0 - float(dists.max())) * norm
-        pos = _positions(self.value_keys, keys)
+        pos = scoring.positions(self.value_keys, keys)
         return pos[pos >= 0], theta
 
     def _approximate(self, q: QueryVectors, ds_scores: np.ndarray, banned_ds: np.ndarray,
-                     w: tuple[float, float, float], top: int, cap: int | None, dedupe: bool):
+                     w: tuple[float, float, float], top: int, cap: int | None, dedupe: bool
+                     ) -> tuple[np.ndarray, scoring.CellIndex, scoring.Scores, np.ndarray, bool]:
+        """Rank from usearch candidates, widening them until the list is provably exact (or rounds run out).
+
+        Returns the candidate row positions, their CellIndex, their scores, the kept positions (in that
+        index) and whether the list is proven exact.
+        """
         allowed_ds = ~banned_ds
         if not allowed_ds.any():  # every dataset is banned: the empty list is the exact answer
-            empty = _subindex(self.index, np.empty(0, dtype=np.int64))
+            empty = scoring.sub_index(self.index, np.empty(0, dtype=np.int64))
             none = np.empty(0, dtype=np.float32)
             return (np.empty(0, dtype=np.int64), empty, scoring.Scores(none, none, none, none, none, none),
                     np.empty(0, dtype=np.int64), True)
@@ -470,7 +331,7 @@ class Retriever:
             cand_out, theta_out = self._nearest_values(q_out, k)
             rows = self._rows_of_values(np.union1d(cand_in, cand_out))
             rows = rows[allowed_ds[self.index.row_dataset[rows]]]
-            sub = _subindex(self.index, rows)
+            sub = scoring.sub_index(self.index, rows)
             # the same per-value scores as the exact path, bit for bit (see scoring.value_scores)
             uniq, inverse = np.unique(sub.cell_value, return_inverse=True)
             per_value = scoring.value_scores(self.values[uniq], np.stack([q_in, q_out]))
@@ -530,24 +391,3 @@ class Retriever:
                 row=json.loads(raw) if isinstance(raw, str) else (raw or {})))
         return tuple(hits)
 
-
-def _positions(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray:
-    """Index of each needle in ``haystack`` (unsorted, unique), -1 where absent."""
-    if len(haystack) == 0:
-        return np.full(len(needles), -1, dtype=np.int64)
-    order = np.argsort(haystack, kind="stable")
-    s = haystack[order]
-    pos = np.searchsorted(s, needles)
-    ok = (pos < len(s)) & (s[np.minimum(pos, len(s) - 1)] == needles)
-    return np.where(ok, order[np.minimum(pos, len(s) - 1)], -1)
-
-
-def _subindex(index: scoring.CellIndex, rows: np.ndarray) -> scoring.CellIndex:
-    """The CellIndex of the given row positions (in that order)."""
-    starts = index.offsets[rows]
-    lengths = index.offsets[rows + 1] - starts
-    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    idx = np.repeat(starts, lengths) + np.arange(int(offsets[-1]), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
-    return scoring.CellIndex(index.row_keys[rows], index.row_dataset[rows], offsets, index.cell_value[idx],
-                             index.cell_column[idx], index.columns)

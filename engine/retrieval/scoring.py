@@ -88,6 +88,28 @@ def build_cell_index(cell_row: np.ndarray, cell_value: np.ndarray, cell_column: 
     return CellIndex(row_keys[keep], row_dataset[keep], offsets, cell_value, cell_column, tuple(columns))
 
 
+def sub_index(index: CellIndex, rows: np.ndarray) -> CellIndex:
+    """The CellIndex of the given row positions of ``index`` (in that order)."""
+    starts = index.offsets[rows]
+    lengths = index.offsets[rows + 1] - starts
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    idx = np.repeat(starts, lengths) + np.arange(int(offsets[-1]), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+    return CellIndex(index.row_keys[rows], index.row_dataset[rows], offsets, index.cell_value[idx],
+                     index.cell_column[idx], index.columns)
+
+
+def positions(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray:
+    """Index of each needle in ``haystack`` (unsorted; the first of repeated keys), -1 where absent."""
+    if len(haystack) == 0:
+        return np.full(len(needles), -1, dtype=np.int64)
+    order = np.argsort(haystack, kind="stable")
+    s = haystack[order]
+    pos = np.searchsorted(s, needles)
+    ok = (pos < len(s)) & (s[np.minimum(pos, len(s) - 1)] == needles)
+    return np.where(ok, order[np.minimum(pos, len(s) - 1)], -1)
+
+
 # -- the score --------------------------------------------------------------------------------------
 def mean_query(vectors: np.ndarray) -> np.ndarray:
     """The mean of unit example vectors: ``c . mean_query(X) == mean_j cos(x_j, c)`` for a unit ``c``."""

@@ -25,26 +25,14 @@ def run(args: argparse.Namespace) -> int:
     from engine.datastore import health
 
     with open_workspace(args) as ws:
-        if args.repair:
+        report = health.check(ws)
+        if args.repair and not report.ok:
             from engine.datastore.embed import set_torch_threads
-            from engine.datastore.ingest import IngestDone
             from rebase_tui.commands.ingest import render
 
-            before = health.check(ws)
-            if before.ok:
-                report = before
-            else:
-                set_torch_threads(args.threads if args.threads is not None else ws.config["embedder.threads"])
-                gen = health.repair(ws)
-                holder: list = []
-
-                def events():
-                    holder.append((yield from gen))
-
-                render(events(), stderr_console(), IngestDone)
-                report = holder[0]
-        else:
-            report = health.check(ws)
+            set_torch_threads(args.threads if args.threads is not None else ws.config["embedder.threads"])
+            done = render(health.repair(ws), stderr_console(), health.RepairDone)
+            report = done.report
     if args.json:
         print_json(report.to_json())
     else:

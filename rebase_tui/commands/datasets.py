@@ -15,14 +15,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.datastore import health
+    from engine.datastore.datasets import list_datasets, totals
 
     with open_workspace(args) as ws:
-        items = health.list_datasets(ws)
-        totals = health.totals(ws)
+        items = list_datasets(ws)
+        total = totals(ws)
         embedder = ws.store.get_meta("embedder.name")
     if args.json:
-        print_json({"datasets": [d.to_json(card=args.card) for d in items], "totals": totals,
+        print_json({"datasets": [d.to_json(card=args.card) for d in items], "totals": total.to_json(),
                     "embedder": embedder})
         return 0
     console = stdout_console()
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(Text(d.name), f"{d.configs:,}", f"{d.rows:,}", f"{d.cells:,}",
                       d.status, Text(desc + (" (generated)" if d.description_generated else ""), style="dim"))
     console.print(table)
-    console.print(f"{totals['datasets']:,} datasets, {totals['configs']:,} configs, {totals['rows']:,} rows, "
-                  f"{totals['cells']:,} cells, {totals['values']:,} distinct values, {totals['vectors']:,} vectors"
+    console.print(f"{total.datasets:,} datasets, {total.configs:,} configs, {total.rows:,} rows, "
+                  f"{total.cells:,} cells, {total.values:,} distinct values, {total.vectors:,} vectors"
                   + (f" — embedder {embedder}" if embedder else ""), highlight=False)
     return 0

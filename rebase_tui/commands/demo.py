@@ -23,24 +23,23 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def run(args: argparse.Namespace) -> int:
     from engine.datastore.embed import set_torch_threads
-    from engine.datastore.ingest import IngestDone
-    from engine.demo import DEMO_TASKS, build_demo, default_demo_dir
+    from engine.demo import DEMO_TASKS, DemoDone, build_demo, default_demo_dir
     from engine.workspace import Workspace
     from rebase_tui.commands.ingest import print_summary, render
 
     path = getattr(args, "workspace", None) or default_demo_dir()
     console = stderr_console()
     ws = Workspace.open(path)
+    handed_over = False
     try:
         threads = args.threads if args.threads is not None else ws.config["embedder.threads"]
         set_torch_threads(threads)
-        summary = render(build_demo(ws), console, IngestDone)
-        summary["workspace"] = str(ws.path)
+        done = render(build_demo(ws), console, DemoDone)
         if args.json:
-            print_json(summary)
+            print_json({**done.to_json(), "workspace": str(ws.path)})
         else:
-            print_summary(summary, console)
-            console.print(f"demo workspace: {ws.path} — tasks: {', '.join(summary.get('tasks', []))}",
+            print_summary(done.summary, console)
+            console.print(f"demo workspace: {ws.path} — tasks: {', '.join(done.tasks)}",
                           highlight=False, markup=False)
         if args.no_open or args.json:  # --json is for scripts: never take over the terminal
             return 0
@@ -49,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
         from rebase_tui.app import RebaseApp
 
         app = RebaseApp(ws, stage="data", task=DEMO_TASKS[0])
-        ws = None  # the app owns the workspace now
+        handed_over = True  # the app owns the workspace now (and closes it)
         app.run()
         return 0
     finally:
-        if ws is not None:
+        if not handed_over:
             ws.close()

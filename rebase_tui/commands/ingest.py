@@ -4,8 +4,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, TypeVar
 
+from engine.errors import EngineError
+from engine.events import Event
+from engine.events import Progress as ProgressEvent
 from rebase_tui.output import add_json_flag, open_workspace, print_json, stderr_console
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
+
+    from engine.datastore.ingest import IngestSummary
+
+D = TypeVar("D", bound=Event)
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -44,83 +58,84 @@ def run(args: argparse.Namespace) -> int:
         set_torch_threads(threads)
         events = ingest(ws, args.paths, max_rows_per_config=args.max_rows_per_config, split=args.split,
                         batch_size=args.batch_size, embed=not args.no_embed)
-        summary = render(events, console, IngestDone)
+        done = render(events, console, IngestDone)
     if args.json:
-        print_json(summary)
+        print_json(done.summary.to_json())
     else:
-        print_summary(summary, console)
-    if (summary and summary["added"]["datasets"] == 0 and summary.get("unchanged", 0) == 0
-            and not summary["staged"]["datasets"]):
+        print_summary(done.summary, console)
+    if done.summary.found_nothing:
         print("rebase-tui: nothing was ingested — fix or remove the paths listed as skipped above",
               file=sys.stderr)
         return 1
     return 0
 
 
-def render(events, console, done_type) -> dict:
-    """Show engine events as rich progress bars (or plain lines when stderr is not a terminal)."""
+LABELS = {"read": "reading datasets", "embed": "embedding values", "index": "updating index"}
+"""What each ingest stage is called in the progress display (the stage names are the engine's)."""
+
+
+def progress_info(ev: ProgressEvent) -> str:
+    """The rate and ETA the engine put in a Progress event, as ``1,234/s  ETA 0:42`` ('' before a rate)."""
+    from engine.rate import format_seconds
+
+    info = f"{ev.rate:,.0f}/s  ETA {format_seconds(ev.eta_s)}" if ev.rate else ""
+    if ev.message and ev.stage == "read":
+        info = f"{info}  {ev.message}".strip()
+    return info
+
+
+def render(events: Iterable[Event], console: Console, done_type: type[D]) -> D:
+    """Show engine events as rich progress bars (or plain lines when stderr is not a terminal); return the
+    last event of ``done_type``: every engine job ends with one that carries its result."""
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from engine.events import Log
-    from engine.events import Progress as ProgressEvent
-    from engine.rate import RateMeter, format_seconds
 
-    labels = {"read": "reading datasets", "embed": "embedding values", "index": "updating index"}
-    summary: dict = {}
+    done: D | None = None
     live = console.is_terminal
     bars = Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[unit]}"), TextColumn("{task.fields[info]}"),
                     console=console, transient=False, disable=not live)
-    tasks: dict[str, int] = {}
-    meters: dict[str, RateMeter] = {}
+    tasks: dict[str, TaskID] = {}
     last_plain: dict[str, float] = {}
     with bars:
         for ev in events:
             if isinstance(ev, done_type):
-                summary = ev.summary
+                done = ev
             elif isinstance(ev, ProgressEvent):
-                meter = meters.setdefault(ev.stage, RateMeter())
-                rate = meter.update(ev.done)
-                info = ""
-                if rate:
-                    info = f"{rate:,.0f}/s  ETA {format_seconds(meter.eta(ev.done, ev.total))}"
-                if ev.message and ev.stage == "read":
-                    info = f"{info}  {ev.message}".strip()
+                info = progress_info(ev)
+                label = LABELS.get(ev.stage, ev.stage)
                 if live:
                     if ev.stage not in tasks:
-                        tasks[ev.stage] = bars.add_task(labels.get(ev.stage, ev.stage), total=ev.total,
-                                                        unit=ev.unit, info="")
+                        tasks[ev.stage] = bars.add_task(label, total=ev.total, unit=ev.unit, info="")
                     bars.update(tasks[ev.stage], completed=ev.done, total=ev.total, info=escape(info))
                 else:
-                    import time
-
                     now = time.monotonic()
                     if now - last_plain.get(ev.stage, 0.0) >= 5 or ev.done == ev.total:
                         last_plain[ev.stage] = now
                         total = f"/{ev.total:,}" if ev.total is not None else ""
-                        console.print(f"{labels.get(ev.stage, ev.stage)}: {ev.done:,}{total} {ev.unit} {info}",
-                                      markup=False)
+                        console.print(f"{label}: {ev.done:,}{total} {ev.unit} {info}", markup=False)
             elif isinstance(ev, Log):
                 style = {"WARNING": "yellow", "ERROR": "red"}.get(ev.level, "dim")
                 console.print(f"[{style}]{escape(ev.message)}[/]")
-    return summary
+    if done is None:
+        raise EngineError(f"the job ended without its {done_type.__name__} event",
+                          fix="this is a bug in rebase-tui: please report it with the command you ran")
+    return done
 
 
-def print_summary(summary: dict, console) -> None:
+def print_summary(summary: IngestSummary, console: Console) -> None:
     """The human summary of an ingest (on stderr; stdout stays free for --json)."""
-    if not summary:
-        return
-    a = summary["added"]
+    a, t = summary.added, summary.totals
     console.print(
-        f"added {a['datasets']:,} dataset(s), {a['rows']:,} rows, {a['values']:,} new values in "
-        f"{summary['seconds']:.1f} s — workspace: {summary['datasets']:,} datasets, {summary['configs']:,} "
-        f"configs, {summary['rows']:,} rows, {summary['cells']:,} cells, {summary['values']:,} values, "
-        f"{summary['vectors']:,} vectors", highlight=False)
-    pending = summary["values"] + summary["datasets"] - summary["vectors"]
-    if pending > 0:
-        console.print(f"{pending:,} value(s)/description(s) are not embedded yet, so their datasets stay invisible "
-                      "to retrieval: run the ingest again without --no-embed (or `rebase-tui check --repair`)",
-                      highlight=False, markup=False)
-    if summary["skipped"]:
-        console.print(f"[yellow]{len(summary['skipped'])} problem(s) reported above (skipped)[/]")
+        f"added {a.datasets:,} dataset(s), {a.rows:,} rows, {a.values:,} new values in "
+        f"{summary.seconds:.1f} s — workspace: {t.datasets:,} datasets, {t.configs:,} "
+        f"configs, {t.rows:,} rows, {t.cells:,} cells, {t.values:,} values, "
+        f"{t.vectors:,} vectors", highlight=False)
+    if summary.unembedded > 0:
+        console.print(f"{summary.unembedded:,} value(s)/description(s) are not embedded yet, so their datasets "
+                      "stay invisible to retrieval: run the ingest again without --no-embed (or "
+                      "`rebase-tui check --repair`)", highlight=False, markup=False)
+    if summary.skipped:
+        console.print(f"[yellow]{len(summary.skipped)} problem(s) reported above (skipped)[/]")

@@ -15,14 +15,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.datastore import health
+    from engine.datastore.datasets import remove_dataset
 
     with open_workspace(args) as ws:
-        result = health.remove_dataset(ws, args.dataset)
+        removed = remove_dataset(ws, args.dataset)
     if args.json:
-        print_json(result)
+        print_json(removed.to_json())
     else:
         stdout_console().print(
-            f"removed {result['dataset']}: {result['rows']:,} rows, {result['cells']:,} cells, "
-            f"{result['values']:,} values no other dataset used", markup=False, highlight=False)
+            f"removed {removed.dataset}: {removed.rows:,} rows, {removed.cells:,} cells, "
+            f"{removed.values:,} values no other dataset used", markup=False, highlight=False)
     return 0

@@ -48,20 +48,20 @@ def run(args: argparse.Namespace) -> int:
                     table.add_row(t.name, str(len(t.examples)), t.instruction[:80])
                 stdout_console().print(table if all_tasks else "no tasks yet — add one with `rebase-tui task add FILE`")
         elif args.task_command == "show":
-            task = tasks.get_task(ws, args.name)
-            if task is None:
+            stored = tasks.get_task(ws, args.name)
+            if stored is None:
                 raise tasks.unknown_task(ws, args.name)
             if args.json:
-                print_json(task.to_json())
+                print_json(stored.to_json())
             else:
                 from rich.markup import escape
 
                 c = stdout_console()
-                c.print(f"[bold]{task.name}[/]\n{escape(task.instruction)}\n")
-                for i, e in enumerate(task.examples, 1):
+                c.print(f"[bold]{stored.name}[/]\n{escape(stored.instruction)}\n")
+                for i, e in enumerate(stored.examples, 1):
                     c.print(f"[bold]example {i}[/]\n  input:  {escape(e.input)}\n  output: {escape(e.output)}")
-                if task.exclude:
-                    c.print(f"\nexcluded datasets: {', '.join(task.exclude)}")
+                if stored.exclude:
+                    c.print(f"\nexcluded datasets: {', '.join(stored.exclude)}")
         elif args.task_command == "remove":
             tasks.remove_task(ws, args.name)
             stdout_console().print(f"removed task {args.name}")

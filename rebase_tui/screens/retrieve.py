@@ -21,12 +21,14 @@ from textual.content import Content
 from textual.widgets import Checkbox, DataTable, Input, Label, Static, TextArea
 
 from engine.errors import EngineError
+from engine.retrieval.results import RowHit
+from engine.retrieval.scoring import parse_weights
 from engine.tasks import TaskError, validate
-from rebase_tui.live import SearchOutcome, results_of
+from rebase_tui.live import SearchOutcome, SearchParams
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.editor import PlainTextArea
-from rebase_tui.widgets.results import field, format_weights, parse_int, parse_weights, row_cell, row_detail
+from rebase_tui.widgets.results import format_weights, parse_int, row_detail, row_preview
 
 PREVIEW = 40
 #: Most rows the table shows (the pool may hold more).
@@ -198,13 +200,13 @@ class RetrieveScreen(StageScreen):
             problems.append(str(exc))
             weights = params.weights
         dedupe = self.query_one("#rq-dedupe", Checkbox).value
-        if problems:
+        if problems or top is None:
             self.query_one("#rq-status", Static).update(Content("✗ " + "; ".join(problems)))
             self.query_one("#rq-status", Static).add_class("-error")
             return
-        new = (top, cap, weights, dedupe)
-        if new != (params.top, params.per_dataset_cap, params.weights, params.dedupe):
-            params.top, params.per_dataset_cap, params.weights, params.dedupe = new  # type: ignore[assignment]
+        new = SearchParams(top, cap, weights, dedupe)
+        if new != params:
+            self.rebase.live.params = new
             self.rebase.live.request()
             self._status(searching=True)
         else:
@@ -218,7 +220,7 @@ class RetrieveScreen(StageScreen):
         self.shown = outcome
         table = self.query_one("#rq-results", ResultsTable)
         table.loading = False
-        rows = results_of(outcome.result)
+        rows = outcome.rows
         keep_row = table.cursor_row if table.row_count else 0
         table.clear()
         table.add_rows([self._cells(r) for r in rows[:TABLE_ROWS]])
@@ -236,17 +238,13 @@ class RetrieveScreen(StageScreen):
             self.painted_at = time.perf_counter()
 
     @staticmethod
-    def _cells(r: Any) -> list[Any]:
-        text = field(r, "input_text", None)
-        preview = " ".join(str(text if text is not None else row_cell(r, field(r, "input_column"))).split())
-        if len(preview) > 200:  # the column shows the first PREVIEW cells; the detail pane shows all
-            preview = preview[:199] + "…"
-        return [str(field(r, "rank")), f"{field(r, 'score'):.3f}", f"{field(r, 'input_score'):.3f}",
-                f"{field(r, 'output_score'):.3f}", f"{field(r, 'dataset_score'):.3f}",
-                Text(str(field(r, "dataset_id"))), Text(preview)]
+    def _cells(r: RowHit) -> list[Any]:
+        # the column shows the first PREVIEW characters; the detail pane shows the whole row
+        return [str(r.rank), f"{r.score:.3f}", f"{r.input_score:.3f}", f"{r.output_score:.3f}",
+                f"{r.dataset_score:.3f}", Text(r.dataset_id), Text(row_preview(r))]
 
-    def _show_facets(self, rows: list[Any]) -> None:
-        counts = Counter(str(field(r, "dataset_id")) for r in rows)
+    def _show_facets(self, rows: list[RowHit]) -> None:
+        counts = Counter(r.dataset_id for r in rows)
         if not rows:
             text = ""
         else:
@@ -256,10 +254,10 @@ class RetrieveScreen(StageScreen):
                     + (f" · +{more} more" if more > 0 else ""))
         self.query_one("#rq-facets", Static).update(Content(text))
 
-    def _current_row(self) -> Any | None:
+    def _current_row(self) -> RowHit | None:
         if self.shown is None:
             return None
-        rows = results_of(self.shown.result)
+        rows = self.shown.rows
         table = self.query_one("#rq-results", ResultsTable)
         if not rows or not table.row_count:
             return None
@@ -288,8 +286,8 @@ class RetrieveScreen(StageScreen):
             text = f"✗ {self.shown.error}"
             status.add_class("-error")
         elif self.shown is not None:
-            n = len(results_of(self.shown.result))
-            exact = field(self.shown.result, "exact", True)
+            n = len(self.shown.rows)
+            exact = self.shown.result is None or self.shown.result.exact
             text = (f"{n} rows" + ("" if exact else " (approximate)")
                     + " · x excludes the dataset under the cursor · ctrl+j stores the pool")
         else:
@@ -319,7 +317,7 @@ class RetrieveScreen(StageScreen):
         row = self._current_row()
         if row is None:
             return
-        name = str(field(row, "dataset_id"))
+        name = row.dataset_id
         draft = self.rebase.live.draft
         if name not in draft.exclude:
             draft.exclude.append(name)

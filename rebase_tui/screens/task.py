@@ -8,7 +8,7 @@ a task JSON file and ``ctrl+t`` exports one.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -22,7 +22,16 @@ from textual.widgets import DataTable, Input, Label, OptionList, Static, TextAre
 from textual.widgets.option_list import Option
 
 from engine.errors import EngineError
-from engine.tasks import TaskError, add_task, get_task, list_tasks, read_task_file, remove_task, validate
+from engine.tasks import (
+    TaskError,
+    add_task,
+    get_task,
+    list_tasks,
+    read_task_file,
+    remove_task,
+    validate,
+    write_task_file,
+)
 from rebase_tui.live import TaskDraft
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
@@ -365,7 +374,7 @@ class TaskScreen(StageScreen):
         self.rebase.live.load(TaskDraft.from_task(task), "task")
         self._show_draft()
 
-    def _confirm_discard(self, then) -> None:  # type: ignore[no-untyped-def]
+    def _confirm_discard(self, then: Callable[[], object]) -> None:
         if not self.draft.dirty or not any(self.draft.to_spec().values()):
             then()
             return
@@ -446,14 +455,10 @@ class TaskScreen(StageScreen):
         def write(path: str | None) -> None:
             if not path:
                 return
-            target = Path(path).expanduser()
-            if target.is_dir():
-                target = target / f"{task.name}.json"
             try:
-                target.write_text(json.dumps(task.to_json(), indent=2, ensure_ascii=False) + "\n",
-                                  encoding="utf-8")
-            except OSError as exc:
-                self.notify(f"cannot write {target}: {exc.strerror} — choose another path", severity="error")
+                target = write_task_file(task, Path(path))
+            except EngineError as exc:
+                self.notify(str(exc), severity="error")
                 return
             self.notify(f"exported task {task.name} to {target}")
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from engine.datastore import health, vindex
+from engine.datastore.datasets import list_datasets, remove_dataset, totals
 from engine.errors import EngineError
 from engine.workspace import Workspace
 from rebase_tui.cli import main
@@ -16,13 +17,13 @@ from tests.fixtures.datastore import SMALL_DATASETS
 
 def test_list_datasets_counts(small_datastore):
     with Workspace(small_datastore) as ws:
-        items = health.list_datasets(ws)
-        totals = health.totals(ws)
+        items = list_datasets(ws)
+        total = totals(ws)
     assert len(items) == len(SMALL_DATASETS)
-    assert sum(d.rows for d in items) == totals["rows"]
-    assert sum(d.cells for d in items) == totals["cells"]
-    assert all(d.status == "ready" and d.description and d.configs >= 1 for d in items)
-    assert totals["vectors"] == totals["values"] + totals["datasets"]
+    assert sum(d.rows for d in items) == total.rows
+    assert sum(d.cells for d in items) == total.cells
+    assert all(d.ready and d.description and d.configs >= 1 for d in items)
+    assert total.vectors == total.values + total.datasets
 
 
 def test_remove_deletes_rows_cells_orphan_values_and_vectors(small_datastore, embedder):
@@ -38,21 +39,21 @@ def test_remove_deletes_rows_cells_orphan_values_and_vectors(small_datastore, em
                 join datasets d on d.id = r.dataset where d.name = 'trec') and v.id in (select c.value from cells c
                 join rows r on r.id = c."row" join datasets d on d.id = r.dataset where d.name <> 'trec')""").fetchall()
             trec_id = cur.execute("select id from datasets where name = 'trec'").fetchall()[0][0]
-        before = health.totals(ws)
-        result = health.remove_dataset(ws, "trec")
-        after = health.totals(ws)
-        assert result["dataset"] == "trec" and result["values"] == own
-        assert after["datasets"] == before["datasets"] - 1
-        assert after["rows"] == before["rows"] - result["rows"]
-        assert after["values"] == before["values"] - own
-        assert after["vectors"] == before["vectors"] - own - 1
+        before = totals(ws)
+        removed = remove_dataset(ws, "trec")
+        after = totals(ws)
+        assert removed.dataset == "trec" and removed.values == own
+        assert after.datasets == before.datasets - 1
+        assert after.rows == before.rows - removed.rows
+        assert after.values == before.values - own
+        assert after.vectors == before.vectors - own - 1
         keys, _ = vindex.load_value_vectors(ws)
         assert all(np.isin([s[0] for s in shared], keys))  # values other datasets use keep their vectors
         d_keys, _ = vindex.load_description_vectors(ws)
         assert trec_id not in d_keys.tolist()
         assert health.check(ws).ok
         with pytest.raises(EngineError, match="no dataset trec"):
-            health.remove_dataset(ws, "trec")
+            remove_dataset(ws, "trec")
         # ingest it again: the same counts as before, new ids (never reused), store and index agree
         from engine.datastore.ingest import run_ingest
         from tests.conftest import shared_data
@@ -60,8 +61,8 @@ def test_remove_deletes_rows_cells_orphan_values_and_vectors(small_datastore, em
 
         again = run_ingest(ws, [shared_data("datastore", "trec")], max_rows_per_config=SMALL_MAX_ROWS,
                            embedder=embedder)
-        assert {k: again[k] for k in before} == before
-        assert again["added"]["values"] == own
+        assert again.totals == before
+        assert again.added.values == own
         with ws.store.cursor() as cur:
             assert cur.execute("select id from datasets where name = 'trec'").fetchall()[0][0] > trec_id
         assert health.check(ws).ok
@@ -69,7 +70,7 @@ def test_remove_deletes_rows_cells_orphan_values_and_vectors(small_datastore, em
 
 def test_remove_by_last_path_component(small_datastore):
     with Workspace(small_datastore) as ws:
-        assert health.remove_dataset(ws, "snli-cf-kaushik")["dataset"] == "sagnikrayc/snli-cf-kaushik"
+        assert remove_dataset(ws, "snli-cf-kaushik").dataset == "sagnikrayc/snli-cf-kaushik"
 
 
 def test_check_finds_and_repair_fixes_every_kind_of_damage(small_datastore, embedder):

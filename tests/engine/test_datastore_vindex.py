@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.datastore import vindex
-from engine.datastore.vindex import HEADER, VectorLog
+from engine.datastore.vindex import HEADER, IndexSync, VectorLog
 from engine.errors import EngineError
 
 
@@ -61,11 +61,11 @@ def test_usearch_sync_is_incremental_and_exact(workspace):
     log = vindex.vector_log(ws, vindex.VALUES)
     v = _unit(50)
     log.append(np.arange(1, 51, dtype=np.uint64), v)
-    assert vindex.sync_usearch(ws, vindex.VALUES) == {"added": 50, "removed": 0}
-    assert vindex.sync_usearch(ws, vindex.VALUES) == {"added": 0, "removed": 0}
+    assert vindex.sync_usearch(ws, vindex.VALUES) == IndexSync(added=50, removed=0)
+    assert vindex.sync_usearch(ws, vindex.VALUES) == IndexSync(added=0, removed=0)
     log.keep_only(np.arange(1, 41, dtype=np.uint64))
     log.append(np.array([99], dtype=np.uint64), _unit(1, seed=5))
-    assert vindex.sync_usearch(ws, vindex.VALUES) == {"added": 1, "removed": 10}
+    assert vindex.sync_usearch(ws, vindex.VALUES) == IndexSync(added=1, removed=10)
     keys = vindex.usearch_keys(vindex.usearch_path(ws, vindex.VALUES))
     assert sorted(keys.tolist()) == [*range(1, 41), 99]
     from usearch.index import Index

@@ -6,9 +6,10 @@ import json
 import os
 
 from engine.datastore import health
-from engine.datastore.ingest import IngestDone
+from engine.datastore.datasets import list_datasets
+from engine.datastore.ingest import AddedCounts
 from engine.datastore.readers import file_format
-from engine.demo import DEMO_TASKS, build_demo, default_demo_dir, demo_corpus_dir, demo_task_files
+from engine.demo import DEMO_TASKS, DemoDone, build_demo, default_demo_dir, demo_corpus_dir, demo_task_files
 from engine.tasks import get_task, read_task_file
 from engine.workspace import Workspace
 from rebase_tui.cli import main
@@ -35,7 +36,7 @@ def test_demo_command_builds_default_workspace_once(embedder, capsys):
     assert doc["vectors"] == doc["values"] + 8 and doc["skipped"] == []
     assert doc["added"]["datasets"] == 8 and doc["tasks"] == sorted(DEMO_TASKS)
     with Workspace(default_demo_dir()) as ws:
-        items = {d.name: d for d in health.list_datasets(ws)}
+        items = {d.name: d for d in list_datasets(ws)}
         assert all(not d.description_generated and d.status == "ready" for d in items.values())
         assert items["demo/movie-snippets"].rows == 40  # the test split is not ingested
         assert health.check(ws).ok
@@ -50,7 +51,7 @@ def test_demo_command_builds_default_workspace_once(embedder, capsys):
         before = ws.store.table_counts()
         # again: nothing added, tasks kept, one summary at the end
         events = list(build_demo(ws, embedder=embedder))
-        assert isinstance(events[-1], IngestDone)
-        assert events[-1].summary["added"] == {"datasets": 0, "rows": 0, "values": 0}
+        assert isinstance(events[-1], DemoDone) and events[-1].tasks == DEMO_TASKS
+        assert events[-1].summary.added == AddedCounts(0, 0, 0)
         assert ws.store.table_counts() == before
         assert get_task(ws, "demo-word-problems").exclude == ("demo/word-problems",)

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from engine.datastore import vindex
-from engine.datastore.ingest import IngestDone, ingest, run_ingest
+from engine.datastore.ingest import AddedCounts, IngestDone, ingest, run_ingest
 from engine.errors import EngineError
 from engine.events import Log, Progress
 from engine.workspace import Workspace
@@ -107,8 +107,8 @@ def test_second_ingest_adds_nothing_and_keeps_files(small_datastore, embedder):
                              embedder=embedder))
         summary = events[-1].summary
         assert isinstance(events[-1], IngestDone)
-        assert summary["added"] == {"datasets": 0, "rows": 0, "values": 0}
-        assert summary["unchanged"] == len(SMALL_DATASETS)
+        assert summary.added == AddedCounts(0, 0, 0)
+        assert summary.unchanged == len(SMALL_DATASETS)
         assert ws.store.table_counts() == before
         assert {p.name: p.read_bytes() for p in ws.index_dir.iterdir()} == index_before
         assert not [e for e in events if isinstance(e, Progress) and e.stage == "embed"]
@@ -120,10 +120,11 @@ def test_shared_values_are_embedded_once(workspace, embedder, tmp_path):
     a.write_text("\n".join(json.dumps({"q": f"question {i}", "label": "yes"}) for i in range(5)))
     b.write_text("\n".join(json.dumps({"text": f"question {i}", "answer": "yes"}) for i in range(3)))
     summary = run_ingest(workspace, [a, b], embedder=embedder)
-    assert summary["datasets"] == 2 and summary["rows"] == 8 and summary["cells"] == 16
-    assert summary["values"] == 6  # question 0..4 and "yes"
-    assert summary["vectors"] == 6 + 2
-    assert summary["added"] == {"datasets": 2, "rows": 8, "values": 6}
+    t = summary.totals
+    assert t.datasets == 2 and t.rows == 8 and t.cells == 16
+    assert t.values == 6  # question 0..4 and "yes"
+    assert t.vectors == 6 + 2
+    assert summary.added == AddedCounts(datasets=2, rows=8, values=6)
 
 
 def test_max_rows_uses_a_uniform_stride(workspace, embedder, tmp_path):
@@ -162,4 +163,7 @@ def test_events_are_time_batched(workspace, embedder, tmp_path):
     # 38 batches, but at most ~4 events per second (plus first and last)
     assert 2 <= len(embeds) < 38
     assert embeds[-1].done == embeds[-1].total == 300
+    # the engine fills in rate and ETA (front ends only show them): none before a second sample
+    assert embeds[0].rate is None and embeds[0].eta_s is None
+    assert embeds[-1].rate is not None and embeds[-1].rate > 0 and embeds[-1].eta_s == 0.0
     assert any(isinstance(e, Log) and "ready" in e.message for e in events)

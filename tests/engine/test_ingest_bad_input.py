@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from engine.datastore.cells import MAX_CELL_CHARS
 from engine.datastore.ingest import run_ingest
-from engine.datastore.readers import MAX_CELL_CHARS
 from engine.workspace import Workspace
 from rebase_tui.cli import main
 
@@ -38,7 +38,7 @@ def bad_folder(tmp_path):
 
 
 def _reasons(summary):
-    return {s["path"].rsplit("/", 1)[-1]: s["reason"] for s in summary["skipped"]}
+    return {s.path.rsplit("/", 1)[-1]: s.reason for s in summary.skipped}
 
 
 def test_each_bad_file_is_reported_and_the_rest_ingested(workspace, embedder, bad_folder):
@@ -64,7 +64,7 @@ def test_each_bad_file_is_reported_and_the_rest_ingested(workspace, embedder, ba
     assert json.loads(huge[0][0]) == {"big": None, "small": "kept"}
     assert partly == [(0, "fine line"), (1, "also fine")]
     assert longest < MAX_CELL_CHARS
-    assert summary["added"]["datasets"] == 3
+    assert summary.added.datasets == 3
 
 
 def test_bad_input_leaves_stored_data_intact(small_datastore, embedder, bad_folder):
@@ -112,4 +112,4 @@ def test_wrong_split_and_missing_path_are_explained(workspace, embedder, tmp_pat
     assert reasons["only_test"] == "no 'train' split (found: test) — choose one with --split"
     assert reasons["missing"] == "no such file or directory"
     summary = run_ingest(workspace, [d], split="test", embedder=embedder)
-    assert summary["added"]["datasets"] == 1
+    assert summary.added.datasets == 1

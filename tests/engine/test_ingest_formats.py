@@ -9,8 +9,9 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from engine.datastore.cells import flatten_row
 from engine.datastore.ingest import run_ingest
-from engine.datastore.readers import flatten_row, read_split, stride_indices
+from engine.datastore.readers import read_split, stride_indices
 from engine.datastore.sources import discover, id_from_folder, split_of
 
 
@@ -58,8 +59,8 @@ def test_jsonl_json_csv_tsv_and_gzip(workspace, embedder, tmp_path):
         f.write('{"q": "compressed"}\n')
     (folder / "f.json").write_text(json.dumps({"q": ["col one", "col two"], "a": ["1", "2"]}))
     summary = run_ingest(workspace, sorted(folder.iterdir()), embedder=embedder)
-    assert summary["skipped"] == [], summary["skipped"]
-    assert summary["datasets"] == 6
+    assert summary.skipped == (), summary.skipped
+    assert summary.totals.datasets == 6
     assert _rows(workspace, "a") == [(0, {"q": "what is two plus two", "meta_src": "web"}),
                                      (1, {"q": "name a colour", "meta_src": "book"})]
     assert _rows(workspace, "b") == [(0, {"q": "wrapped", "n": "3"})]
@@ -90,7 +91,7 @@ def test_dataset_folder_layout_card_and_class_labels(workspace, embedder, tmp_pa
                                 schema=schema), root / "data" / f"{split}.parquet")
     pq.write_table(pa.table({"text": ["très bien"], "label": [1]}), root / "fr" / "train.parquet")
     summary = run_ingest(workspace, [root], embedder=embedder)
-    assert summary["datasets"] == 1 and summary["configs"] == 2 and summary["rows"] == 7
+    assert (summary.totals.datasets, summary.totals.configs, summary.totals.rows) == (1, 2, 7)
     rows = _rows(workspace, "acme/reviews")
     assert [r[0] for r in rows] == [0, 1, 2, 3, 4, 5, 0]  # positions across both train shards
     assert rows[0][1] == {"text": "train-00000-of-00002 review 0", "label": "negative"}
@@ -114,7 +115,7 @@ def test_card_configs_data_files_are_followed(workspace, embedder, tmp_path):
     (root / "raw" / "test_easy.jsonl").write_text('{"x": "never"}\n')
     (root / "raw" / "hard.csv").write_text("x\nh1\nh2\n")
     summary = run_ingest(workspace, [root], embedder=embedder)
-    assert summary["skipped"] == []
+    assert summary.skipped == ()
     with workspace.store.cursor() as cur:
         got = cur.execute("select c.name, r.row_id, r.data->>'x' from rows r join configs c on c.id = r.config "
                           "order by r.id").fetchall()
@@ -143,7 +144,7 @@ def test_save_to_disk_folder_and_dictionary_columns(workspace, embedder, tmp_pat
         (root / split / "state.json").write_text(json.dumps({"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}))
         (root / split / "dataset_info.json").write_text(json.dumps({"description": "", "features": features}))
     summary = run_ingest(workspace, [root], embedder=embedder)
-    assert summary["datasets"] == 1 and summary["rows"] == 4
+    assert summary.totals.datasets == 1 and summary.totals.rows == 4
     rows = _rows(workspace, "saved_nli")
     assert rows[2] == (2, {"premise": "train p2", "label": "contradiction", "genre": "fiction"})
 
@@ -160,7 +161,7 @@ def test_hub_cache_folder_uses_the_main_snapshot(workspace, embedder, tmp_path):
     (repo / "refs" / "main").write_text("bbb222")
     (hub / "models--someorg--model").mkdir()
     summary = run_ingest(workspace, [hub], embedder=embedder)
-    assert summary["datasets"] == 1
+    assert summary.totals.datasets == 1
     assert _rows(workspace, "someorg/tiny") == [(0, {"t": "new row"})]
 
 
@@ -187,7 +188,7 @@ def test_single_saved_dataset_and_arrow_file_format(workspace, embedder, tmp_pat
     (root / "state.json").write_text(json.dumps({"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}))
     (root / "dataset_info.json").write_text(json.dumps({"description": "Three saved rows.", "features": {}}))
     summary = run_ingest(workspace, [root], max_rows_per_config=2, embedder=embedder)
-    assert summary["skipped"] == [] and summary["rows"] == 2
+    assert summary.skipped == () and summary.totals.rows == 2
     assert _rows(workspace, "one_split") == [(0, {"q": "first", "n": "1"}), (1, {"q": "second", "n": "2"})]
     with workspace.store.cursor() as cur:
         assert cur.execute("select description, description_generated from datasets").fetchall() == [

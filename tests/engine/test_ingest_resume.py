@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from engine.datastore import health, vindex
+from engine.datastore.datasets import totals
 from engine.datastore.ingest import run_ingest
 from engine.workspace import Workspace
 from tests.conftest import REPO, shared_data
@@ -35,8 +36,8 @@ def _snapshot(path):
         keys, vecs = vindex.load_value_vectors(ws)
         by_text = {texts[int(k)]: v for k, v in zip(keys, vecs, strict=True)}
         report = health.check(ws)
-        totals = health.totals(ws)
-    return datasets, rows, cells, by_text, report, totals
+        counts = totals(ws)
+    return datasets, rows, cells, by_text, report, counts
 
 
 def _run_and_kill(cmd, env, wait_for, delay, log):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from engine.datastore.ingest import run_ingest
+from engine.datastore.ingest import StagedCounts, run_ingest
 from engine.datastore.readers import read_split
 from engine.datastore.sources import discover
 from engine.workspace import Workspace
@@ -49,8 +49,8 @@ def test_readers_find_the_acceptance_counts():
 def test_stage_only_gives_the_acceptance_counts(tmp_path):
     with Workspace(tmp_path / "ws") as ws:
         summary = run_ingest(ws, [shared_data("datastore")], max_rows_per_config=0, embed=False)
-    assert {k: summary[k] for k in ACCEPTANCE} == ACCEPTANCE
-    assert summary["vectors"] == 0 and summary["staged"] == {"datasets": 224, "rows": 37_648}
+    assert {k: summary.to_json()[k] for k in ACCEPTANCE} == ACCEPTANCE
+    assert summary.totals.vectors == 0 and summary.staged == StagedCounts(224, 37_648)
 
 
 @pytest.mark.slow
@@ -64,8 +64,8 @@ def test_full_shared_datastore(tmp_path):
     with Workspace(tmp_path / "ws") as ws:
         summary = run_ingest(ws, [shared_data("datastore")], max_rows_per_config=0, embedder=embedder)
         print(f"full shared datastore: {summary} in {time.monotonic() - t0:.0f} s")
-        assert {k: summary[k] for k in ACCEPTANCE} == ACCEPTANCE
-        assert summary["vectors"] == 110_523 and summary["skipped"] == []
+        assert {k: summary.to_json()[k] for k in ACCEPTANCE} == ACCEPTANCE
+        assert summary.totals.vectors == 110_523 and summary.skipped == ()
         again = run_ingest(ws, [shared_data("datastore")], max_rows_per_config=0, embedder=embedder)
         assert again["added"] == {"datasets": 0, "rows": 0, "values": 0} and again["unchanged"] == 224
         from engine.datastore import health

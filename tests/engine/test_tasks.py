@@ -8,7 +8,7 @@ import pytest
 
 from engine.errors import EngineError
 from engine.tasks import (
-    Example,
+    Demonstration,
     Task,
     TaskError,
     add_task,
@@ -30,7 +30,7 @@ GOOD = {"name": "nli", "instruction": "Decide whether the premise entails the hy
 
 def test_a_valid_spec_round_trips():
     task = validate(GOOD)
-    assert task == Task("nli", GOOD["instruction"], (Example(*GOOD["examples"][0].values()),), ("glue", "multi_nli"))
+    assert task == Task("nli", GOOD["instruction"], (Demonstration(*GOOD["examples"][0].values()),), ("glue", "multi_nli"))
     assert validate(task.to_json()) == task
     assert not task.reasons
 

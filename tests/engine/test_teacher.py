@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from engine.errors import EngineError
-from engine.tasks import Example, Task, read_task_file
+from engine.tasks import Demonstration, Task, read_task_file
 from engine.teacher import prompts
 from engine.teacher.client import (
     TeacherCallFailed,
@@ -137,7 +137,7 @@ def test_label_sets_and_schemas():
     for name in ("squad", "object_counting", "word_sorting", "mconala"):
         t = task(name)
         assert prompts.label_set(t, prompts.resolve_cot(t, "auto")) is None, name
-    only_no = Task("t", "i", (Example("a", "No"), Example("b", "No")))
+    only_no = Task("t", "i", (Demonstration("a", "No"), Demonstration("b", "No")))
     assert prompts.label_set(only_no, False).canonical("yes") == "Yes", "a known pair is completed"
     s = prompts.output_schema(task("ruin_names"), True)
     assert s["properties"]["answer"] == {"type": "string", "pattern": r"^\([A-Z]\)$"}

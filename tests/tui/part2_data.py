@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.tasks import Example, Task, add_task
+from engine.tasks import Demonstration, Task, add_task
 
 TASK = Task(
     name="nli",
     instruction="Decide whether the premise entails the hypothesis. Answer entailment, neutral or contradiction.",
-    examples=(Example("Premise: A man sleeps. Hypothesis: A person rests.", "entailment"),
-              Example("Premise: A dog runs. Hypothesis: A cat sleeps.", "neutral")),
+    examples=(Demonstration("Premise: A man sleeps. Hypothesis: A person rests.", "entailment"),
+              Demonstration("Premise: A dog runs. Hypothesis: A cat sleeps.", "neutral")),
     exclude=(),
 )
 

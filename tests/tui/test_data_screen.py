@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textual.widgets import DataTable, Input, Log, Static
 
-from engine.datastore.health import list_datasets
+from engine.datastore.datasets import list_datasets
 from engine.workspace import Workspace
 from rebase_tui.app import RebaseApp
 from tests.conftest import shared_data
@@ -66,7 +66,7 @@ async def test_ingest_from_the_screen_keys_work_meanwhile_cancel_resume_skipped(
         assert "ingest finished" in log
         assert "skipped:" in log and "broken_ds" in log
         summary = screen.ingest_summary
-        assert summary["datasets"] == 2 and [s for s in summary["skipped"] if "broken_ds" in s["path"]]
+        assert summary.totals.datasets == 2 and [s for s in summary.skipped if "broken_ds" in s.path]
         table = screen.query_one("#ds-table", DataTable)
         assert [table.get_row_at(i)[0].plain for i in range(table.row_count)] == ["math_qa", "wiqa"]
         assert {d.name for d in list_datasets(ws)} == {"math_qa", "wiqa"}
@@ -112,3 +112,14 @@ async def test_data_screen_snapshot(small_datastore, request):
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: "healthy" in text_of(app.screen.query_one("#ds-health", Static)))
         await assert_snapshot(pilot, "data_screen", request)
+
+
+def test_progress_line_shows_the_engines_rate_and_eta():
+    from engine.events import Progress
+    from rebase_tui.screens.data import progress_text
+
+    assert progress_text(Progress("embed", 1200, 4096, "values", rate=350.4, eta_s=8.3)) == (
+        "embed: 1,200/4,096 values · 350 values/s · ETA 0:08")
+    # before the engine has a rate there is none to show; the message comes last
+    assert progress_text(Progress("read", 0, 3, "datasets", "reading datasets")) == (
+        "read: 0/3 datasets · reading datasets")

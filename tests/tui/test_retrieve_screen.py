@@ -10,7 +10,7 @@ import pytest
 from textual.widgets import DataTable, Input, Static
 
 from engine.retrieval.pool import load_pool
-from engine.tasks import Example, Task, add_task
+from engine.tasks import Demonstration, Task, add_task
 from engine.workspace import Workspace
 from rebase_tui.app import RebaseApp
 from rebase_tui.widgets.editor import PlainTextArea
@@ -20,8 +20,8 @@ from tests.tui.snapshot import assert_snapshot
 SIZE = (140, 42)
 
 NLI = Task("nli", "Decide whether the premise entails, contradicts or is neutral towards the hypothesis.",
-           (Example("Premise: A man plays a guitar. Hypothesis: A person makes music.", "entailment"),
-            Example("Premise: Two dogs run in a field. Hypothesis: The dogs are asleep.", "contradiction")))
+           (Demonstration("Premise: A man plays a guitar. Hypothesis: A person makes music.", "entailment"),
+            Demonstration("Premise: Two dogs run in a field. Hypothesis: The dogs are asleep.", "contradiction")))
 
 
 def _rows(app) -> list:  # type: ignore[no-untyped-def]
@@ -158,7 +158,7 @@ async def test_untrusted_cells_display_verbatim(small_datastore, tmp_path, embed
     ws = Workspace(small_datastore)
     run_ingest(ws, [nasty], embedder=embedder)
     add_task(ws, Task("tags", "Answer questions about markup tags like [bold] and [/foo].",
-                      (Example("closing [/foo] tag and [bold]not bold[/bold]", "[red]x[/red] [/]"),)))
+                      (Demonstration("closing [/foo] tag and [bold]not bold[/bold]", "[red]x[/red] [/]"),)))
     app = RebaseApp(ws, stage="retrieve", task="tags")
     async with app.run_test(size=SIZE) as pilot:
         await _open(pilot)

@@ -6,7 +6,7 @@ import json
 
 from textual.widgets import DataTable, Input, OptionList, Static
 
-from engine.tasks import Example, Task, add_task, get_task
+from engine.tasks import Demonstration, Task, add_task, get_task
 from engine.workspace import Workspace
 from rebase_tui.app import RebaseApp
 from rebase_tui.widgets.editor import PlainTextArea
@@ -21,7 +21,7 @@ def _text(widget: Static) -> str:
 
 def _task() -> Task:
     return Task("sentiment", "Classify the sentiment of a [bold] review.",
-                (Example("great film [/foo]", "positive"), Example("dull, long", "negative")), ("imdb",))
+                (Demonstration("great film [/foo]", "positive"), Demonstration("dull, long", "negative")), ("imdb",))
 
 
 async def test_write_and_save_a_task_with_the_keyboard(tmp_path):
@@ -52,7 +52,7 @@ async def test_write_and_save_a_task_with_the_keyboard(tmp_path):
         await pilot.pause()
         stored = get_task(ws, "sent")
         assert stored is not None
-        assert stored.examples == (Example("I loved it [/b]", "positive"),)
+        assert stored.examples == (Demonstration("I loved it [/b]", "positive"),)
         assert "saved as sent" in _text(screen.query_one("#task-status", Static))
         assert [o.id for o in screen.query_one("#task-list", OptionList).options] == ["sent"]
         assert not screen.query_one("#empty-state").display

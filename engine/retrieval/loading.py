@@ -1,0 +1,176 @@
+"""The datastore as retrieval holds it in memory: vectors, rows and cells of every ``ready`` dataset.
+
+:func:`load_datastore` reads, in this order (a dataset turns ``ready`` only once all its vectors are in the
+log, so reading the database before the vector files is safe while an ingest runs in another thread):
+
+1. the ready datasets, checking the workspace's embedder against the configured one;
+2. the description vectors, aligned with the datasets;
+3. the value vectors;
+4. the rows and cells of ready datasets, linked to the values into a :class:`~engine.retrieval.scoring.CellIndex`
+   (only the values some ready row uses are kept, in key order).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.errors import EngineError
+from engine.retrieval import scoring
+
+if TYPE_CHECKING:
+    from engine.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+Signature = tuple[Any, ...]
+"""What changes when datasets are added, removed or finished (compared to tell a stale load)."""
+
+
+@dataclass(frozen=True)
+class LoadedDatastore:
+    """The arrays retrieval scores against.
+
+    ``dataset_ids[i]`` is the name of dataset position ``i`` and ``descriptions[i]`` its description vector
+    (zeros when it has none). ``values[j]`` is the vector of value key ``value_keys[j]``. ``index`` holds
+    the rows and their cells; ``row_config`` / ``row_source_id`` give, per row position of ``index``, the
+    config id and the row's id at its source; ``configs`` maps a config id to its ``(name, split)``.
+    """
+
+    embedder_name: str
+    signature: Signature
+    dataset_ids: tuple[str, ...]
+    descriptions: np.ndarray
+    values: np.ndarray
+    value_keys: np.ndarray
+    index: scoring.CellIndex
+    row_config: np.ndarray
+    row_source_id: np.ndarray
+    configs: dict[int, tuple[str, str]]
+
+
+def read_signature(ws: Workspace) -> Signature:
+    """The count, id sum and newest ``added_at`` of the ready datasets."""
+    with ws.store.cursor() as cur:
+        return tuple(cur.execute(
+            "select count(*), coalesce(sum(id), 0), coalesce(max(added_at)::varchar, '') "
+            "from datasets where status = 'ready'").fetchall()[0])
+
+
+def _ready_datasets(ws: Workspace) -> tuple[str, list[tuple[int, str]]]:
+    """The workspace's embedder and its ready datasets ``(id, name)`` in id order; refuses an empty datastore
+    and a configured embedder that is not the one the vectors were made with."""
+    from engine.datastore.embed import same_embedder
+
+    embedder_name = ws.store.get_meta("embedder.name")
+    # an embedder set explicitly (config.toml, environment, CLI) must be the workspace's; the default is
+    # just the default, and the workspace's recorded one wins (as ingest does)
+    configured = (str(ws.config["embedder.model"])
+                  if ws.config.sources.get("embedder.model", "default") != "default" else None)
+    with ws.store.cursor() as cur:
+        ds_rows = cur.execute("select id, name from datasets where status = 'ready' order by id").fetchall()
+    if not ds_rows or not embedder_name:
+        raise EngineError(f"workspace {ws.path} has no ingested datasets to retrieve from",
+                          fix="ingest some first: rebase-tui ingest PATH")
+    if configured is not None and not same_embedder(embedder_name, configured):
+        raise EngineError(
+            f"workspace {ws.path} was built with embedder {embedder_name!r}, but the configured "
+            f"embedder is {configured!r}; their vectors cannot be compared",
+            fix=f"use the workspace's embedder (rebase-tui config embedder.model {embedder_name}), "
+                "or ingest into another workspace with -w DIR")
+    return embedder_name, [(int(i), str(n)) for i, n in ds_rows]
+
+
+def _description_matrix(ws: Workspace, ds_keys: np.ndarray, dataset_ids: tuple[str, ...]) -> np.ndarray:
+    """Description vectors aligned with dataset positions (a missing one stays zero: dataset score 0)."""
+    from engine.datastore import vindex
+
+    d_keys, d_vecs = vindex.load_description_vectors(ws)
+    out = np.zeros((len(ds_keys), d_vecs.shape[1] if d_vecs.ndim == 2 else 0), np.float32)
+    have = scoring.positions(d_keys.astype(np.int64), ds_keys)
+    if (have < 0).any():
+        missing = [dataset_ids[i] for i in np.flatnonzero(have < 0)]
+        log.warning("datasets without a description vector (dataset score 0): %s", ", ".join(missing[:5]))
+    out[have >= 0] = d_vecs[have[have >= 0]]
+    return out
+
+
+def _value_vectors(ws: Workspace) -> tuple[np.ndarray, np.ndarray]:
+    """``(keys int64, vectors)`` of every value; refuses an empty log and one of the wrong dimension."""
+    from engine.datastore import vindex
+
+    v_keys, values = vindex.load_value_vectors(ws)
+    dim = ws.store.get_meta("embedder.dim")
+    if values.shape[0] == 0:
+        raise EngineError(f"workspace {ws.path} has datasets but no value vectors in {ws.index_dir}",
+                          fix="finish the ingest (rebase-tui ingest PATH), or run rebase-tui check --repair")
+    if dim and int(dim) != values.shape[1]:
+        raise EngineError(f"the value vectors in {ws.index_dir} have dimension {values.shape[1]}, but the "
+                          f"workspace's embedder has {dim}", fix="run rebase-tui check --repair")
+    return v_keys.astype(np.int64), values
+
+
+@dataclass(frozen=True)
+class _Structure:
+    """Rows and cells of the ready datasets as read from DuckDB (column-wise numpy arrays)."""
+
+    rows: dict[str, np.ndarray]
+    columns: list[str]
+    cells: dict[str, np.ndarray]
+    configs: dict[int, tuple[str, str]]
+
+
+def _read_structure(ws: Workspace) -> _Structure:
+    """Rows (key, dataset position, config, source row id) and cells (row key, value key, column code)."""
+    with ws.store.cursor() as cur:
+        rows = cur.execute(
+            "select r.id, d.pos, r.config, r.row_id from rows r "
+            "join (select id, row_number() over (order by id) - 1 as pos from datasets "
+            "      where status = 'ready') d on d.id = r.dataset").fetchnumpy()
+        columns = [r[0] for r in cur.execute('select distinct "column" from cells order by "column"').fetchall()]
+        cells = cur.execute(
+            'select c."row", c.value, k.code from cells c '
+            'join (select "column", row_number() over (order by "column") - 1 as code '
+            '      from (select distinct "column" from cells)) k using ("column") '
+            "join rows r on r.id = c.\"row\" join datasets d on d.id = r.dataset "
+            "where d.status = 'ready'").fetchnumpy()
+        configs = {int(i): (str(n), str(s)) for i, n, s in
+                   cur.execute("select id, name, split from configs").fetchall()}
+    return _Structure(rows, columns, cells, configs)
+
+
+def load_datastore(ws: Workspace) -> LoadedDatastore:
+    """Read the workspace's ready datasets into memory (see the module docstring)."""
+    embedder_name, ds_rows = _ready_datasets(ws)
+    signature = read_signature(ws)
+    dataset_ids = tuple(name for _, name in ds_rows)
+    descriptions = _description_matrix(ws, np.array([i for i, _ in ds_rows], dtype=np.int64), dataset_ids)
+    v_keys, values = _value_vectors(ws)
+    s = _read_structure(ws)
+
+    # link each cell to its value's position in the vector matrix
+    cell_value_key = np.asarray(s.cells["value"], dtype=np.int64)
+    value_pos = scoring.positions(v_keys, cell_value_key)
+    found = value_pos >= 0
+    if not found.all():
+        log.warning("%d cells have no value vector and are skipped (run rebase-tui check)", int((~found).sum()))
+    value_pos = value_pos[found]
+    # keep only the values some ready row uses, in key order
+    used = np.unique(value_pos)
+    if len(used) < len(v_keys):
+        remap = np.full(len(v_keys), -1, dtype=np.int64)
+        remap[used] = np.arange(len(used))
+        values, v_keys, value_pos = values[used], v_keys[used], remap[value_pos]
+    row_keys = np.asarray(s.rows["id"], dtype=np.int64)
+    index = scoring.build_cell_index(
+        np.asarray(s.cells["row"], dtype=np.int64)[found], value_pos,
+        np.asarray(s.cells["code"], dtype=np.int64)[found], s.columns,
+        row_keys, np.asarray(s.rows["pos"], dtype=np.int64))
+    meta = scoring.positions(row_keys, index.row_keys)
+    return LoadedDatastore(
+        embedder_name, signature, dataset_ids, descriptions, np.ascontiguousarray(values, dtype=np.float32),
+        v_keys, index, np.asarray(s.rows["config"], dtype=np.int64)[meta],
+        np.asarray(s.rows["row_id"], dtype=np.int64)[meta], s.configs)
