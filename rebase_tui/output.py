@@ -29,22 +29,24 @@ def print_json(obj: Any) -> None:
 
 
 def stderr_console():
-    """A rich console on stderr (progress bars, logs, human messages)."""
-    from rich.console import Console
+    """A rich console on stderr (progress bars, logs, human messages); text from data is shown inertly."""
+    from rebase_tui.inert import SafeConsole
 
-    return Console(stderr=True, highlight=False)
+    return SafeConsole(stderr=True, highlight=False)
 
 
 def stdout_console():
-    """A rich console on stdout (tables a user reads)."""
-    from rich.console import Console
+    """A rich console on stdout (tables a user reads); text from data is shown inertly."""
+    from rebase_tui.inert import SafeConsole
 
-    return Console(highlight=False)
+    return SafeConsole(highlight=False)
 
 
 def fail(exc: EngineError) -> int:
     """Report an expected failure as one line on stderr and return its exit code."""
-    print(f"rebase-tui: {exc}", file=sys.stderr)
+    from rebase_tui.inert import inert
+
+    print(inert(f"rebase-tui: {exc}"), file=sys.stderr)
     return exc.exit_code
 
 
