@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -32,8 +32,14 @@ from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.log_tail import LogTail
 from rebase_tui.widgets.loss_chart import LossChart
-from rebase_tui.widgets.run_support import gpu_mb, results_text, rss_mb, start_run
+from rebase_tui.widgets.run_support import gpu_mb, results_text, rss_mb
 from rebase_tui.widgets.stat_panel import StatPanel
+
+if TYPE_CHECKING:
+    from engine.student.export import ModelExport
+    from engine.student.launch import LaunchedRun
+    from engine.student.summary import RunSummary
+    from engine.student.training_data import DatasetExport
 
 #: Form fields: (id, label, config key or None, kind).
 FIELDS: tuple[tuple[str, str, str | None, type], ...] = (
@@ -150,8 +156,9 @@ class TrainScreen(StageScreen):
         return runs_dir.exists() and any((p / "run.json").exists() for p in runs_dir.iterdir())
 
     def _has_accepted(self) -> bool:
-        with self.rebase.workspace.store.cursor() as cur:
-            return bool(cur.execute("select count(*) from examples where status = 'accepted'").fetchall()[0][0])
+        from engine.student.training_data import accepted_tasks
+
+        return bool(accepted_tasks(self.rebase.workspace))
 
     def refresh_state(self) -> None:
         super().refresh_state()
@@ -166,19 +173,19 @@ class TrainScreen(StageScreen):
 
         run_call(self, "runs-list", runs.reconcile, self.rebase.workspace)
 
-    def _fill_runs(self, summaries: list[dict[str, Any]]) -> None:
+    def _fill_runs(self, summaries: list[RunSummary]) -> None:
         table = self.query_one("#tr-runs", DataTable)
         table.clear()
         for s in summaries:
-            table.add_row(Content(s["run"]), Content(s["status"]), f"{s['steps']}/{s['total_steps']}",
-                          _fmt(s.get("train_loss"), ".3f"), _fmt(s.get("eval_loss"), ".3f"), key=s["run"])
+            table.add_row(Content(s.run), Content(s.status), f"{s.steps}/{s.total_steps}",
+                          _fmt(s.train_loss, ".3f"), _fmt(s.eval_loss, ".3f"), key=s.run)
         from engine.student import supervise
 
         if not self.following:
             for s in summaries:
-                path = self.rebase.workspace.runs_dir / s["run"]
-                if s["status"] in ("running", "created") and supervise.worker_alive(path):
-                    self.notify(f"re-attached to running run {s['run']}", timeout=4)
+                path = self.rebase.workspace.runs_dir / s.run
+                if not s.ended and supervise.worker_alive(path):
+                    self.notify(f"re-attached to running run {s.run}", timeout=4)
                     self.attach(path)
                     break
 
@@ -209,15 +216,11 @@ class TrainScreen(StageScreen):
         if self.following:
             self.workers.cancel_group(self, "train-follow")
             self.following = False
-        from engine.student.loop import event_from_json
-        from engine.student.runs import read_events
+        from engine.student.events import load_events
 
         self._reset(path)
-        for obj in read_events(path):
-            try:
-                self._apply(event_from_json(obj))
-            except (TypeError, ValueError):
-                continue
+        for event in load_events(path):
+            self._apply(event)
         self._show_results()
         self._paint_stats()
 
@@ -250,7 +253,7 @@ class TrainScreen(StageScreen):
 
     def _apply(self, event: Any) -> None:
         """Fold one training event into the panels."""
-        from engine.student.loop import CheckpointSaved, EvalMetrics, RunEnded, RunStarted, StepMetrics
+        from engine.student.events import CheckpointSaved, EvalMetrics, RunEnded, RunStarted, StepMetrics
 
         chart = self.query_one("#tr-chart", LossChart)
         match event:
@@ -281,7 +284,7 @@ class TrainScreen(StageScreen):
     @on(EngineEvent)
     def _engine_event(self, message: EngineEvent) -> None:
         if message.job == "train-follow":
-            from engine.student.loop import CheckpointSaved, RunEnded
+            from engine.student.events import CheckpointSaved, RunEnded
 
             self._apply(message.event)
             log = self.query_one("#tr-log", LogTail)
@@ -379,16 +382,22 @@ class TrainScreen(StageScreen):
             self.notify(str(exc), severity="error")
             return
         task = self._train_task()
-        self.query_one("#tr-log", LogTail).add(f"starting a run on {task or '?'}'s accepted examples…")
-        run_call(self, "train-start", start_run, self.rebase.workspace, task, form)
+        if task is None:
+            self.notify("no task to train on — pick one on the Task screen (F3) and accept examples in Review (F6)",
+                        severity="error")
+            return
+        from engine.student.launch import start_training
+
+        self.query_one("#tr-log", LogTail).add(f"starting a run on {task}'s accepted examples…")
+        run_call(self, "train-start", start_training, self.rebase.workspace, task=task, **form)
 
     def _train_task(self) -> str | None:
+        """The open task, else the one accepted into most recently."""
         if self.rebase.task_name:
             return self.rebase.task_name
-        with self.rebase.workspace.store.cursor() as cur:
-            rows = cur.execute("select task from examples where status = 'accepted' group by task "
-                               "order by max(updated_at) desc limit 1").fetchall()
-        return rows[0][0] if rows else None
+        from engine.student.training_data import accepted_tasks
+
+        return next(iter(accepted_tasks(self.rebase.workspace)), None)
 
     def action_stop(self) -> None:
         """Stop the followed run gracefully (after a confirmation)."""
@@ -428,7 +437,7 @@ class TrainScreen(StageScreen):
             self.notify("no task with accepted examples", severity="warning")
             return
 
-        def export() -> dict[str, Any]:
+        def export() -> DatasetExport:
             from engine.student.training_data import export_dataset
             from engine.tasks import resolve_task
 
@@ -461,10 +470,9 @@ class TrainScreen(StageScreen):
                     self._fill_runs(message.result or [])
             case "train-start":
                 if message.ok:
-                    result = message.result
-                    path = Path(result["path"])
-                    log.add(f"run {path.name} started")
-                    self.attach(path, result["offset"])
+                    started: LaunchedRun = message.result
+                    log.add(f"run {started.run} started")
+                    self.attach(started.path, started.offset)
                     self.action_refresh_runs()
                 else:
                     log.add(f"could not start: {message.error}")
@@ -495,14 +503,14 @@ class TrainScreen(StageScreen):
                     self._show_results(f"evaluation failed: {message.error}")
             case "export-dataset":
                 if message.ok:
-                    r = message.result
-                    self._show_results(f"dataset: {r['rows']} rows → {r['path']}")
+                    data: DatasetExport = message.result
+                    self._show_results(f"dataset: {data.rows} rows → {data.path}")
                 else:
                     self._show_results(f"dataset export failed: {message.error}")
             case "export-model":
                 if message.ok:
-                    r = message.result
-                    self._show_results(f"model ({r['kind']}) → {r['path']}\nModelfile: {r['modelfile']}\n"
-                                       f"then run: {r['ollama_create']}")
+                    model: ModelExport = message.result
+                    self._show_results(f"model ({model.kind}) → {model.path}\nModelfile: {model.modelfile}\n"
+                                       f"then run: {model.ollama_create}")
                 else:
                     self._show_results(f"model export failed: {message.error}")

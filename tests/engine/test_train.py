@@ -7,18 +7,16 @@ import json
 import pytest
 
 from engine.student import runs, training_data
-from engine.student.loop import (
+from engine.student.events import (
     CheckpointSaved,
     EvalMetrics,
     RunEnded,
     RunStarted,
     StepMetrics,
-    epoch_batches,
     event_from_json,
-    get_lr,
-    padding_stats,
-    train,
 )
+from engine.student.loop import epoch_batches, get_lr, padding_stats, train
+from engine.student.run_config import RunSettings
 from tests.conftest import shared_data
 
 
@@ -27,7 +25,7 @@ def _settings(student, **kw):
                 grad_accum=1, max_length=128, eval_every=10, device="cpu", seed=0, format="auto", threads=1,
                 eval_fraction=0.1)
     base.update(kw)
-    return base
+    return RunSettings(**base)
 
 
 def _rows(n=200):
