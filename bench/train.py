@@ -94,7 +94,7 @@ def run_trainer(rows, student: Path, args) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
 
     from engine.student.formatting import BASE, PromptFormat, encode
-    from engine.student.loop import collate, epoch_batches
+    from engine.student.schedule import collate, epoch_batches
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -154,7 +154,7 @@ def padding_report(rows, student: Path, args) -> dict:
     from transformers import AutoTokenizer
 
     from engine.student.formatting import BASE, PromptFormat, encode
-    from engine.student.loop import epoch_batches, padding_stats
+    from engine.student.schedule import epoch_batches, padding_stats
 
     tok = AutoTokenizer.from_pretrained(student)
     lengths = [len(encode(PromptFormat(BASE), tok, r["input"], r["output"], args.max_length)[0]) for r in rows]

@@ -15,8 +15,9 @@ from engine.student.events import (
     StepMetrics,
     event_from_json,
 )
-from engine.student.loop import epoch_batches, get_lr, padding_stats, train
+from engine.student.loop import train
 from engine.student.run_config import RunSettings
+from engine.student.schedule import epoch_batches, get_lr, padding_stats
 from tests.conftest import shared_data
 
 
