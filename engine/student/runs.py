@@ -37,12 +37,18 @@ if TYPE_CHECKING:
     from engine.workspace import Workspace
 
 
+def run_dirs(ws: Workspace) -> list[Path]:
+    """The workspace's run directories, oldest first (ids start with their creation time)."""
+    if not ws.runs_dir.exists():
+        return []
+    return sorted(p for p in ws.runs_dir.iterdir() if (p / RUN_FILE).exists())
+
+
 def run_dir(ws: Workspace, run_id: str) -> Path:
     """The directory of run ``run_id`` (an EngineError naming the known runs when absent)."""
     path = ws.runs_dir / run_id
     if not (path / RUN_FILE).exists():
-        known = sorted(p.name for p in ws.runs_dir.iterdir() if (p / RUN_FILE).exists()) \
-            if ws.runs_dir.exists() else []
+        known = [p.name for p in run_dirs(ws)]
         hint = f"known runs: {', '.join(known[-5:])}" if known else "no runs yet"
         raise EngineError(f"unknown run {run_id!r} ({hint})", fix="list runs with `rebase-tui runs`")
     return path
@@ -134,7 +140,4 @@ def record(ws: Workspace, path: Path) -> RunSummary:
 
 def reconcile(ws: Workspace) -> list[RunSummary]:
     """Refresh the summaries of all runs from their directories and return them, newest first."""
-    if not ws.runs_dir.exists():
-        return []
-    return [record(ws, path) for path in sorted(ws.runs_dir.iterdir(), reverse=True)
-            if (path / RUN_FILE).exists()]
+    return [record(ws, path) for path in reversed(run_dirs(ws))]

@@ -108,13 +108,14 @@ def _follow(console, path, offset: int, quiet: bool):
     from engine.student import supervise
     from engine.student.events import EvalMetrics, RunEnded, RunStarted, StepMetrics
 
-    state = {"line": "starting the training worker…", "eval": None}
+    line = "starting the training worker…"
+    eval_loss: float | None = None
     end = None
     interrupts = seen = 0
     events = supervise.follow(path, offset)
     # Ctrl-C must reach us even when started with SIGINT ignored (a background job of a script)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    live_view = Live(Text(state["line"]), console=console, transient=False, refresh_per_second=4)
+    live_view = Live(Text(line), console=console, transient=False, refresh_per_second=4)
     with (contextlib.nullcontext(_Quiet()) if quiet else live_view) as live:
         while True:
             try:
@@ -133,24 +134,28 @@ def _follow(console, path, offset: int, quiet: bool):
                     supervise.stop(path, grace_s=0)
                 continue
             if isinstance(ev, RunStarted):
-                live.console.print(f"run {ev.run}: {ev.method} on {ev.device} ({ev.dtype}), {ev.format} format, "
-                                   f"{ev.trainable:,}/{ev.parameters:,} trainable parameters, "
-                                   f"{ev.train_examples} train / {ev.eval_examples} eval examples"
-                                   + (f", resuming at step {ev.start_step}" if ev.resumed else ""))
-                if ev.truncated:
-                    live.console.print(f"[yellow]warning:[/] {ev.truncated} of {ev.train_examples} examples are "
-                                       "longer than --max-length; their prompts lose their start (instruction "
-                                       "and demonstrations first)")
+                _print_started(live.console, ev)
             elif isinstance(ev, StepMetrics):
-                state["line"] = (f"step {ev.step}/{ev.total_steps}  epoch {ev.epoch:.2f}  loss {ev.loss:.4f}  "
-                                 f"eval {format_loss(state['eval'])}  lr {ev.lr:.2e}  "
-                                 f"{(ev.tokens_per_s or 0):,.0f} tok/s  ETA {format_seconds(ev.eta_s)}")
+                line = (f"step {ev.step}/{ev.total_steps}  epoch {ev.epoch:.2f}  loss {ev.loss:.4f}  "
+                        f"eval {format_loss(eval_loss)}  lr {ev.lr:.2e}  "
+                        f"{(ev.tokens_per_s or 0):,.0f} tok/s  ETA {format_seconds(ev.eta_s)}")
             elif isinstance(ev, EvalMetrics):
-                state["eval"] = ev.eval_loss
+                eval_loss = ev.eval_loss
             elif isinstance(ev, RunEnded):
                 end = ev
-            live.update(Text(state["line"]))
+            live.update(Text(line))
     return end
+
+
+def _print_started(console, ev) -> None:
+    """What the worker loaded: method, device, format, parameters, data (and a truncation warning)."""
+    console.print(f"run {ev.run}: {ev.method} on {ev.device} ({ev.dtype}), {ev.format} format, "
+                  f"{ev.trainable:,}/{ev.parameters:,} trainable parameters, "
+                  f"{ev.train_examples} train / {ev.eval_examples} eval examples"
+                  + (f", resuming at step {ev.start_step}" if ev.resumed else ""))
+    if ev.truncated:
+        console.print(f"[yellow]warning:[/] {ev.truncated} of {ev.train_examples} examples are longer than "
+                      "--max-length; their prompts lose their start (instruction and demonstrations first)")
 
 
 class _Quiet:
