@@ -66,6 +66,7 @@ HINTS_MEMORY = ["lower --batch-size (raise --grad-accum to keep the effective ba
 HINTS_NAN = ["lower --lr (e.g. by 10x)", "use --lora", "check the data for empty outputs",
              "fp32 instead of bf16 (--device cpu to confirm)"]
 
+
 # -- the loop -------------------------------------------------------------------------------
 def train(run_dir: str | Path, stop_requested: Callable[[], bool] | None = None) -> Iterator[TrainEvent]:
     """Train (or resume) the run in ``run_dir``, yielding events; ends with one :class:`RunEnded`.
