@@ -74,6 +74,11 @@ class TrainScreen(StageScreen):
         self._pid: int | None = None
         self._gpu: float | None = None
 
+    @property
+    def status(self) -> str:
+        """The open run's status (created, running, finished, stopped, failed; empty when none is open)."""
+        return self.view.status if self.view is not None else ""
+
     # -- layout ----------------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="train-main"):
@@ -362,8 +367,20 @@ class TrainScreen(StageScreen):
     # -- results ----------------------------------------------------------------------------------
     def _show_results(self, extra: str = "") -> None:
         if self.run_path is not None:
-            status = self.view.status if self.view is not None else ""
-            self.query_one("#tr-results-text", Static).update(Content(results_text(self.run_path, status, extra)))
+            self.query_one("#tr-results-text", Static).update(
+                Content(results_text(self.run_path, self.status, extra)))
+
+    def _record_open_run(self, log: LogTail) -> None:
+        """Record the open run's summary in DuckDB before its results show, so that whoever sees them (or
+        quits right after) finds the run's end in the runs table."""
+        if self.run_path is None:
+            return
+        from engine.student import runs
+
+        try:
+            runs.record(self.rebase.workspace, self.run_path)
+        except (EngineError, OSError) as exc:
+            log.add(f"could not record the run: {exc}")
 
     @on(JobFinished)
     def _job_finished(self, message: JobFinished) -> None:
@@ -385,9 +402,10 @@ class TrainScreen(StageScreen):
                 self.following = False
                 self._pid = None
                 self.refresh_bindings()
+                self._record_open_run(log)
                 self._paint_stats()
                 self._show_results()
-                self.action_refresh_runs()  # records every run's summary, this one's end included
+                self.action_refresh_runs()
             case "train-stop":
                 log.add(f"stop: {message.result if message.ok else message.error}")
             case "gpu-memory":
