@@ -98,9 +98,12 @@ class TrainScreen(StageScreen):
                     yield LogTail("worker log (stderr.log)", id="tr-log")
                     with Vertical(id="tr-results-pane"):
                         with Horizontal(id="tr-buttons"):
-                            yield Button("Eval", id="tr-eval", compact=True, tooltip="v: evaluate the open run")
-                            yield Button("Export data", id="tr-export-data", compact=True, tooltip="d: accepted examples as JSONL")
-                            yield Button("Export model", id="tr-export-model", compact=True, tooltip="m: model folder + Ollama Modelfile")
+                            yield Button("Eval", id="tr-eval", compact=True, action="screen.evaluate",
+                                         tooltip="v: evaluate the open run")
+                            yield Button("Export data", id="tr-export-data", compact=True,
+                                         action="screen.export_dataset", tooltip="d: accepted examples as JSONL")
+                            yield Button("Export model", id="tr-export-model", compact=True,
+                                         action="screen.export_model", tooltip="m: model folder + Ollama Modelfile")
                         with VerticalScroll(id="tr-results"):
                             yield Static("", id="tr-results-text")
 
@@ -157,18 +160,6 @@ class TrainScreen(StageScreen):
                     self.notify(f"re-attached to running run {s.run}", timeout=4)
                     self.attach(path)
                     break
-
-    @on(Button.Pressed, "#tr-eval")
-    def _eval_button(self) -> None:
-        self.action_evaluate()
-
-    @on(Button.Pressed, "#tr-export-data")
-    def _export_data_button(self) -> None:
-        self.action_export_dataset()
-
-    @on(Button.Pressed, "#tr-export-model")
-    def _export_model_button(self) -> None:
-        self.action_export_model()
 
     @on(DataTable.RowSelected, "#tr-runs")
     def _open_selected(self, event: DataTable.RowSelected) -> None:
