@@ -63,12 +63,13 @@ def build_student(path: Path, rows: list[dict], layers: int, dim: int) -> None:
 
 def run_ours(ws, rows, student: Path, args) -> dict:
     from engine.student import runs, supervise
-    from engine.student.loop import RunEnded, StepMetrics
+    from engine.student.events import RunEnded, StepMetrics
+    from engine.student.run_config import RunSettings
 
-    settings = dict(student=str(student), method="full", epochs=1.0, max_steps=args.steps, lr=1e-3,
-                    batch_size=args.batch_size, grad_accum=args.grad_accum, max_length=args.max_length,
-                    eval_every=args.steps, device=args.device, seed=0, format="base", threads=args.threads,
-                    group_by_length=False, eval_fraction=0.0)
+    settings = RunSettings(student=str(student), method="full", epochs=1.0, max_steps=args.steps, lr=1e-3,
+                           batch_size=args.batch_size, grad_accum=args.grad_accum, max_length=args.max_length,
+                           eval_every=args.steps, device=args.device, seed=0, format="base", threads=args.threads,
+                           group_by_length=False, eval_fraction=0.0)
     path = runs.create_run(ws, rows, settings, source=str(DATA), eval_rows=[])
     handle = supervise.start(path)
     steps = []
@@ -93,7 +94,7 @@ def run_trainer(rows, student: Path, args) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback, TrainingArguments
 
     from engine.student.formatting import BASE, PromptFormat, encode
-    from engine.student.loop import collate, epoch_batches
+    from engine.student.schedule import collate, epoch_batches
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -153,7 +154,7 @@ def padding_report(rows, student: Path, args) -> dict:
     from transformers import AutoTokenizer
 
     from engine.student.formatting import BASE, PromptFormat, encode
-    from engine.student.loop import epoch_batches, padding_stats
+    from engine.student.schedule import epoch_batches, padding_stats
 
     tok = AutoTokenizer.from_pretrained(student)
     lengths = [len(encode(PromptFormat(BASE), tok, r["input"], r["output"], args.max_length)[0]) for r in rows]

@@ -19,24 +19,72 @@ import string
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
-from engine.events import Event, Progress
+from engine.events import Event
+from engine.rate import RateMeter
+from engine.student.formatting import PromptFormat, encode_prompt, stop_strings
+from engine.student.model import (
+    checkpoints,
+    final_model_dir,
+    has_final_model,
+    load_model,
+    load_tokenizer,
+    resolve_device,
+)
+from engine.student.run_config import read_config
+from engine.student.training_data import read_examples_file, read_jsonl
 from engine.tasks import final_answer
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _OPTION = re.compile(r"\(([A-Z])\)")
 
 
+METRICS_FILE = "metrics.json"
+
+
+@dataclass(frozen=True, slots=True)
+class EvalResult:
+    """Scores of one evaluation: ``n`` pairs, mean exact match, answer accuracy and token F1; ``model`` is
+    student or base, ``data`` the split or file name, ``seconds`` how long generation took."""
+
+    n: int
+    exact_match: float
+    accuracy: float
+    f1: float
+    model: str = ""
+    data: str = ""
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> EvalResult:
+        return cls(**{k: obj[k] for k in cls.__dataclass_fields__ if k in obj})
+
+
 @dataclass(frozen=True, slots=True)
 class EvalDone(Event):
-    """The end of an evaluation: the metrics and where predictions were written."""
+    """The end of an evaluation: the scores and where predictions were written."""
 
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: EvalResult
     predictions: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One line of ``predictions.jsonl``."""
+
+    input: str
+    reference: str
+    prediction: str
+    answer: str
+    reference_answer: str
+    correct: bool
 
 
 def normalize(text: str) -> str:
@@ -79,49 +127,81 @@ def token_f1(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def score(predictions: list[str], references: list[str]) -> dict[str, float]:
+def score(predictions: list[str], references: list[str]) -> EvalResult:
     """Mean exact match, accuracy and token F1 over pairs."""
     n = len(predictions)
     if n == 0:
-        return {"n": 0, "exact_match": 0.0, "accuracy": 0.0, "f1": 0.0}
-    return {
-        "n": n,
-        "exact_match": sum(map(exact_match, predictions, references)) / n,
-        "accuracy": sum(map(answer_accuracy, predictions, references)) / n,
-        "f1": sum(map(token_f1, predictions, references)) / n,
-    }
+        return EvalResult(0, 0.0, 0.0, 0.0)
+    return EvalResult(n=n, exact_match=sum(map(exact_match, predictions, references)) / n,
+                      accuracy=sum(map(answer_accuracy, predictions, references)) / n,
+                      f1=sum(map(token_f1, predictions, references)) / n)
+
+
+def read_metrics(run_dir: Path) -> dict[str, EvalResult] | None:
+    """The run's evaluations keyed ``student:<data>`` / ``base:<data>`` (None before the first one)."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return None
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+    return {key: EvalResult.from_json(m) for key, m in saved.items() if isinstance(m, dict)}
+
+
+def _save_metrics(run_dir: Path, result: EvalResult) -> None:
+    saved = read_metrics(run_dir) or {}
+    saved[f"{result.model}:{result.data}"] = result
+    (Path(run_dir) / METRICS_FILE).write_text(json.dumps({k: m.to_json() for k, m in saved.items()}, indent=2),
+                                              encoding="utf-8")
+
+
+def read_predictions(run_dir: Path, limit: int | None = None, base: bool = False) -> list[Prediction]:
+    """The first ``limit`` predictions of the run's last evaluation (of its base with ``base``)."""
+    path = Path(run_dir) / _predictions_file(base)
+    if not path.exists():
+        return []
+    out: list[Prediction] = []
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if limit is not None and len(out) >= limit:
+                break
+            try:
+                out.append(Prediction(**json.loads(line)))
+            except (ValueError, TypeError):
+                continue
+    return out
+
+
+def _predictions_file(base: bool) -> str:
+    return "predictions-base.jsonl" if base else "predictions.jsonl"
 
 
 # -- generation -----------------------------------------------------------------------------
-def load_for_inference(run_dir: Path, base: bool = False, device: str = "auto"):
+def load_for_inference(run_dir: Path, base: bool = False, device: str = "auto") -> tuple[Any, Any, PromptFormat, str]:
     """``(model, tokenizer, PromptFormat, device)`` of a run: its final model (or newest checkpoint), or its base."""
-
-    from engine.student.formatting import PromptFormat
-    from engine.student.loop import checkpoints, final_model_dir, load_model, load_tokenizer, resolve_device
-    from engine.student.runs import read_config
-
     cfg = read_config(run_dir)
     fmt_file = run_dir / "format.json"
     if not fmt_file.exists():
-        raise EngineError(f"run {cfg['id']} never started training (no format.json)",
-                          fix=f"train it first: `rebase-tui train --resume {cfg['id']}`")
+        raise EngineError(f"run {cfg.id} never started training (no format.json)",
+                          fix=f"train it first: `rebase-tui train --resume {cfg.id}`")
     fmt = PromptFormat.from_json(json.loads(fmt_file.read_text(encoding="utf-8")))
     device = resolve_device(device)
-    trc = bool(cfg.get("trust_remote_code"))
-    tokenizer = load_tokenizer(cfg["student"], trc)
+    student, trc = cfg.settings.student, cfg.settings.trust_remote_code
+    tokenizer = load_tokenizer(student, trc)
     if base:
-        model, _ = load_model(cfg["student"], device, method="full", trust_remote_code=trc, trainable=False)
+        model, _ = load_model(student, device, method="full", trust_remote_code=trc, trainable=False)
     else:
-        final = final_model_dir(run_dir)
-        source = final if (final / "format.json").exists() else (checkpoints(run_dir) or [None])[-1]
+        saved = checkpoints(run_dir)
+        source = final_model_dir(run_dir) if has_final_model(run_dir) else saved[-1] if saved else None
         if source is None:
-            raise EngineError(f"run {cfg['id']} has no trained weights yet",
-                              fix=f"let it train past its first checkpoint (`rebase-tui train --resume {cfg['id']}`)")
+            raise EngineError(f"run {cfg.id} has no trained weights yet",
+                              fix=f"let it train past its first checkpoint (`rebase-tui train --resume {cfg.id}`)")
         if (source / "adapter_config.json").exists():
-            model, _ = load_model(cfg["student"], device, method="lora", trust_remote_code=trc, adapter=source,
+            model, _ = load_model(student, device, method="lora", trust_remote_code=trc, adapter=source,
                                   trainable=False)
         else:
-            model, _ = load_model(cfg["student"], device, method="full", trust_remote_code=trc,
+            model, _ = load_model(student, device, method="full", trust_remote_code=trc,
                                   full_weights=source, trainable=False)
     model.eval()
     return model, tokenizer, fmt, device
@@ -145,7 +225,7 @@ def fit_context(prompt_len: int, max_new_tokens: int, context: int | None,
     return cap, new
 
 
-def generate(model, tokenizer, fmt, inputs: list[str], device: str, max_new_tokens: int,
+def generate(model: Any, tokenizer: Any, fmt: PromptFormat, inputs: list[str], device: str, max_new_tokens: int,
              max_length: int | None = None) -> list[str]:
     """Greedy completions of ``inputs`` (one left-padded batch), cut at EOS / stop strings.
 
@@ -153,8 +233,6 @@ def generate(model, tokenizer, fmt, inputs: list[str], device: str, max_new_toke
     too long loses its start, as in training (the input and the answer matter most).
     """
     import torch
-
-    from engine.student.formatting import encode_prompt, stop_strings
 
     prompts = [encode_prompt(fmt, tokenizer, x) for x in inputs]
     config = getattr(model, "config", None)
@@ -189,8 +267,6 @@ def evaluate(run_dir: str | Path, data: str | Path | None = None, *, base: bool 
     Yields :class:`~engine.events.Progress` per batch and ends with :class:`EvalDone`. Predictions are
     written as they are made; closing the generator stops after the current batch.
     """
-    from engine.student.training_data import read_examples_file, read_jsonl
-
     run_dir = Path(run_dir)
     if data is not None:
         rows = read_examples_file(data)
@@ -205,13 +281,13 @@ def evaluate(run_dir: str | Path, data: str | Path | None = None, *, base: bool 
         rows = rows[:limit]
     which = "base" if base else "student"
     model, tokenizer, fmt, device = load_for_inference(run_dir, base=base, device=device)
-    from engine.student.runs import read_config
-
-    max_length = int(read_config(run_dir).get("max_length") or 0) or None
-    pred_path = run_dir / ("predictions-base.jsonl" if base else "predictions.jsonl")
-    preds, refs = [], []
+    max_length = read_config(run_dir).settings.max_length or None
+    pred_path = run_dir / _predictions_file(base)
+    preds: list[str] = []
+    refs: list[str] = []
     t0 = time.monotonic()
-    yield Progress("eval", 0, len(rows), "examples", f"{which} on {label}")
+    meter = RateMeter()
+    yield meter.progress("eval", 0, len(rows), "examples", f"{which} on {label}")
     with pred_path.open("w", encoding="utf-8") as f:
         for i in range(0, len(rows), batch_size):
             batch = rows[i:i + batch_size]
@@ -220,14 +296,12 @@ def evaluate(run_dir: str | Path, data: str | Path | None = None, *, base: bool 
             for r, p in zip(batch, texts, strict=True):
                 preds.append(p)
                 refs.append(r["output"])
-                f.write(json.dumps({"input": r["input"], "reference": r["output"], "prediction": p,
-                                    "answer": extract_answer(p), "reference_answer": extract_answer(r["output"]),
-                                    "correct": bool(answer_accuracy(p, r["output"]))}, ensure_ascii=False) + "\n")
+                line = Prediction(input=r["input"], reference=r["output"], prediction=p, answer=extract_answer(p),
+                                  reference_answer=extract_answer(r["output"]),
+                                  correct=bool(answer_accuracy(p, r["output"])))
+                f.write(json.dumps(asdict(line), ensure_ascii=False) + "\n")
             f.flush()
-            yield Progress("eval", len(preds), len(rows), "examples", f"{which} on {label}")
-    metrics = {**score(preds, refs), "model": which, "data": label, "seconds": round(time.monotonic() - t0, 3)}
-    metrics_path = run_dir / "metrics.json"
-    allm = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else {}
-    allm[f"{which}:{label}"] = metrics
-    metrics_path.write_text(json.dumps(allm, indent=2), encoding="utf-8")
-    yield EvalDone(metrics=metrics, predictions=str(pred_path))
+            yield meter.progress("eval", len(preds), len(rows), "examples", f"{which} on {label}")
+    result = replace(score(preds, refs), model=which, data=label, seconds=round(time.monotonic() - t0, 3))
+    _save_metrics(run_dir, result)
+    yield EvalDone(metrics=result, predictions=str(pred_path))

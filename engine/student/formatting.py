@@ -31,6 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.errors import EngineError
+
 IGNORE_INDEX = -100
 BASE = "base"
 CHAT = "chat"
@@ -51,12 +53,8 @@ class PromptFormat:
 
     @property
     def system(self) -> str:
-        """The constant context: instruction and demonstrations (the Modelfile's SYSTEM)."""
-        if self.kind == CHAT:
-            parts = [self.instruction.strip()] if self.instruction.strip() else []
-            for inp, out in self.examples:
-                parts.append(f"Input: {inp}\nOutput: {out}")
-            return "\n\n".join(parts)
+        """The constant context: instruction and demonstrations (the Modelfile's SYSTEM), the same text for
+        both kinds (a chat template puts it in the system turn)."""
         parts = [self.instruction.strip()] if self.instruction.strip() else []
         parts += [f"Input: {inp}\nOutput: {out}" for inp, out in self.examples]
         return "\n\n".join(parts)
@@ -74,14 +72,10 @@ class PromptFormat:
 def choose_kind(tokenizer: Any, requested: str = "auto") -> str:
     """``chat`` when asked, or when auto and the tokenizer has a chat template; else ``base``."""
     if requested not in FORMATS:
-        from engine.errors import EngineError
-
         raise EngineError(f"unknown prompt format {requested!r}", fix="use auto, base or chat")
     if requested != "auto":
         if requested == CHAT and not getattr(tokenizer, "chat_template", None):
-            from engine.errors import EngineError
-
-            raise EngineError("the student's tokenizer has no chat template, so --format chat cannot be used",
+                raise EngineError("the student's tokenizer has no chat template, so --format chat cannot be used",
                               fix="use --format base (or auto)")
         return requested
     return CHAT if getattr(tokenizer, "chat_template", None) else BASE
@@ -135,9 +129,7 @@ def response_text(fmt: PromptFormat, tokenizer: Any, input_text: str, output: st
         full = tokenizer.apply_chat_template(_messages(fmt.system, input_text, output, tokenizer=tokenizer),
                                              tokenize=False)
         if not full.startswith(prompt):
-            from engine.errors import EngineError
-
-            raise EngineError("the student's chat template renders the prompt differently with and without the "
+                raise EngineError("the student's chat template renders the prompt differently with and without the "
                               "answer, so the response cannot be separated from the prompt",
                               fix="train with --format base")
         text = full[len(prompt):]

@@ -3,7 +3,7 @@
 The worker is ``python -m engine.student.worker RUN_DIR`` in a session of its own (a Ctrl-C in the terminal
 reaches only the parent, which then asks the worker to stop gracefully). The parent follows the run by
 tailing ``RUN_DIR/events.jsonl`` — the same way whether it started the worker a second ago, re-attaches
-after an app restart, or follows a ``--detach`` run — and gets :mod:`engine.student.loop` event dataclasses back.
+after an app restart, or follows a ``--detach`` run — and gets :mod:`engine.student.events` dataclasses back.
 A worker that dies without a final event (SIGKILL, host OOM killer) is detected through its pid and recorded
 as ``failed`` with reason ``killed``; resume continues from its last checkpoint.
 
@@ -30,9 +30,25 @@ from pathlib import Path
 
 import engine
 from engine.errors import EngineError
-from engine.student.runs import TERMINAL, append_event, parse_event_lines
+from engine.student import worker
+from engine.student.events import (
+    EVENTS_FILE,
+    TERMINAL,
+    RunEnded,
+    TrainEvent,
+    append_event,
+    event_from_json,
+    parse_event_lines,
+)
+from engine.student.run_config import read_config
+from engine.student.summary import summarize
 
-_CHILDREN: dict[int, subprocess.Popen] = {}
+# The worker is started as ``python -m WORKER_MODULE RUN_DIR`` and recognised by that name in a live
+# process's command line (a pid alone may have been reused by another program); taking the name from the
+# module itself keeps both in step if it moves.
+WORKER_MODULE = worker.__name__
+
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass
@@ -50,7 +66,7 @@ def start(run_dir: str | Path, python: str | None = None) -> WorkerHandle:
     if worker_alive(run_dir):
         raise EngineError(f"run {run_dir.name} already has a live worker (pid {read_pid(run_dir)})",
                           fix=f"follow it, or stop it with `rebase-tui runs stop {run_dir.name}`")
-    events = run_dir / "events.jsonl"
+    events = run_dir / EVENTS_FILE
     offset = events.stat().st_size if events.exists() else 0
     env = dict(os.environ)
     root = str(Path(engine.__file__).resolve().parent.parent)
@@ -58,7 +74,7 @@ def start(run_dir: str | Path, python: str | None = None) -> WorkerHandle:
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.setdefault("HF_HUB_OFFLINE", "1")  # the student was checked to be local; never wait on a network
     with (run_dir / "stderr.log").open("ab") as err:
-        proc = subprocess.Popen([python or sys.executable, "-m", "engine.student.worker", str(run_dir)],
+        proc = subprocess.Popen([python or sys.executable, "-m", WORKER_MODULE, str(run_dir)],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                                 start_new_session=True, env=env, cwd=str(run_dir))
     _CHILDREN[proc.pid] = proc
@@ -67,6 +83,7 @@ def start(run_dir: str | Path, python: str | None = None) -> WorkerHandle:
 
 
 def read_pid(run_dir: Path) -> int | None:
+    """The pid the run's worker recorded (None before the first start)."""
     try:
         return int((Path(run_dir) / "worker.pid").read_text().strip())
     except (OSError, ValueError):
@@ -94,7 +111,7 @@ def worker_alive(run_dir: str | Path) -> bool:
             if stat.rsplit(")", 1)[1].split()[0] == "Z":
                 return False
             cmd = (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            return "engine.student.worker" in cmd and Path(run_dir).name in cmd
+            return WORKER_MODULE in cmd and Path(run_dir).name in cmd
         except OSError:
             return False
     return True
@@ -102,7 +119,7 @@ def worker_alive(run_dir: str | Path) -> bool:
 
 def segment_offset(run_dir: Path) -> int:
     """Byte offset of the newest ``started`` event (the current attempt; resume appends a new segment)."""
-    path = Path(run_dir) / "events.jsonl"
+    path = Path(run_dir) / EVENTS_FILE
     if not path.exists():
         return 0
     offset, pos = 0, 0
@@ -114,39 +131,39 @@ def segment_offset(run_dir: Path) -> int:
     return offset
 
 
-def record_dead_worker(run_dir: str | Path) -> dict | None:
+def record_dead_worker(run_dir: str | Path) -> RunEnded | None:
     """When the current segment has no final event and the worker is gone, append a ``failed`` (killed) one."""
-    from engine.student.runs import read_config, summarize
-
     run_dir = Path(run_dir)
     if worker_alive(run_dir):
         return None
     summary = summarize(run_dir)
-    if summary["status"] in TERMINAL:
+    if summary.ended:
         return None
-    rid = read_config(run_dir)["id"]
+    rid = read_config(run_dir).id
+    last = _last_stderr_line(run_dir)
+    event = RunEnded(
+        status="failed", step=summary.steps, reason="killed",
+        message=f"the training worker of run {rid} {_how_it_died(run_dir)}"
+                + (f"; its last words: {last}" if last else ""),
+        fix=f"resume from the last checkpoint with `rebase-tui train --resume {rid}`",
+        hints=["see stderr.log in the run directory", "if the system killed it for memory: lower "
+               "--batch-size or --max-length, or use --lora"],
+        train_loss=summary.train_loss, eval_loss=summary.eval_loss, elapsed_s=summary.seconds)
+    append_event(run_dir, event)
+    return event
+
+
+def _how_it_died(run_dir: Path) -> str:
     pid = read_pid(run_dir)
     proc = _CHILDREN.get(pid) if pid is not None else None
     code = proc.poll() if proc is not None else None
     if pid is None:
-        how = "never started (no worker.pid)"
-    elif code is not None and code < 0:
-        how = f"was killed by signal {signal.Signals(-code).name}"
-    elif code is not None:
-        how = f"exited with code {code} before its final event"
-    else:
-        how = "exited without a final event (killed, or out of host memory)"
-    last = _last_stderr_line(run_dir)
-    event = {"type": "failed", "time": time.time(), "status": "failed", "step": summary["steps"],
-             "reason": "killed",
-             "message": f"the training worker of run {rid} {how}" + (f"; its last words: {last}" if last else ""),
-             "fix": f"resume from the last checkpoint with `rebase-tui train --resume {rid}`",
-             "hints": ["see stderr.log in the run directory", "if the system killed it for memory: lower "
-                       "--batch-size or --max-length, or use --lora"],
-             "train_loss": summary.get("train_loss"), "eval_loss": summary.get("eval_loss"),
-             "elapsed_s": summary.get("seconds", 0.0)}
-    append_event(run_dir, event)
-    return event
+        return "never started (no worker.pid)"
+    if code is not None and code < 0:
+        return f"was killed by signal {signal.Signals(-code).name}"
+    if code is not None:
+        return f"exited with code {code} before its final event"
+    return "exited without a final event (killed, or out of host memory)"
 
 
 def _last_stderr_line(run_dir: Path) -> str:
@@ -166,11 +183,11 @@ class _Tail:
     """Incremental reader of events.jsonl from a byte offset (keeps a torn last line for later)."""
 
     def __init__(self, run_dir: Path, offset: int) -> None:
-        self.path = Path(run_dir) / "events.jsonl"
+        self.path = Path(run_dir) / EVENTS_FILE
         self.offset = offset
         self.buf = b""
 
-    def read(self) -> list[dict]:
+    def read(self) -> list[dict[str, object]]:
         if not self.path.exists():
             return []
         with self.path.open("rb") as f:
@@ -182,64 +199,67 @@ class _Tail:
         return parse_event_lines(lines)
 
 
-def _step(tail: _Tail, run_dir: Path, state: dict) -> tuple[list, bool]:
-    """One poll: ``(events, ended)``; synthesizes the killed event when the worker died silently."""
-    from engine.student.loop import event_from_json
+class _Follower:
+    """One poll at a time of a run's events; notices a worker that died without its final event."""
 
-    objs = tail.read()
-    ended = False
-    events = []
+    LIVENESS_S = 1.0  # quiet this long, the worker's pid is checked
+
+    def __init__(self, run_dir: str | Path, offset: int | None) -> None:
+        self.run_dir = Path(run_dir)
+        self.tail = _Tail(self.run_dir, segment_offset(self.run_dir) if offset is None else offset)
+        self.idle_since: float | None = None
+
+    def poll(self) -> tuple[list[TrainEvent], bool]:
+        """``(new events, ended)``; synthesizes the killed event when the worker died silently."""
+        objs = self.tail.read()
+        events, ended = _until_terminal(objs)
+        if ended or objs:
+            self.idle_since = None
+            return events, ended
+        now = time.monotonic()
+        if self.idle_since is None:
+            self.idle_since = now
+        if now - self.idle_since < self.LIVENESS_S or worker_alive(self.run_dir):
+            return events, False
+        more, ended = _until_terminal(self.tail.read())  # the last lines may have landed just before the exit
+        events += more
+        if not ended:
+            dead = record_dead_worker(self.run_dir)
+            if dead is not None:
+                self.tail.read()
+                events.append(dead)
+        return events, True
+
+
+def _until_terminal(objs: list[dict[str, object]]) -> tuple[list[TrainEvent], bool]:
+    """The events among ``objs`` up to and including a final one; whether a final one came."""
+    events: list[TrainEvent] = []
     for obj in objs:
         try:
             events.append(event_from_json(obj))
         except (TypeError, ValueError):
             continue
         if obj["type"] in TERMINAL:
-            ended = True
-            break
-    if ended or objs:
-        state["idle_since"] = None
-        return events, ended
-    now = time.monotonic()
-    if state.get("idle_since") is None:
-        state["idle_since"] = now
-    if now - state["idle_since"] >= state["liveness_s"] and not worker_alive(run_dir):
-        more = tail.read()  # the last lines may have landed just before the exit
-        for obj in more:
-            try:
-                events.append(event_from_json(obj))
-            except (TypeError, ValueError):
-                continue
-            if obj["type"] in TERMINAL:
-                return events, True
-        dead = record_dead_worker(run_dir)
-        if dead is not None:
-            tail.read()
-            events.append(event_from_json(dead))
-        return events, True
+            return events, True
     return events, False
 
 
-def follow(run_dir: str | Path, offset: int | None = None, poll_s: float = 0.2) -> Iterator:
+def follow(run_dir: str | Path, offset: int | None = None, poll_s: float = 0.2) -> Iterator[TrainEvent]:
     """Yield the run's events from ``offset`` (default: the current segment) until its final event."""
-    run_dir = Path(run_dir)
-    tail = _Tail(run_dir, segment_offset(run_dir) if offset is None else offset)
-    state: dict = {"idle_since": None, "liveness_s": 1.0}
+    follower = _Follower(run_dir, offset)
     while True:
-        events, ended = _step(tail, run_dir, state)
+        events, ended = follower.poll()
         yield from events
         if ended:
             return
         time.sleep(poll_s)
 
 
-async def afollow(run_dir: str | Path, offset: int | None = None, poll_s: float = 0.25) -> AsyncIterator:
+async def afollow(run_dir: str | Path, offset: int | None = None, poll_s: float = 0.25) -> AsyncIterator[TrainEvent]:
     """Async :func:`follow` for the TUI (never blocks the loop for more than a small file read)."""
-    run_dir = Path(run_dir)
-    tail = _Tail(run_dir, segment_offset(run_dir) if offset is None else offset)
-    state: dict = {"idle_since": None, "liveness_s": 1.0}
+    follower = _Follower(run_dir, offset)
     while True:
-        events, ended = _step(tail, run_dir, state)
+        events, ended = follower.poll()
         for ev in events:
             yield ev
         if ended:

@@ -9,14 +9,28 @@ from __future__ import annotations
 import csv
 import json
 import random
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
+from engine.student.formatting import CHAT, PromptFormat
 from engine.tasks import Task, final_answer
 
 EXPORT_FORMATS = ("jsonl", "csv", "parquet", "hf", "chat", "alpaca")
 PROVENANCE = ("example_id", "source_dataset", "config", "split", "row_id", "teacher_model")
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetExport:
+    """Where a dataset export went, in which format, and how many rows it holds."""
+
+    path: str
+    format: str
+    rows: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def training_target(output: str, reasoning: str | None) -> str:
@@ -48,6 +62,14 @@ def accepted_examples(ws: Any, task: str) -> list[dict[str, Any]]:
                     "example_id": ex_id, "source_dataset": dataset, "config": config, "split": split,
                     "row_id": row_id, "teacher_model": teacher})
     return out
+
+
+def accepted_tasks(ws: Any) -> list[str]:
+    """Tasks that have accepted examples, the one accepted into most recently first."""
+    with ws.store.cursor() as cur:
+        rows = cur.execute("select task from examples where status = 'accepted' group by task "
+                           "order by max(updated_at) desc").fetchall()
+    return [r[0] for r in rows]
 
 
 def read_examples_file(path: str | Path) -> list[dict[str, str]]:
@@ -129,8 +151,8 @@ def _flat_rows(task: Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
              **{k: r.get(k) for k in PROVENANCE}} for r in rows]
 
 
-def export_dataset(ws: Any, task: Task, fmt: str, out: str | Path) -> dict[str, Any]:
-    """Write the task's accepted examples with provenance in ``fmt``; return ``{"path", "format", "rows"}``.
+def export_dataset(ws: Any, task: Task, fmt: str, out: str | Path) -> DatasetExport:
+    """Write the task's accepted examples with provenance in ``fmt``.
 
     ``jsonl``/``csv``/``parquet``: one row per example (task, input, output, reasoning, provenance);
     ``hf``: a folder loadable with ``datasets.load_dataset(PATH)`` (Parquet + dataset card);
@@ -155,7 +177,7 @@ def export_dataset(ws: Any, task: Task, fmt: str, out: str | Path) -> dict[str, 
                 f"Instruction: {task.instruction}\n\nEach row keeps its provenance: source dataset, config, "
                 "split, row id and teacher model.\n")
         (out / "README.md").write_text(card, encoding="utf-8")
-        return {"path": str(out), "format": fmt, "rows": len(flat)}
+        return DatasetExport(str(out), fmt, len(flat))
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "jsonl":
         write_jsonl(out, flat)
@@ -167,8 +189,6 @@ def export_dataset(ws: Any, task: Task, fmt: str, out: str | Path) -> dict[str, 
     elif fmt == "parquet":
         _write_parquet(out, flat)
     elif fmt == "chat":
-        from engine.student.formatting import CHAT, PromptFormat
-
         system = PromptFormat(CHAT, task.instruction, tuple((e.input, e.output) for e in task.examples)).system
         write_jsonl(out, [{"messages": [{"role": "system", "content": system},
                                         {"role": "user", "content": r["input"]},
@@ -177,7 +197,7 @@ def export_dataset(ws: Any, task: Task, fmt: str, out: str | Path) -> dict[str, 
     elif fmt == "alpaca":
         write_jsonl(out, [{"instruction": task.instruction, "input": r["input"], "output": r["output"],
                            **{k: r[k] for k in ("task", *PROVENANCE)}} for r in flat])
-    return {"path": str(out), "format": fmt, "rows": len(flat)}
+    return DatasetExport(str(out), fmt, len(flat))
 
 
 def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:

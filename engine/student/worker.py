@@ -13,19 +13,24 @@ import json
 import os
 import signal
 import sys
-import time
 import traceback
 from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from engine.student.events import EVENTS_FILE, TERMINAL, RunEnded
+from engine.student.run_config import RUN_FILE, read_config
+from engine.student.summary import summarize
 
 
 class _Protocol:
     """Writes events to stdout and events.jsonl, one flushed JSON line each."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.file = (run_dir / "events.jsonl").open("a", encoding="utf-8")
+        self.file = (run_dir / EVENTS_FILE).open("a", encoding="utf-8")
         self.stdout_ok = True
 
-    def emit(self, obj: dict) -> None:
+    def emit(self, obj: dict[str, Any]) -> None:
         line = json.dumps(obj, ensure_ascii=False)
         self.file.write(line + "\n")
         self.file.flush()
@@ -39,20 +44,20 @@ class _Protocol:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or not (Path(args[0]) / "run.json").exists():
+    if len(args) != 1 or not (Path(args[0]) / RUN_FILE).exists():
         print("usage: python -m engine.student.worker RUN_DIR (a run directory holding run.json)", file=sys.stderr)
         return 2
     run_dir = Path(args[0]).resolve()
     # first thing: a stop asked during start-up (imports take seconds) is honoured at the first step
     stop = {"asked": False}
 
-    def _ask_stop(signum, frame) -> None:  # noqa: ARG001
+    def _ask_stop(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
         stop["asked"] = True
 
     signal.signal(signal.SIGINT, _ask_stop)
     signal.signal(signal.SIGTERM, _ask_stop)
-    cfg = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    threads = int(cfg.get("threads") or 0)
+    cfg = read_config(run_dir)
+    threads = cfg.settings.threads
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
@@ -71,25 +76,27 @@ def main(argv: list[str] | None = None) -> int:
         for event in train(run_dir, stop_requested=lambda: stop["asked"]):
             obj = event.to_json()
             proto.emit(obj)
-            if obj["type"] in ("finished", "stopped", "failed"):
+            if obj["type"] in TERMINAL:
                 status = obj["type"]
     except BaseException as exc:  # noqa: BLE001 - the run must end in a recorded state
         traceback.print_exc(file=sys.stderr)
-        proto.emit({"type": "failed", "time": time.time(), "status": "failed", "step": _last_step(run_dir),
-                    "reason": "crash", "message": f"the training worker crashed: {type(exc).__name__}: {exc}"[:500],
-                    "fix": f"see {run_dir / 'stderr.log'}; resume with `rebase-tui train --resume {cfg['id']}`",
-                    "hints": []})
+        proto.emit(_crashed(run_dir, cfg.id, exc).to_json())
         return 1
     return 0 if status in ("finished", "stopped") else 1
 
 
-def _last_step(run_dir: Path) -> int:
-    from engine.student.runs import summarize
-
+def _crashed(run_dir: Path, run_id: str, exc: BaseException) -> RunEnded:
+    """The final event of a worker that met an unexpected error (its traceback is in stderr.log)."""
     try:
-        return int(summarize(run_dir)["steps"])
-    except Exception:  # noqa: BLE001
-        return 0
+        summary = summarize(run_dir)
+    except Exception:  # noqa: BLE001 - a crash report must not crash
+        summary = None
+    return RunEnded(status="failed", step=summary.steps if summary else 0, reason="crash",
+                    message=f"the training worker crashed: {type(exc).__name__}: {exc}"[:500],
+                    fix=f"see {run_dir / 'stderr.log'}; resume with `rebase-tui train --resume {run_id}`",
+                    train_loss=summary.train_loss if summary else None,
+                    eval_loss=summary.eval_loss if summary else None,
+                    elapsed_s=summary.seconds if summary else 0.0)
 
 
 if __name__ == "__main__":

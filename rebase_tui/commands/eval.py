@@ -22,15 +22,16 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from engine.events import Progress as ProgressEvent
+    from engine.rate import format_seconds
     from engine.student import evaluate, runs
 
     with open_workspace(args) as ws:
         path = runs.run_dir(ws, args.run)
         result = None
-        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                        console=stderr_console(), disable=args.json, transient=True)
         with bar:
             task_id = bar.add_task("loading the model…", total=None)
@@ -38,16 +39,18 @@ def run(args: argparse.Namespace) -> int:
                                         max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                                         device=args.device):
                 if isinstance(ev, ProgressEvent):
-                    bar.update(task_id, completed=ev.done, total=ev.total, description=f"eval {ev.message}")
+                    bar.update(task_id, completed=ev.done, total=ev.total,
+                               description=f"eval {ev.message} · ETA {format_seconds(ev.eta_s)}")
                 elif isinstance(ev, evaluate.EvalDone):
                     result = ev
         runs.record(ws, path)
-    metrics = {**result.metrics, "run": args.run, "predictions": result.predictions}
+    assert result is not None, "evaluate() ends with EvalDone unless it raises"
+    metrics = {**result.metrics.to_json(), "run": args.run, "predictions": result.predictions}
     if args.json:
         print_json(metrics)
     else:
+        m = result.metrics
         stdout_console().print(
-            f"{metrics['model']} of run {args.run} on {metrics['data']} ({metrics['n']} examples): "
-            f"exact match {metrics['exact_match']:.3f}, accuracy {metrics['accuracy']:.3f}, "
-            f"token F1 {metrics['f1']:.3f} — predictions in {result.predictions}")
+            f"{m.model} of run {args.run} on {m.data} ({m.n} examples): exact match {m.exact_match:.3f}, "
+            f"accuracy {m.accuracy:.3f}, token F1 {m.f1:.3f} — predictions in {result.predictions}")
     return 0

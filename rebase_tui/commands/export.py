@@ -6,15 +6,15 @@ import argparse
 
 from rebase_tui.output import add_json_flag, open_workspace, print_json, stdout_console
 
-DATASET_FORMATS = ("jsonl", "csv", "parquet", "hf", "chat", "alpaca")
-
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from engine.student.training_data import EXPORT_FORMATS
+
     p = sub.add_parser("export", parents=[common], help="export accepted examples or a trained student")
     esub = p.add_subparsers(dest="export_command", metavar="WHAT", required=True)
     ds = esub.add_parser("dataset", parents=[common], help="a task's accepted examples, with provenance")
     ds.add_argument("task", help="task name or task JSON")
-    ds.add_argument("--format", choices=DATASET_FORMATS, default="jsonl",
+    ds.add_argument("--format", choices=EXPORT_FORMATS, default="jsonl",
                     help="jsonl/csv/parquet rows, hf (folder for datasets.load_dataset), chat (TRL messages), "
                          "alpaca (instruction/input/output)")
     ds.add_argument("--out", required=True, metavar="PATH", help="file (a folder for hf)")
@@ -39,19 +39,19 @@ def run(args: argparse.Namespace) -> int:
             task = tasks.resolve_task(ws, args.task)
             result = export_dataset(ws, task, args.format, args.out)
             if args.json:
-                print_json(result)
+                print_json(result.to_json())
             else:
-                stdout_console().print(f"wrote {result['rows']} examples of {task.name} as {args.format} to "
-                                       f"{result['path']}")
+                stdout_console().print(f"wrote {result.rows} examples of {task.name} as {args.format} to "
+                                       f"{result.path}")
             return 0
         from engine.student.export import export_model
 
         path = runs.run_dir(ws, args.run)
-    result = export_model(path, args.out, merge=args.merge, name=args.name)
+    model = export_model(path, args.out, merge=args.merge, name=args.name)
     if args.json:
-        print_json(result)
+        print_json(model.to_json())
     else:
         c = stdout_console()
-        c.print(f"exported run {args.run} ({result['kind']}) to {result['path']}")
-        c.print(f"serve it with Ollama:\n  {result['ollama_create']}")
+        c.print(f"exported run {args.run} ({model.kind}) to {model.path}")
+        c.print(f"serve it with Ollama:\n  {model.ollama_create}")
     return 0

@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 def run(args: argparse.Namespace) -> int:
     from engine.student import runs, supervise
+    from engine.student.run_config import read_config
 
     with open_workspace(args) as ws:
         if args.runs_command == "stop":
@@ -30,37 +31,35 @@ def run(args: argparse.Namespace) -> int:
             how = supervise.stop(path, grace_s=args.grace)
             summary = runs.record(ws, path)
             if args.json:
-                print_json({"run": args.run, "result": how, "status": summary["status"], "steps": summary["steps"]})
+                print_json({"run": args.run, "result": how, "status": summary.status, "steps": summary.steps})
             else:
-                stdout_console().print(f"run {args.run}: {how} (status {summary['status']}, "
-                                       f"step {summary['steps']}/{summary['total_steps']})")
+                stdout_console().print(f"run {args.run}: {how} (status {summary.status}, "
+                                       f"step {summary.steps}/{summary.total_steps})")
             return 0
         if args.runs_command == "show":
             path = runs.run_dir(ws, args.run)
-            summary = runs.record(ws, path)
-            summary["config"] = runs.read_config(path)
-            summary["dir"] = str(path)
+            shown = {**runs.record(ws, path).to_json(), "config": read_config(path).to_json(), "dir": str(path)}
             if args.json:
-                print_json(summary)
+                print_json(shown)
             else:
                 import json
 
-                stdout_console().print_json(json.dumps(summary, default=str))
+                stdout_console().print_json(json.dumps(shown, default=str))
             return 0
         all_runs = runs.reconcile(ws)
     if args.json:
-        print_json(all_runs)
+        print_json([r.listing_json() for r in all_runs])
         return 0
     from rich.table import Table
 
     table = Table("run", "task", "student", "status", "steps", "train loss", "eval loss", "seconds")
     for r in all_runs:
-        table.add_row(r["run"], r.get("task") or "-", str(r["student"])[-30:], r["status"],
-                      f"{r['steps']}/{r['total_steps']}", _f(r["train_loss"]), _f(r["eval_loss"]),
-                      f"{r['seconds']:.0f}")
+        table.add_row(r.run, r.task or "-", r.student[-30:], r.status, f"{r.steps}/{r.total_steps}",
+                      format_loss(r.train_loss), format_loss(r.eval_loss), f"{r.seconds:.0f}")
     stdout_console().print(table if all_runs else "no runs yet — start one with `rebase-tui train`")
     return 0
 
 
-def _f(x) -> str:
+def format_loss(x: float | None) -> str:
+    """A loss as the CLI prints it (``-`` before there is one)."""
     return "-" if x is None else f"{x:.4f}"

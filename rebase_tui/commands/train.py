@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rebase_tui.commands.runs import format_loss
 from rebase_tui.output import add_json_flag, open_workspace, print_json, stderr_console
 
 
@@ -47,94 +48,54 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.errors import EngineError
-    from engine.student import runs, supervise
+    from engine.student import launch, runs
 
     with open_workspace(args) as ws:
         if args.resume:
-            path = runs.run_dir(ws, args.resume)
-            summary = runs.record(ws, path)
-            if summary["status"] == "finished":
-                raise EngineError(f"run {args.resume} already finished ({summary['steps']} steps)",
-                                  fix="start a new run, or evaluate it with `rebase-tui eval`")
-            if supervise.worker_alive(path):
-                raise EngineError(f"run {args.resume} is still running",
-                                  fix=f"stop it first with `rebase-tui runs stop {args.resume}`")
+            started = launch.resume_training(ws, args.resume)
         else:
-            path = _create(ws, args)
-        handle = supervise.start(path)
-        _set_running(ws, path.name)
+            started = launch.start_training(
+                ws, task=args.task, data=args.data, student=args.student, method=args.method,
+                epochs=args.epochs, max_steps=args.max_steps, lr=args.lr, batch_size=args.batch_size,
+                grad_accum=args.grad_accum, max_length=args.max_length, eval_every=args.eval_every,
+                eval_fraction=args.eval_fraction, device=args.device, seed=args.seed, format=args.format,
+                threads=args.threads, gradient_checkpointing=args.gradient_checkpointing,
+                trust_remote_code=args.trust_remote_code, max_memory_mb=args.max_memory)
+    path = started.path
     console = stderr_console()
     if args.detach:
         if args.json:
-            print_json({"run": path.name, "status": "running", "pid": handle.pid, "dir": str(path)})
+            print_json({"run": started.run, "status": "running", "pid": started.pid, "dir": str(path)})
         else:
-            console.print(f"run [bold]{path.name}[/] started (pid {handle.pid}); "
-                          f"follow with `rebase-tui runs`, stop with `rebase-tui runs stop {path.name}`")
+            console.print(f"run [bold]{started.run}[/] started (pid {started.pid}); "
+                          f"follow with `rebase-tui runs`, stop with `rebase-tui runs stop {started.run}`")
         return 0
-    end = _follow(console, path, handle, quiet=args.json)
+    end = _follow(console, path, started.offset, quiet=args.json)
     with open_workspace(args) as ws:
         summary = runs.record(ws, path)
-    result = {"run": path.name, "status": summary["status"], "steps": summary["steps"],
-              "train_loss": summary["train_loss"], "eval_loss": summary["eval_loss"],
-              "seconds": summary["seconds"]}
-    if summary["status"] == "failed":
-        result.update({k: summary.get(k) for k in ("reason", "message", "fix", "hints")})
+    result = {"run": started.run, "status": summary.status, "steps": summary.steps,
+              "train_loss": summary.train_loss, "eval_loss": summary.eval_loss, "seconds": summary.seconds}
+    if summary.status == "failed":
+        result.update({"reason": summary.reason, "message": summary.message, "fix": summary.fix,
+                       "hints": summary.hints})
     if args.json:
         print_json(result)
-    if summary["status"] == "failed":
-        msg = summary.get("message", "training failed")
-        print(f"rebase-tui: run {path.name} failed: {msg} — {summary.get('fix', '')}", file=sys.stderr)
-        for hint in summary.get("hints") or []:
+    if summary.status == "failed":
+        print(f"rebase-tui: run {started.run} failed: {summary.message or 'training failed'} — {summary.fix or ''}",
+              file=sys.stderr)
+        for hint in summary.hints or []:
             print(f"  hint: {hint}", file=sys.stderr)
         return 1
     if not args.json:
-        console.print(f"run [bold]{path.name}[/] {summary['status']} at step {summary['steps']}"
-                      f"/{summary['total_steps']}: train loss {_f(summary['train_loss'])}, "
-                      f"eval loss {_f(summary['eval_loss'])} ({summary['seconds']:.0f} s)")
-        if end is not None and summary["status"] == "stopped":
-            console.print(f"resume with `rebase-tui train --resume {path.name}`")
+        console.print(f"run [bold]{started.run}[/] {summary.status} at step {summary.steps}"
+                      f"/{summary.total_steps}: train loss {format_loss(summary.train_loss)}, "
+                      f"eval loss {format_loss(summary.eval_loss)} ({summary.seconds:.0f} s)")
+        if end is not None and summary.status == "stopped":
+            console.print(f"resume with `rebase-tui train --resume {started.run}`")
     return 0
 
 
-def _create(ws, args):
-    from engine import tasks
-    from engine.errors import EngineError
-    from engine.student import runs, training_data
-    from engine.student.loop import check_student
-
-    task = tasks.resolve_task(ws, args.task) if args.task else None
-    if args.data:
-        rows = training_data.read_examples_file(args.data)
-        source = str(args.data)
-    elif task is not None:
-        rows = training_data.accepted_examples(ws, task.name)
-        source = f"task:{task.name}"
-        if not rows:
-            raise EngineError(f"task {task.name!r} has no accepted examples",
-                              fix="accept examples in review first, or train on a file with --data FILE")
-    else:
-        raise EngineError("nothing to train on", fix="name a TASK (its accepted examples) or pass --data FILE")
-    settings = runs.settings_from_config(
-        ws.config, student=args.student, method=args.method, epochs=args.epochs, max_steps=args.max_steps,
-        lr=args.lr, batch_size=args.batch_size, grad_accum=args.grad_accum, max_length=args.max_length,
-        eval_every=args.eval_every, eval_fraction=args.eval_fraction, device=args.device, seed=args.seed,
-        format=args.format, threads=args.threads, gradient_checkpointing=args.gradient_checkpointing,
-        trust_remote_code=args.trust_remote_code, max_memory_mb=args.max_memory)
-    check_student(settings["student"], bool(settings["trust_remote_code"]))
-    return runs.create_run(ws, rows, settings, task=task, source=source)
-
-
-def _set_running(ws, run_id: str) -> None:
-    with ws.store.cursor() as cur:
-        cur.execute("update runs set status = 'running', finished_at = null where id = ?", [run_id])
-
-
-def _f(x) -> str:
-    return "-" if x is None else f"{x:.4f}"
-
-
-def _follow(console, path, handle, quiet: bool):
+def _follow(console, path, offset: int, quiet: bool):
     """Follow the worker's events with a live line; Ctrl-C asks for a graceful stop (twice: kill)."""
     import contextlib
     import itertools
@@ -145,15 +106,16 @@ def _follow(console, path, handle, quiet: bool):
 
     from engine.rate import format_seconds
     from engine.student import supervise
-    from engine.student.loop import CheckpointSaved, EvalMetrics, RunEnded, RunStarted, StepMetrics
+    from engine.student.events import EvalMetrics, RunEnded, RunStarted, StepMetrics
 
-    state = {"line": "starting the training worker…", "eval": None}
+    line = "starting the training worker…"
+    eval_loss: float | None = None
     end = None
     interrupts = seen = 0
-    events = supervise.follow(path, handle.offset)
+    events = supervise.follow(path, offset)
     # Ctrl-C must reach us even when started with SIGINT ignored (a background job of a script)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    live_view = Live(Text(state["line"]), console=console, transient=False, refresh_per_second=4)
+    live_view = Live(Text(line), console=console, transient=False, refresh_per_second=4)
     with (contextlib.nullcontext(_Quiet()) if quiet else live_view) as live:
         while True:
             try:
@@ -163,7 +125,7 @@ def _follow(console, path, handle, quiet: bool):
                 break
             except KeyboardInterrupt:
                 # the interrupt closed the follower; a new one skips what was already shown
-                events = itertools.islice(supervise.follow(path, handle.offset), seen, None)
+                events = itertools.islice(supervise.follow(path, offset), seen, None)
                 interrupts += 1
                 if interrupts == 1:
                     supervise.request_stop(path)
@@ -172,26 +134,28 @@ def _follow(console, path, handle, quiet: bool):
                     supervise.stop(path, grace_s=0)
                 continue
             if isinstance(ev, RunStarted):
-                live.console.print(f"run {ev.run}: {ev.method} on {ev.device} ({ev.dtype}), {ev.format} format, "
-                                   f"{ev.trainable:,}/{ev.parameters:,} trainable parameters, "
-                                   f"{ev.train_examples} train / {ev.eval_examples} eval examples"
-                                   + (f", resuming at step {ev.start_step}" if ev.resumed else ""))
-                if ev.truncated:
-                    live.console.print(f"[yellow]warning:[/] {ev.truncated} of {ev.train_examples} examples are "
-                                       "longer than --max-length; their prompts lose their start (instruction "
-                                       "and demonstrations first)")
+                _print_started(live.console, ev)
             elif isinstance(ev, StepMetrics):
-                state["line"] = (f"step {ev.step}/{ev.total_steps}  epoch {ev.epoch:.2f}  loss {ev.loss:.4f}  "
-                                 f"eval {_f(state['eval'])}  lr {ev.lr:.2e}  "
-                                 f"{(ev.tokens_per_s or 0):,.0f} tok/s  ETA {format_seconds(ev.eta_s)}")
+                line = (f"step {ev.step}/{ev.total_steps}  epoch {ev.epoch:.2f}  loss {ev.loss:.4f}  "
+                        f"eval {format_loss(eval_loss)}  lr {ev.lr:.2e}  "
+                        f"{(ev.tokens_per_s or 0):,.0f} tok/s  ETA {format_seconds(ev.eta_s)}")
             elif isinstance(ev, EvalMetrics):
-                state["eval"] = ev.eval_loss
-            elif isinstance(ev, CheckpointSaved):
-                pass
+                eval_loss = ev.eval_loss
             elif isinstance(ev, RunEnded):
                 end = ev
-            live.update(Text(state["line"]))
+            live.update(Text(line))
     return end
+
+
+def _print_started(console, ev) -> None:
+    """What the worker loaded: method, device, format, parameters, data (and a truncation warning)."""
+    console.print(f"run {ev.run}: {ev.method} on {ev.device} ({ev.dtype}), {ev.format} format, "
+                  f"{ev.trainable:,}/{ev.parameters:,} trainable parameters, "
+                  f"{ev.train_examples} train / {ev.eval_examples} eval examples"
+                  + (f", resuming at step {ev.start_step}" if ev.resumed else ""))
+    if ev.truncated:
+        console.print(f"[yellow]warning:[/] {ev.truncated} of {ev.train_examples} examples are longer than "
+                      "--max-length; their prompts lose their start (instruction and demonstrations first)")
 
 
 class _Quiet:

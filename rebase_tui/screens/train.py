@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.widgets import Button, DataTable, Input, Label, Select, Sparkline, Static
+from textual.widgets import Button, DataTable, Label, Sparkline, Static
 
 from engine.errors import EngineError
 from engine.events import Progress
@@ -32,27 +32,16 @@ from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.log_tail import LogTail
 from rebase_tui.widgets.loss_chart import LossChart
-from rebase_tui.widgets.run_support import gpu_mb, results_text, rss_mb, start_run
+from rebase_tui.widgets.run_support import FileTail, RunView, format_value, gpu_mb, results_text, rss_mb
 from rebase_tui.widgets.stat_panel import StatPanel
+from rebase_tui.widgets.student_form import StudentForm
 
-#: Form fields: (id, label, config key or None, kind).
-FIELDS: tuple[tuple[str, str, str | None, type], ...] = (
-    ("student", "student", "student.model", str),
-    ("epochs", "epochs", "student.epochs", float),
-    ("max_steps", "max steps", None, int),
-    ("lr", "learning rate", "student.lr", float),
-    ("batch_size", "batch size", "student.batch_size", int),
-    ("grad_accum", "grad accum", "student.grad_accum", int),
-    ("max_length", "max length", "student.max_length", int),
-    ("eval_every", "eval every", None, int),
-)
-METHODS = ("auto", "lora", "full")
-HISTORY = 400  # points kept for the sparklines
-
-
-def _fmt(value: Any, spec: str = ".4g") -> str:
-    return "—" if value is None else format(value, spec)
-
+if TYPE_CHECKING:
+    from engine.events import Event
+    from engine.student.export import ModelExport
+    from engine.student.launch import LaunchedRun
+    from engine.student.summary import RunSummary
+    from engine.student.training_data import DatasetExport
 
 class TrainScreen(StageScreen):
     """A student form, the runs list, live panels of the followed run, and its results."""
@@ -79,28 +68,22 @@ class TrainScreen(StageScreen):
         self.run_path: Path | None = None
         """The run the panels show (followed live while its worker runs)."""
         self.following = False
-        self.status = ""
-        self.lr_history: list[float] = []
-        self.tps_history: list[float] = []
-        self.last: dict[str, Any] = {}
-        self._log_offset = 0
+        self.view: RunView | None = None
+        """The open run as the panels show it."""
+        self._stderr: FileTail | None = None
         self._pid: int | None = None
         self._gpu: float | None = None
+
+    @property
+    def status(self) -> str:
+        """The open run's status (created, running, finished, stopped, failed; empty when none is open)."""
+        return self.view.status if self.view is not None else ""
 
     # -- layout ----------------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="train-main"):
             with Vertical(id="train-left"):
-                with Vertical(id="tr-form") as form:
-                    form.border_title = "student (ctrl+j starts)"
-                    for fid, label, _key, _kind in FIELDS:
-                        with Horizontal(classes="field"):
-                            yield Label(label)
-                            yield Input(id=f"tr-{fid}", compact=True)
-                    with Horizontal(classes="field"):
-                        yield Label("method")
-                        yield Select([(m, m) for m in METHODS], id="tr-method", value="auto", allow_blank=False,
-                                     compact=True)
+                yield StudentForm(id="tr-form")
                 yield DataTable(id="tr-runs", cursor_type="row", zebra_stripes=True)
             with Vertical(id="train-right"):
                 with Horizontal(id="tr-panels"):
@@ -115,20 +98,17 @@ class TrainScreen(StageScreen):
                     yield LogTail("worker log (stderr.log)", id="tr-log")
                     with Vertical(id="tr-results-pane"):
                         with Horizontal(id="tr-buttons"):
-                            yield Button("Eval", id="tr-eval", compact=True, tooltip="v: evaluate the open run")
-                            yield Button("Export data", id="tr-export-data", compact=True, tooltip="d: accepted examples as JSONL")
-                            yield Button("Export model", id="tr-export-model", compact=True, tooltip="m: model folder + Ollama Modelfile")
+                            yield Button("Eval", id="tr-eval", compact=True, action="screen.evaluate",
+                                         tooltip="v: evaluate the open run")
+                            yield Button("Export data", id="tr-export-data", compact=True,
+                                         action="screen.export_dataset", tooltip="d: accepted examples as JSONL")
+                            yield Button("Export model", id="tr-export-model", compact=True,
+                                         action="screen.export_model", tooltip="m: model folder + Ollama Modelfile")
                         with VerticalScroll(id="tr-results"):
                             yield Static("", id="tr-results-text")
 
     def on_mount(self) -> None:
-        cfg = self.rebase.workspace.config
-        for fid, _label, key, _kind in FIELDS:
-            if key is not None:
-                self.query_one(f"#tr-{fid}", Input).value = str(cfg[key] or "")
-        method = str(cfg["student.method"])
-        if method in METHODS and cfg.sources.get("student.method", "default") != "default":
-            self.query_one("#tr-method", Select).value = method
+        self.query_one("#tr-form", StudentForm).fill(self.rebase.workspace.config)
         self.query_one("#tr-results").border_title = "results"
         table = self.query_one("#tr-runs", DataTable)
         table.border_title = "runs (enter opens)"
@@ -138,20 +118,19 @@ class TrainScreen(StageScreen):
         self.set_interval(1.0, self._poll_files, name="train-poll")
 
     def empty_message(self) -> str | None:
-        if self.rebase.count("runs") or self.runs_dir_has_runs() or self._has_accepted():
+        from engine.student.runs import run_dirs
+
+        # a run made by the CLI may have a directory before the table knows it
+        if self.rebase.count("runs") or run_dirs(self.rebase.workspace) or self._has_accepted():
             return None
         return ("No training runs yet.\n\nA student model (any Hugging Face causal LM on disk) is fine-tuned "
                 "on the accepted examples, with LoRA or in full, then evaluated and exported. Accept examples "
                 "in Review (F6) first; then the form here starts a run (ctrl+j).")
 
-    def runs_dir_has_runs(self) -> bool:
-        """A run directory exists (a run made by the CLI may not be in the table yet)."""
-        runs_dir = self.rebase.workspace.runs_dir
-        return runs_dir.exists() and any((p / "run.json").exists() for p in runs_dir.iterdir())
-
     def _has_accepted(self) -> bool:
-        with self.rebase.workspace.store.cursor() as cur:
-            return bool(cur.execute("select count(*) from examples where status = 'accepted'").fetchall()[0][0])
+        from engine.student.training_data import accepted_tasks
+
+        return bool(accepted_tasks(self.rebase.workspace))
 
     def refresh_state(self) -> None:
         super().refresh_state()
@@ -166,33 +145,21 @@ class TrainScreen(StageScreen):
 
         run_call(self, "runs-list", runs.reconcile, self.rebase.workspace)
 
-    def _fill_runs(self, summaries: list[dict[str, Any]]) -> None:
+    def _fill_runs(self, summaries: list[RunSummary]) -> None:
         table = self.query_one("#tr-runs", DataTable)
         table.clear()
         for s in summaries:
-            table.add_row(Content(s["run"]), Content(s["status"]), f"{s['steps']}/{s['total_steps']}",
-                          _fmt(s.get("train_loss"), ".3f"), _fmt(s.get("eval_loss"), ".3f"), key=s["run"])
+            table.add_row(Content(s.run), Content(s.status), f"{s.steps}/{s.total_steps}",
+                          format_value(s.train_loss, ".3f"), format_value(s.eval_loss, ".3f"), key=s.run)
         from engine.student import supervise
 
         if not self.following:
             for s in summaries:
-                path = self.rebase.workspace.runs_dir / s["run"]
-                if s["status"] in ("running", "created") and supervise.worker_alive(path):
-                    self.notify(f"re-attached to running run {s['run']}", timeout=4)
+                path = self.rebase.workspace.runs_dir / s.run
+                if not s.ended and supervise.worker_alive(path):
+                    self.notify(f"re-attached to running run {s.run}", timeout=4)
                     self.attach(path)
                     break
-
-    @on(Button.Pressed, "#tr-eval")
-    def _eval_button(self) -> None:
-        self.action_evaluate()
-
-    @on(Button.Pressed, "#tr-export-data")
-    def _export_data_button(self) -> None:
-        self.action_export_dataset()
-
-    @on(Button.Pressed, "#tr-export-model")
-    def _export_model_button(self) -> None:
-        self.action_export_model()
 
     @on(DataTable.RowSelected, "#tr-runs")
     def _open_selected(self, event: DataTable.RowSelected) -> None:
@@ -209,15 +176,11 @@ class TrainScreen(StageScreen):
         if self.following:
             self.workers.cancel_group(self, "train-follow")
             self.following = False
-        from engine.student.loop import event_from_json
-        from engine.student.runs import read_events
+        from engine.student.events import load_events
 
         self._reset(path)
-        for obj in read_events(path):
-            try:
-                self._apply(event_from_json(obj))
-            except (TypeError, ValueError):
-                continue
+        for event in load_events(path):
+            self._apply(event)
         self._show_results()
         self._paint_stats()
 
@@ -235,106 +198,62 @@ class TrainScreen(StageScreen):
 
     def _reset(self, path: Path) -> None:
         self.run_path = path
-        self.status = ""
-        self.last = {"run": path.name}
-        self.lr_history.clear()
-        self.tps_history.clear()
+        self.view = RunView(path.name)
         self.query_one("#tr-chart", LossChart).clear()
         self.query_one("#tr-spark-lr", Sparkline).data = []
         self.query_one("#tr-spark-tps", Sparkline).data = []
-        log = self.query_one("#tr-log", LogTail)
-        log.clear()
-        self._log_offset = 0
+        self.query_one("#tr-log", LogTail).clear()
+        self._stderr = FileTail(path / "stderr.log")
         self.query_one("#tr-results-text", Static).update("")
         self._poll_files()
 
-    def _apply(self, event: Any) -> None:
+    def _apply(self, event: Event) -> None:
         """Fold one training event into the panels."""
-        from engine.student.loop import CheckpointSaved, EvalMetrics, RunEnded, RunStarted, StepMetrics
+        from engine.student.events import EvalMetrics, StepMetrics, TrainEvent
 
-        chart = self.query_one("#tr-chart", LossChart)
-        match event:
-            case RunStarted():
-                self.status = "running"
-                self.last.update(total=event.total_steps, method=event.method, device=event.device,
-                                 step=event.start_step, params=event.parameters, trainable=event.trainable)
-            case StepMetrics():
-                self.last.update(step=event.step, total=event.total_steps, epoch=event.epoch, loss=event.loss,
-                                 lr=event.lr, tps=event.tokens_per_s, eta=event.eta_s)
-                chart.add("train", event.step, event.loss)
-                self.lr_history.append(event.lr)
-                if event.tokens_per_s is not None:
-                    self.tps_history.append(event.tokens_per_s)
-                del self.lr_history[:-HISTORY], self.tps_history[:-HISTORY]
-            case EvalMetrics():
-                self.last["eval_loss"] = event.eval_loss
-                chart.add("eval", event.step, event.eval_loss)
-            case CheckpointSaved():
-                self.last["checkpoint"] = event.step
-            case RunEnded():
-                self.status = event.status
-                self.last.update(step=event.step, eta=None)
-                if event.message:
-                    self.last["end"] = f"{event.message} — {event.fix}" if event.fix else event.message
-                    self.last["hints"] = list(event.hints)
+        if self.view is not None and isinstance(event, TrainEvent):
+            self.view.apply(event)
+        if isinstance(event, StepMetrics):
+            self.query_one("#tr-chart", LossChart).add("train", event.step, event.loss)
+        elif isinstance(event, EvalMetrics):
+            self.query_one("#tr-chart", LossChart).add("eval", event.step, event.eval_loss)
 
     @on(EngineEvent)
     def _engine_event(self, message: EngineEvent) -> None:
         if message.job == "train-follow":
-            from engine.student.loop import CheckpointSaved, RunEnded
+            from engine.student.events import CheckpointSaved, RunEnded
 
-            self._apply(message.event)
+            event = message.event
+            self._apply(event)
             log = self.query_one("#tr-log", LogTail)
-            if isinstance(message.event, CheckpointSaved):
-                log.add(f"checkpoint at step {message.event.step}")
-            if isinstance(message.event, RunEnded):
-                log.add(f"run {message.event.status} at step {message.event.step}"
-                        + (f": {self.last.get('end')}" if self.last.get("end") else ""))
-                for hint in self.last.get("hints") or []:
+            if isinstance(event, CheckpointSaved):
+                log.add(f"checkpoint at step {event.step}")
+            if isinstance(event, RunEnded) and self.view is not None:
+                log.add(f"run {event.status} at step {event.step}" + (f": {self.view.end}" if self.view.end else ""))
+                for hint in self.view.hints:
                     log.add(f"  hint: {hint}")
             self._paint_stats()
         elif message.job == "eval" and isinstance(message.event, Progress):
             ev = message.event
-            self.query_one("#tr-results-text", Static).update(Content(f"evaluating… {ev.done}/{ev.total} "
-                                                                      f"{ev.unit} ({ev.message})"))
+            self.query_one("#tr-results-text", Static).update(Content(
+                f"evaluating… {ev.done}/{ev.total} {ev.unit} ({ev.message}) · ETA {format_seconds(ev.eta_s)}"))
 
     def _paint_stats(self) -> None:
-        s = self.last
-        self.query_one("#tr-spark-lr", Sparkline).data = list(self.lr_history)
-        self.query_one("#tr-spark-tps", Sparkline).data = list(self.tps_history)
-        if not s:
+        view = self.view
+        self.query_one("#tr-spark-lr", Sparkline).data = list(view.lr_history) if view else []
+        self.query_one("#tr-spark-tps", Sparkline).data = list(view.tps_history) if view else []
+        if view is None:
             self.query_one("#tr-stats", StatPanel).set([
                 ("run", "none open"), ("", "ctrl+j starts one on the accepted examples"),
                 ("", "enter on a run opens it")])
             return
         rss = rss_mb(self._pid) if self.following else None
-        self.query_one("#tr-stats", StatPanel).set([
-            ("run", s.get("run", "")),
-            ("status", self.status or "starting…"),
-            ("step", f"{s.get('step', 0)}/{s.get('total', '?')}"),
-            ("epoch", _fmt(s.get("epoch"), ".2f")),
-            ("loss", f"{_fmt(s.get('loss'), '.4f')} (eval {_fmt(s.get('eval_loss'), '.4f')})"),
-            ("lr", _fmt(s.get("lr"), ".2e")),
-            ("tokens/s", _fmt(s.get("tps"), ".0f")),
-            ("ETA", format_seconds(s.get("eta")) if self.status == "running" else "—"),
-            ("memory", f"CPU {_fmt(rss, '.0f')} MiB · GPU {_fmt(self._gpu, '.0f')} MiB"),
-        ])
+        self.query_one("#tr-stats", StatPanel).set(view.stat_rows(rss, self._gpu))
 
     def _poll_files(self) -> None:
         """Once a second: new lines of the worker's stderr.log, and memory figures."""
-        if self.run_path is None:
-            return
-        log_file = self.run_path / "stderr.log"
-        try:
-            size = log_file.stat().st_size
-        except OSError:
-            size = 0
-        if size > self._log_offset:
-            with log_file.open("rb") as f:
-                f.seek(max(self._log_offset, size - 64_000))
-                chunk = f.read()
-            self._log_offset = size
-            text = chunk.decode("utf-8", errors="replace").rstrip("\n")
+        if self._stderr is not None:
+            text = self._stderr.read()
             if text:
                 self.query_one("#tr-log", LogTail).add(text)
         if self.following:
@@ -352,43 +271,33 @@ class TrainScreen(StageScreen):
             return (self.run_path is not None and not self.following) or None
         return True
 
-    def _form(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for fid, label, _key, kind in FIELDS:
-            text = self.query_one(f"#tr-{fid}", Input).value.strip()
-            if not text:
-                continue
-            try:
-                values[fid] = kind(text)
-            except ValueError:
-                raise EngineError(f"{label} {text!r} is not a {kind.__name__}", fix=f"type a {kind.__name__}") \
-                    from None
-        method = self.query_one("#tr-method", Select).value
-        if isinstance(method, str) and method != "auto":
-            values["method"] = method
-        return values
-
     def action_start(self) -> None:
         """Freeze the accepted examples into a new run and start its worker (in a thread: it imports
         transformers to check the student)."""
         if self.following:
             return
         try:
-            form = self._form()
+            form = self.query_one("#tr-form", StudentForm).values()
         except EngineError as exc:
             self.notify(str(exc), severity="error")
             return
         task = self._train_task()
-        self.query_one("#tr-log", LogTail).add(f"starting a run on {task or '?'}'s accepted examples…")
-        run_call(self, "train-start", start_run, self.rebase.workspace, task, form)
+        if task is None:
+            self.notify("no task to train on — pick one on the Task screen (F3) and accept examples in Review (F6)",
+                        severity="error")
+            return
+        from engine.student.launch import start_training
+
+        self.query_one("#tr-log", LogTail).add(f"starting a run on {task}'s accepted examples…")
+        run_call(self, "train-start", start_training, self.rebase.workspace, task=task, **form)
 
     def _train_task(self) -> str | None:
+        """The open task, else the one accepted into most recently."""
         if self.rebase.task_name:
             return self.rebase.task_name
-        with self.rebase.workspace.store.cursor() as cur:
-            rows = cur.execute("select task from examples where status = 'accepted' group by task "
-                               "order by max(updated_at) desc limit 1").fetchall()
-        return rows[0][0] if rows else None
+        from engine.student.training_data import accepted_tasks
+
+        return next(iter(accepted_tasks(self.rebase.workspace)), None)
 
     def action_stop(self) -> None:
         """Stop the followed run gracefully (after a confirmation)."""
@@ -428,7 +337,7 @@ class TrainScreen(StageScreen):
             self.notify("no task with accepted examples", severity="warning")
             return
 
-        def export() -> dict[str, Any]:
+        def export() -> DatasetExport:
             from engine.student.training_data import export_dataset
             from engine.tasks import resolve_task
 
@@ -452,6 +361,18 @@ class TrainScreen(StageScreen):
             self.query_one("#tr-results-text", Static).update(
                 Content(results_text(self.run_path, self.status, extra)))
 
+    def _record_open_run(self, log: LogTail) -> None:
+        """Record the open run's summary in DuckDB before its results show, so that whoever sees them (or
+        quits right after) finds the run's end in the runs table."""
+        if self.run_path is None:
+            return
+        from engine.student import runs
+
+        try:
+            runs.record(self.rebase.workspace, self.run_path)
+        except (EngineError, OSError) as exc:
+            log.add(f"could not record the run: {exc}")
+
     @on(JobFinished)
     def _job_finished(self, message: JobFinished) -> None:
         log = self.query_one("#tr-log", LogTail)
@@ -461,25 +382,18 @@ class TrainScreen(StageScreen):
                     self._fill_runs(message.result or [])
             case "train-start":
                 if message.ok:
-                    result = message.result
-                    path = Path(result["path"])
-                    log.add(f"run {path.name} started")
-                    self.attach(path, result["offset"])
+                    started: LaunchedRun = message.result
+                    log.add(f"run {started.run} started")
+                    self.attach(started.path, started.offset)
                     self.action_refresh_runs()
                 else:
                     log.add(f"could not start: {message.error}")
                     self.notify(message.error, severity="error", timeout=10)
-            case "train-follow":
+            case "train-follow":  # the run ended (or the follower was cancelled)
                 self.following = False
                 self._pid = None
                 self.refresh_bindings()
-                if self.run_path is not None:
-                    from engine.student import runs
-
-                    try:
-                        runs.record(self.rebase.workspace, self.run_path)
-                    except (EngineError, OSError) as exc:
-                        log.add(f"could not record the run: {exc}")
+                self._record_open_run(log)
                 self._paint_stats()
                 self._show_results()
                 self.action_refresh_runs()
@@ -495,14 +409,14 @@ class TrainScreen(StageScreen):
                     self._show_results(f"evaluation failed: {message.error}")
             case "export-dataset":
                 if message.ok:
-                    r = message.result
-                    self._show_results(f"dataset: {r['rows']} rows → {r['path']}")
+                    data: DatasetExport = message.result
+                    self._show_results(f"dataset: {data.rows} rows → {data.path}")
                 else:
                     self._show_results(f"dataset export failed: {message.error}")
             case "export-model":
                 if message.ok:
-                    r = message.result
-                    self._show_results(f"model ({r['kind']}) → {r['path']}\nModelfile: {r['modelfile']}\n"
-                                       f"then run: {r['ollama_create']}")
+                    model: ModelExport = message.result
+                    self._show_results(f"model ({model.kind}) → {model.path}\nModelfile: {model.modelfile}\n"
+                                       f"then run: {model.ollama_create}")
                 else:
                     self._show_results(f"model export failed: {message.error}")

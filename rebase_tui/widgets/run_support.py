@@ -1,15 +1,103 @@
-"""What the Train screen asks of the run directory and the system, off the screen's code: starting a run,
-the worker's memory, how many tokens to generate in eval, and the results text of a run."""
+"""What the Train screen shows of a run, off the screen's code: the run folded from its events
+(:class:`RunView`), the worker's memory, the new lines of its stderr.log, and the results text (evaluations
+and sample predictions)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import EngineError
+from engine.rate import format_seconds
+from engine.student.events import CheckpointSaved, EvalMetrics, RunEnded, RunStarted, StepMetrics, TrainEvent
+
+HISTORY = 400  # points kept for the sparklines
+
+
+def format_value(value: Any, spec: str = ".4g") -> str:
+    """``value`` in ``spec``, or a dash before there is one."""
+    return "—" if value is None else format(value, spec)
+
+
+@dataclass
+class RunView:
+    """One run as the panels show it, folded from its events (followed live, or replayed from its file)."""
+
+    run: str
+    status: str = ""
+    step: int = 0
+    total: int | None = None
+    epoch: float | None = None
+    loss: float | None = None
+    eval_loss: float | None = None
+    lr: float | None = None
+    tokens_per_s: float | None = None
+    eta_s: float | None = None
+    checkpoint: int | None = None
+    end: str = ""
+    """How the last attempt ended: its message and fix (empty while running, or after a plain finish)."""
+    hints: list[str] = field(default_factory=list)
+    lr_history: list[float] = field(default_factory=list)
+    tps_history: list[float] = field(default_factory=list)
+
+    def apply(self, event: TrainEvent) -> None:
+        """Fold one training event in."""
+        match event:
+            case RunStarted():
+                self.status, self.step, self.total = "running", event.start_step, event.total_steps
+            case StepMetrics():
+                self.step, self.total, self.epoch, self.loss = event.step, event.total_steps, event.epoch, event.loss
+                self.lr, self.tokens_per_s, self.eta_s = event.lr, event.tokens_per_s, event.eta_s
+                self.lr_history.append(event.lr)
+                if event.tokens_per_s is not None:
+                    self.tps_history.append(event.tokens_per_s)
+                del self.lr_history[:-HISTORY], self.tps_history[:-HISTORY]
+            case EvalMetrics():
+                self.eval_loss = event.eval_loss
+            case CheckpointSaved():
+                self.checkpoint = event.step
+            case RunEnded():
+                self.status, self.step, self.eta_s = event.status, event.step, None
+                if event.message:
+                    self.end = f"{event.message} — {event.fix}" if event.fix else event.message
+                    self.hints = list(event.hints)
+
+    def stat_rows(self, rss_mb: float | None, gpu_mb: float | None) -> list[tuple[str, str]]:
+        """The run panel's rows (memory figures of the live worker, or None)."""
+        return [
+            ("run", self.run),
+            ("status", self.status or "starting…"),
+            ("step", f"{self.step}/{'?' if self.total is None else self.total}"),
+            ("epoch", format_value(self.epoch, ".2f")),
+            ("loss", f"{format_value(self.loss, '.4f')} (eval {format_value(self.eval_loss, '.4f')})"),
+            ("lr", format_value(self.lr, ".2e")),
+            ("tokens/s", format_value(self.tokens_per_s, ".0f")),
+            ("ETA", format_seconds(self.eta_s) if self.status == "running" else "—"),
+            ("memory", f"CPU {format_value(rss_mb, '.0f')} MiB · GPU {format_value(gpu_mb, '.0f')} MiB"),
+        ]
+
+
+class FileTail:
+    """The text appended to a file since the last read (at most the last 64 kB of a burst)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def read(self) -> str:
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            return ""
+        if size <= self.offset:
+            return ""
+        with self.path.open("rb") as f:
+            f.seek(max(self.offset, size - 64_000))
+            chunk = f.read()
+        self.offset = size
+        return chunk.decode("utf-8", errors="replace").rstrip("\n")
 
 
 def rss_mb(pid: int | None) -> float | None:
@@ -44,51 +132,19 @@ def gpu_mb(pid: int | None) -> float | None:
     return None
 
 
-def start_run(ws: Any, task: str | None, form: dict[str, Any]) -> dict[str, Any]:
-    """Freeze the accepted examples into a new run and launch its worker (runs in a thread worker)."""
-    from engine import tasks
-    from engine.student import runs, supervise, training_data
-    from engine.student.loop import check_student
-
-    if not task:
-        raise EngineError("no task to train on", fix="pick a task on the Task screen (F3) and accept examples")
-    task_obj = tasks.resolve_task(ws, task)
-    rows = training_data.accepted_examples(ws, task_obj.name)
-    if not rows:
-        raise EngineError(f"task {task_obj.name!r} has no accepted examples", fix="accept examples in Review (F6)")
-    settings = runs.settings_from_config(ws.config, **form)
-    check_student(settings["student"], bool(settings.get("trust_remote_code")))
-    path = runs.create_run(ws, rows, settings, task=task_obj, source=f"task:{task_obj.name}")
-    handle = supervise.start(path)
-    runs.record(ws, path)
-    return {"path": str(path), "offset": handle.offset}
-
-
 def results_text(run_path: Path, status: str, extra: str = "") -> str:
-    """Eval metrics (metrics.json), five sample predictions (input, expected, predicted) and ``extra``."""
+    """Eval metrics, five sample predictions (input, expected, predicted) and ``extra``."""
+    from engine.student.evaluate import read_metrics, read_predictions
+
     parts: list[str] = []
-    metrics_file = run_path / "metrics.json"
-    if metrics_file.exists():
-        try:
-            allm = json.loads(metrics_file.read_text(encoding="utf-8"))
-        except ValueError:
-            allm = {}
-        for name, m in allm.items():
-            figures = ", ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float) and k != "seconds")
-            parts.append(f"{name}: {figures}")
-    preds = run_path / "predictions.jsonl"
-    if preds.exists():
-        lines = preds.read_text(encoding="utf-8").splitlines()[:5]
-        if lines:
-            parts.append("sample predictions:")
-        for line in lines:
-            try:
-                p = json.loads(line)
-            except ValueError:
-                continue
-            mark = "✓" if p.get("correct") else "✗"
-            parts.append(f"{mark} input: {str(p.get('input'))[:160]}\n  expected: {p.get('reference')}\n"
-                         f"  predicted: {p.get('prediction')}")
+    for name, m in (read_metrics(run_path) or {}).items():
+        parts.append(f"{name}: exact_match {m.exact_match:.3f}, accuracy {m.accuracy:.3f}, f1 {m.f1:.3f}")
+    predictions = read_predictions(run_path, limit=5)
+    if predictions:
+        parts.append("sample predictions:")
+    for p in predictions:
+        mark = "✓" if p.correct else "✗"
+        parts.append(f"{mark} input: {p.input[:160]}\n  expected: {p.reference}\n  predicted: {p.prediction}")
     if not parts and status in ("finished", "stopped"):
         parts.append("no evaluation yet — v evaluates on the validation split")
     if extra:

@@ -17,6 +17,7 @@ from engine.student.evaluate import (
     token_f1,
 )
 from engine.student.loop import train
+from engine.student.run_config import RunSettings
 from rebase_tui.cli import main
 from tests.conftest import shared_data
 
@@ -46,10 +47,10 @@ def test_token_f1_squad_style():
 
 def test_score_means():
     m = score(["So the answer is (A).", "(B)", "blue"], ["(A)", "(C)", "Blue."])
-    assert m["n"] == 3
-    assert m["accuracy"] == pytest.approx(2 / 3)
-    assert m["exact_match"] == pytest.approx(1 / 3)
-    assert 0 < m["f1"] < 1
+    assert m.n == 3
+    assert m.accuracy == pytest.approx(2 / 3)
+    assert m.exact_match == pytest.approx(1 / 3)
+    assert 0 < m.f1 < 1
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +62,10 @@ def trained_run(tmp_path_factory, tiny_student):
     rows = training_data.read_examples_file(shared_data("teacher_outputs", "boolean_expressions.jsonl"))[:160]
     rows = [{"input": r["input"], "output": "The answer is True."} for r in rows]
     with Workspace(root / "ws") as ws:
-        path = runs.create_run(ws, rows, dict(student=str(tiny_student), method="full", epochs=1.0, max_steps=40,
-                                              lr=5e-3, batch_size=8, grad_accum=1, max_length=96, eval_every=40,
-                                              device="cpu", seed=0, format="auto", threads=1, eval_fraction=0.1))
+        path = runs.create_run(ws, rows, RunSettings(student=str(tiny_student), method="full", epochs=1.0,
+                                                     max_steps=40, lr=5e-3, batch_size=8, grad_accum=1,
+                                                     max_length=96, eval_every=40, device="cpu", seed=0,
+                                                     format="auto", threads=1, eval_fraction=0.1))
         end = list(train(path))[-1]
         assert end.status == "finished"
         runs.record(ws, path)
@@ -94,12 +96,12 @@ def test_eval_on_a_bbh_file(trained_run):
     bbh = shared_data("bbh_test", "boolean_expressions.json")
     events = list(evaluate(path, bbh, limit=6, max_new_tokens=8, batch_size=3))
     done = events[-1]
-    assert isinstance(done, EvalDone) and done.metrics["n"] == 6 and done.metrics["data"] == bbh.name
+    assert isinstance(done, EvalDone) and done.metrics.n == 6 and done.metrics.data == bbh.name
     refs = [json.loads(x)["reference"] for x in (path / "predictions.jsonl").read_text().splitlines()]
     expected = [e["target"] for e in json.loads(bbh.read_text())["examples"][:6]]
     assert refs == expected
     # the student always says True: its accuracy is exactly the share of True targets
-    assert done.metrics["accuracy"] == pytest.approx(sum(t == "True" for t in expected) / 6)
+    assert done.metrics.accuracy == pytest.approx(sum(t == "True" for t in expected) / 6)
 
 
 def test_eval_unknown_run_is_named(tmp_path, capsys):

@@ -12,6 +12,7 @@ from engine.student import runs, training_data
 from engine.student.export import export_model, parse_modelfile
 from engine.student.formatting import PromptFormat, prompt_text, render_ollama_template
 from engine.student.loop import train
+from engine.student.run_config import RunSettings
 from rebase_tui.cli import main
 from tests.conftest import shared_data
 
@@ -20,7 +21,7 @@ def _settings(student, **kw):
     s = dict(student=str(student), method="auto", epochs=1.0, max_steps=12, lr=5e-3, batch_size=8, grad_accum=1,
              max_length=96, eval_every=12, device="cpu", seed=0, format="auto", threads=1, eval_fraction=0.1)
     s.update(kw)
-    return s
+    return RunSettings(**s)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def test_export_full_model_reloads_generates_and_has_a_matching_modelfile(finish
 
     out = tmp_path / "full"
     result = export_model(finished_runs["full"], out, name="bool-student")
-    assert result["kind"] == "full" and result["ollama_create"] == f"ollama create bool-student -f {out / 'Modelfile'}"
+    assert result.kind == "full" and result.ollama_create == f"ollama create bool-student -f {out / 'Modelfile'}"
     mf, fmt, tok = _check_modelfile(out, out)
     assert mf["FROM"] == "." and "ADAPTER" not in mf
     assert "{{ .Prompt }}" in mf["TEMPLATE"] and fmt.kind == "base"
@@ -81,14 +82,14 @@ def test_export_lora_adapter_and_merge_agree(finished_runs, tmp_path, tiny_chat_
     from transformers import AutoModelForCausalLM
 
     adapter = export_model(finished_runs["lora"], tmp_path / "adapter")
-    assert adapter["kind"] == "adapter"
+    assert adapter.kind == "adapter"
     mf, fmt, tok = _check_modelfile(tmp_path / "adapter", tmp_path / "adapter")
     assert mf["FROM"] == str(tiny_chat_student.resolve()) and mf["ADAPTER"] == "."
     assert fmt.kind == "chat" and "<|im_start|>assistant\n" in mf["TEMPLATE"]
     assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
 
     merged = export_model(finished_runs["lora"], tmp_path / "merged", merge=True)
-    assert merged["kind"] == "merged"
+    assert merged.kind == "merged"
     _check_modelfile(tmp_path / "merged", tmp_path / "merged")
     assert parse_modelfile((tmp_path / "merged" / "Modelfile").read_text())["FROM"] == "."
     assert not (tmp_path / "merged" / "adapter_config.json").exists()
@@ -140,7 +141,7 @@ def test_export_dataset_formats_keep_provenance(workspace, tmp_path, fmt):
     task = get_task(workspace, "boolean_expressions")
     out = tmp_path / ("hf" if fmt == "hf" else f"data.{fmt if fmt in ('csv', 'parquet') else 'jsonl'}")
     result = training_data.export_dataset(workspace, task, fmt, out)
-    assert result["rows"] == 2
+    assert result.rows == 2
     if fmt in ("jsonl", "chat", "alpaca"):
         rows = [json.loads(x) for x in out.read_text().splitlines()]
     elif fmt == "csv":

@@ -7,18 +7,17 @@ import json
 import pytest
 
 from engine.student import runs, training_data
-from engine.student.loop import (
+from engine.student.events import (
     CheckpointSaved,
     EvalMetrics,
     RunEnded,
     RunStarted,
     StepMetrics,
-    epoch_batches,
     event_from_json,
-    get_lr,
-    padding_stats,
-    train,
 )
+from engine.student.loop import train
+from engine.student.run_config import RunSettings
+from engine.student.schedule import epoch_batches, get_lr, padding_stats
 from tests.conftest import shared_data
 
 
@@ -27,7 +26,7 @@ def _settings(student, **kw):
                 grad_accum=1, max_length=128, eval_every=10, device="cpu", seed=0, format="auto", threads=1,
                 eval_fraction=0.1)
     base.update(kw)
-    return base
+    return RunSettings(**base)
 
 
 def _rows(n=200):
@@ -171,3 +170,46 @@ def test_bad_data_file_is_named(tmp_path):
     f.write_text('{"input": "a", "output": "b"}\n{"input": "a"}\n')
     with pytest.raises(EngineError, match="line 2"):
         training_data.read_examples_file(f)
+
+
+# run.json as the CLI wrote it before RunConfig existed; and an older one, before LoRA settings and length
+# grouping were recorded (what a test or a hand-made run directory holds)
+OLD_RUN_JSON = {
+    "student": "/models/tiny", "method": "auto", "epochs": 3.0, "max_steps": 4, "lr": 0.0002, "batch_size": 4,
+    "grad_accum": 1, "max_length": 64, "eval_every": 1, "device": "cpu", "seed": 0, "format": "auto",
+    "threads": 1, "trust_remote_code": False, "gradient_checkpointing": False, "group_by_length": True,
+    "eval_fraction": 0.1, "lora": {"r": 16, "alpha": 32, "dropout": 0.05}, "max_memory_mb": 512,
+    "id": "20261201-150947-data", "task": "nli", "instruction": "Label the pair.",
+    "examples": [{"input": "P: a. H: b.", "output": "neutral"}],
+    "data": {"source": "task:nli", "sha256": "7cc9", "train": 36, "eval": 4}, "total_steps": 4,
+    "created": 1796137787.3798797,
+}
+
+
+def test_old_run_json_loads_and_writes_back_unchanged(tmp_path):
+    from engine.student.run_config import LoraSettings, RunConfig, read_config
+
+    cfg = RunConfig.from_json(OLD_RUN_JSON)
+    assert cfg.to_json() == OLD_RUN_JSON and list(cfg.to_json()) == list(OLD_RUN_JSON)  # keys in their order
+    assert cfg.settings.max_memory_mb == 512 and cfg.examples == (("P: a. H: b.", "neutral"),)
+    older = {k: v for k, v in OLD_RUN_JSON.items()
+             if k not in ("lora", "group_by_length", "gradient_checkpointing", "max_memory_mb")}
+    (tmp_path / "run.json").write_text(json.dumps({**older, "warmup_steps": 3}))  # an unknown key is ignored
+    loaded = read_config(tmp_path)
+    assert loaded.settings.lora == LoraSettings() and loaded.settings.group_by_length
+    assert "max_memory_mb" not in loaded.to_json() and loaded.eval_every == 1
+
+
+def test_settings_are_validated_with_a_fix(workspace):
+    from engine.errors import EngineError
+    from engine.student.run_config import settings_from_config
+
+    with pytest.raises(EngineError, match="no student model") as err:
+        settings_from_config(workspace.config)
+    assert err.value.fix and "student.model" in err.value.fix
+    with pytest.raises(EngineError, match="batch-size must be at least 1"):
+        settings_from_config(workspace.config, student="/models/tiny", batch_size=0)
+    with pytest.raises(EngineError, match="unknown training method"):
+        settings_from_config(workspace.config, student="/models/tiny", method="qlora")
+    settings = settings_from_config(workspace.config, student="/models/tiny", max_steps=None, lr=1e-3)
+    assert settings.lr == 1e-3 and settings.max_steps is None and settings.method == "auto"

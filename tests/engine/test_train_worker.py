@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from engine.student import runs, supervise
+from engine.student import supervise
+from engine.student.events import read_events
 from rebase_tui.cli import main
 from tests.conftest import shared_data
 
@@ -19,11 +20,11 @@ KNOWN = {"started", "step", "eval", "checkpoint", "finished", "stopped", "failed
 def _wait_for(path, pred, timeout=60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for ev in runs.read_events(path):
+        for ev in read_events(path):
             if pred(ev):
                 return ev
         time.sleep(0.05)
-    raise AssertionError(f"timed out; events: {runs.read_events(path)[-3:]}; "
+    raise AssertionError(f"timed out; events: {read_events(path)[-3:]}; "
                          f"stderr: {(path / 'stderr.log').read_text()[-2000:]}")
 
 
@@ -62,7 +63,7 @@ def test_kill_resume_and_graceful_stop(tmp_path, tiny_student, capsys):
     assert main(["runs", "stop", run_id, *common, "--json"]) == 0
     stopped = _json(capsys)
     assert stopped["result"] == "stopped" and stopped["status"] == "stopped"
-    last = runs.read_events(path)[-1]
+    last = read_events(path)[-1]
     assert last["type"] == "stopped"
     stop_step = last["step"]
     assert killed_at < stop_step < 120
@@ -76,7 +77,7 @@ def test_kill_resume_and_graceful_stop(tmp_path, tiny_student, capsys):
     # run directory, through the async follower (re-attaching at the start of the current attempt)
     import asyncio
 
-    from engine.student.loop import RunEnded, RunStarted
+    from engine.student.events import RunEnded, RunStarted
 
     assert main(["train", *common, "--resume", run_id, "--detach", "--json"]) == 0
     pid = _json(capsys)["pid"]
@@ -95,7 +96,7 @@ def test_kill_resume_and_graceful_stop(tmp_path, tiny_student, capsys):
     assert main(["runs", *common, "--json"]) == 0
     final = {r["run"]: r for r in _json(capsys)}[run_id]
     assert final["status"] == "finished" and final["steps"] == 120 and final["eval_loss"] is not None
-    events = runs.read_events(path)
+    events = read_events(path)
     assert all(e["type"] in KNOWN for e in events)
     starts = [e for e in events if e["type"] == "started"]
     assert [s["resumed"] for s in starts] == [False, True, True]

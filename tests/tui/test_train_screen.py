@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Input, Static
 
 from engine import review
 from engine.student import supervise
-from engine.student.loop import RunEnded, StepMetrics
+from engine.student.events import RunEnded, StepMetrics
 from engine.workspace import Workspace
 from rebase_tui.app import RebaseApp
 from rebase_tui.messages import EngineEvent, JobFinished

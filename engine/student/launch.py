@@ -1,0 +1,80 @@
+"""Starting a training run, the one way both front ends do it: freeze the data, start the worker, record it.
+
+:func:`start_training` creates a new run from a task's accepted examples or a data file;
+:func:`resume_training` continues a run from its last checkpoint. Both return at once with a
+:class:`LaunchedRun`; the caller follows the run with :func:`engine.student.supervise.follow` (or ``afollow``)
+from ``offset``, where this attempt's events begin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine import tasks
+from engine.errors import EngineError
+from engine.student import runs, supervise
+from engine.student.model import check_student
+from engine.student.run_config import settings_from_config
+from engine.student.training_data import accepted_examples, read_examples_file
+
+if TYPE_CHECKING:
+    from engine.workspace import Workspace
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchedRun:
+    """A run whose worker was just started: its id, directory, worker pid and the events offset of this
+    attempt (a resumed run appends to the same ``events.jsonl``)."""
+
+    run: str
+    path: Path
+    pid: int
+    offset: int
+
+
+def start_training(ws: Workspace, *, task: str | None = None, data: str | Path | None = None,
+                   **overrides: Any) -> LaunchedRun:
+    """Create a run on ``data`` (a JSONL or BIG-Bench-Hard file) or on ``task``'s accepted examples, and
+    start its worker.
+
+    ``task`` also gives the prompt its instruction and demonstrations (with ``data`` too). ``overrides`` are
+    :class:`~engine.student.run_config.RunSettings` fields; None values keep the workspace's settings. The
+    student is checked before any run directory exists, so a missing model leaves nothing behind.
+    """
+    task_obj = tasks.resolve_task(ws, task) if task else None
+    if data is not None:
+        rows = read_examples_file(data)
+        source = str(data)
+    elif task_obj is not None:
+        rows = accepted_examples(ws, task_obj.name)
+        source = f"task:{task_obj.name}"
+        if not rows:
+            raise EngineError(f"task {task_obj.name!r} has no accepted examples",
+                              fix="accept examples in review first, or train on a file with --data FILE")
+    else:
+        raise EngineError("nothing to train on",
+                          fix="name a task with accepted examples, or pass --data FILE")
+    settings = settings_from_config(ws.config, **overrides)
+    check_student(settings.student)
+    return _launch(ws, runs.create_run(ws, rows, settings, task=task_obj, source=source))
+
+
+def resume_training(ws: Workspace, run_id: str) -> LaunchedRun:
+    """Start the worker of run ``run_id`` again: it continues from the last checkpoint to the final step."""
+    path = runs.run_dir(ws, run_id)
+    summary = runs.record(ws, path)
+    if summary.status == "finished":
+        raise EngineError(f"run {run_id} already finished ({summary.steps} steps)",
+                          fix="start a new run, or evaluate it with `rebase-tui eval`")
+    if supervise.worker_alive(path):
+        raise EngineError(f"run {run_id} is still running",
+                          fix=f"stop it first with `rebase-tui runs stop {run_id}`")
+    return _launch(ws, path)
+
+
+def _launch(ws: Workspace, path: Path) -> LaunchedRun:
+    handle = supervise.start(path)
+    runs.mark_running(ws, path.name)
+    return LaunchedRun(run=path.name, path=path, pid=handle.pid, offset=handle.offset)
