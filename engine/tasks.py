@@ -18,7 +18,9 @@ from typing import Any
 from engine.errors import EngineError
 from engine.workspace import Workspace
 
-TASK_KEYS = {"name", "instruction", "examples", "source_datasets_to_exclude"}
+TASK_KEYS = {"name", "instruction", "examples", "source_datasets_to_exclude", "metric"}
+#: The metrics a task may name (see engine.student.metrics); several are comma-separated (``"bleu,chrf"``).
+TASK_METRICS = ("exact", "squad", "accuracy", "bleu", "chrf")
 _ANSWER_RE = re.compile(r"the answer is\s*:?\s*(.+?)\s*\.?\s*$", re.IGNORECASE | re.DOTALL)
 
 
@@ -33,12 +35,14 @@ class Demonstration:
 @dataclass(frozen=True)
 class Task:
     """A validated task. ``examples`` holds its demonstrations (named after the task file's key);
-    ``exclude`` the dataset ids its pool must never come from."""
+    ``exclude`` the dataset ids its pool must never come from; ``metric`` how a student is scored on it
+    (None: inferred from the test data)."""
 
     name: str
     instruction: str
     examples: tuple[Demonstration, ...]
     exclude: tuple[str, ...] = field(default=())
+    metric: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The task file format."""
@@ -47,7 +51,7 @@ class Task:
             "instruction": self.instruction,
             "examples": [{"input": e.input, "output": e.output} for e in self.examples],
             "source_datasets_to_exclude": list(self.exclude),
-        }
+        } | ({"metric": self.metric} if self.metric else {})
 
     @property
     def reasons(self) -> bool:
@@ -117,10 +121,19 @@ def validate(data: Any, where: str = "task") -> Task:
     if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
         problems.append("source_datasets_to_exclude must be a list of dataset ids")
         exclude = []
+    metric = data.get("metric")
+    if metric is not None:
+        names = [m.strip().lower() for m in metric.split(",")] if isinstance(metric, str) else []
+        if not names or any(m not in TASK_METRICS for m in names):
+            problems.append(f"metric must be one of {', '.join(TASK_METRICS)} (comma-separated for several), "
+                            f"got {metric!r}")
+            metric = None
+        else:
+            metric = ",".join(names)
     if problems:
         raise TaskError(where, problems)
     return Task(str(name).strip(), str(instruction).strip(), tuple(parsed),
-                tuple(x.strip() for x in exclude if x.strip()))
+                tuple(x.strip() for x in exclude if x.strip()), metric)
 
 
 def read_task_file(path: Path) -> Task:

@@ -1,32 +1,30 @@
-"""Evaluation of a run's student (or its untrained base): greedy generation and three metrics.
+"""Evaluation of a run's student (or its untrained base): greedy generation, scored with the task's metric.
 
-* **exact match** — the normalised prediction equals the normalised reference (SQuAD normalisation:
-  lower case, no punctuation, no articles, single spaces);
-* **accuracy** — the *answers* agree after extraction: "... the answer is X" → X, else an option letter such as
-  "(B)", else the first line; compared normalised, so "(B)", "B" and "b" match;
-* **token F1** — SQuAD-style overlap of normalised tokens between prediction and reference.
+The metric is the one :mod:`engine.student.metrics` chooses: ``--metric``, else the task's ``metric`` key, else
+inferred from the test data (BIG-Bench-Hard answers exactly, SQuAD by EM/F1 over all references, a label set by
+accuracy, code by BLEU/chrF); every value carries a bootstrap 95 % confidence interval. The test set is the run's
+validation split or a file in any layout :mod:`engine.student.testsets` reads.
 
-Prompts come from :mod:`engine.student.formatting` with the run's own format, so evaluation sees the training prompt.
-Results go to ``metrics.json`` (keyed ``student:<data>`` or ``base:<data>``) and ``predictions.jsonl``
+Prompts come from :mod:`engine.student.formatting` with the run's own format, so evaluation sees the training
+prompt. Results go to ``metrics.json`` (keyed ``student:<data>`` or ``base:<data>``) and ``predictions.jsonl``
 (``predictions-base.jsonl`` for ``base``) in the run directory.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import string
 import time
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
 from engine.events import Event
 from engine.rate import RateMeter
+from engine.student import metrics
 from engine.student.formatting import PromptFormat, encode_prompt, stop_strings
+from engine.student.metrics import Scored
 from engine.student.model import (
     checkpoints,
     final_model_dir,
@@ -35,106 +33,88 @@ from engine.student.model import (
     load_tokenizer,
     resolve_device,
 )
-from engine.student.run_config import read_config
-from engine.student.training_data import read_examples_file, read_jsonl
-from engine.tasks import final_answer
-
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_OPTION = re.compile(r"\(([A-Z])\)")
-
+from engine.student.run_config import RunConfig, read_config
+from engine.student.testsets import TestItem, TestSet, read_testset
+from engine.student.training_data import read_jsonl
+from engine.tasks import Task, TaskError, validate
 
 METRICS_FILE = "metrics.json"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class EvalResult:
-    """Scores of one evaluation: ``n`` pairs, mean exact match, answer accuracy and token F1; ``model`` is
-    student or base, ``data`` the split or file name, ``seconds`` how long generation took."""
+    """Scores of one system on one test set: ``model`` (student, base or teacher), ``data`` (the split or file
+    name), the metric(s) chosen and why, every value with its 95 % CI, and how long answering took."""
 
+    model: str
+    data: str
     n: int
-    exact_match: float
-    accuracy: float
-    f1: float
-    model: str = ""
-    data: str = ""
+    metric: tuple[str, ...]
+    metrics: dict[str, dict[str, Any]]
+    why: str = ""
     seconds: float = 0.0
 
+    def value(self, name: str) -> float:
+        return float(self.metrics[name]["value"])
+
+    @property
+    def headline(self) -> tuple[str, float]:
+        """The first value reported (what a one-line summary shows)."""
+        name = next(iter(self.metrics))
+        return name, self.value(name)
+
+    def describe(self) -> str:
+        """``exact 0.740 (95% CI 0.688–0.792)``, every value of the result."""
+        return ", ".join(f"{name} {metrics.format_value(name, v)}" for name, v in self.metrics.items())
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"model": self.model, "data": self.data, "n": self.n, "metric": list(self.metric), "why": self.why,
+                "metrics": self.metrics, "seconds": self.seconds}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> EvalResult:
-        return cls(**{k: obj[k] for k in cls.__dataclass_fields__ if k in obj})
+        if "metrics" not in obj:  # written before confidence intervals: exact_match / accuracy / f1 as floats
+            legacy: dict[str, dict[str, Any]] = {k: {"value": float(obj[k]), "ci95": [float(obj[k])] * 2}
+                      for k in ("exact_match", "accuracy", "f1") if k in obj}
+            return cls(str(obj.get("model", "")), str(obj.get("data", "")), int(obj.get("n", 0)), tuple(legacy),
+                       legacy, "scored before metrics had confidence intervals", float(obj.get("seconds", 0.0)))
+        return cls(str(obj.get("model", "")), str(obj.get("data", "")), int(obj.get("n", 0)),
+                   tuple(obj.get("metric") or ()), dict(obj["metrics"]), str(obj.get("why", "")),
+                   float(obj.get("seconds", 0.0)))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class EvalDone(Event):
-    """The end of an evaluation: the scores and where predictions were written."""
+    """The end of an evaluation: the scores, where predictions were written, and the per-item scoring (for a
+    paired comparison with another system on the same items)."""
 
     metrics: EvalResult
     predictions: str = ""
+    scored: tuple[Scored, ...] = field(default=(), repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """One line of ``predictions.jsonl``."""
+    """One line of ``predictions.jsonl``: the input, every reference, the output, its extracted answer, and
+    whether the metric counts it correct (None for corpus metrics such as BLEU)."""
 
     input: str
-    reference: str
+    references: list[str]
     prediction: str
     answer: str
-    reference_answer: str
-    correct: bool
+    correct: bool | None
 
+    @property
+    def reference(self) -> str:
+        return self.references[0] if self.references else ""
 
-def normalize(text: str) -> str:
-    """SQuAD normalisation: lower case, drop punctuation and articles, collapse whitespace."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
-
-
-def extract_answer(text: str) -> str:
-    """The answer in an output: "the answer is X" → X; else the last option letter "(B)"; else the first line."""
-    answer = final_answer(text)
-    if answer is not None:
-        return answer
-    options = _OPTION.findall(text)
-    if options:
-        return f"({options[-1]})"
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return lines[0].strip() if lines else ""
-
-
-def exact_match(prediction: str, reference: str) -> float:
-    return float(normalize(prediction) == normalize(reference))
-
-
-def answer_accuracy(prediction: str, reference: str) -> float:
-    return float(normalize(extract_answer(prediction)) == normalize(extract_answer(reference)))
-
-
-def token_f1(prediction: str, reference: str) -> float:
-    """SQuAD token F1 of the normalised texts (1.0 when both are empty)."""
-    pred, ref = normalize(prediction).split(), normalize(reference).split()
-    if not pred or not ref:
-        return float(pred == ref)
-    common = sum((Counter(pred) & Counter(ref)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(pred), common / len(ref)
-    return 2 * precision * recall / (precision + recall)
-
-
-def score(predictions: list[str], references: list[str]) -> EvalResult:
-    """Mean exact match, accuracy and token F1 over pairs."""
-    n = len(predictions)
-    if n == 0:
-        return EvalResult(0, 0.0, 0.0, 0.0)
-    return EvalResult(n=n, exact_match=sum(map(exact_match, predictions, references)) / n,
-                      accuracy=sum(map(answer_accuracy, predictions, references)) / n,
-                      f1=sum(map(token_f1, predictions, references)) / n)
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Prediction:
+        refs = obj.get("references")
+        if refs is None:  # written before test sets could have several references
+            refs = [obj.get("reference", "")]
+        return cls(str(obj.get("input", "")), [str(r) for r in refs], str(obj.get("prediction", "")),
+                   str(obj.get("answer", "")), obj.get("correct"))
 
 
 def read_metrics(run_dir: Path) -> dict[str, EvalResult] | None:
@@ -146,7 +126,14 @@ def read_metrics(run_dir: Path) -> dict[str, EvalResult] | None:
         saved = json.loads(path.read_text(encoding="utf-8"))
     except ValueError:
         return None
-    return {key: EvalResult.from_json(m) for key, m in saved.items() if isinstance(m, dict)}
+    out = {}
+    for key, m in saved.items():
+        if isinstance(m, dict):
+            try:
+                out[key] = EvalResult.from_json(m)
+            except (KeyError, TypeError, ValueError):
+                continue
+    return out
 
 
 def _save_metrics(run_dir: Path, result: EvalResult) -> None:
@@ -167,14 +154,62 @@ def read_predictions(run_dir: Path, limit: int | None = None, base: bool = False
             if limit is not None and len(out) >= limit:
                 break
             try:
-                out.append(Prediction(**json.loads(line)))
-            except (ValueError, TypeError):
+                obj = json.loads(line)
+            except ValueError:
                 continue
+            if isinstance(obj, dict):
+                out.append(Prediction.from_json(obj))
     return out
 
 
 def _predictions_file(base: bool) -> str:
     return "predictions-base.jsonl" if base else "predictions.jsonl"
+
+
+def run_task(cfg: RunConfig) -> Task | None:
+    """The task a run was trained for (its instruction and demonstrations), None for a run on a bare data file."""
+    if not cfg.examples or not cfg.instruction.strip():
+        return None
+    try:
+        return validate({"name": cfg.task or cfg.id, "instruction": cfg.instruction,
+                         "examples": [{"input": i, "output": o} for i, o in cfg.examples]})
+    except TaskError:
+        return None
+
+
+def test_items(run_dir: Path, data: str | Path | None, *, input_col: str | None = None,
+               output_col: str | None = None) -> tuple[str, str, list[TestItem]]:
+    """``(label, layout, items)`` of what to evaluate on: the file ``data`` in any accepted layout, else the run's
+    validation split."""
+    if data is not None:
+        test: TestSet = read_testset(data, input_col=input_col, output_col=output_col)
+        return test.path.name, test.layout, list(test.items)
+    rows = read_jsonl(run_dir / "eval.jsonl")
+    if not rows:
+        raise EngineError(f"run {run_dir.name} has no validation split", fix="evaluate on a file with --data FILE")
+    return "validation", "jsonl", [TestItem(r["input"], (r["output"],)) for r in rows]
+
+
+def score_answers(which: str, label: str, layout: str, items: list[TestItem], outputs: list[str], *,
+                  task: Task | None, metric: str | None,
+                  seconds: float) -> tuple[EvalResult, list[Scored], list[Prediction]]:
+    """Score ``outputs`` (one per item) with the chosen metric: the result, the per-item scoring and the
+    prediction records. Shared by every system evaluated (student, base, teacher)."""
+    refs = [list(item.references) for item in items]
+    choice = metrics.choose_metric(layout, refs, task=task, explicit=metric)
+    scored = metrics.score_all(choice, outputs, refs)
+    first = scored[0]
+    preds = [Prediction(item.input, list(item.references), out, first.answers[i], first.correct[i])
+             for i, (item, out) in enumerate(zip(items, outputs, strict=True))]
+    result = EvalResult(which, label, len(items), choice.metrics, metrics.metrics_json(scored), choice.why,
+                        round(seconds, 3))
+    return result, scored, preds
+
+
+def write_predictions(path: Path, preds: list[Prediction]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for p in preds:
+            f.write(json.dumps(asdict(p), ensure_ascii=False) + "\n")
 
 
 # -- generation -----------------------------------------------------------------------------
@@ -261,47 +296,35 @@ def generate(model: Any, tokenizer: Any, fmt: PromptFormat, inputs: list[str], d
 
 
 def evaluate(run_dir: str | Path, data: str | Path | None = None, *, base: bool = False, limit: int | None = None,
-             max_new_tokens: int = 256, batch_size: int = 8, device: str = "auto") -> Iterator[Event]:
+             max_new_tokens: int = 256, batch_size: int = 8, device: str = "auto", task: Task | None = None,
+             metric: str | None = None, input_col: str | None = None,
+             output_col: str | None = None) -> Iterator[Event]:
     """Evaluate the run's student (``base``: the untrained student) on its validation split or ``data``.
 
-    Yields :class:`~engine.events.Progress` per batch and ends with :class:`EvalDone`. Predictions are
-    written as they are made; closing the generator stops after the current batch.
+    ``task`` (default: the run's own instruction and demonstrations) and ``metric`` choose the metric. Yields
+    :class:`~engine.events.Progress` per batch and ends with :class:`EvalDone`. Closing the generator stops
+    after the current batch (nothing is scored then).
     """
     run_dir = Path(run_dir)
-    if data is not None:
-        rows = read_examples_file(data)
-        label = Path(data).name
-    else:
-        rows = read_jsonl(run_dir / "eval.jsonl")
-        label = "validation"
-        if not rows:
-            raise EngineError(f"run {run_dir.name} has no validation split",
-                              fix="evaluate on a file with --data FILE")
+    label, layout, items = test_items(run_dir, data, input_col=input_col, output_col=output_col)
     if limit:
-        rows = rows[:limit]
+        items = items[:limit]
+    cfg = read_config(run_dir)
+    task = task or run_task(cfg)
     which = "base" if base else "student"
     model, tokenizer, fmt, device = load_for_inference(run_dir, base=base, device=device)
-    max_length = read_config(run_dir).settings.max_length or None
-    pred_path = run_dir / _predictions_file(base)
-    preds: list[str] = []
-    refs: list[str] = []
+    max_length = cfg.settings.max_length or None
+    outputs: list[str] = []
     t0 = time.monotonic()
     meter = RateMeter()
-    yield meter.progress("eval", 0, len(rows), "examples", f"{which} on {label}")
-    with pred_path.open("w", encoding="utf-8") as f:
-        for i in range(0, len(rows), batch_size):
-            batch = rows[i:i + batch_size]
-            texts = generate(model, tokenizer, fmt, [r["input"] for r in batch], device, max_new_tokens,
-                             max_length)
-            for r, p in zip(batch, texts, strict=True):
-                preds.append(p)
-                refs.append(r["output"])
-                line = Prediction(input=r["input"], reference=r["output"], prediction=p, answer=extract_answer(p),
-                                  reference_answer=extract_answer(r["output"]),
-                                  correct=bool(answer_accuracy(p, r["output"])))
-                f.write(json.dumps(asdict(line), ensure_ascii=False) + "\n")
-            f.flush()
-            yield meter.progress("eval", len(preds), len(rows), "examples", f"{which} on {label}")
-    result = replace(score(preds, refs), model=which, data=label, seconds=round(time.monotonic() - t0, 3))
+    yield meter.progress("eval", 0, len(items), "examples", f"{which} on {label}")
+    for i in range(0, len(items), batch_size):
+        batch = items[i:i + batch_size]
+        outputs += generate(model, tokenizer, fmt, [it.input for it in batch], device, max_new_tokens, max_length)
+        yield meter.progress("eval", len(outputs), len(items), "examples", f"{which} on {label}")
+    result, scored, preds = score_answers(which, label, layout, items, outputs, task=task, metric=metric,
+                                          seconds=time.monotonic() - t0)
+    pred_path = run_dir / _predictions_file(base)
+    write_predictions(pred_path, preds)
     _save_metrics(run_dir, result)
-    yield EvalDone(metrics=result, predictions=str(pred_path))
+    yield EvalDone(metrics=result, predictions=str(pred_path), scored=tuple(scored))

@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 
 from engine.errors import EngineError
+from engine.tasks import TASK_METRICS
 
-METRICS = ("exact", "squad", "accuracy", "bleu", "chrf")
+METRICS = TASK_METRICS
 """The metrics a task (``metric`` key), ``eval --metric`` and ``score --metric`` can name."""
 VALUE_NAMES = {"exact": ("exact",), "squad": ("exact_match", "f1"), "accuracy": ("accuracy",),
                "bleu": ("bleu",), "chrf": ("chrf",)}
@@ -73,8 +74,12 @@ def normalize_exact(text: str) -> str:
 
 
 def exact_correct(prediction: str, target: str) -> bool:
-    """Whether the extracted answer of ``prediction`` is ``target`` (see the module docstring for the rules)."""
-    answer, goal = normalize_exact(extract_answer(prediction)), normalize_exact(target)
+    """Whether the extracted answer of ``prediction`` is ``target`` (see the module docstring for the rules).
+
+    A target that reasons ("... the answer is X.", a validation split of a chain-of-thought task) counts by
+    its own answer X."""
+    answer = normalize_exact(extract_answer(prediction))
+    goal = normalize_exact(extract_answer(target) if _ANSWER_IS.search(target) else target)
     if answer == goal:
         return True
     option = _OPTION.match(goal)

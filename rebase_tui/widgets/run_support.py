@@ -138,12 +138,12 @@ def results_text(run_path: Path, status: str, extra: str = "") -> str:
 
     parts: list[str] = []
     for name, m in (read_metrics(run_path) or {}).items():
-        parts.append(f"{name}: exact_match {m.exact_match:.3f}, accuracy {m.accuracy:.3f}, f1 {m.f1:.3f}")
+        parts.append(f"{name}: {m.describe()}")
     predictions = read_predictions(run_path, limit=5)
     if predictions:
         parts.append("sample predictions:")
     for p in predictions:
-        mark = "✓" if p.correct else "✗"
+        mark = "·" if p.correct is None else "✓" if p.correct else "✗"
         parts.append(f"{mark} input: {p.input[:160]}\n  expected: {p.reference}\n  predicted: {p.prediction}")
     if not parts and status in ("finished", "stopped"):
         parts.append("no evaluation yet — v evaluates on the validation split")

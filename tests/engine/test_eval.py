@@ -7,50 +7,18 @@ import json
 import pytest
 
 from engine.student import runs, training_data
-from engine.student.evaluate import (
-    EvalDone,
-    answer_accuracy,
-    exact_match,
-    extract_answer,
-    normalize,
-    score,
-    token_f1,
-)
+from engine.student.evaluate import EvalDone, EvalResult
 from engine.student.loop import train
 from engine.student.run_config import RunSettings
 from rebase_tui.cli import main
 from tests.conftest import shared_data
 
 
-def test_normalize_and_exact_match():
-    assert normalize("  The Answer, is: (B)! ") == "answer is b"
-    assert exact_match("Entailment.", "entailment") == 1.0
-    assert exact_match("Entailment", "Neutral") == 0.0
-
-
-def test_answer_extraction():
-    assert extract_answer("Step by step... So the answer is (B).") == "(B)"
-    assert extract_answer("not True is False. Therefore, the answer is False.") == "False"
-    assert extract_answer("I think (A) is wrong and (C) is right") == "(C)"
-    assert extract_answer("valid\nbecause reasons") == "valid"
-    assert answer_accuracy("Reasoning... So the answer is (B).", "(B)") == 1.0
-    assert answer_accuracy("Reasoning... So the answer is (A).", "(B)") == 0.0
-    assert answer_accuracy("the answer is True", "True") == 1.0
-
-
-def test_token_f1_squad_style():
-    assert token_f1("the cat sat", "cat sat") == 1.0
-    assert token_f1("cat", "cat sat on mat") == pytest.approx(2 * 1 * 0.25 / 1.25)
-    assert token_f1("dog", "cat") == 0.0
-    assert token_f1("", "") == 1.0
-
-
-def test_score_means():
-    m = score(["So the answer is (A).", "(B)", "blue"], ["(A)", "(C)", "Blue."])
-    assert m.n == 3
-    assert m.accuracy == pytest.approx(2 / 3)
-    assert m.exact_match == pytest.approx(1 / 3)
-    assert 0 < m.f1 < 1
+def test_old_metrics_files_still_read():
+    old = {"n": 3, "exact_match": 0.5, "accuracy": 1.0, "f1": 0.75, "model": "student", "data": "validation",
+           "seconds": 1.5}
+    m = EvalResult.from_json(old)
+    assert (m.n, m.value("accuracy"), m.metrics["f1"]["ci95"]) == (3, 1.0, [0.75, 0.75])
 
 
 @pytest.fixture(scope="module")
@@ -76,14 +44,18 @@ def test_eval_trained_beats_base_and_writes_files(trained_run, capsys):
     ws, path = trained_run
     assert main(["eval", path.name, "-w", str(ws), "--max-new-tokens", "8", "--json"]) == 0
     trained = json.loads(capsys.readouterr().out)
-    assert trained["n"] == 16 and trained["model"] == "student" and trained["data"] == "validation"
-    assert trained["accuracy"] == 1.0 and trained["exact_match"] == 1.0
+    assert trained["n"] == 16 and trained["data"] == "validation"
+    # the task's examples reason to "the answer is X": its metric is the exact answer
+    assert trained["metric"] == ["exact"] and trained["metrics"]["exact"] == {"value": 1.0, "ci95": [1.0, 1.0]}
     preds = [json.loads(x) for x in (path / "predictions.jsonl").read_text().splitlines()]
     assert len(preds) == 16 and preds[0]["prediction"] == "The answer is True." and preds[0]["correct"]
-    assert main(["eval", path.name, "-w", str(ws), "--base", "--limit", "4", "--max-new-tokens", "8",
+    assert preds[0]["answer"] == "True." and preds[0]["references"] == ["The answer is True."]
+    assert main(["eval", path.name, "-w", str(ws), "--base", "--limit", "8", "--max-new-tokens", "8",
                  "--json"]) == 0
-    base = json.loads(capsys.readouterr().out)
-    assert base["model"] == "base" and base["n"] == 4 and base["accuracy"] == 0.0
+    both = json.loads(capsys.readouterr().out)
+    assert both["n"] == 8 and both["metrics"]["exact"]["value"] == 1.0
+    assert both["base"]["metrics"]["exact"]["value"] == 0.0
+    assert both["base"]["p_value"]["exact"] < 0.05, "8 of 8 against 0 of 8 is no accident"
     saved = json.loads((path / "metrics.json").read_text())
     assert set(saved) == {"student:validation", "base:validation"}
     assert (path / "predictions-base.jsonl").exists()
@@ -97,11 +69,12 @@ def test_eval_on_a_bbh_file(trained_run):
     events = list(evaluate(path, bbh, limit=6, max_new_tokens=8, batch_size=3))
     done = events[-1]
     assert isinstance(done, EvalDone) and done.metrics.n == 6 and done.metrics.data == bbh.name
-    refs = [json.loads(x)["reference"] for x in (path / "predictions.jsonl").read_text().splitlines()]
+    refs = [json.loads(x)["references"] for x in (path / "predictions.jsonl").read_text().splitlines()]
     expected = [e["target"] for e in json.loads(bbh.read_text())["examples"][:6]]
-    assert refs == expected
-    # the student always says True: its accuracy is exactly the share of True targets
-    assert done.metrics.accuracy == pytest.approx(sum(t == "True" for t in expected) / 6)
+    assert refs == [[t] for t in expected]
+    # the student always says True: its exact score is exactly the share of True targets
+    assert done.metrics.metric == ("exact",)
+    assert done.metrics.value("exact") == pytest.approx(sum(t == "True" for t in expected) / 6)
 
 
 def test_eval_unknown_run_is_named(tmp_path, capsys):
