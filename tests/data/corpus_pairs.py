@@ -43,11 +43,15 @@ SCENES = [  # premise, entailed, neutral, contradicted
 ]
 
 
+LABELLED = ("entailment", "neutral", "contradiction")  # the order of a scene's hypotheses
+
+
 def nli_pairs(rng: random.Random) -> Dataset:
     rows = []
-    for i, (premise, entailed, neutral, contradicted) in enumerate(SCENES):
-        for label, hypothesis in (("entailment", entailed), ("neutral", neutral), ("contradiction", contradicted)):
-            rows.append({"idx": f"scene{i:02d}#{label[0]}", "premise": premise, "hypothesis": hypothesis,
+    for turn in range(3):  # one hypothesis of every scene per turn: neighbouring rows have other premises
+        for i, scene in enumerate(SCENES):
+            label, hypothesis = LABELLED[(i + turn) % 3], scene[1 + (i + turn) % 3]
+            rows.append({"idx": f"scene{i:02d}#{label[0]}", "premise": scene[0], "hypothesis": hypothesis,
                          "label": label, "type": rng.choice(["original", "cf"])})
     return Dataset("corpus__nli-pairs",
                    "Premise and hypothesis sentence pairs about everyday scenes, labelled entailment, neutral or "

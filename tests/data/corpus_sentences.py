@@ -15,13 +15,13 @@ ABOUT = ["This movie is", "The film is", "It's", "Honestly, this picture is", "O
 
 
 def movie_sentiment(rng: random.Random) -> Dataset:
+    positive = rng.sample([f"{o} {p} ." for o in ABOUT[:5] for p in GOOD], 18)  # distinct sentences
+    negative = rng.sample([f"{o} {p} ." for o in ABOUT[3:] for p in BAD], 18)
     rows = []
-    for i in range(36):
-        good = i % 2 == 0
-        opener = ABOUT[i % 5] if good else ABOUT[(i % 3) + 3]
-        sentence = f"{opener} {rng.choice(GOOD if good else BAD)} ."
-        score = rng.uniform(0.62, 0.98) if good else rng.uniform(0.03, 0.4)
-        rows.append({"sentence": sentence, "label": f"{score:.4f}", "tokens": "|".join(sentence.split())})
+    for good, bad in zip(positive, negative, strict=True):
+        for sentence, low, high in ((good, 0.62, 0.98), (bad, 0.03, 0.4)):
+            rows.append({"sentence": sentence, "label": f"{rng.uniform(low, high):.4f}",
+                         "tokens": "|".join(sentence.split())})
     return Dataset("movie_sentiment",
                    "Single sentences from movie reviews with a sentiment score between 0 (very negative) and "
                    "1 (very positive).", {"default": rows})
@@ -50,8 +50,8 @@ WINO = [  # sentence with _, option1, option2, the right one (1 or 2)
 
 def pronoun_choice(rng: random.Random) -> Dataset:
     rows = [{"sentence": s, "option1": a, "option2": b, "answer": k} for s, a, b, k in WINO]
-    rows += [{"sentence": s.replace("because", "since"), "option1": a, "option2": b, "answer": k}
-             for s, a, b, k in WINO]
+    # the same sentences with the options the other way round
+    rows += [{"sentence": s, "option1": b, "option2": a, "answer": "2" if k == "1" else "1"} for s, a, b, k in WINO]
     return Dataset("pronoun_choice",
                    "Fill-in-the-blank sentences with two options: choose the one the blank refers to. Pairs of "
                    "sentences differ in one word that flips the answer (commonsense coreference).",

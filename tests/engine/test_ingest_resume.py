@@ -18,7 +18,9 @@ from engine.workspace import Workspace
 from tests.conftest import REPO, corpus
 
 SUBSET = ("question_types", "commonsense_explanations", "multiple_choice_qa", "corpus__medical-question-pairs",
-          "science_questions", "yes_no_questions")
+          "science_questions", "yes_no_questions", "reading_comprehension", "python_problems")
+"""Eight corpus folders, about 500 values: embedding them takes a few seconds on one thread, so that the
+second kill (at most 1.5 s into embedding) lands in the middle of it."""
 MAX_ROWS = 25
 
 

@@ -68,8 +68,9 @@ def test_accept_reject_edit_undo_survive_restart(reviewed_ws):
         assert len(hist) == 4 and all(h["undone"] for h in hist), "the log is append-only: undone, not deleted"
         assert review.accept_all(ws, "mnli") == 8
         assert sorted(review.undo(ws, "mnli")) == sorted(all_ids), "accept-all is one undoable batch"
-        e = review.edit(ws, "mnli", all_ids[5], output="Neutral", accept=True)
-        assert (e["status"], e["output"], e["edited"]) == ("accepted", "Neutral", True)
+        other = "Entailment" if review.get_example(ws, all_ids[5])["output"] == "Neutral" else "Neutral"
+        e = review.edit(ws, "mnli", all_ids[5], output=other, accept=True)
+        assert (e["status"], e["output"], e["edited"]) == ("accepted", other, True)
         assert review.undo(ws, "mnli") == [all_ids[5]], "edit + accept is one step"
         assert review.get_example(ws, all_ids[5])["status"] == "pending"
 
