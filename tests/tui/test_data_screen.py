@@ -9,17 +9,24 @@ from engine.datastore.health import list_datasets
 from engine.demo import demo_corpus_dir
 from engine.workspace import Workspace
 from rebase_tui.app import RebaseApp
+from tests.conftest import corpus
 from tests.tui.helpers import text_of, until
 from tests.tui.snapshot import assert_snapshot
 
 SIZE = (130, 40)
 
 
+DEMO = ("demo__entailment-pairs", "demo__science-facts")  # a CSV and a JSON dataset
+
+
 def _collection(tmp_path):  # type: ignore[no-untyped-def]
-    """A folder holding two datasets of the demo corpus (symlinked: a CSV and a JSON one) and a corrupt one."""
+    """A folder holding (symlinked) the test datastore's datasets, two of the demo corpus, and a corrupt one:
+    about 600 values to embed, several seconds of work, so keys arrive while the ingest runs."""
     root = tmp_path / "collection"
     root.mkdir()
-    for name in ("demo__entailment-pairs", "demo__science-facts"):
+    for folder in sorted(p for p in corpus("datastore").iterdir() if p.is_dir()):
+        (root / folder.name).symlink_to(folder, target_is_directory=True)
+    for name in DEMO:
         (root / name).symlink_to(demo_corpus_dir() / name, target_is_directory=True)
     bad = root / "broken_ds"
     bad.mkdir()
@@ -65,12 +72,12 @@ async def test_ingest_from_the_screen_keys_work_meanwhile_cancel_resume_skipped(
         log = "\n".join(screen.query_one("#ingest-log", Log).lines)
         assert "ingest finished" in log
         assert "skipped:" in log and "broken_ds" in log
+        names = sorted(p.name.replace("__", "/") for p in collection.iterdir() if p.name != "broken_ds")
         summary = screen.ingest_summary
-        assert summary["datasets"] == 2 and [s for s in summary["skipped"] if "broken_ds" in s["path"]]
+        assert summary["datasets"] == len(names) and [s for s in summary["skipped"] if "broken_ds" in s["path"]]
         table = screen.query_one("#ds-table", DataTable)
-        assert [table.get_row_at(i)[0].plain for i in range(table.row_count)] == ["demo/entailment-pairs",
-                                                                                  "demo/science-facts"]
-        assert {d.name for d in list_datasets(ws)} == {"demo/entailment-pairs", "demo/science-facts"}
+        assert [table.get_row_at(i)[0].plain for i in range(table.row_count)] == names
+        assert {d.name for d in list_datasets(ws)} == set(names)
         await until(pilot, lambda: "healthy" in text_of(screen.query_one("#ds-health", Static)),
                     what="the index check")
         assert "all-MiniLM-L6-v2" in text_of(screen.query_one("#ds-health", Static))
