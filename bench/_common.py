@@ -73,7 +73,12 @@ def review_workspace(ws: Any, n_examples: int, n_rows: int = 40) -> None:
     premises[3] = "Premise 3: closing [/foo] tag and [bold]not bold[/bold] and [link=x]y[/link]"  # shown verbatim
     data = [json.dumps({"premise": premises[i], "hypothesis": f"Hypothesis {i}: an animal is {i % 3} metres away.",
                         "label": REVIEW_LABELS[i % 3]}) for i in range(n_rows)]
-    tables = {
+    tables = {  # in the order the foreign keys need
+        "datasets": pa.table({"id": [1], "name": ["toy/nli"], "source_path": ["/tmp/toy"],
+                              "description": ["toy NLI rows"], "status": ["ready"]}),
+        "configs": pa.table({"id": [1], "dataset": [1], "name": ["default"], "split": ["train"],
+                             "columns": [json.dumps(["premise", "hypothesis", "label"])], "rows_total": [n_rows],
+                             "status": ["ready"]}),
         "rows": pa.table({"id": ids, "dataset": [1] * n_rows, "config": [1] * n_rows,
                           "row_id": list(range(n_rows)), "data": data}),
         "retrievals": pa.table({"task": ["nli"] * n_rows, "rank": list(range(1, n_rows + 1)), "row": ids,
@@ -88,11 +93,6 @@ def review_workspace(ws: Any, n_examples: int, n_rows: int = 40) -> None:
             "status": ["pending"] * n_examples, "teacher_model": ["standin:1b"] * n_examples}),
     }
     with ws.store.transaction() as cur:
-        cur.execute("insert into datasets (id, name, source_path, description, status) "
-                    "values (1, 'toy/nli', '/tmp/toy', 'toy NLI rows', 'ready')")
-        cur.execute("insert into configs (id, dataset, name, split, columns, rows_total, status) "
-                    "values (1, 1, 'default', 'train', ?, ?, 'ready')",
-                    [json.dumps(["premise", "hypothesis", "label"]), n_rows])
         for name, table in tables.items():
             cur.register("incoming", table)
             columns = ", ".join(f'"{c}"' for c in table.column_names)
