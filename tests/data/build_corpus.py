@@ -43,13 +43,22 @@ def write_parquet(path: Path, rows: list[dict[str, str]], dataset: str, config: 
     pq.write_table(table, path)
 
 
-def write_dataset(root: Path, ds: Dataset, rng: random.Random) -> None:
+def generate(rng: random.Random) -> list[tuple[Dataset, dict[str, list[int]]]]:
+    """Every dataset with the original row ids of each config (the rows were drawn, in order, from a
+    larger source). Tests call this too, to know what the files hold by construction."""
+    out = []
+    for build in BUILDERS:
+        ds = build(rng)
+        out.append((ds, {config: sorted(rng.sample(range(len(rows) * 8), len(rows)))
+                         for config, rows in ds.configs.items()}))
+    return out
+
+
+def write_dataset(root: Path, ds: Dataset, row_ids: dict[str, list[int]]) -> None:
     folder = root / ds.folder
     shutil.rmtree(folder, ignore_errors=True)
     for config, rows in ds.configs.items():
-        # original ids: the rows were drawn, in order, from a larger source
-        row_ids = sorted(rng.sample(range(len(rows) * 8), len(rows)))
-        write_parquet(folder / config / "train.parquet", rows, ds.name, config, row_ids)
+        write_parquet(folder / config / "train.parquet", rows, ds.name, config, row_ids[config])
     (folder / "README.md").write_text(card(ds.name, ds.description), encoding="utf-8")
 
 
@@ -60,8 +69,8 @@ def write_jsonl(path: Path, rows: list[dict[str, str]]) -> None:
 
 def main() -> None:
     rng = random.Random(SEED)
-    for build in BUILDERS:
-        write_dataset(HERE / "datastore", build(rng), rng)
+    for ds, row_ids in generate(rng):
+        write_dataset(HERE / "datastore", ds, row_ids)
     tasks = HERE / "tasks"
     tasks.mkdir(exist_ok=True)
     for spec in TASKS:

@@ -38,6 +38,31 @@ def _expected(folders, max_rows):
     return {"datasets": len(folders), "configs": configs, "rows": rows, "cells": cells, "values": len(values)}
 
 
+def test_readers_give_exactly_the_rows_the_corpus_was_built_from():
+    """Discovery and the readers over the test datastore: every dataset, config, row id and cell text the
+    corpus generator wrote (empty values read as absent), nothing skipped."""
+    import random
+
+    from engine.datastore.readers import read_split
+    from engine.datastore.sources import discover
+    from tests.data.build_corpus import SEED, generate
+
+    built = {ds.name: (ds, row_ids) for ds, row_ids in generate(random.Random(SEED))}
+    found = discover([corpus("datastore")])
+    assert found.skipped == [] and found.notes == []
+    assert sorted(ds.name for ds in found.datasets) == sorted(built)
+    for ds in found.datasets:
+        source, row_ids = built[ds.name]
+        assert ds.problems == [] and ds.description == source.description
+        assert {c.name: c.split for c in ds.configs} == {name: "train" for name in source.configs}
+        for cfg in ds.configs:
+            result, failed = read_split(cfg.files, 0, ds.labels)
+            assert failed == [] and result.notes == []
+            expected = [(i, {k: v or None for k, v in row.items()})
+                        for i, row in zip(row_ids[cfg.name], source.configs[cfg.name], strict=True)]
+            assert result.rows == expected, (ds.name, cfg.name)
+
+
 def test_small_datastore_counts_match_the_files(small_datastore):
     root = corpus("datastore")
     expected = _expected([root / name for name in SMALL_DATASETS], SMALL_MAX_ROWS)
