@@ -28,14 +28,14 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _common import SHARED_DATA
 
-from engine.datastore.embed import load_embedder, set_torch_threads  # noqa: E402
-from engine.datastore.ingest import IngestDone, IngestSummary, ingest  # noqa: E402
-from engine.events import Progress  # noqa: E402
-from engine.workspace import Workspace  # noqa: E402
+from engine.datastore.embed import load_embedder, set_torch_threads
+from engine.datastore.ingest import IngestDone, IngestSummary, ingest
+from engine.events import Progress
+from engine.workspace import Workspace
 
-DATASTORE = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "datastore"
+DATASTORE = SHARED_DATA / "datastore"
 
 
 def peak_rss_mb() -> float:

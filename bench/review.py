@@ -16,18 +16,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from textual import events  # noqa: E402
+from _common import review_workspace
+from textual import events
 
 from engine.workspace import Workspace  # noqa: E402
 from rebase_tui.app import RebaseApp  # noqa: E402
-from tests.tui.part2_data import add_examples, make_datastore  # noqa: E402
 
 KEYS = ("j", "k", "a", "r", "u", "G", "g", "2", "1")
 
@@ -40,8 +37,7 @@ def pct(values: list[float], p: float) -> float:
 async def measure(n: int, rounds: int) -> dict[str, list[float]]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-review-"))
     ws = Workspace(tmp / "ws")
-    make_datastore(ws, 40)
-    add_examples(ws, n)
+    review_workspace(ws, n)
     app = RebaseApp(ws, stage="review", task="nli")
     painted = asyncio.Event()
     settled = asyncio.Event()

@@ -24,33 +24,29 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import REPO, pool_from_folders, shared
 
-from engine.tasks import add_task, read_task_file  # noqa: E402
-from engine.teacher.client import TeacherSettings  # noqa: E402
-from engine.teacher.transform import TransformFinished, transform  # noqa: E402
-from engine.workspace import Workspace  # noqa: E402
+from engine.tasks import add_task, read_task_file
+from engine.teacher.client import TeacherSettings
+from engine.teacher.transform import TransformFinished, transform
+from engine.workspace import Workspace
 
-SHARED = ROOT.parent / "shared" / "data"
 FOLDERS = ["sagnikrayc__snli-cf-kaushik", "scitail", "PlanTL-GOB-ES__wnli-es", "cjvt__si_nli", "assin"]
 
 
 def start_standin(parallel: int, latency: float) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "ollama_standin.py"), "--port", "0",
+    proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "ollama_standin.py"), "--port", "0",
                              "--parallel", str(parallel), "--latency", str(latency)],
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                            stdout=subprocess.PIPE, text=True, cwd=REPO)
     line = proc.stdout.readline()
     url = line.split(" on ", 1)[1].split()[0]
     return proc, url
 
 
 def make_workspace(root: Path, n: int) -> Workspace:
-    from tests.fixtures.standin import pool_from_datastore
-
     ws = Workspace(root)
-    add_task(ws, read_task_file(SHARED / "tasks" / "mnli.json"))
-    got = pool_from_datastore(ws, "mnli", FOLDERS, n)
+    add_task(ws, read_task_file(shared("tasks", "mnli.json")))
+    got = pool_from_folders(ws, "mnli", FOLDERS, n)
     if got < n:
         raise SystemExit(f"only {got} rows available for the pool")
     return ws
@@ -95,8 +91,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=6.0, help="about how long each run should take")
     p.add_argument("--overhead-rows", type=int, default=60, help="rows for the L = 0 overhead run")
     args = p.parse_args()
-    if not (SHARED / "datastore").exists():
-        raise SystemExit(f"{SHARED} is absent: the benchmark uses real rows from it")
+    shared("datastore")  # the benchmark uses real rows from it
     L = args.latency
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

@@ -31,14 +31,13 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-DATA = REPO.parent / "shared" / "data" / "teacher_outputs" / "mnli.jsonl"
+from _common import SHARED_DATA
+
+DATA = SHARED_DATA / "teacher_outputs" / "mnli.jsonl"
 
 
 def build_student(path: Path, rows: list[dict], layers: int, dim: int) -> None:

@@ -29,11 +29,11 @@ import sys
 import time
 from pathlib import Path
 
+from _common import REPO, SHARED_DATA
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-SHARED = REPO.parent / "shared" / "data"
+SHARED = SHARED_DATA
 TASK_FILE = SHARED / "tasks" / "mnli.json"
 TYPED = " Answer with one word please"
 

@@ -1,8 +1,10 @@
 """Shared test environment and fixtures.
 
 Tests run offline (HF_HUB_OFFLINE=1) with one torch/OMP thread (on 2 cores, two busy processes with
-2 threads each were measured 30x slower on small work). Data from ../shared/data is used where present,
-and those tests skip cleanly where it is absent.
+2 threads each were measured 30x slower on small work). Their data is the corpus committed under
+``tests/data`` (:func:`corpus`), so a fresh clone runs the whole suite. Only the ``slow`` tests read the
+shared data folder beside the repository (:func:`shared_data`; ``REBASE_SHARED_DATA`` points elsewhere),
+and skip where it is absent. The run ends with a count of skipped tests and their reasons.
 """
 
 from __future__ import annotations
@@ -28,15 +30,43 @@ pytest_plugins = [
 ]
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+CORPUS = REPO / "tests" / "data"
+SHARED_DATA = Path(os.environ.get("REBASE_SHARED_DATA") or REPO.parent / "shared" / "data")
+
+
+def corpus(*parts: str) -> Path:
+    """A path in the committed test corpus (tests/data); a missing one fails the test, never skips it."""
+    path = CORPUS.joinpath(*parts)
+    assert path.exists(), f"{path} is missing from the test corpus (python -m tests.data.build_corpus writes it)"
+    return path
 
 
 def shared_data(*parts: str) -> Path:
-    """A path under ../shared/data, or skip the test when that folder is absent."""
+    """A path under the shared data folder, for slow tests only; skips the test when it is absent."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"{path} is not present (the shared data folder sits beside the repository)")
+        pytest.skip(f"{path} is not present (the shared data folder sits beside the repository; "
+                    "only slow tests use it)")
     return path
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+    """Say how many tests were skipped and why, so that a run missing something never just reads "passed"."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    reasons: dict[str, int] = {}
+    for report in skipped:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    line = f"{len(skipped)} skipped"
+    deselected = len(terminalreporter.stats.get("deselected", []))
+    if deselected:
+        line += f", {deselected} deselected (-m/-k; the slow tests run only with -m slow)"
+    terminalreporter.section("skipped tests", sep="-")
+    terminalreporter.write_line(line)
+    for reason, n in sorted(reasons.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"  {n} x {reason}")
 
 
 @pytest.fixture(autouse=True)

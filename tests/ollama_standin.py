@@ -1,12 +1,11 @@
 """A protocol-faithful Ollama stand-in HTTP server for tests and benchmarks (stdlib only).
 
-It behaves like ``ollama serve`` on the wire, as described in ../shared/docs/ollama-api.md (see the
-checklist at its end): chunked NDJSON streams flushed line by line, integer-nanosecond metrics, the real
-error shapes and status codes, ``N`` parallel slots per model where extra requests wait without any
-response bytes, and answers to ``format`` JSON schemas that validate against the schema. The content of
-a constrained answer is drawn from the prompt (from the last JSON object in the last user message when
-there is one, i.e. the retrieved row), deterministically: the same model, messages and seed give the same
-text.
+It behaves like ``ollama serve`` on the wire, as Ollama's API documentation describes it: chunked NDJSON
+streams flushed line by line, integer-nanosecond metrics, the real error shapes and status codes, ``N``
+parallel slots per model where extra requests wait without any response bytes, and answers to ``format``
+JSON schemas that validate against the schema. The content of a constrained answer is drawn from the
+prompt (from the last JSON object in the last user message when there is one, i.e. the retrieved row),
+deterministically: the same model, messages and seed give the same text.
 
 Every failure mode can be injected for the next chat/generate requests (optionally only those whose
 prompt contains a substring)::

@@ -1,4 +1,4 @@
-"""Datastore queries on a real ingested workspace: list, remove, check, repair (engine and CLI)."""
+"""Datastore queries on an ingested workspace of the test corpus: list, remove, check, repair (engine and CLI)."""
 
 from __future__ import annotations
 
@@ -31,18 +31,18 @@ def test_remove_deletes_rows_cells_orphan_values_and_vectors(small_datastore, em
         with ws.store.cursor() as cur:
             own = cur.execute("""
                 select count(distinct c.value) from cells c join rows r on r.id = c."row"
-                join datasets d on d.id = r.dataset where d.name = 'trec'
+                join datasets d on d.id = r.dataset where d.name = 'question_types'
                 and c.value not in (select c2.value from cells c2 join rows r2 on r2.id = c2."row"
-                                    join datasets d2 on d2.id = r2.dataset where d2.name <> 'trec')""").fetchall()[0][0]
+                                    join datasets d2 on d2.id = r2.dataset where d2.name <> 'question_types')""").fetchall()[0][0]
             shared = cur.execute("""
                 select v.id from cell_values v where v.id in (select c.value from cells c join rows r on r.id = c."row"
-                join datasets d on d.id = r.dataset where d.name = 'trec') and v.id in (select c.value from cells c
-                join rows r on r.id = c."row" join datasets d on d.id = r.dataset where d.name <> 'trec')""").fetchall()
-            trec_id = cur.execute("select id from datasets where name = 'trec'").fetchall()[0][0]
+                join datasets d on d.id = r.dataset where d.name = 'question_types') and v.id in (select c.value from cells c
+                join rows r on r.id = c."row" join datasets d on d.id = r.dataset where d.name <> 'question_types')""").fetchall()
+            removed_id = cur.execute("select id from datasets where name = 'question_types'").fetchall()[0][0]
         before = totals(ws)
-        removed = remove_dataset(ws, "trec")
+        removed = remove_dataset(ws, "question_types")
         after = totals(ws)
-        assert removed.dataset == "trec" and removed.values == own
+        assert removed.dataset == "question_types" and removed.values == own
         assert after.datasets == before.datasets - 1
         assert after.rows == before.rows - removed.rows
         assert after.values == before.values - own
@@ -50,27 +50,27 @@ def test_remove_deletes_rows_cells_orphan_values_and_vectors(small_datastore, em
         keys, _ = vindex.load_value_vectors(ws)
         assert all(np.isin([s[0] for s in shared], keys))  # values other datasets use keep their vectors
         d_keys, _ = vindex.load_description_vectors(ws)
-        assert trec_id not in d_keys.tolist()
+        assert removed_id not in d_keys.tolist()
         assert health.check(ws).ok
-        with pytest.raises(EngineError, match="no dataset trec"):
-            remove_dataset(ws, "trec")
+        with pytest.raises(EngineError, match="no dataset question_types"):
+            remove_dataset(ws, "question_types")
         # ingest it again: the same counts as before, new ids (never reused), store and index agree
         from engine.datastore.ingest import run_ingest
-        from tests.conftest import shared_data
+        from tests.conftest import corpus
         from tests.fixtures.datastore import SMALL_MAX_ROWS
 
-        again = run_ingest(ws, [shared_data("datastore", "trec")], max_rows_per_config=SMALL_MAX_ROWS,
+        again = run_ingest(ws, [corpus("datastore", "question_types")], max_rows_per_config=SMALL_MAX_ROWS,
                            embedder=embedder)
         assert again.totals == before
         assert again.added.values == own
         with ws.store.cursor() as cur:
-            assert cur.execute("select id from datasets where name = 'trec'").fetchall()[0][0] > trec_id
+            assert cur.execute("select id from datasets where name = 'question_types'").fetchall()[0][0] > removed_id
         assert health.check(ws).ok
 
 
 def test_remove_by_last_path_component(small_datastore):
     with Workspace(small_datastore) as ws:
-        assert remove_dataset(ws, "snli-cf-kaushik").dataset == "sagnikrayc/snli-cf-kaushik"
+        assert remove_dataset(ws, "nli-pairs").dataset == "corpus/nli-pairs"
 
 
 def test_check_finds_and_repair_fixes_every_kind_of_damage(small_datastore, embedder):
@@ -86,7 +86,7 @@ def test_check_finds_and_repair_fixes_every_kind_of_damage(small_datastore, embe
         with open(vindex.log_path(ws, vindex.DESCRIPTIONS), "ab") as f:
             f.write(b"\x01\x02\x03")
         with ws.store.cursor() as cur:
-            cur.execute("update datasets set status = 'ingesting' where name = 'sst'")
+            cur.execute("update datasets set status = 'ingesting' where name = 'movie_sentiment'")
         report = health.check(ws)
         assert not report.ok
         text = " | ".join(report.problems)
@@ -102,7 +102,7 @@ def test_check_finds_and_repair_fixes_every_kind_of_damage(small_datastore, embe
         for k, v in zip(keys[:3], vecs[:3], strict=True):  # re-embedded vectors equal the originals
             assert float(vecs2[pos[int(k)]] @ v) > 0.999
         with ws.store.cursor() as cur:
-            assert cur.execute("select status from datasets where name = 'sst'").fetchall()[0][0] == "ready"
+            assert cur.execute("select status from datasets where name = 'movie_sentiment'").fetchall()[0][0] == "ready"
 
 
 def test_cli_datasets_remove_check(small_datastore, capsys):
@@ -113,8 +113,8 @@ def test_cli_datasets_remove_check(small_datastore, capsys):
     assert "card" not in doc["datasets"][0]
     assert main(["-w", ws, "check", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
-    assert main(["-w", ws, "remove", "boolq", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["dataset"] == "boolq"
+    assert main(["-w", ws, "remove", "yes_no_questions", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["dataset"] == "yes_no_questions"
     assert main(["-w", ws, "remove", "no-such-dataset"]) == 1
     assert "no dataset no-such-dataset" in capsys.readouterr().err
     # damage the index: check exits 1 and names the problem; --repair fixes it (nothing to re-embed)
@@ -124,4 +124,4 @@ def test_cli_datasets_remove_check(small_datastore, capsys):
     assert main(["-w", ws, "check", "--repair", "--json", "--threads", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
     assert main(["-w", ws, "datasets"]) == 0
-    assert "commonsense_qa" in capsys.readouterr().out
+    assert "multiple_choice_qa" in capsys.readouterr().out

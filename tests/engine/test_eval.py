@@ -11,7 +11,7 @@ from engine.student.evaluate import EvalDone, EvalResult
 from engine.student.loop import train
 from engine.student.run_config import RunSettings
 from rebase_tui.cli import main
-from tests.conftest import shared_data
+from tests.conftest import corpus
 
 
 def test_old_metrics_files_still_read():
@@ -27,7 +27,7 @@ def trained_run(tmp_path_factory, tiny_student):
     from engine.workspace import Workspace
 
     root = tmp_path_factory.mktemp("evalws")
-    rows = training_data.read_examples_file(shared_data("teacher_outputs", "boolean_expressions.jsonl"))[:160]
+    rows = training_data.read_examples_file(corpus("teacher_outputs", "boolean_expressions.jsonl"))[:160]
     rows = [{"input": r["input"], "output": "The answer is True."} for r in rows]
     with Workspace(root / "ws") as ws:
         path = runs.create_run(ws, rows, RunSettings(student=str(tiny_student), method="full", epochs=1.0,
@@ -65,7 +65,7 @@ def test_eval_on_a_bbh_file(trained_run):
     from engine.student.evaluate import evaluate
 
     _, path = trained_run
-    bbh = shared_data("bbh_test", "boolean_expressions.json")
+    bbh = corpus("bbh", "boolean_expressions.json")
     events = list(evaluate(path, bbh, limit=6, max_new_tokens=8, batch_size=3))
     done = events[-1]
     assert isinstance(done, EvalDone) and done.metrics.n == 6 and done.metrics.data == bbh.name
@@ -119,7 +119,7 @@ def test_generate_when_new_tokens_reach_the_context(tiny_student, family, contex
     model.eval()
     fmt = PromptFormat(instruction="Evaluate the boolean expression.",
                        examples=(("not ( True ) and ( True ) is", "The answer is False."),))
-    rows = training_data.read_examples_file(shared_data("teacher_outputs", "boolean_expressions.jsonl"))[:2]
+    rows = training_data.read_examples_file(corpus("teacher_outputs", "boolean_expressions.jsonl"))[:2]
     inputs = [rows[0]["input"], " ".join(r["input"] for r in rows) * 8]     # a short and an over-long prompt
     assert len(encode_prompt(fmt, tok, inputs[1])) > context
     asked: list[int] = []

@@ -14,7 +14,7 @@ from engine.student.formatting import PromptFormat, prompt_text, render_ollama_t
 from engine.student.loop import train
 from engine.student.run_config import RunSettings
 from rebase_tui.cli import main
-from tests.conftest import shared_data
+from tests.conftest import corpus
 
 
 def _settings(student, **kw):
@@ -34,8 +34,8 @@ def finished_runs(ws_dir, tiny_student, tiny_chat_student):
     from engine.tasks import read_task_file
     from engine.workspace import Workspace
 
-    task = read_task_file(shared_data("tasks", "boolean_expressions.json"))
-    rows = training_data.read_examples_file(shared_data("teacher_outputs", "boolean_expressions.jsonl"))[:100]
+    task = read_task_file(corpus("tasks", "boolean_expressions.json"))
+    rows = training_data.read_examples_file(corpus("teacher_outputs", "boolean_expressions.jsonl"))[:100]
     out = {}
     with Workspace(ws_dir) as ws:
         for key, student, method in (("full", tiny_student, "full"), ("lora", tiny_chat_student, "lora")):
@@ -116,7 +116,7 @@ def _seed_examples(ws):
     """A dataset, a config, two rows and three examples (two accepted) written through SQL."""
     from engine.tasks import add_task, read_task_file
 
-    add_task(ws, read_task_file(shared_data("tasks", "boolean_expressions.json")))
+    add_task(ws, read_task_file(corpus("tasks", "boolean_expressions.json")))
     with ws.store.transaction() as cur:
         cur.execute("insert into datasets (id, name, source_path, description, status) values "
                     "(1, 'org/logic', '/data/org__logic', 'logic puzzles', 'ready')")
@@ -174,7 +174,7 @@ def test_export_dataset_cli_and_empty_task(tmp_path, capsys):
     assert main(["export", "dataset", "boolean_expressions", "-w", str(ws_path), "--format", "alpaca",
                  "--out", str(tmp_path / "a.jsonl"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["rows"] == 2
-    task_file = shared_data("tasks", "mnli.json")
+    task_file = corpus("tasks", "mnli.json")
     assert main(["export", "dataset", str(task_file), "-w", str(ws_path), "--out", str(tmp_path / "b.jsonl")]) == 1
     assert "no accepted examples" in capsys.readouterr().err
 

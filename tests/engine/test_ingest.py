@@ -1,4 +1,4 @@
-"""Ingest on real data: counts, deduplication, idempotence, vectors agreeing with the store, embedder rules."""
+"""Ingest on the test corpus: counts, deduplication, idempotence, vectors agreeing with the store, embedder rules."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from engine.datastore.ingest import AddedCounts, IngestDone, ingest, run_ingest
 from engine.errors import EngineError
 from engine.events import Log, Progress
 from engine.workspace import Workspace
-from tests.conftest import shared_data
+from tests.conftest import corpus
 from tests.fixtures.datastore import SMALL_DATASETS, SMALL_MAX_ROWS
 
 
@@ -38,8 +38,33 @@ def _expected(folders, max_rows):
     return {"datasets": len(folders), "configs": configs, "rows": rows, "cells": cells, "values": len(values)}
 
 
+def test_readers_give_exactly_the_rows_the_corpus_was_built_from():
+    """Discovery and the readers over the test datastore: every dataset, config, row id and cell text the
+    corpus generator wrote (empty values read as absent), nothing skipped."""
+    import random
+
+    from engine.datastore.readers import read_split
+    from engine.datastore.sources import discover
+    from tests.data.build_corpus import SEED, generate
+
+    built = {ds.name: (ds, row_ids) for ds, row_ids in generate(random.Random(SEED))}
+    found = discover([corpus("datastore")])
+    assert found.skipped == [] and found.notes == []
+    assert sorted(ds.name for ds in found.datasets) == sorted(built)
+    for ds in found.datasets:
+        source, row_ids = built[ds.name]
+        assert ds.problems == [] and ds.description == source.description
+        assert {c.name: c.split for c in ds.configs} == {name: "train" for name in source.configs}
+        for cfg in ds.configs:
+            result, failed = read_split(cfg.files, 0, ds.labels)
+            assert failed == [] and result.notes == []
+            expected = [(i, {k: v or None for k, v in row.items()})
+                        for i, row in zip(row_ids[cfg.name], source.configs[cfg.name], strict=True)]
+            assert result.rows == expected, (ds.name, cfg.name)
+
+
 def test_small_datastore_counts_match_the_files(small_datastore):
-    root = shared_data("datastore")
+    root = corpus("datastore")
     expected = _expected([root / name for name in SMALL_DATASETS], SMALL_MAX_ROWS)
     with Workspace(small_datastore) as ws:
         counts = ws.store.table_counts(["datasets", "configs", "rows", "cells", "cell_values"])
@@ -53,7 +78,7 @@ def test_small_datastore_counts_match_the_files(small_datastore):
             names = {r[0] for r in cur.execute("select name from datasets").fetchall()}
             # every value text is stored once; every cell points at the value holding its text
             assert cur.execute("select count(*) - count(distinct text) from cell_values").fetchall()[0][0] == 0
-        assert "sagnikrayc/snli-cf-kaushik" in names and "boolq" in names
+        assert "corpus/nli-pairs" in names and "yes_no_questions" in names
         assert ws.store.get_meta("embedder.name") == "all-MiniLM-L6-v2"
         assert ws.store.get_meta("embedder.dim") == "384"
 
@@ -81,8 +106,8 @@ def test_vectors_agree_with_the_store(small_datastore, embedder):
 
 
 def test_row_ids_and_row_data_come_from_the_source(small_datastore):
-    root = shared_data("datastore")
-    path = root / "trec" / "default" / "train.parquet"
+    root = corpus("datastore")
+    path = root / "question_types" / "default" / "train.parquet"
     table = pq.read_table(path)
     source_ids = json.loads(table.schema.metadata[b"rebase.row_ids"])
     data = table.to_pylist()
@@ -90,16 +115,16 @@ def test_row_ids_and_row_data_come_from_the_source(small_datastore):
     chosen = [(i * n) // SMALL_MAX_ROWS for i in range(SMALL_MAX_ROWS)] if n > SMALL_MAX_ROWS else range(n)
     with Workspace(small_datastore) as ws, ws.store.cursor() as cur:
         got = cur.execute("select r.row_id, r.data from rows r join datasets d on d.id = r.dataset "
-                          "where d.name = 'trec' order by r.id").fetchall()
+                          "where d.name = 'question_types' order by r.id").fetchall()
         assert [g[0] for g in got] == [source_ids[i] for i in chosen]
         assert [json.loads(g[1]) for g in got] == [data[i] for i in chosen]
         cfg = cur.execute("select c.name, c.split, c.rows_total, c.columns from configs c join datasets d "
-                          "on d.id = c.dataset where d.name = 'trec'").fetchall()
+                          "on d.id = c.dataset where d.name = 'question_types'").fetchall()
         assert cfg == [("default", "train", n, json.dumps(list(data[0].keys())))]
 
 
 def test_second_ingest_adds_nothing_and_keeps_files(small_datastore, embedder):
-    root = shared_data("datastore")
+    root = corpus("datastore")
     with Workspace(small_datastore) as ws:
         before = ws.store.table_counts()
         index_before = {p.name: p.read_bytes() for p in ws.index_dir.iterdir()}

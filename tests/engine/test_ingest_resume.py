@@ -16,9 +16,12 @@ from engine.datastore import health, vindex
 from engine.datastore.datasets import totals
 from engine.datastore.ingest import run_ingest
 from engine.workspace import Workspace
-from tests.conftest import REPO, shared_data
+from tests.conftest import REPO, corpus
 
-SUBSET = ("trec", "cos_e", "commonsense_qa", "medical_questions_pairs", "sciq", "boolq")
+SUBSET = ("question_types", "commonsense_explanations", "multiple_choice_qa", "corpus__medical-question-pairs",
+          "science_questions", "yes_no_questions", "reading_comprehension", "python_problems")
+"""Eight corpus folders, about 500 values: embedding them takes a few seconds on one thread, so that the
+second kill (at most 1.5 s into embedding) lands in the middle of it."""
 MAX_ROWS = 25
 
 
@@ -66,7 +69,7 @@ def _run_and_kill(cmd, env, wait_for, delay, log):
 
 
 def test_sigkill_twice_then_resume_equals_uninterrupted(tmp_path, embedder):
-    root = shared_data("datastore")
+    root = corpus("datastore")
     paths = [str(root / name) for name in SUBSET]
     reference = tmp_path / "reference"
     with Workspace(reference) as ws:

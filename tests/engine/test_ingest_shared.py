@@ -1,8 +1,9 @@
-"""The whole shared datastore (224 datasets): the acceptance counts.
+"""The whole shared datastore (224 datasets) beside the repository: the acceptance counts.
 
-The reader test is fast and runs in CI. The stage-only test runs the real ingest path without embedding;
-the full test embeds all 110 k distinct values (about 30 minutes on 2 cores): both are marked slow
-(``pytest -m slow tests/engine/test_ingest_shared.py``).
+All three need the shared data folder, so all are marked slow (``pytest -m slow
+tests/engine/test_ingest_shared.py``): the reader test takes seconds, the stage-only test runs the real
+ingest path without embedding, the full test embeds all 110 k distinct values (about 30 minutes on 2
+cores). The same reader check on the committed test corpus runs in every clone (test_ingest.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tests.conftest import shared_data
 ACCEPTANCE = {"datasets": 224, "configs": 390, "rows": 37_648, "cells": 264_763, "values": 110_299}
 
 
+@pytest.mark.slow
 def test_readers_find_the_acceptance_counts():
     found = discover([shared_data("datastore")])
     assert found.skipped == [] and len(found.notes) == 1  # catalog.jsonl beside the dataset folders

@@ -13,14 +13,14 @@ from engine.errors import EngineError
 from engine.teacher.regenerate import Regenerated, regenerate, regenerate_one
 from engine.teacher.transform import ExampleText, TransformFinished, transform
 from rebase_tui.cli import main
-from tests.engine.test_transform import add_shared_task, finished, q, settings
+from tests.engine.test_transform import add_corpus_task, finished, q, settings
 from tests.fixtures.standin import pool_from_datastore
 
 
 @pytest.fixture
 def mnli_ws(workspace):
-    add_shared_task(workspace, "mnli")
-    pool_from_datastore(workspace, "mnli", ["sagnikrayc__snli-cf-kaushik"], 6)
+    add_corpus_task(workspace, "mnli")
+    pool_from_datastore(workspace, "mnli", ["corpus__nli-pairs"], 6)
     return workspace
 
 
@@ -132,12 +132,12 @@ def test_review_regenerate_command(tmp_path, standin, capsys):
 
     from engine.tasks import add_task, read_task_file
     from engine.workspace import Workspace
-    from tests.conftest import shared_data
+    from tests.conftest import corpus
 
     path = tmp_path / "ws"
     with Workspace(path) as ws:
-        add_task(ws, read_task_file(shared_data("tasks", "mnli.json")))
-        pool_from_datastore(ws, "mnli", ["sagnikrayc__snli-cf-kaushik"], 4)
+        add_task(ws, read_task_file(corpus("tasks", "mnli.json")))
+        pool_from_datastore(ws, "mnli", ["corpus__nli-pairs"], 4)
         asyncio.run(_transform(ws, standin))
         ids = [e.id for e in review.list_examples(ws, "mnli")][:2]
     calls = standin.chat_requests

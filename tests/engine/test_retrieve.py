@@ -1,4 +1,4 @@
-"""Retrieval end to end on a real ingested workspace, checked against an independent brute force.
+"""Retrieval end to end on an ingested workspace of the test corpus, checked against an independent brute force.
 
 The brute force is the paper's procedure written out plainly: embed the task texts with the real embedder,
 take every cell's stored vector, compute the cosine of every cell with every example, average over the
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import shared_data
+from tests.conftest import corpus, shared_data
 
 TASKS = ("mnli", "squad", "boolean_expressions")
 
@@ -88,7 +88,7 @@ def assert_matches_brute_force(result, brute: dict[int, dict], k: int = 100, all
 
 
 def _spec(name: str) -> dict:
-    return json.loads(shared_data("tasks", f"{name}.json").read_text())
+    return json.loads(corpus("tasks", f"{name}.json").read_text())
 
 
 @pytest.fixture
@@ -193,7 +193,7 @@ def test_per_dataset_cap_and_dedupe_are_the_greedy_filter_of_the_full_ranking(re
 def test_approximate_is_exact_when_it_says_so(retriever, name, monkeypatch):
     import engine.retrieval.retriever as r
 
-    # the small datastore has ~70 rows: start from few candidates so that the HNSW path really prunes
+    # the small datastore has ~150 rows: start from few candidates so that the HNSW path really prunes
     monkeypatch.setattr(r, "APPROX_MIN_CANDIDATES", 8)
     monkeypatch.setattr(r, "APPROX_FACTOR", 1)
     spec = _spec(name)
@@ -283,13 +283,13 @@ def _cli(capsys, *argv):
 
 
 def test_cli_json_and_table(small_datastore, embedder, capsys):
-    task_file = shared_data("tasks", "mnli.json")
+    task_file = corpus("tasks", "mnli.json")
     rc, out, err = _cli(capsys, "-w", small_datastore, "retrieve", task_file, "--top", "7", "--json",
-                        "--exclude", "boolq", "--weights", "1,1,1")
+                        "--exclude", "yes_no_questions", "--weights", "1,1,1")
     assert rc == 0, err
     doc = json.loads(out)
     assert doc["task"] == "mnli" and doc["top"] == 7 and doc["exact"] is True
-    assert len(doc["results"]) == 7 and all(r["dataset_id"] != "boolq" for r in doc["results"])
+    assert len(doc["results"]) == 7 and all(r["dataset_id"] != "yes_no_questions" for r in doc["results"])
     assert isinstance(doc["results"][0]["row"], dict) and isinstance(doc["results"][0]["row_id"], int)
     rc, out, err = _cli(capsys, "-w", small_datastore, "retrieve", "mnli", "--top", "5", "--approximate",
                         "--per-dataset-cap", "1", "--exclude", "no_such_dataset")
@@ -316,19 +316,19 @@ def test_cli_bad_input_gets_one_clear_message(small_datastore, workspace, tmp_pa
 
     empty = workspace.path
     workspace.close()
-    rc, out, err = _cli(capsys, "-w", empty, "retrieve", shared_data("tasks", "mnli.json"))
+    rc, out, err = _cli(capsys, "-w", empty, "retrieve", corpus("tasks", "mnli.json"))
     assert rc == 1 and err.count("\n") == 1 and "no ingested datasets" in err and "rebase-tui ingest" in err
 
     monkeypatch.setenv("REBASE_EMBEDDER", "sentence-transformers/paraphrase-MiniLM-L3-v2")
-    rc, out, err = _cli(capsys, "-w", small_datastore, "retrieve", shared_data("tasks", "mnli.json"))
+    rc, out, err = _cli(capsys, "-w", small_datastore, "retrieve", corpus("tasks", "mnli.json"))
     assert rc == 1 and err.count("\n") == 1
     assert "was built with embedder all-MiniLM-L6-v2" in err.replace("'", "") and "paraphrase-MiniLM" in err
 
     monkeypatch.delenv("REBASE_EMBEDDER")
-    rc, out, err = _cli(capsys, "-w", small_datastore, "retrieve", shared_data("tasks", "mnli.json"), "--weights", "1,2")
+    rc, out, err = _cli(capsys, "-w", small_datastore, "retrieve", corpus("tasks", "mnli.json"), "--weights", "1,2")
     assert rc == 1 and err.count("\n") == 1 and "IN,OUT,DS" in err
     with pytest.raises(SystemExit):
-        _cli(capsys, "-w", small_datastore, "retrieve", shared_data("tasks", "mnli.json"), "--top", "0")
+        _cli(capsys, "-w", small_datastore, "retrieve", corpus("tasks", "mnli.json"), "--top", "0")
     assert "must be at least 1" in capsys.readouterr().err
 
 
@@ -347,7 +347,7 @@ def test_shared_datastore_top_100_exact_and_approximate(tmp_path, embedder):
             run_ingest(ws, sorted(p for p in root.iterdir() if p.is_dir()), embedder=embedder)
         retriever = Retriever(ws)
         for name in TASKS:
-            spec = _spec(name)
+            spec = json.loads(shared_data("tasks", f"{name}.json").read_text())
             result = retriever.search(spec, top=100)
             assert result.seconds["score"] < 1.0
             assert_matches_brute_force(result, brute_force(ws, embedder, spec))

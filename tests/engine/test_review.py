@@ -13,7 +13,7 @@ from engine.teacher.client import TeacherSettings
 from engine.teacher.transform import transform
 from engine.workspace import Workspace
 from rebase_tui.cli import main
-from tests.conftest import shared_data
+from tests.conftest import corpus
 from tests.fixtures.standin import pool_from_datastore
 
 
@@ -22,8 +22,8 @@ def reviewed_ws(tmp_path, standin):
     """A closed workspace path holding 8 pending mnli examples made through the stand-in."""
     path = tmp_path / "ws"
     with Workspace(path) as ws:
-        add_task(ws, read_task_file(shared_data("tasks", "mnli.json")))
-        pool_from_datastore(ws, "mnli", ["sagnikrayc__snli-cf-kaushik"], 8)
+        add_task(ws, read_task_file(corpus("tasks", "mnli.json")))
+        pool_from_datastore(ws, "mnli", ["corpus__nli-pairs"], 8)
 
         async def go():
             s = TeacherSettings(host=standin.url, model="llama3.1:8b", backoff=0.01)
@@ -44,7 +44,7 @@ def test_accept_reject_edit_undo_survive_restart(reviewed_ws):
         all_ids = ids(ws)
         assert len(all_ids) == 8 and review.counts(ws, "mnli")["pending"] == 8
         e = review.get_example(ws, all_ids[0])
-        assert e.source.dataset == "sagnikrayc/snli-cf-kaushik" and e.source.config == "plain_text"
+        assert e.source.dataset == "corpus/nli-pairs" and e.source.config == "plain_text"
         assert isinstance(e.source.row_id, int)
         assert review.accept(ws, "mnli", all_ids[:2]) == 2
         assert review.reject(ws, "mnli", [all_ids[2]], "wrong label") == 1
@@ -68,8 +68,9 @@ def test_accept_reject_edit_undo_survive_restart(reviewed_ws):
         assert len(hist) == 4 and all(h.undone for h in hist), "the log is append-only: undone, not deleted"
         assert review.accept_all(ws, "mnli") == 8
         assert sorted(review.undo(ws, "mnli")) == sorted(all_ids), "accept-all is one undoable batch"
-        e = review.edit(ws, "mnli", all_ids[5], output="Neutral", accept=True)
-        assert (e.status, e.output, e.edited) == ("accepted", "Neutral", True)
+        other = "Entailment" if review.get_example(ws, all_ids[5]).output == "Neutral" else "Neutral"
+        e = review.edit(ws, "mnli", all_ids[5], output=other, accept=True)
+        assert (e.status, e.output, e.edited) == ("accepted", other, True)
         assert review.undo(ws, "mnli") == [all_ids[5]], "edit + accept is one step"
         assert review.get_example(ws, all_ids[5]).status == "pending"
 
@@ -108,6 +109,6 @@ def test_examples_and_review_commands(reviewed_ws, capsys):
     assert len(json.loads(capsys.readouterr().out)["examples"]) == 1
     assert main(["examples", "mnli", *w]) == 0
     out = capsys.readouterr().out
-    assert "6 pending, 1 accepted, 1 rejected" in out and "sagnikrayc" in out
+    assert "6 pending, 1 accepted, 1 rejected" in out and "corpus/nli-pairs" in out
     assert main(["review", "mnli", "--accept", "424242", *w]) == 1
     assert "no example with id 424242" in capsys.readouterr().err

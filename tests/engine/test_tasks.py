@@ -21,7 +21,7 @@ from engine.tasks import (
     resolve_task,
     validate,
 )
-from tests.conftest import shared_data
+from tests.conftest import corpus
 
 GOOD = {"name": "nli", "instruction": "Decide whether the premise entails the hypothesis.",
         "examples": [{"input": "P: a dog runs. H: an animal moves.", "output": "entailment"}],
@@ -79,8 +79,10 @@ def test_final_answer(output, answer):
     assert output_target(output) == (answer if answer is not None else output)
 
 
-def test_every_shared_task_is_valid_and_bbh_tasks_reason():
-    for path in sorted(shared_data("tasks").glob("*.json")):
+def test_every_corpus_task_is_valid_and_bbh_tasks_reason():
+    paths = sorted(corpus("tasks").glob("*.json"))
+    assert len(paths) == 9
+    for path in paths:
         task = read_task_file(path)
         assert task.name == path.stem
         assert task.reasons == (task.name not in {"mnli", "squad", "mconala"}), task.name

@@ -18,7 +18,7 @@ from engine.teacher.client import (
     make_client,
 )
 from engine.teacher.quality import DuplicateIndex, Unusable, normalise, parse_reply
-from tests.conftest import shared_data
+from tests.conftest import corpus
 
 MSGS = [{"role": "user", "content": 'Make an example from {"premise": "The dog runs fast in the park"}'}]
 SCHEMA = {"type": "object", "properties": {"input": {"type": "string"}, "output": {"type": "string"}},
@@ -26,7 +26,7 @@ SCHEMA = {"type": "object", "properties": {"input": {"type": "string"}, "output"
 
 
 def task(name: str) -> Task:
-    return read_task_file(shared_data("tasks", f"{name}.json"))
+    return read_task_file(corpus("tasks", f"{name}.json"))
 
 
 def settings(srv, **kw) -> TeacherSettings:
@@ -186,7 +186,8 @@ def test_parse_reply_rules():
 
 def test_duplicate_index():
     d = DuplicateIndex(task("mnli"))
-    assert d.check("Premise: Fun for adults and children.  Hypothesis: fun for only children", "x") == \
+    assert d.check("Premise: Tickets are free for children and adults.  Hypothesis: only children get free "
+                   "tickets", "x") == \
         "copy of the task's example 3"
     d.add("The cat sat.", "Neutral", "#1")
     assert d.check("The cat sat.", "Neutral") == "exact duplicate of #1"

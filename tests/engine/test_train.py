@@ -18,7 +18,7 @@ from engine.student.events import (
 from engine.student.loop import train
 from engine.student.run_config import RunSettings
 from engine.student.schedule import epoch_batches, get_lr, padding_stats
-from tests.conftest import shared_data
+from tests.conftest import corpus
 
 
 def _settings(student, **kw):
@@ -30,7 +30,7 @@ def _settings(student, **kw):
 
 
 def _rows(n=200):
-    return training_data.read_examples_file(shared_data("teacher_outputs", "boolean_expressions.jsonl"))[:n]
+    return training_data.read_examples_file(corpus("teacher_outputs", "boolean_expressions.jsonl"))[:n]
 
 
 def test_loss_falls_and_events_are_well_formed(workspace, tiny_student):
@@ -70,7 +70,7 @@ def test_loss_falls_and_events_are_well_formed(workspace, tiny_student):
 def test_lora_on_a_llama_chat_student(workspace, tiny_chat_student):
     from engine.tasks import read_task_file
 
-    task = read_task_file(shared_data("tasks", "boolean_expressions.json"))
+    task = read_task_file(corpus("tasks", "boolean_expressions.json"))
     path = runs.create_run(workspace, _rows(120), _settings(tiny_chat_student, method="lora", max_steps=15,
                                                              lr=1e-2, max_length=96), task=task)
     events = list(train(path))
@@ -110,7 +110,7 @@ def test_out_of_memory_ends_failed_with_hints(workspace, tiny_student):
     import resource
 
     before = resource.getrlimit(resource.RLIMIT_AS)
-    rows = training_data.read_examples_file(shared_data("teacher_outputs", "squad.jsonl"))[:100]
+    rows = training_data.read_examples_file(corpus("teacher_outputs", "squad.jsonl"))[:100]
     path = runs.create_run(workspace, rows, _settings(tiny_student, batch_size=64, max_length=256, max_steps=3,
                                                       max_memory_mb=64))
     end = list(train(path))[-1]

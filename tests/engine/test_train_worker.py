@@ -12,7 +12,7 @@ import pytest
 from engine.student import supervise
 from engine.student.events import read_events
 from rebase_tui.cli import main
-from tests.conftest import shared_data
+from tests.conftest import corpus
 
 KNOWN = {"started", "step", "eval", "checkpoint", "finished", "stopped", "failed"}
 
@@ -34,7 +34,7 @@ def _json(capsys):
 
 def test_kill_resume_and_graceful_stop(tmp_path, tiny_student, capsys):
     ws = str(tmp_path / "ws")
-    data = shared_data("teacher_outputs", "boolean_expressions.jsonl")
+    data = corpus("teacher_outputs", "boolean_expressions.jsonl")
     common = ["-w", ws]
     assert main(["train", *common, "--data", str(data), "--student", str(tiny_student), "--max-steps", "120",
                  "--batch-size", "4", "--max-length", "96", "--eval-every", "10", "--lr", "3e-3",
@@ -116,7 +116,7 @@ def test_kill_resume_and_graceful_stop(tmp_path, tiny_student, capsys):
 
 
 def test_missing_student_is_refused_before_a_run_exists(tmp_path, capsys):
-    data = shared_data("teacher_outputs", "boolean_expressions.jsonl")
+    data = corpus("teacher_outputs", "boolean_expressions.jsonl")
     code = main(["train", "-w", str(tmp_path / "ws"), "--data", str(data), "--student", str(tmp_path / "nope")])
     assert code == 1
     err = capsys.readouterr().err
@@ -127,7 +127,7 @@ def test_missing_student_is_refused_before_a_run_exists(tmp_path, capsys):
 @pytest.mark.slow
 def test_cli_out_of_memory_exits_1_with_hints(tmp_path, tiny_student, capsys):
     """A real allocation failure in the worker (--max-memory below what batch 64 needs), through the CLI."""
-    data = shared_data("teacher_outputs", "squad.jsonl")
+    data = corpus("teacher_outputs", "squad.jsonl")
     code = main(["train", "-w", str(tmp_path / "ws"), "--data", str(data), "--student", str(tiny_student),
                  "--max-steps", "3", "--batch-size", "64", "--max-length", "256", "--threads", "1",
                  "--max-memory", "64", "--json"])

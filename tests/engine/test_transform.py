@@ -12,7 +12,7 @@ from engine.tasks import add_task, read_task_file
 from engine.teacher import prompts
 from engine.teacher.client import TeacherSettings
 from engine.teacher.transform import ExampleDone, ExampleText, TransformFinished, transform
-from tests.conftest import shared_data
+from tests.conftest import corpus
 from tests.fixtures.standin import pool_from_datastore
 
 MODEL = "llama3.1:8b"
@@ -38,14 +38,14 @@ def finished(events) -> TransformFinished:
     return next(e for e in events if isinstance(e, TransformFinished))
 
 
-def add_shared_task(ws, name: str) -> None:
-    add_task(ws, read_task_file(shared_data("tasks", f"{name}.json")))
+def add_corpus_task(ws, name: str) -> None:
+    add_task(ws, read_task_file(corpus("tasks", f"{name}.json")))
 
 
 @pytest.fixture
 def mnli_ws(workspace):
-    add_shared_task(workspace, "mnli")
-    pool_from_datastore(workspace, "mnli", ["sagnikrayc__snli-cf-kaushik", "scitail"], 40)
+    add_corpus_task(workspace, "mnli")
+    pool_from_datastore(workspace, "mnli", ["corpus__nli-pairs", "science_entailment"], 40)
     return workspace
 
 
@@ -163,18 +163,19 @@ async def test_host_and_model_checks(mnli_ws, standin):
 
 
 async def test_empty_pool_is_reported(workspace, standin):
-    add_shared_task(workspace, "mnli")
+    add_corpus_task(workspace, "mnli")
     with pytest.raises(EngineError, match="no retrieved rows.*rebase-tui retrieve mnli"):
         await run(workspace, standin)
 
 
 async def test_duplicates_and_copies(workspace, standin):
-    add_shared_task(workspace, "mnli")
+    add_corpus_task(workspace, "mnli")
     add_rows(workspace, "mnli", [
         {"text": "A cat sleeps on the warm mat near the door"},
         {"text": "A cat sleeps on the warm mat near the door"},          # exact duplicate reply
         {"text": "a cat SLEEPS on the warm mat, near the door!"},       # near duplicate
-        {"text": "Premise: Fun for adults and children. Hypothesis: Fun for only children."},  # task example 3
+        {"text": "Premise: Tickets are free for children and adults. "
+                 "Hypothesis: Only children get free tickets."},                     # task example 3
         {"text": "Dogs bark loudly at the mail carrier every morning"},
     ])
     events = await run(workspace, standin, concurrency=1)
@@ -188,7 +189,7 @@ async def test_duplicates_and_copies(workspace, standin):
 
 
 async def test_chain_of_thought_task(workspace, standin):
-    add_shared_task(workspace, "boolean_expressions")
+    add_corpus_task(workspace, "boolean_expressions")
     add_rows(workspace, "boolean_expressions", [{"expr": f"True and not False or value {i} holds"}
                                                 for i in range(3)])
     f = finished(await run(workspace, standin, "boolean_expressions"))

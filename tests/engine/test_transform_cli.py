@@ -15,14 +15,14 @@ import pytest
 from engine.tasks import add_task, read_task_file
 from engine.workspace import Workspace
 from rebase_tui.cli import main
-from tests.conftest import REPO, shared_data
+from tests.conftest import REPO, corpus, shared_data
 from tests.fixtures.standin import pool_from_datastore
 
 
-def make_ws(tmp_path: Path, n: int, folders=("sagnikrayc__snli-cf-kaushik", "scitail")) -> Path:
+def make_ws(tmp_path: Path, n: int, folders=("corpus__nli-pairs", "science_entailment")) -> Path:
     path = tmp_path / "ws"
     with Workspace(path) as ws:
-        add_task(ws, read_task_file(shared_data("tasks", "mnli.json")))
+        add_task(ws, read_task_file(corpus("tasks", "mnli.json")))
         assert pool_from_datastore(ws, "mnli", list(folders), n) == n
     return path
 
@@ -148,7 +148,7 @@ def _retrieve(path: Path, top: int) -> int:
     from engine.retrieval.retriever import Retriever
 
     with Workspace(path) as ws:
-        task = read_task_file(shared_data("tasks", "mnli.json"))
+        task = read_task_file(corpus("tasks", "mnli.json"))
         return store_pool(ws, task, Retriever(ws).search(task, top=top))
 
 

@@ -1,4 +1,5 @@
-"""In-house SVG snapshots (STYLE.md §2.10): export the screen, normalise, compare with a stored file.
+"""In-house SVG snapshots, so that a layout change shows as a reviewable diff: export the screen,
+normalise, compare with a stored file.
 
 ``await assert_snapshot(pilot, "name", request)`` exports ``app.export_screenshot(simplify=True)`` after
 making the screen deterministic (no cursor blink, no toasts, a fixed sub-title), replaces Textual's

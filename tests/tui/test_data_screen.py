@@ -1,4 +1,4 @@
-"""The Data screen on real data: ingest from the screen (progress, keys handled while it runs, cancel,
+"""The Data screen on real ingests: ingest from the screen (progress, keys handled while it runs, cancel,
 resume, skipped files), the datasets table and card, remove with confirmation, index health."""
 
 from __future__ import annotations
@@ -6,21 +6,28 @@ from __future__ import annotations
 from textual.widgets import DataTable, Input, Log, Static
 
 from engine.datastore.datasets import list_datasets
+from engine.demo import demo_corpus_dir
 from engine.workspace import Workspace
 from rebase_tui.app import RebaseApp
-from tests.conftest import shared_data
+from tests.conftest import corpus
 from tests.tui.helpers import text_of, until
 from tests.tui.snapshot import assert_snapshot
 
 SIZE = (130, 40)
 
 
+DEMO = ("demo__entailment-pairs", "demo__science-facts")  # a CSV and a JSON dataset
+
+
 def _collection(tmp_path):  # type: ignore[no-untyped-def]
-    """A folder holding two real datasets (symlinked) and one corrupt one."""
+    """A folder holding (symlinked) the test datastore's datasets, two of the demo corpus, and a corrupt one:
+    about 600 values to embed, several seconds of work, so keys arrive while the ingest runs."""
     root = tmp_path / "collection"
     root.mkdir()
-    for name in ("math_qa", "wiqa"):
-        (root / name).symlink_to(shared_data("datastore", name), target_is_directory=True)
+    for folder in sorted(p for p in corpus("datastore").iterdir() if p.is_dir()):
+        (root / folder.name).symlink_to(folder, target_is_directory=True)
+    for name in DEMO:
+        (root / name).symlink_to(demo_corpus_dir() / name, target_is_directory=True)
     bad = root / "broken_ds"
     bad.mkdir()
     (bad / "train.parquet").write_bytes(b"PAR1 this is not a parquet file")
@@ -65,11 +72,12 @@ async def test_ingest_from_the_screen_keys_work_meanwhile_cancel_resume_skipped(
         log = "\n".join(screen.query_one("#ingest-log", Log).lines)
         assert "ingest finished" in log
         assert "skipped:" in log and "broken_ds" in log
+        names = sorted(p.name.replace("__", "/") for p in collection.iterdir() if p.name != "broken_ds")
         summary = screen.ingest_summary
-        assert summary.totals.datasets == 2 and [s for s in summary.skipped if "broken_ds" in s.path]
+        assert summary.totals.datasets == len(names) and [s for s in summary.skipped if "broken_ds" in s.path]
         table = screen.query_one("#ds-table", DataTable)
-        assert [table.get_row_at(i)[0].plain for i in range(table.row_count)] == ["math_qa", "wiqa"]
-        assert {d.name for d in list_datasets(ws)} == {"math_qa", "wiqa"}
+        assert [table.get_row_at(i)[0].plain for i in range(table.row_count)] == names
+        assert {d.name for d in list_datasets(ws)} == set(names)
         await until(pilot, lambda: "healthy" in text_of(screen.query_one("#ds-health", Static)),
                     what="the index check")
         assert "all-MiniLM-L6-v2" in text_of(screen.query_one("#ds-health", Static))
@@ -106,7 +114,7 @@ async def test_card_remove_with_confirmation(small_datastore):
 
 async def test_data_screen_snapshot(small_datastore, request):
     ws = Workspace(small_datastore)
-    with ws.store.cursor() as cur:  # where ../shared/data lives differs between machines
+    with ws.store.cursor() as cur:  # where the repository lives differs between machines
         cur.execute("update datasets set source_path = 'datastore/' || name")
     app = RebaseApp(ws, stage="data")
     async with app.run_test(size=SIZE) as pilot:

@@ -14,7 +14,7 @@ from rebase_tui.app import RebaseApp
 from rebase_tui.widgets.example_card import ExampleCard, SourceRowView
 from rebase_tui.widgets.example_editor import ExampleEditor, ReasonDialog
 from rebase_tui.widgets.example_list import ExampleList
-from tests.tui.part2_data import WEIRD, make_datastore
+from tests.tui.toy_workspace import WEIRD, make_datastore
 
 SIZE = (140, 40)
 
@@ -168,7 +168,7 @@ async def test_untrusted_text_is_shown_verbatim(tmp_path, standin):
 
 
 async def test_review_actions_are_in_the_command_palette(tmp_path):
-    from tests.tui.part2_data import add_examples
+    from tests.tui.toy_workspace import add_examples
 
     ws = Workspace(tmp_path / "ws")
     make_datastore(ws, 6)

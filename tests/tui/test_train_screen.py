@@ -16,7 +16,7 @@ from rebase_tui.app import RebaseApp
 from rebase_tui.messages import EngineEvent, JobFinished
 from rebase_tui.widgets.loss_chart import LossChart
 from rebase_tui.widgets.stat_panel import StatPanel
-from tests.tui.part2_data import add_examples, make_datastore
+from tests.tui.toy_workspace import add_examples, make_datastore
 
 SIZE = (140, 42)
 

@@ -7,8 +7,8 @@ from engine import review
 from engine.workspace import Workspace
 from rebase_tui.app import RebaseApp
 from tests.tui.helpers import until
-from tests.tui.part2_data import add_examples, make_datastore
 from tests.tui.snapshot import assert_snapshot
+from tests.tui.toy_workspace import add_examples, make_datastore
 
 SIZE = (120, 36)
 

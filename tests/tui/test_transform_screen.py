@@ -14,7 +14,7 @@ from rebase_tui.widgets.log_tail import LogTail
 from rebase_tui.widgets.stat_panel import StatPanel
 from rebase_tui.widgets.stream_view import StreamView
 from tests.ollama_standin import OllamaStandin
-from tests.tui.part2_data import make_datastore
+from tests.tui.toy_workspace import make_datastore
 
 SIZE = (130, 40)
 

@@ -1,8 +1,8 @@
-"""Test data for the part-2 screens (Transform, Review, Train): a tiny datastore with a task and its pool.
+"""A toy NLI workspace for the Transform, Review and Train screens: one dataset, a task and its pool.
 
 The rows are inserted as the datastore stores them (schema of migrations 0002/0003), so the teacher and
 the review screens read real tables; examples for review come from the real teacher pipeline against the
-Ollama stand-in where a test is about that, or from :func:`add_examples` for sheer volume (bench, 5,000).
+Ollama stand-in where a test is about that, or from :func:`add_examples` for sheer volume.
 Some cells hold markup-like text on purpose: it must display verbatim.
 """
 
