@@ -1,4 +1,4 @@
-"""Key-to-paint latency of the Review screen on 5,000 examples (issue 8: each key's effect painted < 50 ms).
+"""Key-to-paint latency of the Review screen on 5,000 examples (goal: each key's effect painted < 50 ms).
 
 For each key, the time from the key event entering the app to the first screen update the app hands to
 its driver (``App._display``; headless, so the terminal write itself — a few hundred bytes — is not
@@ -8,7 +8,7 @@ and a filter switch (2 = pending, 1 = all). Accept/reject/undo include their Duc
 engine.review. As a baseline in the same process, the cost of rebuilding a 5,000-row DataTable (what a
 naive screen would do per key) is measured too.
 
-    /work/venv/bin/python bench/review.py [--examples 5000] [--rounds 40]
+    python bench/review.py [--examples 5000] [--rounds 40]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Benchmark: teacher throughput against a fixed-latency Ollama stand-in, and client-side cost per example.
 
-    /work/venv/bin/python bench/teacher.py [--latency 0.25] [--parallel 1 4 8] [--seconds 6]
+    python bench/teacher.py [--latency 0.25] [--parallel 1 4 8] [--seconds 6]
 
 The stand-in (tests/ollama_standin.py) runs in its own process with P parallel slots and answers every chat
 request after L seconds (plus its own streaming of about 40 NDJSON chunks per reply); engine.teacher.transform runs

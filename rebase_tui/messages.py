@@ -1,4 +1,4 @@
-"""Messages the app's workers post to its widgets (STYLE.md §2.4, §2.11).
+"""Messages the app's workers post to its widgets: workers compute, handlers change the UI.
 
 Workers compute; message handlers mutate the UI. Engine generators yield :class:`engine.events.Event`s;
 :mod:`rebase_tui.jobs` wraps each one in an :class:`EngineEvent` and posts it (``post_message`` is

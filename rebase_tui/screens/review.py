@@ -30,7 +30,7 @@ from rebase_tui.widgets.example_editor import ExampleEditor, ReasonDialog
 from rebase_tui.widgets.example_list import ExampleList
 from rebase_tui.widgets.review_queue import FILTERS, ReviewQueue
 
-#: Actions that need the list to have focus (single letters are safe only then; STYLE.md §2.8).
+#: Actions that need the list to have focus (single letters are safe only then: in a text field they are typing).
 LIST_ACTIONS = {"accept", "reject", "reject_reason", "edit", "undo", "accept_all", "reject_all",
                 "regenerate", "filter", "cycle_filter", "search"}
 

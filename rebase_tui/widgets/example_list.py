@@ -2,7 +2,7 @@
 
 Only the visible lines are rendered (``render_line``), so moving the cursor or changing one example's
 status repaints one or two lines whatever the queue's size (a 5,000-row DataTable rebuilt per key costs
-~0.7 s here; STYLE.md pitfall 15). The rows themselves are a plain list of :class:`QueueRow` owned by the
+~0.7 s here). The rows themselves are a plain list of :class:`QueueRow` owned by the
 screen; the widget only draws ``rows[i]`` for the visible ``i`` and keeps the cursor.
 
 Text comes from datasets and models: it is drawn as plain segments (never markup) with control

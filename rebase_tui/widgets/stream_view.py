@@ -2,7 +2,7 @@
 
 Each generation is a card (a ``Static``) keyed by the engine's id for it; the card carries the CSS class
 ``-streaming`` while text arrives (elia's idiom) and ``-failed`` when it ended badly. Updates carry the
-*full text so far* (coalescible snapshots, STYLE.md §2.4), so a dropped intermediate update loses nothing.
+*full text so far* (snapshots the message queue may coalesce), so a dropped intermediate update loses nothing.
 Only ``keep`` cards are kept: the oldest finished ones are removed first.
 """
 

@@ -176,7 +176,7 @@ def test_end_to_end_ingest_retrieve_transform_kill_resume(small_datastore, embed
 
 @pytest.mark.slow
 def test_acceptance_200_rows_of_the_shared_datastore(tmp_path, embedder, standin_factory):
-    """The issue's acceptance run: the whole shared datastore (a ~30-minute ingest unless REBASE_SHARED_WS
+    """The acceptance run: the whole shared datastore (a ~30-minute ingest unless REBASE_SHARED_WS
     points at an ingested copy, which is copied, not changed), retrieve for mnli, transform 200 rows with a
     SIGKILL at 100, re-run: exactly 200 chat calls in total."""
     import shutil
