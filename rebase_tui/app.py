@@ -10,7 +10,7 @@ from textual.theme import Theme
 
 from engine.errors import EngineError
 from engine.workspace import Workspace
-from rebase_tui.commands_palette import StageCommands
+from rebase_tui.palette import StageCommands
 from rebase_tui.screens.data import DataScreen
 from rebase_tui.screens.retrieve import RetrieveScreen
 from rebase_tui.screens.review import ReviewScreen

@@ -1,6 +1,6 @@
 """The `rebase-tui` command: opens the app, or runs one headless stage.
 
-Subcommands live in ``rebase_tui/commands/<name>.py``; each module defines ``register(sub, common)``
+Subcommands live in ``rebase_tui/subcommands/<name>.py``; each module defines ``register(sub, common)``
 which adds its parser (with ``func=run``). They are discovered here, so a stage's command exists
 exactly when its module does. Heavy libraries are imported inside the commands that need them.
 """
@@ -38,12 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="workspace directory (default: $REBASE_WORKSPACE, else the user data dir)")
     parser.add_argument("--version", action="version", version=f"rebase-tui {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from rebase_tui import commands
+    from rebase_tui import subcommands
 
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+    for info in sorted(pkgutil.iter_modules(subcommands.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"rebase_tui.commands.{info.name}")
+        module = importlib.import_module(f"rebase_tui.subcommands.{info.name}")
         module.register(sub, common)
     return parser
 

@@ -75,3 +75,23 @@ def test_cli_commands_load_no_torch(tmp_path, argv):
     assert r.returncode == 0, r.stderr
     found = set(json.loads(r.stdout.strip().splitlines()[-1]))
     assert not found & set(HEAVY), f"`rebase-tui {' '.join(argv)}` loaded {found & set(HEAVY)}"
+
+
+UI_ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent / "rebase_tui"
+
+
+def test_the_ui_runs_no_sql_and_uses_no_private_engine_names():
+    """Both front ends are thin: every query lives in the engine module that owns its table, and the UI
+    reaches the engine only through its public names."""
+    import re
+
+    problems = []
+    for path in sorted(UI_ROOT.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        rel = path.relative_to(UI_ROOT.parent)
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if re.search(r"\.(execute|executemany|sql)\(|\.store\.(cursor|transaction)\(", line):
+                problems.append(f"{rel}:{lineno}: runs SQL: {line.strip()}")
+            if re.search(r"from engine[\w.]* import .*\b_[a-z]\w*", line) or re.search(r"\bengine\.[\w.]*\._[a-z]", line):
+                problems.append(f"{rel}:{lineno}: uses a private engine name: {line.strip()}")
+    assert not problems, "\n".join(problems)

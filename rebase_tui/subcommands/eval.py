@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rebase_tui.commands.score import add_testset_options
 from rebase_tui.output import add_json_flag, open_workspace, print_json, stderr_console, stdout_console
+from rebase_tui.subcommands.score import add_testset_options
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

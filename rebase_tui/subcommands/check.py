@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         report = health.check(ws)
         if args.repair and not report.ok:
             from engine.datastore.embed import set_torch_threads
-            from rebase_tui.commands.ingest import render
+            from rebase_tui.subcommands.ingest import render
 
             set_torch_threads(args.threads if args.threads is not None else ws.config["embedder.threads"])
             done = render(health.repair(ws), stderr_console(), health.RepairDone)

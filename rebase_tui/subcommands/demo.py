@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.datastore.embed import set_torch_threads
     from engine.demo import DEMO_TASKS, DemoDone, build_demo, default_demo_dir
     from engine.workspace import Workspace
-    from rebase_tui.commands.ingest import print_summary, render
+    from rebase_tui.subcommands.ingest import print_summary, render
 
     path = getattr(args, "workspace", None) or default_demo_dir()
     console = stderr_console()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rebase_tui.commands.runs import format_loss
 from rebase_tui.output import add_json_flag, open_workspace, print_json, stderr_console
+from rebase_tui.subcommands.runs import format_loss
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
