@@ -17,6 +17,7 @@ A file that is none of these is refused with one line naming the file and the fo
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ class TestSet:
 
 
 def _refuse(path: Path, why: str) -> EngineError:
-    return EngineError(f"test file {path}: {why}", fix=f"give one of: {FORMATS_HELP}")
+    return EngineError(f"data file {path}: {why}", fix=f"give one of: {FORMATS_HELP}")
 
 
 def _refs(value: Any) -> tuple[str, ...] | None:
@@ -99,15 +100,22 @@ def _mconala(path: Path, data: list[dict[str, Any]]) -> list[TestItem]:
     return items
 
 
-def _jsonl(path: Path, text: str) -> list[TestItem]:
-    items = []
+def json_lines(path: Path, text: str, what: str, shape: str) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` of every non-empty line of a JSONL text; EngineError naming the file, the line
+    and the expected ``shape`` at the first line that is not JSON."""
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            yield lineno, json.loads(line)
         except (json.JSONDecodeError, RecursionError):
-            raise _refuse(path, f"line {lineno} is not valid JSON") from None
+            raise EngineError(f"{what} {path} line {lineno} is not valid JSON", fix=f"each line must be {shape}") \
+                from None
+
+
+def _jsonl(path: Path, text: str) -> list[TestItem]:
+    items = []
+    for lineno, obj in json_lines(path, text, "data file", '{"input": ..., "output": ...}'):
         refs = _refs(obj.get("output", obj.get("target"))) if isinstance(obj, dict) else None
         if refs is None or not isinstance(obj.get("input"), str):
             raise _refuse(path, f"line {lineno} needs a string input and an output (a string or a list of them)")
@@ -127,7 +135,7 @@ def _table(path: Path, input_col: str, output_col: str) -> list[TestItem]:
     for i, rec in enumerate(records, 1):
         if input_col not in rec or output_col not in rec:
             missing = input_col if input_col not in rec else output_col
-            raise EngineError(f"test file {path} has no column {missing!r} (columns: {', '.join(map(str, rec))})",
+            raise EngineError(f"data file {path} has no column {missing!r} (columns: {', '.join(map(str, rec))})",
                               fix="name the columns with --input-col and --output-col")
         refs = _refs(rec[output_col]) or (_refs(str(rec[output_col])) if rec[output_col] is not None else None)
         if refs is None or rec[input_col] is None:
@@ -141,7 +149,7 @@ def read_testset(path: str | Path, *, input_col: str | None = None, output_col: 
     is none of them, is empty, or cannot be read."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise EngineError(f"test file {path} does not exist", fix="check the path given to --data")
+        raise EngineError(f"data file {path} does not exist", fix="check the path given to --data")
     if input_col or output_col:
         items, layout = _table(path, input_col or "input", output_col or "output"), "table"
     else:
@@ -159,7 +167,7 @@ def _by_content(path: Path) -> tuple[list[TestItem], str]:
     except UnicodeDecodeError:
         raise _refuse(path, "it is not UTF-8 text") from None
     except OSError as exc:
-        raise EngineError(f"cannot read test file {path}: {exc.strerror}", fix="check the path and its permissions") \
+        raise EngineError(f"cannot read data file {path}: {exc.strerror}", fix="check the path and its permissions") \
             from None
     try:
         data = json.loads(text)
@@ -187,18 +195,12 @@ def read_predictions(path: str | Path) -> list[str]:
         raise EngineError(f"cannot read predictions file {path} ({type(exc).__name__})",
                           fix="give a UTF-8 JSONL file, one prediction per line") from None
     out = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except (json.JSONDecodeError, RecursionError):
-            obj = None
+    shape = '{"prediction": "..."} or a JSON string'
+    for lineno, obj in json_lines(path, text, "predictions file", shape):
         if isinstance(obj, dict) and isinstance(obj.get("prediction"), str):
             out.append(obj["prediction"])
         elif isinstance(obj, str):
             out.append(obj)
         else:
-            raise EngineError(f"{path} line {lineno} is not a prediction",
-                              fix='each line must be {"prediction": "..."} or a JSON string')
+            raise EngineError(f"{path} line {lineno} is not a prediction", fix=f"each line must be {shape}")
     return out

@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.student.formatting import CHAT, PromptFormat
+from engine.student.testsets import read_testset
 from engine.tasks import Task, final_answer
 
 EXPORT_FORMATS = ("jsonl", "csv", "parquet", "hf", "chat", "alpaca")
@@ -73,51 +74,10 @@ def accepted_tasks(ws: Any) -> list[str]:
 
 
 def read_examples_file(path: str | Path) -> list[dict[str, str]]:
-    """``{"input", "output"}`` rows of a JSONL file (BIG-Bench-Hard ``{"examples": [{"input","target"}]}`` too)."""
-    path = Path(path).expanduser()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise EngineError(f"data file {path} does not exist", fix="check the path") from None
-    except UnicodeDecodeError:
-        raise EngineError(f"data file {path} is not UTF-8 text", fix="save it as UTF-8 JSONL") from None
-    except OSError as exc:
-        raise EngineError(f"cannot read data file {path}: {exc.strerror}", fix="check the path") from None
-    stripped = text.lstrip()
-    if stripped.startswith("{") and '"examples"' in stripped[:200]:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            data = None
-        if isinstance(data, dict) and isinstance(data.get("examples"), list):
-            rows = []
-            for i, ex in enumerate(data["examples"], 1):
-                if not isinstance(ex, dict) or not isinstance(ex.get("input"), str) \
-                        or not isinstance(ex.get("target"), str):
-                    raise EngineError(f"{path}: example {i} needs string fields input and target",
-                                      fix='BIG-Bench-Hard files are {"examples": [{"input", "target"}]}')
-                rows.append({"input": ex["input"], "output": ex["target"]})
-            return rows
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EngineError(f"{path} line {lineno} is not valid JSON ({exc.msg})",
-                              fix='each line must be one object {"input": ..., "output": ...}') from None
-        if not isinstance(obj, dict):
-            raise EngineError(f"{path} line {lineno} is not a JSON object",
-                              fix='each line must be one object {"input": ..., "output": ...}')
-        out = obj.get("output", obj.get("target"))
-        if not isinstance(obj.get("input"), str) or not isinstance(out, str) or not out.strip():
-            raise EngineError(f"{path} line {lineno} lacks a string input and a non-empty output",
-                              fix='each line must be one object {"input": ..., "output": ...}')
-        rows.append({"input": obj["input"], "output": out})
-    if not rows:
-        raise EngineError(f"data file {path} holds no examples", fix='add lines {"input": ..., "output": ...}')
-    return rows
+    """``{"input", "output"}`` rows to train on, from a file in any layout a test set may have (JSONL of
+    ``{"input", "output"}``, BIG-Bench-Hard, SQuAD, MCoNaLa): an item with several references trains on the first."""
+    test = read_testset(path)
+    return [{"input": item.input, "output": item.references[0]} for item in test.items]
 
 
 def split_rows(rows: list[dict[str, Any]], eval_fraction: float, seed: int) -> tuple[list, list]:
