@@ -1,8 +1,9 @@
 """The teacher's cache: the ``teacher_calls`` rows and the examples they made (this module owns their SQL).
 
-Every teacher call is stored under a key of (kind, task, row, prompt hash, model, options), written with its
-example in one transaction, so a re-run repeats no finished call. A call that failed for transport reasons is
-stored as ``failed`` and replaced when it is asked again.
+Every teacher call is stored under a key of (kind, task, row, prompt hash, model, options, and the backend
+when it is not Ollama: keys made before there were backends stay valid), written with its example in one
+transaction, so a re-run repeats no finished call. A call that could not be made or answered is stored as
+``failed`` and replaced when it is asked again.
 """
 
 from __future__ import annotations
@@ -15,21 +16,32 @@ from engine.teacher.quality import DuplicateIndex
 
 if TYPE_CHECKING:
     from engine.teacher.ask import Answer, Teacher
+    from engine.teacher.client import TeacherSettings
     from engine.teacher.prompts import PromptSpec
     from engine.workspace import Workspace
 
 FILTER_REJECTED = "filter: the teacher says it does not fit the task"
 
 
-def call_key(task: str, row: int, phash: str, model: str, options: dict[str, Any], kind: str = "transform") -> str:
-    """The cache key of one teacher call."""
-    blob = json.dumps([kind, task, row, phash, model, options], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+def call_key(task: str, row: int, phash: str, settings: TeacherSettings, kind: str = "transform") -> str:
+    """The cache key of one teacher call with ``settings``' model, options and backend."""
+    parts: list[Any] = [kind, task, row, phash, settings.model, settings.options()]
+    if settings.backend != "ollama":
+        parts.append(settings.backend)
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def filter_key(task: str, row: int, phash: str, model: str, options: dict[str, Any]) -> str:
+def filter_key(task: str, row: int, phash: str, settings: TeacherSettings) -> str:
     """The cache key of the filter call for the example made from ``row``."""
-    return call_key(task, row, "filter:" + phash, model, options, "filter")
+    return call_key(task, row, "filter:" + phash, settings, "filter")
+
+
+def stored_options(settings: TeacherSettings) -> str:
+    """The options kept with a call and its example: what was sent, plus the backend when it is not Ollama."""
+    opts = settings.options()
+    if settings.backend != "ollama":
+        opts["backend"] = settings.backend
+    return json.dumps(opts)
 
 
 def call_states(ws: Workspace, task: str, keys: list[str]) -> dict[str, str]:
@@ -67,7 +79,7 @@ def store_answer(cur: Any, teacher: Teacher, spec: PromptSpec, row: int, key: st
 
     ``retry``: a failed call is stored under ``key``; it and its failed example are replaced.
     """
-    task, options = spec.task.name, json.dumps(teacher.settings.options())
+    task, options = spec.task.name, stored_options(teacher.settings)
     if retry:      # delete, then insert: "insert or replace" is slower in DuckDB
         cur.execute("delete from examples where task = ? and call_key = ? and status = 'failed'", [task, key])
         cur.execute("delete from teacher_calls where key = ?", [key])
@@ -94,7 +106,7 @@ def store_filter(cur: Any, teacher: Teacher, spec: PromptSpec, row: int, example
     cur.execute("insert into teacher_calls (key, task, row, model, prompt_hash, options, response, "
                 "status, error) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [key, spec.task.name, row, teacher.settings.model, "filter:" + spec.hash,
-                 json.dumps(teacher.settings.options()), response, "ok" if fits is not None else "failed", error])
+                 stored_options(teacher.settings), response, "ok" if fits is not None else "failed", error])
     if fits is False:
         cur.execute("update examples set status = 'rejected', reason = ?, updated_at = current_timestamp "
                     "where id = ? and status = 'pending'", [FILTER_REJECTED, example_id])
