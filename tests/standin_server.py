@@ -72,11 +72,12 @@ class RequestRecord:
 
 
 class HTTPError(Exception):
-    """Answer the request with ``status`` and ``error`` in the stand-in's error shape (``-1``: answer nothing,
-    the connection is already gone)."""
+    """Answer the request with ``status`` and ``error`` in the stand-in's error shape, or with ``body`` as
+    it is (``-1``: answer nothing, the connection is already gone)."""
 
-    def __init__(self, status: int, error: str | None, content_type: str = "application/json") -> None:
-        self.status, self.error, self.content_type = status, error, content_type
+    def __init__(self, status: int, error: str | None, content_type: str = "application/json",
+                 body: Any = None) -> None:
+        self.status, self.error, self.content_type, self.body = status, error, content_type, body
 
 
 # -- content generation -------------------------------------------------------------------------
@@ -91,20 +92,29 @@ def _is_schema(obj: dict[str, Any]) -> bool:
     return obj.get("type") == "object" and isinstance(obj.get("properties"), dict)
 
 
-def schema_in(text: str) -> dict[str, Any] | None:
-    """The last JSON schema written into a prompt (what a model told "follow this schema" would follow)."""
+def _find_schema(text: str) -> tuple[dict[str, Any], int] | None:
     for start in [m.start() for m in re.finditer(r"\{", text)][::-1]:
         try:
             obj, _ = json.JSONDecoder().raw_decode(text[start:])
         except ValueError:
             continue
         if isinstance(obj, dict) and _is_schema(obj):
-            return obj
+            return obj, start
     return None
 
 
+def schema_in(text: str) -> dict[str, Any] | None:
+    """The last JSON schema written into a prompt (what a model told "follow this schema" would follow)."""
+    found = _find_schema(text)
+    return found[0] if found else None
+
+
 def _source_words(text: str) -> list[str]:
-    """Words of the last JSON object in the text (the values of a retrieved row), else of the text."""
+    """Words of the last JSON object in the text before any schema written into it (the values of a
+    retrieved row), else of the text."""
+    found = _find_schema(text)
+    if found:
+        text = text[:found[1]]
     for start in [m.start() for m in re.finditer(r"\{", text)][::-1]:
         depth, end = 0, None
         for i in range(start, len(text)):
@@ -121,7 +131,7 @@ def _source_words(text: str) -> list[str]:
             obj = json.loads(text[start:end])
         except ValueError:
             continue
-        if isinstance(obj, dict) and obj and not _is_schema(obj):
+        if isinstance(obj, dict) and obj:
             words = " ".join(str(v) for v in obj.values()).split()
             if words:
                 return words
@@ -479,7 +489,9 @@ class BaseHandler(BaseHTTPRequestHandler):
         except HTTPError as exc:
             if exc.status == -1:
                 return
-            if exc.content_type == "text/plain":
+            if exc.body is not None:
+                self._json(exc.body, exc.status)
+            elif exc.content_type == "text/plain":
                 self._text(exc.error or "", exc.status)
             elif exc.error is None:
                 self._send(exc.status, b"", "application/json; charset=utf-8")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError
@@ -71,12 +70,11 @@ class OpenAIBackend(Backend):
         out = []
         for m in doc["data"]:
             meta = m.get("meta") if isinstance(m.get("meta"), dict) else {}
-            created = m.get("created")
+            # "created" is the time of the listing request on vLLM and llama.cpp, not of the weights: not shown
             out.append(ModelInfo(
                 name=str(m["id"]), size=int(meta.get("size") or 0), family=str(m.get("owned_by") or ""),
                 parameter_size=_params(meta.get("n_params")), quantization="", digest=_fingerprint(m),
-                modified_at=datetime.fromtimestamp(created, UTC).isoformat() if isinstance(created, int) else "",
-                context=int(m.get("max_model_len") or meta.get("n_ctx_train") or 0)))
+                modified_at="", context=int(m.get("max_model_len") or meta.get("n_ctx_train") or 0)))
         return out
 
     def match(self, names: list[str], wanted: str) -> str | None:
