@@ -301,6 +301,7 @@ class StandinServer:
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
 
     # -- lifetime -------------------------------------------------------------------------------
     def start(self) -> Self:
@@ -320,6 +321,15 @@ class StandinServer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def kill(self) -> None:
+        """The host dies: it stops listening and every open connection is reset mid-request."""
+        self.stop()
+        with self._lock:
+            conns = list(self._connections)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -408,6 +418,14 @@ class BaseHandler(BaseHTTPRequestHandler):
         super().setup()
         # Go's net package and uvicorn set TCP_NODELAY; without it, Nagle + delayed ACKs add ~40 ms
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.standin._lock:
+            self.standin._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.standin._lock:
+            self.standin._connections.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr logging
         pass

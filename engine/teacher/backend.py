@@ -112,9 +112,10 @@ class Reply:
 
 
 class Breaker:
-    """The circuit breaker of one host: it trips when a call used up every attempt failing to connect while
-    no call succeeded, i.e. the host was unreachable for the call's whole retry window. A tripped breaker
-    makes every later call fail at once, so a run stops instead of trying each remaining row several times."""
+    """The circuit breaker of one host: it trips when a call used up its attempts failing to connect while no
+    call succeeded since its first such failure, i.e. the host was unreachable for a whole retry window. A
+    tripped breaker makes every later call fail at once, so a run stops instead of trying each remaining row
+    several times."""
 
     def __init__(self) -> None:
         self.reason: str | None = None
@@ -127,9 +128,9 @@ class Breaker:
     def succeeded(self) -> None:
         self.last_ok = time.monotonic()
 
-    def gave_up_connecting(self, started: float, reason: str) -> None:
-        """A call that began at ``started`` (monotonic) failed for good, unable to connect."""
-        if self.last_ok < started and self.reason is None:
+    def gave_up_connecting(self, since: float, reason: str) -> None:
+        """A call failed for good, unable to connect since ``since`` (monotonic)."""
+        if self.last_ok < since and self.reason is None:
             self.reason = reason
 
 

@@ -239,7 +239,8 @@ async def chat(backend: Backend, settings: TeacherSettings, messages: list[dict[
     if breaker.tripped:
         raise TeacherCallFailed(f"not sent: {breaker.reason}", kind=HOST_GONE, attempts=0, errors=[])
     errors: list[str] = []
-    started, mono = time.perf_counter(), time.monotonic()
+    started = time.perf_counter()
+    unreachable_since: float | None = None      # when this call's current run of connection failures began
     reply = Reply(s.max_reply_chars, on_text)
     attempt = 0
     deadline = asyncio.timeout(s.deadline)
@@ -254,9 +255,14 @@ async def chat(backend: Backend, settings: TeacherSettings, messages: list[dict[
                     errors.append(f"attempt {attempt}: {exc.what}")
                     log.warning("teacher call failed (%s)", errors[-1])
                     last_try = not exc.retryable or attempt > s.retries
-                    if last_try and exc.kind == CONNECT:
-                        breaker.gave_up_connecting(mono, f"{backend.server} at {backend.url} stopped answering "
-                                                         f"(no connection for {time.monotonic() - mono:.0f} s)")
+                    if exc.kind != CONNECT:
+                        unreachable_since = None
+                    elif unreachable_since is None:
+                        unreachable_since = time.monotonic()
+                    if last_try and unreachable_since is not None:
+                        gone = time.monotonic() - unreachable_since
+                        breaker.gave_up_connecting(unreachable_since, f"{backend.server} at {backend.url} stopped "
+                                                                      f"answering (no connection for {gone:.0f} s)")
                     if last_try or breaker.tripped:
                         raise TeacherCallFailed(exc.what, kind=exc.kind, attempts=attempt, errors=errors,
                                                 partial=reply.text(), retryable=exc.retryable) from None
