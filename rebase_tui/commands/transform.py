@@ -88,9 +88,11 @@ def run(args: argparse.Namespace) -> int:
             "or in the app", markup=False)
     if summary.complete:
         return 0
+    import sys
+
     skipped = f"; {summary.skipped} row(s) not tried ({summary.stopped})" if summary.skipped or summary.stopped else ""
-    stderr_console().print(f"rebase-tui: {summary.faults()}{skipped} — re-run the same command to try them again "
-                           "(finished rows are kept)", markup=False, highlight=False)
+    print(f"rebase-tui: {summary.faults()}{skipped} — re-run the same command to try them again (finished rows "
+          "are kept)", file=sys.stderr)
     return 1
 
 
