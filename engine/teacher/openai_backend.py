@@ -110,16 +110,13 @@ class OpenAIBackend(Backend):
                                        "json_schema": {"name": "answer", "schema": schema, "strict": True}}
         return body
 
-    def _schema_refused(self, code: int, text: str) -> None:
-        if not self.json_mode and code in (400, 422, 500, 501) and any(w in text.lower() for w in SCHEMA_WORDS):
-            raise SchemaRejected(text)
-
     async def stream(self, settings: TeacherSettings, messages: list[dict[str, str]], schema: dict[str, Any] | None,
                      reply: Reply) -> Attempt:
+        body = self._body(settings, messages, schema)
         try:
-            return await self._stream(self._body(settings, messages, schema), reply)
+            return await self._stream(body, reply)
         except SchemaRejected as exc:
-            if not self.json_mode:
+            if not self.json_mode:      # calls in flight beside this one may have been refused too: say it once
                 self.json_mode = True
                 if self.notice is not None:
                     self.notice(f"{self.url} does not accept a JSON schema in response_format ({str(exc)[:120]}); "
@@ -133,7 +130,13 @@ class OpenAIBackend(Backend):
         metrics: dict[str, int] = {}
         data: list[str] = []
         done = False
-        async with self.post("/chat/completions", body, self._schema_refused) as resp:
+        sent_schema = (body.get("response_format") or {}).get("type") == "json_schema"
+
+        def refused(code: int, text: str) -> None:
+            if sent_schema and code in (400, 422, 500, 501) and any(w in text.lower() for w in SCHEMA_WORDS):
+                raise SchemaRejected(text)
+
+        async with self.post("/chat/completions", body, refused) as resp:
             async for raw in self.lines(resp):
                 if ttfb is None:
                     ttfb = time.perf_counter() - t0
