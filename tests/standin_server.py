@@ -20,6 +20,7 @@ import random
 import re
 import select
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -263,6 +264,16 @@ def violate(content: str, fmt: Any) -> str:
     return json.dumps({"unexpected": obj})
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (a cancelled call, a closed keep-alive connection) is normal, not an error."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
+
 # -- the server state ------------------------------------------------------------------------------
 class StandinServer:
     """State and knobs shared by the stand-ins; ``start()`` binds 127.0.0.1 on an ephemeral port (or ``port``).
@@ -306,8 +317,7 @@ class StandinServer:
     # -- lifetime -------------------------------------------------------------------------------
     def start(self) -> Self:
         handler = type("Handler", (self.handler,), {"standin": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", self.port), handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"{self.name}-standin", daemon=True)

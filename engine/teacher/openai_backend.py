@@ -151,9 +151,9 @@ class OpenAIBackend(Backend):
                     continue            # an event ends at a blank line; comments, ids and event names are ignored
                 event, data = "\n".join(data), []
                 if event == "[DONE]":
-                    done = True
-                    break
-                finish = _chunk(event, reply, metrics) or finish
+                    done = True         # read on to the body's end: a fully read response keeps its connection
+                elif not done:
+                    finish = _chunk(event, reply, metrics) or finish
         if data and "\n".join(data) != "[DONE]":
             finish = _chunk("\n".join(data), reply, metrics) or finish
         elif data:
