@@ -24,8 +24,8 @@ def library_versions() -> dict[str, str | None]:
 
 def probe_teacher(host: str, backend: str = "ollama", timeout: float = 1.5) -> dict[str, Any]:
     """Whether the teacher's server answers: Ollama's ``GET /api/version``, or an OpenAI-compatible
-    server's ``GET /models`` (with $REBASE_TEACHER_API_KEY when set). Never raises: a malformed host string
-    is reported like an unreachable one."""
+    server's ``GET /models`` (with $REBASE_TEACHER_API_KEY as a bearer token when set, as the teacher calls
+    send it). Never raises: a malformed host string is reported like an unreachable one."""
     import os
 
     import httpx
@@ -38,7 +38,7 @@ def probe_teacher(host: str, backend: str = "ollama", timeout: float = 1.5) -> d
     except EngineError as exc:
         return {"host": host, "backend": backend, "reachable": False, "error": str(exc)}
     key = os.environ.get("REBASE_TEACHER_API_KEY")
-    headers = {"Authorization": f"Bearer {key}"} if key and backend == "openai" else {}
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     path = "/models" if backend == "openai" else "/api/version"
     try:
         r = httpx.get(f"{url}{path}", timeout=timeout, trust_env=False, headers=headers)
