@@ -28,7 +28,6 @@ Run it by hand: ``python tests/ollama_standin.py --port 11435 --parallel 4 --lat
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import random
@@ -51,9 +50,12 @@ from tests.standin_server import (  # noqa: E402
     HTTPError,
     StandinServer,
     answer_for,
+    command_line,
+    knobs,
     last_user_text,
     now_rfc3339,
     pieces,
+    serve,
     violate,
 )
 from tests.standin_server import digest as _digest  # noqa: E402
@@ -502,22 +504,10 @@ OllamaStandin.handler = _Handler
 
 
 def main() -> None:
-    """Run the stand-in in the foreground (for trying the CLI by hand)."""
-    p = argparse.ArgumentParser(description="Ollama stand-in server for tests")
-    p.add_argument("--port", type=int, default=11435)
-    p.add_argument("--parallel", type=int, default=1)
-    p.add_argument("--latency", type=float, default=0.0)
-    p.add_argument("--token-delay", type=float, default=0.0)
-    p.add_argument("--piece-chars", type=int, default=8, help="characters per streamed piece")
-    args = p.parse_args()
-    srv = OllamaStandin(num_parallel=args.parallel, latency=args.latency, token_delay=args.token_delay,
-                        piece_chars=args.piece_chars, port=args.port).start()
-    print(f"ollama stand-in on {srv.url} (models: {', '.join(m.name for m in srv.models)})", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        srv.stop()
+    """Run the stand-in in the foreground (for trying the CLI by hand, and for the benchmark)."""
+    args = command_line("Ollama stand-in server for tests", 11435).parse_args()
+    srv = OllamaStandin(**knobs(args)).start()
+    serve(srv, f"ollama stand-in on {srv.url} (models: {', '.join(m.name for m in srv.models)})")
 
 
 if __name__ == "__main__":

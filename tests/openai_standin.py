@@ -26,7 +26,6 @@ Run it by hand: ``python tests/openai_standin.py --port 8000 --parallel 8 --late
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import sys
@@ -45,9 +44,12 @@ from tests.standin_server import (  # noqa: E402
     HTTPError,
     StandinServer,
     answer_for,
+    command_line,
+    knobs,
     last_user_text,
     pieces,
     schema_in,
+    serve,
     violate,
 )
 
@@ -314,22 +316,11 @@ OpenAIStandin.handler = _Handler
 
 def main() -> None:
     """Run the stand-in in the foreground (for trying the CLI by hand, and for the benchmark)."""
-    p = argparse.ArgumentParser(description="OpenAI-compatible chat API stand-in server for tests")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--parallel", type=int, default=1)
-    p.add_argument("--latency", type=float, default=0.0)
-    p.add_argument("--token-delay", type=float, default=0.0)
-    p.add_argument("--piece-chars", type=int, default=8, help="characters per streamed piece")
+    p = command_line("OpenAI-compatible chat API stand-in server for tests", 8000)
     p.add_argument("--flavor", choices=FLAVORS, default="vllm")
     args = p.parse_args()
-    srv = OpenAIStandin(num_parallel=args.parallel, latency=args.latency, token_delay=args.token_delay,
-                        piece_chars=args.piece_chars, flavor=args.flavor, port=args.port).start()
-    print(f"openai stand-in on {srv.base_url} (models: {', '.join(m.id for m in srv.models)})", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        srv.stop()
+    srv = OpenAIStandin(flavor=args.flavor, **knobs(args)).start()
+    serve(srv, f"openai stand-in on {srv.base_url} (models: {', '.join(m.id for m in srv.models)})")
 
 
 if __name__ == "__main__":

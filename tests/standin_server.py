@@ -12,6 +12,7 @@ survive with a deadline and a size cap: ``trickle`` (one byte every ``seconds``,
 
 from __future__ import annotations
 
+import argparse
 import collections
 import contextlib
 import hashlib
@@ -632,3 +633,31 @@ class BaseHandler(BaseHTTPRequestHandler):
                 srv.bytes_sent += len(data)
             if not self._wait_unless_gone(fault.seconds):
                 return
+
+
+# -- running a stand-in by hand ------------------------------------------------------------------------
+def command_line(description: str, port: int) -> argparse.ArgumentParser:
+    """The options every stand-in takes when run by hand (or by the benchmark)."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--port", type=int, default=port, help="0: any free port (printed on the first line)")
+    p.add_argument("--parallel", type=int, default=1, help="parallel slots")
+    p.add_argument("--latency", type=float, default=0.0, help="seconds before each reply starts")
+    p.add_argument("--token-delay", type=float, default=0.0, help="seconds between streamed pieces")
+    p.add_argument("--piece-chars", type=int, default=8, help="characters per streamed piece")
+    return p
+
+
+def knobs(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`StandinServer` keyword arguments of :func:`command_line`'s options."""
+    return {"num_parallel": args.parallel, "latency": args.latency, "token_delay": args.token_delay,
+            "piece_chars": args.piece_chars, "port": args.port}
+
+
+def serve(srv: StandinServer, banner: str) -> None:
+    """Run a started stand-in in the foreground until Ctrl-C; ``banner`` is printed first (it names the URL)."""
+    print(banner, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        srv.stop()
