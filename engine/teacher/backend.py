@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 
     from engine.teacher.client import TeacherSettings
 
+log = logging.getLogger(__name__)
+
 ERROR_BODY_BYTES = 65_536
 LISTING_BYTES = 16 * 1024 * 1024
 LINE_OVERHEAD = 65_536      # a stream line carries one piece of the reply plus its JSON envelope
@@ -42,6 +45,7 @@ CONNECTION_LOST = "connection lost"
 BROKEN_STREAM = "broken stream"
 SERVER_ERROR = "server error mid-stream"
 TOO_LARGE = "reply too large"
+UNEXPECTED = "unexpected reply"
 
 
 @dataclass(frozen=True)
@@ -259,6 +263,9 @@ class Backend(ABC):
                                               f"{self.settings.read_timeout:g} s)") from None
         except httpx.TransportError as exc:
             raise AttemptFailed(CONNECTION_LOST, f"{type(exc).__name__}: {str(exc)[:160]}") from None
+        except Exception as exc:  # noqa: BLE001 - a reply no rule foresaw fails its call, not the whole run
+            log.warning("unexpected teacher reply", exc_info=True)
+            raise AttemptFailed(UNEXPECTED, f"{type(exc).__name__}: {str(exc)[:160]}", retryable=False) from None
 
     @contextlib.asynccontextmanager
     async def post(self, path: str, body: dict[str, Any],
