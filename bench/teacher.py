@@ -3,9 +3,11 @@
     python bench/teacher.py [--backends ollama openai] [--latency 0.5] [--parallel 1 8 64] [--seconds 6]
 
 Each stand-in (tests/ollama_standin.py, tests/openai_standin.py) runs in its own process with P parallel slots
-and answers every chat request after L seconds, then streams its reply (about 40 NDJSON lines or server-sent
-events); engine.teacher.transform runs with --concurrency P over real rows of ../shared/data (the mnli task),
-about ``--seconds`` worth of rows. For each backend and P the target is throughput >= 0.9 x P / L examples/s.
+and streams every reply (about 40 NDJSON lines or server-sent events) over L seconds, its last piece L seconds
+after the request, as a server generating tokens does (``--pace``; ``--no-pace``: wait L, then stream at once,
+so the stand-in's own streaming time is added to L); engine.teacher.transform runs with --concurrency P over
+real rows of ../shared/data (the mnli task), about ``--seconds`` worth of rows. For each backend and P the
+target is throughput >= 0.9 x P / L examples/s.
 
 The client's own cost per example is reported two ways:
 
@@ -46,10 +48,11 @@ STANDINS = {"ollama": ("ollama_standin.py", "llama3.1:8b"), "openai": ("openai_s
                                                                        "meta-llama/Llama-3.1-8B-Instruct")}
 
 
-def start_standin(backend: str, parallel: int, latency: float) -> tuple[subprocess.Popen, str]:
+def start_standin(backend: str, parallel: int, latency: float, pace: bool = True) -> tuple[subprocess.Popen, str]:
     script, _ = STANDINS[backend]
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / script), "--port", "0", "--parallel", str(parallel),
-                             "--latency", str(latency)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                             "--latency", str(latency), *(["--pace"] if pace else [])],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     return proc, line.split(" on ", 1)[1].split()[0]
@@ -77,8 +80,8 @@ async def run_once(ws: Workspace, backend: str, url: str, concurrency: int, n: i
     return fin
 
 
-def measure(tmp: Path, backend: str, parallel: int, latency: float, n: int) -> dict:
-    proc, url = start_standin(backend, parallel, latency)
+def measure(tmp: Path, backend: str, parallel: int, latency: float, n: int, pace: bool = True) -> dict:
+    proc, url = start_standin(backend, parallel, latency, pace)
     try:
         ws = make_workspace(tmp / f"ws-{backend}-p{parallel}-l{latency}", n)
         try:
@@ -109,6 +112,8 @@ def main() -> None:
     p.add_argument("--parallel", type=int, nargs="+", default=[1, 8, 64], help="parallel slots to try")
     p.add_argument("--seconds", type=float, default=6.0, help="about how long each run should take")
     p.add_argument("--overhead-rows", type=int, default=60, help="rows for the L = 0 overhead run")
+    p.add_argument("--no-pace", dest="pace", action="store_false",
+                   help="the stand-ins wait L, then stream (their streaming time adds to L)")
     args = p.parse_args()
     if not (SHARED / "datastore").exists():
         raise SystemExit(f"{SHARED} is absent: the benchmark uses real rows from it")
@@ -116,19 +121,22 @@ def main() -> None:
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
           "(1 / 5 / 15 min)")
-    print(f"stand-in latency L = {L:.3f} s per request; target: throughput >= 0.9 x P/L")
-    print(f"{'backend':<8} {'P':>3} {'rows':>5} {'examples/s':>11} {'target':>8} {'vs P/L':>7} {'CPU ms/ex':>10}  ok")
+    how = "each reply streamed over L" if args.pace else "L before each reply, then streamed"
+    print(f"stand-in latency L = {L:.3f} s per request ({how}); target: throughput >= 0.9 x P/L")
+    print(f"{'backend':<8} {'P':>3} {'rows':>5} {'examples/s':>11} {'target':>8} {'vs P/L':>7} {'call s':>7} "
+          f"{'CPU ms/ex':>10}  ok")
     ok_all = True
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         for backend in args.backends:
             for P in args.parallel:
-                r = measure(tmp, backend, P, L, max(8, int(args.seconds * P / L)))
+                r = measure(tmp, backend, P, L, max(8, int(args.seconds * P / L)), args.pace)
                 ideal = P / L
                 ok = r["per_s"] >= 0.9 * ideal and r["call_failures"] == 0
                 ok_all &= ok
                 print(f"{backend:<8} {P:>3} {r['n']:>5} {r['per_s']:>11.2f} {0.9 * ideal:>8.2f} "
-                      f"{r['per_s'] / ideal:>7.3f} {r['cpu_ms']:>10.2f}  {'yes' if ok else 'NO'}", flush=True)
+                      f"{r['per_s'] / ideal:>7.3f} {r['call_s']:>7.3f} {r['cpu_ms']:>10.2f}  {'yes' if ok else 'NO'}",
+                      flush=True)
         for backend in args.backends:
             o = measure(tmp, backend, 1, 0.0, args.overhead_rows)
             per_example = o["seconds"] / o["finished"]

@@ -114,9 +114,9 @@ class OllamaStandin(StandinServer):
 
     def __init__(self, models: tuple[Model, ...] | list[Model] = DEFAULT_MODELS, *, num_parallel: int = 1,
                  latency: float = 0.0, token_delay: float = 0.0, piece_chars: int = 8, load_time: float = 0.0,
-                 max_queue: int = 512, version: str = "0.12.6", port: int = 0) -> None:
+                 max_queue: int = 512, version: str = "0.12.6", pace: bool = False, port: int = 0) -> None:
         super().__init__(num_parallel=num_parallel, latency=latency, token_delay=token_delay,
-                         piece_chars=piece_chars, port=port)
+                         piece_chars=piece_chars, pace=pace, port=port)
         self.models = list(models)
         self.load_time = load_time
         self.max_queue = max_queue
@@ -373,8 +373,7 @@ class _Handler(BaseHandler):
                 srv._stopping.wait(srv.load_time)
             srv._loaded[m.name] = time.monotonic() + 300
             load_ns = int(srv.load_time * 1e9) or 1_234_567
-        if srv.latency:
-            srv._stopping.wait(srv.latency)
+        self.wait_latency(stream)
         fmt = body.get("format")
         if chat:
             content = answer_for(m.name, messages or [], fmt, options, mode == "off_label")
@@ -446,7 +445,6 @@ class _Handler(BaseHandler):
                       metrics: dict[str, int], t0: int, load_ns: int, fault: Fault | None,
                       completed: Any) -> bool:
         """Stream the reply; True when the final chunk went out."""
-        srv = self.standin
         mode = fault.mode if fault else None
         after = fault.after_pieces if fault else 0
         try:
@@ -483,11 +481,11 @@ class _Handler(BaseHandler):
                 else:
                     obj["response"] = piece
                 self._line(obj)
-                if srv.token_delay:
-                    srv._stopping.wait(srv.token_delay)
+                self.pace_piece(t0, i, len(body_pieces))
             if mode == "no_done":
                 self._chunk(b"")
                 return False
+            self.pace_piece(t0, len(body_pieces), len(body_pieces))
             final = self._final(model, chat, last, done_reason, metrics, t0, load_ns)
             if not chat and not self._raw:
                 final["context"] = list(range(1, metrics["eval_count"] + 5))

@@ -84,9 +84,9 @@ class OpenAIStandin(StandinServer):
 
     def __init__(self, models: tuple[ServedModel, ...] | list[ServedModel] = DEFAULT_MODELS, *, flavor: str = "vllm",
                  schemas: bool = True, api_key: str | None = None, num_parallel: int = 1, latency: float = 0.0,
-                 token_delay: float = 0.0, piece_chars: int = 8, port: int = 0) -> None:
+                 token_delay: float = 0.0, piece_chars: int = 8, pace: bool = False, port: int = 0) -> None:
         super().__init__(num_parallel=num_parallel, latency=latency, token_delay=token_delay,
-                         piece_chars=piece_chars, port=port)
+                         piece_chars=piece_chars, pace=pace, port=port)
         if flavor not in FLAVORS:
             raise ValueError(f"flavor must be one of {FLAVORS}")
         self.models, self.flavor, self.schemas, self.api_key = list(models), flavor, schemas, api_key
@@ -221,8 +221,8 @@ class _Handler(BaseHandler):
         if mode == "http404":
             raise HTTPError(404, f"The model `{body.get('model')}` does not exist.")
         with self.in_slot(model.id):
-            if srv.latency:
-                srv._stopping.wait(srv.latency)
+            t0 = time.monotonic_ns()
+            self.wait_latency(body.get("stream") is True)
             options = {"seed": body.get("seed"), "temperature": body.get("temperature")}
             content = answer_for(model.id, messages, fmt, options, mode == "off_label")
             finish = "stop"
@@ -239,7 +239,7 @@ class _Handler(BaseHandler):
             head = {"id": f"chatcmpl-{next(srv._ids)}", "created": int(time.time()), "model": body.get("model")}
             if body.get("stream") is True:
                 include = (body.get("stream_options") or {}).get("include_usage") is True
-                self._stream(head, parts, finish, usage if include else None, fault, prompt)
+                self._stream(head, parts, finish, usage if include else None, fault, prompt, t0)
                 return
             doc = {**head, "object": "chat.completion", "choices": [{
                 "index": 0, "message": {"role": "assistant", "content": "".join(parts), "tool_calls": []},
@@ -260,7 +260,7 @@ class _Handler(BaseHandler):
                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
 
     def _stream(self, head: dict[str, Any], parts: list[str], finish: str, usage: dict[str, int] | None,
-                fault: Fault | None, prompt: str) -> None:
+                fault: Fault | None, prompt: str, t0: int) -> None:
         srv = self.standin
         mode = fault.mode if fault else None
         after = fault.after_pieces if fault else 0
@@ -271,8 +271,8 @@ class _Handler(BaseHandler):
                 if mode and i == min(after, len(parts) - 1) and self._fault(mode, fault, head):
                     return
                 self._event(self._chunk_obj(head, {"content": piece}))
-                if srv.token_delay:
-                    srv._stopping.wait(srv.token_delay)
+                self.pace_piece(t0, i, len(parts))
+            self.pace_piece(t0, len(parts), len(parts))
             self._event(self._chunk_obj(head, {}, finish))
             if usage is not None:
                 self._event({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage})

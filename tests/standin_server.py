@@ -267,6 +267,7 @@ def violate(content: str, fmt: Any) -> str:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024       # as servers listen (Go 4096, uvicorn 2048); socketserver's 5 drops connects
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hangs up (a cancelled call, a closed keep-alive connection) is normal, not an error."""
@@ -290,9 +291,10 @@ class StandinServer:
     name: ClassVar[str] = "standin"
 
     def __init__(self, *, num_parallel: int = 1, latency: float = 0.0, token_delay: float = 0.0,
-                 piece_chars: int = 8, port: int = 0) -> None:
+                 piece_chars: int = 8, pace: bool = False, port: int = 0) -> None:
         self.num_parallel = num_parallel
         self.latency = latency
+        self.pace = pace
         self.token_delay = token_delay
         self.piece_chars = piece_chars
         self.port = port
@@ -584,6 +586,24 @@ class BaseHandler(BaseHTTPRequestHandler):
         finally:
             slot.release()
 
+    def wait_latency(self, streamed: bool) -> None:
+        """The server's latency before a reply starts (a paced stream spends it between its pieces instead)."""
+        srv = self.standin
+        if srv.latency and not (srv.pace and streamed):
+            srv._stopping.wait(srv.latency)
+
+    def pace_piece(self, t0_ns: int, i: int, n: int) -> None:
+        """Before piece ``i`` of ``n`` (``n``: the end): ``token_delay``, or with ``pace`` the wait that
+        spreads the reply over ``latency`` seconds from ``t0_ns`` (``time.monotonic_ns()``), as a server
+        generating tokens streams them; late pieces do not push the later ones back."""
+        srv = self.standin
+        if srv.pace and srv.latency:
+            left = t0_ns / 1e9 + srv.latency * (i + 1) / (n + 1) - time.monotonic()
+            if left > 0:
+                srv._stopping.wait(left)
+        elif srv.token_delay and i < n:
+            srv._stopping.wait(srv.token_delay)
+
     # -- chunked streaming ----------------------------------------------------------------------------
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
@@ -644,13 +664,15 @@ def command_line(description: str, port: int) -> argparse.ArgumentParser:
     p.add_argument("--latency", type=float, default=0.0, help="seconds before each reply starts")
     p.add_argument("--token-delay", type=float, default=0.0, help="seconds between streamed pieces")
     p.add_argument("--piece-chars", type=int, default=8, help="characters per streamed piece")
+    p.add_argument("--pace", action="store_true",
+                   help="stream each reply over --latency seconds instead of waiting --latency before it")
     return p
 
 
 def knobs(args: argparse.Namespace) -> dict[str, Any]:
     """The :class:`StandinServer` keyword arguments of :func:`command_line`'s options."""
     return {"num_parallel": args.parallel, "latency": args.latency, "token_delay": args.token_delay,
-            "piece_chars": args.piece_chars, "port": args.port}
+            "piece_chars": args.piece_chars, "pace": args.pace, "port": args.port}
 
 
 def serve(srv: StandinServer, banner: str) -> None:

@@ -49,7 +49,7 @@ from engine.teacher.calls import (
     examples_by_call,
     filter_key,
     kept_examples,
-    store_answer,
+    store_answers,
     store_filter,
 )
 from engine.teacher.client import TeacherCallFailed, TeacherSettings
@@ -317,7 +317,7 @@ class _Run:
             c.faults[answer.fault] += 1
         c.retries += max(0, answer.attempts - 1)
         c.tokens += answer.tokens.get("eval_count", 0)
-        ex_id = await writer.submit(store_answer, self.teacher, self.spec, it.row, it.key, answer, retry=it.retry)
+        ex_id = await writer.submit_row(store_answers, (self.teacher, self.spec, it.row, it.key, answer, it.retry))
         if answer.status == "pending":
             c.done += 1
         elif answer.status == "duplicate":
