@@ -13,7 +13,8 @@ The client's own cost per example is reported two ways:
 
 - CPU: the client process's CPU time (user + system) over the run divided by the examples, at each P. The
   stand-in is another process, so this is everything rebase-tui spends per example: request building, stream
-  parsing, checks, the DuckDB writes, events.
+  parsing, checks, the DuckDB writes, events — and the run's fixed costs (the model check, the plan), which
+  weigh on the short P = 1 runs.
 - Wall: from a run at L = 0 with concurrency 1, the wall time per example minus the time inside the HTTP call
   (prompt build, parse, label/duplicate checks, the write of call + example, event handling), with the
   prompt-build and check components alone (from examples.timings).
