@@ -1,4 +1,4 @@
-"""What `rebase-tui info` reports: workspace, schema, counts, config, versions, Ollama reachability."""
+"""What `rebase-tui info` reports: workspace, schema, counts, config, versions, whether the teacher's host answers."""
 
 from __future__ import annotations
 
@@ -22,19 +22,47 @@ def library_versions() -> dict[str, str | None]:
     return out
 
 
-def probe_ollama(host: str, timeout: float = 1.5) -> dict[str, Any]:
-    """Whether the Ollama server at ``host`` answers ``GET /api/version`` (never raises)."""
+def probe_teacher(host: str, backend: str = "ollama", timeout: float = 1.5) -> dict[str, Any]:
+    """Whether the teacher's server answers: Ollama's ``GET /api/version``, or an OpenAI-compatible
+    server's ``GET /models`` (with $REBASE_TEACHER_API_KEY as a bearer token when set, as the teacher calls
+    send it). Never raises: a malformed host string is reported like an unreachable one."""
+    import os
+
     import httpx
 
+    from engine.errors import EngineError
     from engine.teacher.hosts import normalize_host
 
-    url = normalize_host(host)
     try:
-        r = httpx.get(f"{url}/api/version", timeout=timeout, trust_env=False)
+        url = normalize_host(host, backend)
+    except EngineError as exc:
+        return {"host": host, "backend": backend, "reachable": False, "error": str(exc)}
+    key = os.environ.get("REBASE_TEACHER_API_KEY")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    path = "/models" if backend == "openai" else "/api/version"
+    try:
+        r = httpx.get(f"{url}{path}", timeout=timeout, trust_env=False, headers=headers)
         r.raise_for_status()
-        return {"host": url, "reachable": True, "version": r.json().get("version")}
-    except (httpx.HTTPError, ValueError) as exc:
-        return {"host": url, "reachable": False, "error": str(exc) or type(exc).__name__}
+        doc = r.json()
+        out: dict[str, Any] = {"host": url, "backend": backend, "reachable": True}
+        if backend == "openai":
+            out["models"] = [m.get("id") for m in doc.get("data", []) if isinstance(m, dict)]
+        else:
+            out["version"] = doc.get("version")
+        return out
+    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+        return {"host": url, "backend": backend, "reachable": False, "error": str(exc) or type(exc).__name__}
+
+
+def _teacher_host(ws: Workspace) -> str:
+    """The host the teacher commands would use (the backend decides which variables apply)."""
+    from engine.errors import EngineError
+    from engine.teacher.client import TeacherSettings
+
+    try:
+        return TeacherSettings.from_config(ws.config).host
+    except EngineError:
+        return str(ws.config["teacher.host"])
 
 
 def workspace_info(ws: Workspace, check_ollama: bool = True) -> dict[str, Any]:
@@ -49,5 +77,5 @@ def workspace_info(ws: Workspace, check_ollama: bool = True) -> dict[str, Any]:
         "config_sources": ws.config.sources,
         "config_file": str(ws.config_path),
         "versions": library_versions(),
-        "ollama": probe_ollama(ws.config["teacher.host"]) if check_ollama else None,
+        "ollama": probe_teacher(_teacher_host(ws), ws.config["teacher.backend"]) if check_ollama else None,
     }

@@ -1,7 +1,10 @@
-"""The teacher stage: an Ollama model rewrites the task's retrieved rows into task examples.
+"""The teacher stage: a model served by Ollama or an OpenAI-compatible server rewrites the task's retrieved
+rows into task examples.
 
-- ``client``: settings, host and model checks, streamed schema-constrained chat with timeouts and retries;
-  ``hosts``: host strings to URLs.
+- ``client``: settings (checked), model listing and checks, and one chat call with retries, a deadline and a
+  circuit breaker; ``hosts``: host strings to URLs.
+- ``backend``: the small interface every server implements (one streamed attempt, the model list), with the
+  capped line reader; ``ollama_backend`` and ``openai_backend``: the two implementations.
 - ``prompts``: the transform and filter prompts, answer schemas, label sets and :class:`PromptSpec`.
 - ``quality``: parsing a reply and the duplicate checks.
 - ``ask``: asking for one example (the call, the checks, the timings), shared by transform and regenerate.

@@ -16,39 +16,46 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.teacher.client import TeacherCallFailed, TeacherSettings, chat, check_model, make_client
+from engine.teacher.client import ChatResult, TeacherCallFailed, TeacherSettings, chat, open_backend
 from engine.teacher.prompts import PromptSpec
 from engine.teacher.quality import DuplicateIndex, Parsed, Unusable, parse_reply
 
 if TYPE_CHECKING:
-    import ollama
+    from engine.teacher.backend import Backend
 
 
 @dataclass(frozen=True)
 class Teacher:
-    """A teacher that answered: its client, the settings of every call, and the installed model's digest."""
+    """A teacher that answered: its backend (Ollama or an OpenAI-compatible server), the settings of every
+    call, and the model's digest (recorded with every example)."""
 
-    client: ollama.AsyncClient
+    backend: Backend
     settings: TeacherSettings
     digest: str
 
     @classmethod
-    async def connect(cls, settings: TeacherSettings) -> Teacher:
-        """Check the host and the model (EngineError naming the problem and its fix); close with :meth:`close`."""
-        client = make_client(settings)
+    async def connect(cls, settings: TeacherSettings, notice: Callable[[str], None] | None = None) -> Teacher:
+        """Check the host and the model (EngineError naming the problem and its fix); close with :meth:`close`.
+        ``notice`` receives the backend's one-off remarks (e.g. a fallback to JSON mode)."""
+        backend = open_backend(settings, notice)
         try:
-            info = await check_model(client, settings.url, settings.model)
+            info = await backend.check_model(settings.model)
         except BaseException:
-            await client.close()
+            await backend.close()
             raise
-        return cls(client, settings, info.digest)
+        return cls(backend, settings, info.digest)
 
     def with_seed(self, seed: int) -> Teacher:
-        """The same teacher asked with another seed (the client is shared: close the original only)."""
+        """The same teacher asked with another seed (the backend is shared: close the original only)."""
         return dataclasses.replace(self, settings=dataclasses.replace(self.settings, seed=seed))
 
+    async def chat(self, messages: list[dict[str, str]], schema: dict[str, Any] | None,
+                   on_text: Callable[[Callable[[], str]], None] | None = None) -> ChatResult:
+        """One call with this teacher's settings (see :func:`engine.teacher.client.chat`)."""
+        return await chat(self.backend, self.settings, messages, schema, on_text=on_text)
+
     async def close(self) -> None:
-        await self.client.close()
+        await self.backend.close()
 
 
 @dataclass(frozen=True)
@@ -57,8 +64,9 @@ class Answer:
 
     ``status`` is ``pending`` (usable), ``duplicate`` (``reason`` names the earlier example) or ``failed``:
     either the reply was unusable (``call_ok``, ``reason`` says why, the raw reply is in ``response``) or the
-    call itself failed after its retries (not ``call_ok``; ``response`` holds the partial text, ``error``
-    every attempt's error).
+    call itself could not be made or answered (not ``call_ok``: retries used up, a final 4xx, the deadline,
+    a reply over the cap; ``fault`` names the kind, ``response`` holds the partial text, ``error`` every
+    attempt's error; ``attempts`` 0 means nothing was sent because the host is gone).
     """
 
     status: str
@@ -71,6 +79,7 @@ class Answer:
     seconds: float
     timings: dict[str, float]
     tokens: dict[str, int]
+    fault: str | None = None
 
     @property
     def input(self) -> str:
@@ -85,38 +94,41 @@ class Answer:
         return self.parsed.reasoning if self.parsed else None
 
 
-def throttled(emit: Callable[[str], None], interval: float) -> Callable[[str], None]:
-    """``emit`` at most once per ``interval`` seconds: streamed text is a snapshot, so a dropped one loses
-    nothing, and a fast stream would otherwise flood the front end with redraws."""
+def throttled(emit: Callable[[str], None], interval: float) -> Callable[[Callable[[], str]], None]:
+    """An ``on_text`` callback that calls ``emit`` with the text so far at most once per ``interval``
+    seconds: streamed text is a snapshot, so a dropped one loses nothing, and a fast stream would otherwise
+    flood the front end with redraws (and join a long reply once per piece)."""
     last = 0.0
 
-    def on_text(text: str) -> None:
+    def on_text(text: Callable[[], str]) -> None:
         nonlocal last
         now = time.monotonic()
         if now - last >= interval:
             last = now
-            emit(text)
+            emit(text())
 
     return on_text
 
 
 async def ask_example(teacher: Teacher, spec: PromptSpec, row: dict[str, Any], dups: DuplicateIndex, *,
-                      on_text: Callable[[str], None] | None = None, remember_as: str | None = None) -> Answer:
+                      on_text: Callable[[Callable[[], str]], None] | None = None,
+                      remember_as: str | None = None) -> Answer:
     """Ask for one example made from ``row`` and check it (parse, fields, label set, duplicates of ``dups``).
 
-    ``on_text`` receives the full streamed text after each chunk. With ``remember_as``, a usable example is
-    added to ``dups`` under that label before this returns, so calls running beside this one see it. Raises
-    EngineError only when the model went away during the call.
+    ``on_text`` receives a getter of the streamed text so far after each piece (see :func:`throttled`). With
+    ``remember_as``, a usable example is added to ``dups`` under that label before this returns, so calls
+    running beside this one see it. Raises EngineError only when the run cannot go on (the model went away,
+    the server refused the API key).
     """
     t0 = time.perf_counter()
     messages = spec.messages(row)
     prompt_ms = round((time.perf_counter() - t0) * 1e3, 3)
     try:
-        res = await chat(teacher.client, teacher.settings, messages, spec.schema, on_text=on_text)
+        res = await teacher.chat(messages, spec.schema, on_text)
     except TeacherCallFailed as exc:
         return Answer("failed", f"teacher call failed after {exc.attempts} attempt(s): {exc.message}", None,
                       exc.partial or None, False, "; ".join(exc.errors), exc.attempts, 0.0,
-                      {"prompt_ms": prompt_ms}, {})
+                      {"prompt_ms": prompt_ms}, {}, exc.kind)
     t1 = time.perf_counter()
     parsed: Parsed | None = None
     try:

@@ -1,8 +1,9 @@
 """The teacher's cache: the ``teacher_calls`` rows and the examples they made (this module owns their SQL).
 
-Every teacher call is stored under a key of (kind, task, row, prompt hash, model, options), written with its
-example in one transaction, so a re-run repeats no finished call. A call that failed for transport reasons is
-stored as ``failed`` and replaced when it is asked again.
+Every teacher call is stored under a key of (kind, task, row, prompt hash, model, options, and the backend
+when it is not Ollama: keys made before there were backends stay valid), written with its example in one
+transaction, so a re-run repeats no finished call. A call that could not be made or answered is stored as
+``failed`` and replaced when it is asked again.
 """
 
 from __future__ import annotations
@@ -15,21 +16,32 @@ from engine.teacher.quality import DuplicateIndex
 
 if TYPE_CHECKING:
     from engine.teacher.ask import Answer, Teacher
+    from engine.teacher.client import TeacherSettings
     from engine.teacher.prompts import PromptSpec
     from engine.workspace import Workspace
 
 FILTER_REJECTED = "filter: the teacher says it does not fit the task"
 
 
-def call_key(task: str, row: int, phash: str, model: str, options: dict[str, Any], kind: str = "transform") -> str:
-    """The cache key of one teacher call."""
-    blob = json.dumps([kind, task, row, phash, model, options], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+def call_key(task: str, row: int, phash: str, settings: TeacherSettings, kind: str = "transform") -> str:
+    """The cache key of one teacher call with ``settings``' model, options and backend."""
+    parts: list[Any] = [kind, task, row, phash, settings.model, settings.options()]
+    if settings.backend != "ollama":
+        parts.append(settings.backend)
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def filter_key(task: str, row: int, phash: str, model: str, options: dict[str, Any]) -> str:
+def filter_key(task: str, row: int, phash: str, settings: TeacherSettings) -> str:
     """The cache key of the filter call for the example made from ``row``."""
-    return call_key(task, row, "filter:" + phash, model, options, "filter")
+    return call_key(task, row, "filter:" + phash, settings, "filter")
+
+
+def stored_options(settings: TeacherSettings) -> str:
+    """The options kept with a call and its example: what was sent, plus the backend when it is not Ollama."""
+    opts = settings.options()
+    if settings.backend != "ollama":
+        opts["backend"] = settings.backend
+    return json.dumps(opts)
 
 
 def call_states(ws: Workspace, task: str, keys: list[str]) -> dict[str, str]:
@@ -61,29 +73,53 @@ def kept_examples(ws: Workspace, task: str, dups: DuplicateIndex, *, except_row:
         dups.add(a, b, f"#{i}")
 
 
+Write = tuple["Teacher", "PromptSpec", int, str, "Answer", bool]
+"""One call to store: (teacher, spec, row, key, answer, retry)."""
+
+_CALL_COLUMNS = "key, task, row, model, prompt_hash, options, response, status, error"
+_EXAMPLE_COLUMNS = ("task, row, input, output, reasoning, status, reason, teacher_model, teacher_digest, options, "
+                    "prompt_hash, call_key, raw_response, timings, tokens")
+_ROWS_PER_STATEMENT = 256
+
+
+def _values(rows: int, columns: int) -> str:
+    return ", ".join(["(" + ", ".join(["?"] * columns) + ")"] * rows)
+
+
+def store_answers(cur: Any, writes: list[Write]) -> list[int]:
+    """Write calls and the examples they made (inside the caller's transaction); return the example ids.
+
+    One statement per table for many calls: a DuckDB statement costs about half a millisecond to run, so a
+    run's concurrent answers written one by one (75 ms for 64) would hold every worker longer than the
+    calls' own bookkeeping; written together they take 10 ms. A ``retry`` write replaces the failed call
+    stored under its key and its failed example.
+    """
+    ids: dict[str, int] = {}
+    for start in range(0, len(writes), _ROWS_PER_STATEMENT):
+        chunk = writes[start:start + _ROWS_PER_STATEMENT]
+        calls: list[Any] = []
+        examples: list[Any] = []
+        for teacher, spec, row, key, answer, retry in chunk:
+            task, options = spec.task.name, stored_options(teacher.settings)
+            if retry:      # delete, then insert: "insert or replace" is slower in DuckDB
+                cur.execute("delete from examples where task = ? and call_key = ? and status = 'failed'", [task, key])
+                cur.execute("delete from teacher_calls where key = ?", [key])
+            calls += [key, task, row, teacher.settings.model, spec.hash, options, answer.response,
+                      "ok" if answer.call_ok else "failed", answer.error]
+            examples += [task, row, answer.input, answer.output, answer.reasoning, answer.status, answer.reason,
+                         teacher.settings.model, teacher.digest, options, spec.hash, key, answer.response,
+                         json.dumps(answer.timings), json.dumps(answer.tokens)]
+        cur.execute(f"insert into teacher_calls ({_CALL_COLUMNS}) values {_values(len(chunk), 9)}", calls)
+        got = cur.execute(f"insert into examples ({_EXAMPLE_COLUMNS}) values {_values(len(chunk), 15)} "
+                          "returning call_key, id", examples).fetchall()
+        ids.update((k, int(i)) for k, i in got)
+    return [ids[w[3]] for w in writes]
+
+
 def store_answer(cur: Any, teacher: Teacher, spec: PromptSpec, row: int, key: str, answer: Answer, *,
                  retry: bool) -> int:
-    """Write the call and its example (inside the caller's transaction); return the example id.
-
-    ``retry``: a failed call is stored under ``key``; it and its failed example are replaced.
-    """
-    task, options = spec.task.name, json.dumps(teacher.settings.options())
-    if retry:      # delete, then insert: "insert or replace" is slower in DuckDB
-        cur.execute("delete from examples where task = ? and call_key = ? and status = 'failed'", [task, key])
-        cur.execute("delete from teacher_calls where key = ?", [key])
-    cur.execute("insert into teacher_calls (key, task, row, model, prompt_hash, options, response, "
-                "status, error) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [key, task, row, teacher.settings.model, spec.hash, options, answer.response,
-                 "ok" if answer.call_ok else "failed", answer.error])
-    got = cur.execute(
-        "insert into examples (task, row, input, output, reasoning, status, reason, teacher_model, "
-        "teacher_digest, options, prompt_hash, call_key, raw_response, timings, tokens) "
-        "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) returning id",
-        [task, row, answer.input, answer.output, answer.reasoning, answer.status, answer.reason,
-         teacher.settings.model, teacher.digest, options, spec.hash, key, answer.response,
-         json.dumps(answer.timings), json.dumps(answer.tokens)],
-    ).fetchall()
-    return int(got[0][0])
+    """Write one call and its example (see :func:`store_answers`); return the example id."""
+    return store_answers(cur, [(teacher, spec, row, key, answer, retry)])[0]
 
 
 def store_filter(cur: Any, teacher: Teacher, spec: PromptSpec, row: int, example_id: int, key: str,
@@ -94,7 +130,7 @@ def store_filter(cur: Any, teacher: Teacher, spec: PromptSpec, row: int, example
     cur.execute("insert into teacher_calls (key, task, row, model, prompt_hash, options, response, "
                 "status, error) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [key, spec.task.name, row, teacher.settings.model, "filter:" + spec.hash,
-                 json.dumps(teacher.settings.options()), response, "ok" if fits is not None else "failed", error])
+                 stored_options(teacher.settings), response, "ok" if fits is not None else "failed", error])
     if fits is False:
         cur.execute("update examples set status = 'rejected', reason = ?, updated_at = current_timestamp "
                     "where id = ? and status = 'pending'", [FILTER_REJECTED, example_id])

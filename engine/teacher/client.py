@@ -1,19 +1,23 @@
-"""The Ollama teacher client: host and model checks, model listing, streamed schema-constrained chat.
+"""The teacher client: settings (checked), the backend they select, model listing and checks, and one chat
+call with retries, an overall deadline and a circuit breaker.
 
-The ``ollama`` client sets no timeouts, never retries, and does not check that a stream ended with
-``done: true`` (a stalled or cut stream would hang or pass for a reply). This module adds all three: an ``httpx.Timeout`` with a
-connect and an idle-read limit (the read limit also covers waiting for a parallel slot, which sends no
-bytes), retries with exponential backoff and jitter on connection errors, 5xx, mid-stream error lines,
-garbled streams and streams that end without ``done: true``, and proxies are ignored (``trust_env=False``)
-because the host is local. A 404 means the model vanished: that ends the run. Other 4xx are final for the
-call.
+A call (:func:`chat`) is up to ``retries + 1`` attempts of its backend (:mod:`engine.teacher.backend`): an
+attempt is retried with exponential backoff and jitter after a connection error, a read timeout (an idle gap
+of ``read_timeout``, which also covers waiting for a server slot: a queued request receives no bytes), a 5xx,
+429 or 408, an error mid-stream, a garbled stream and a stream that ends early. A reply over
+``max_reply_chars`` and any other 4xx are final for the call; a 404 (the model went away) or a refused API
+key ends the run (EngineError). The whole call, backoff included, must finish within ``deadline`` seconds,
+so a stream that never ends or trickles a byte at a time fails like any other fault. When a call spent every
+attempt unable to connect while no call succeeded, the host is gone: the backend's breaker trips and every
+later call fails at once, without a request.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -21,21 +25,40 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError
-from engine.teacher.hosts import normalize_host
+from engine.teacher.backend import CONNECT, AttemptFailed, Backend, ModelInfo, Reply
+from engine.teacher.hosts import OLLAMA_DEFAULT, OPENAI_DEFAULT, normalize_host
 
 if TYPE_CHECKING:
-    import ollama
-
     from engine.config import Config
 
 log = logging.getLogger(__name__)
 
+BACKENDS = ("ollama", "openai")
+API_KEY_ENV = "REBASE_TEACHER_API_KEY"
+DEADLINE = "deadline passed"
+HOST_GONE = "host gone"
+
+# field: (config key, command-line flag or "", lowest, highest); numbers outside are refused with one line
+LIMITS: dict[str, tuple[str, str, float, float]] = {
+    "temperature": ("teacher.temperature", "--temperature", 0.0, 2.0),
+    "seed": ("teacher.seed", "--seed", 0, 2**31 - 1),
+    "num_ctx": ("teacher.num_ctx", "--num-ctx", 128, 1_048_576),
+    "num_predict": ("teacher.num_predict", "--num-predict", 1, 1_048_576),
+    "concurrency": ("teacher.concurrency", "--concurrency", 1, 1024),
+    "read_timeout": ("teacher.timeout", "", 0.001, 86_400.0),
+    "connect_timeout": ("teacher.connect_timeout", "", 0.001, 3_600.0),
+    "deadline": ("teacher.deadline", "", 0.001, 604_800.0),
+    "retries": ("teacher.retries", "", 0, 20),
+    "max_reply_chars": ("teacher.max_reply_chars", "", 1_000, 100_000_000),
+}
+
 
 @dataclass(frozen=True)
 class TeacherSettings:
-    """Everything about how the teacher is called (from config, overridden by CLI/TUI values)."""
+    """Everything about how the teacher is called (from config, overridden by CLI/TUI values). ``api_key``
+    comes only from $REBASE_TEACHER_API_KEY: it is never stored, shown or part of a cache key."""
 
-    host: str = "http://127.0.0.1:11434"
+    host: str = OLLAMA_DEFAULT
     model: str = "llama3.1:8b"
     temperature: float = 0.7
     seed: int = 0
@@ -46,62 +69,140 @@ class TeacherSettings:
     read_timeout: float = 300.0
     retries: int = 3
     backoff: float = 1.0
+    backend: str = "ollama"
+    deadline: float = 1200.0
+    max_reply_chars: int = 200_000
+    api_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_config(cls, config: Config, **overrides: Any) -> TeacherSettings:
-        """Settings from the workspace config; ``overrides`` that are not None win."""
-        values = {
-            "host": config["teacher.host"], "model": config["teacher.model"],
+        """Settings from the workspace config; ``overrides`` that are not None win. EngineError names the
+        first value out of range (the option as the user gave it: flag, config key or form field)."""
+        values: dict[str, Any] = {
+            "backend": config["teacher.backend"], "model": config["teacher.model"],
             "temperature": config["teacher.temperature"], "seed": config["teacher.seed"],
             "num_ctx": config["teacher.num_ctx"], "num_predict": config["teacher.num_predict"],
             "concurrency": config["teacher.concurrency"], "read_timeout": config["teacher.timeout"],
             "connect_timeout": config["teacher.connect_timeout"], "retries": config["teacher.retries"],
+            "deadline": config["teacher.deadline"], "max_reply_chars": config["teacher.max_reply_chars"],
+            "api_key": os.environ.get(API_KEY_ENV) or None,
         }
-        if config.sources.get("teacher.host") == "env:OLLAMA_HOST" and config.path is not None:
-            # a host written in the workspace's config file is a choice made for this workspace, so it
-            # wins over the environment: --host, then the config file, then OLLAMA_HOST, then the default
-            from engine.config import read_config_file
-
-            in_file = read_config_file(config.path).get("teacher.host")
-            if in_file:
-                values["host"] = in_file
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        backend = given.get("backend", values["backend"])
+        values["host"] = _configured_host(config, backend)
+        values.update(given)
+        labels = {name: _label(config, name, name in given) for name in LIMITS}
+        labels["backend"] = _label(config, "backend", "backend" in given, ("teacher.backend", "--backend"))
         s = cls(**values)
-        if s.concurrency < 1:
-            raise EngineError(f"concurrency {s.concurrency} is below 1", fix="pass --concurrency 1 or more")
-        if not s.model:
-            raise EngineError("no teacher model is set", fix="pass --model NAME or set teacher.model")
+        s.check(labels)
         return s
+
+    def check(self, labels: dict[str, str] | None = None) -> None:
+        """Refuse a value no server should be sent: NaN, infinities, negative or absurd numbers, an unknown
+        backend, a malformed host, an empty model name."""
+        labels = labels or {}
+        if self.backend not in BACKENDS:
+            raise EngineError(f"{labels.get('backend', 'backend')} {self.backend!r} is not one of {', '.join(BACKENDS)}",
+                              fix="use ollama, or openai for an OpenAI-compatible server (vLLM, llama.cpp, LM Studio)")
+        for name, (_, _, low, high) in LIMITS.items():
+            value = getattr(self, name)
+            kind = int if isinstance(low, int) else float
+            ok = (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+                  and low <= value <= high and (kind is float or float(value).is_integer()))
+            if not ok:
+                what = "a whole number" if kind is int else "a number"
+                raise EngineError(f"{labels.get(name, name)} {value!r} is out of range",
+                                  fix=f"use {what} from {_num(low)} to {_num(high)}")
+        if not self.model.strip():
+            raise EngineError("no teacher model is set", fix="pass --model NAME or set teacher.model")
+        normalize_host(self.host, self.backend)
 
     @property
     def url(self) -> str:
-        return normalize_host(self.host)
+        return normalize_host(self.host, self.backend)
 
     def options(self) -> dict[str, Any]:
-        """Ollama ``options`` (the seed only when fixed: 0 means random)."""
-        opts: dict[str, Any] = {"temperature": self.temperature, "num_ctx": self.num_ctx,
-                                "num_predict": self.num_predict}
+        """The sampling options sent with every call and kept with every example (the seed only when fixed: 0
+        means random). Ollama's ``options``; an OpenAI-compatible server has no per-request context length."""
+        if self.backend == "openai":
+            opts: dict[str, Any] = {"temperature": self.temperature, "max_tokens": self.num_predict}
+        else:
+            opts = {"temperature": self.temperature, "num_ctx": self.num_ctx, "num_predict": self.num_predict}
         if self.seed:
             opts["seed"] = self.seed
         return opts
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """One installed model as `rebase-tui models` shows it."""
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
-    name: str
-    size: int
-    family: str
-    parameter_size: str
-    quantization: str
-    digest: str
-    modified_at: str
 
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "size": self.size, "family": self.family,
-                "parameter_size": self.parameter_size, "quantization": self.quantization,
-                "digest": self.digest, "modified_at": self.modified_at}
+def _label(config: Config, name: str, from_form: bool, names: tuple[str, str] | None = None) -> str:
+    """How the user gave setting ``name``: a flag, a form field, a config key or an environment variable."""
+    key, flag = names or LIMITS[name][:2]
+    if from_form:
+        return name.replace("_", " ")
+    source = config.sources.get(key, "default")
+    if source == "cli" and flag:
+        return flag
+    if source.startswith("env:"):
+        return f"{key} (from ${source[4:]})"
+    return f"{key} (config.toml)" if source == "config" else key
+
+
+def _configured_host(config: Config, backend: str) -> str:
+    """The host for ``backend``: --host, then $REBASE_OLLAMA_HOST, then the workspace's config file, then
+    $OLLAMA_HOST, then the backend's default. The two variables name an Ollama server, so the openai backend
+    skips them."""
+    host, source = str(config["teacher.host"]), config.sources.get("teacher.host", "default")
+    if source.startswith("env:"):
+        in_file = None
+        if config.path is not None:
+            # a host written in the workspace's config file is a choice made for this workspace, so it
+            # wins over OLLAMA_HOST, which is set for the whole machine
+            from engine.config import read_config_file
+
+            in_file = read_config_file(config.path).get("teacher.host")
+        if backend == "openai":
+            return str(in_file or OPENAI_DEFAULT)
+        return str(in_file) if in_file and source == "env:OLLAMA_HOST" else host
+    return OPENAI_DEFAULT if backend == "openai" and source == "default" else host
+
+
+def open_backend(settings: TeacherSettings, notice: Callable[[str], None] | None = None) -> Backend:
+    """The backend ``settings`` select, with its own HTTP client (close it with ``await backend.close()``)."""
+    if settings.backend == "openai":
+        from engine.teacher.openai_backend import OpenAIBackend
+
+        return OpenAIBackend(settings, notice)
+    from engine.teacher.ollama_backend import OllamaBackend
+
+    return OllamaBackend(settings, notice)
+
+
+def match_model(installed: list[str], wanted: str, backend: str = "ollama") -> str | None:
+    """The offered model name that ``wanted`` refers to: Ollama's equivalence (``x`` ≡ ``x:latest``, any
+    case) or, on an OpenAI-compatible server, the same id (any case)."""
+    if backend == "openai":
+        return wanted if wanted in installed else next((n for n in installed if n.lower() == wanted.lower()), None)
+    from engine.teacher.ollama_backend import model_key
+
+    key = model_key(wanted)
+    return next((name for name in installed if model_key(name) == key), None)
+
+
+async def list_models(settings: TeacherSettings) -> list[ModelInfo]:
+    """The models the configured server offers; EngineError when it is unreachable or not that server."""
+    backend = open_backend(settings)
+    try:
+        return await backend.list_models()
+    finally:
+        await backend.close()
+
+
+def models_sync(settings: TeacherSettings) -> list[ModelInfo]:
+    """:func:`list_models` for synchronous callers (the `models` command)."""
+    return asyncio.run(list_models(settings))
 
 
 @dataclass
@@ -118,170 +219,62 @@ class ChatResult:
 
 
 class TeacherCallFailed(Exception):
-    """A call that failed for good (retries used up, or a final 4xx); ``partial`` is the text received."""
+    """A call that failed for good: retries used up, a final 4xx, a reply over the cap, the deadline, or the
+    host gone (``attempts`` 0: nothing was sent). ``kind`` names the fault, ``partial`` the text received."""
 
-    def __init__(self, message: str, *, attempts: int, errors: list[str], partial: str = "",
+    def __init__(self, message: str, *, kind: str, attempts: int, errors: list[str], partial: str = "",
                  retryable: bool = True) -> None:
         super().__init__(message)
-        self.message, self.attempts, self.errors = message, attempts, errors
+        self.message, self.kind, self.attempts, self.errors = message, kind, attempts, errors
         self.partial, self.retryable = partial, retryable
 
 
-class IncompleteStream(Exception):
-    """The stream ended without a ``done: true`` chunk."""
-
-
-def make_client(settings: TeacherSettings) -> ollama.AsyncClient:
-    """An ``ollama.AsyncClient`` with connect and idle-read timeouts, ignoring proxy variables."""
-    import httpx
-    import ollama
-
-    return ollama.AsyncClient(host=settings.url,
-                              timeout=httpx.Timeout(settings.connect_timeout, read=settings.read_timeout),
-                              trust_env=False)
-
-
-def unreachable(url: str) -> EngineError:
-    return EngineError(f"Ollama is not reachable at {url}",
-                       fix="start it with `ollama serve` or set OLLAMA_HOST")
-
-
-def model_key(name: str) -> str:
-    """The name Ollama resolves ``name`` to: case-insensitive, and a name without a tag means ``:latest``
-    (``Llama3`` and ``llama3:latest`` are one model; the tag is what follows the last ``/``'s colon)."""
-    n = name.lower()
-    return n if ":" in n.rsplit("/", 1)[-1] else n + ":latest"
-
-
-def match_model(installed: list[str], wanted: str) -> str | None:
-    """The installed model name that ``wanted`` refers to (see :func:`model_key`), or None."""
-    key = model_key(wanted)
-    return next((name for name in installed if model_key(name) == key), None)
-
-
-async def list_models(client: ollama.AsyncClient, url: str) -> list[ModelInfo]:
-    """The installed models; EngineError when the host does not answer like Ollama."""
-    import httpx
-    import ollama
-
-    try:
-        resp = await client.list()
-    except (ConnectionError, httpx.TransportError):
-        raise unreachable(url) from None
-    except ollama.ResponseError as exc:
-        raise EngineError(f"{url} answered {exc.status_code} to /api/tags ({exc.error[:80]}); it does not look "
-                          "like Ollama", fix="check the host and port (--host or OLLAMA_HOST)") from None
-    except ValueError:
-        raise EngineError(f"{url} sent a reply that is not Ollama's model list",
-                          fix="check the host and port (--host or OLLAMA_HOST)") from None
-    out = []
-    for m in resp.models:
-        d = m.details
-        out.append(ModelInfo(name=m.model or "", size=int(m.size or 0), family=(d.family if d else "") or "",
-                             parameter_size=(d.parameter_size if d else "") or "",
-                             quantization=(d.quantization_level if d else "") or "", digest=m.digest or "",
-                             modified_at=m.modified_at.isoformat() if m.modified_at else ""))
-    return out
-
-
-async def check_model(client: ollama.AsyncClient, url: str, model: str) -> ModelInfo:
-    """The host answers and ``model`` is installed (``x`` ≡ ``x:latest``, any case); else EngineError."""
-    models = await list_models(client, url)
-    match = match_model([m.name for m in models], model)
-    if match is not None:
-        return next(m for m in models if m.name == match)
-    names = ", ".join(m.name for m in models) or "none"
-    raise EngineError(f"model {model} is not installed on {url}",
-                      fix=f"`ollama pull {model}` (installed: {names})")
-
-
-def models_sync(settings: TeacherSettings) -> list[ModelInfo]:
-    """``list_models`` for synchronous callers (the `models` command)."""
-
-    async def go() -> list[ModelInfo]:
-        async with make_client(settings) as client:
-            return await list_models(client, settings.url)
-
-    return asyncio.run(go())
-
-
-def _classify(exc: BaseException) -> tuple[bool, str, int | None]:
-    """(retryable, description, http status) of a failed attempt."""
-    import httpx
-    import ollama
-    import pydantic
-
-    if isinstance(exc, ollama.ResponseError):
-        code = exc.status_code
-        text = (exc.error or "").strip()[:200]
-        if code == -1:
-            return True, f"error line mid-stream: {text}", code
-        return code >= 500 or code == 429, f"HTTP {code}: {text or '(empty body)'}", code
-    if isinstance(exc, IncompleteStream):
-        return True, "stream ended without done: true", None
-    if isinstance(exc, httpx.TimeoutException):
-        return True, f"{type(exc).__name__} (no data within the timeout)", None
-    if isinstance(exc, (httpx.TransportError, ConnectionError)):
-        return True, f"{type(exc).__name__}: {str(exc)[:160]}", None
-    if isinstance(exc, (json.JSONDecodeError, pydantic.ValidationError)):
-        return True, f"garbled stream ({type(exc).__name__})", None
-    return False, f"{type(exc).__name__}: {str(exc)[:160]}", None
-
-
-async def chat(client: ollama.AsyncClient, settings: TeacherSettings, messages: list[dict[str, str]],
-               schema: dict[str, Any] | None, *, on_text: Callable[[str], None] | None = None,
+async def chat(backend: Backend, settings: TeacherSettings, messages: list[dict[str, str]],
+               schema: dict[str, Any] | None, *, on_text: Callable[[Callable[[], str]], None] | None = None,
                sleep: Callable[[float], Any] = asyncio.sleep) -> ChatResult:
-    """One streamed, schema-constrained chat call with retries; raises TeacherCallFailed or EngineError (404).
-
-    ``on_text`` receives the full text so far after each chunk (the caller throttles).
-    """
+    """One schema-constrained chat call with ``settings``' model and options through ``backend`` (module
+    docstring); raises TeacherCallFailed, or EngineError when the run cannot go on. ``on_text`` gets a
+    getter of the text so far after each streamed piece."""
+    s, breaker = settings, backend.breaker
+    if breaker.tripped:
+        raise TeacherCallFailed(f"not sent: {breaker.reason}", kind=HOST_GONE, attempts=0, errors=[])
     errors: list[str] = []
     started = time.perf_counter()
-    partial = ""
-    for attempt in range(1, settings.retries + 2):
-        text_parts: list[str] = []
-        ttfb = None
-        t0 = time.perf_counter()
-        try:
-            stream = await client.chat(model=settings.model, messages=messages, format=schema,
-                                       options=settings.options(), stream=True, think=False)
-        except ValueError as exc:       # pydantic: the client refused the request itself, nothing was sent
-            raise TeacherCallFailed(f"invalid request ({str(exc).splitlines()[0][:160]})", attempts=attempt,
-                                    errors=[*errors, f"attempt {attempt}: invalid request"],
-                                    retryable=False) from None
-        try:
-            final = None
-            async for part in stream:
-                if ttfb is None:
-                    ttfb = time.perf_counter() - t0
-                piece = part.message.content or ""
-                if piece:
-                    text_parts.append(piece)
-                    if on_text is not None:
-                        on_text("".join(text_parts))
-                if part.done:
-                    final = part
-            if final is None:
-                raise IncompleteStream()
-            metrics = {k: int(getattr(final, k) or 0) for k in
-                       ("prompt_eval_count", "eval_count", "eval_duration", "total_duration", "load_duration")}
-            return ChatResult("".join(text_parts), final.done_reason, metrics, attempt,
-                              time.perf_counter() - started, ttfb, errors)
-        except asyncio.CancelledError:
+    unreachable_since: float | None = None      # when this call's current run of connection failures began
+    reply = Reply(s.max_reply_chars, on_text)
+    attempt = 0
+    deadline = asyncio.timeout(s.deadline)
+    try:
+        async with deadline:
+            while True:
+                attempt += 1
+                reply = Reply(s.max_reply_chars, on_text)
+                try:
+                    got = await backend.attempt(s, messages, schema, reply)
+                except AttemptFailed as exc:
+                    errors.append(f"attempt {attempt}: {exc.what}")
+                    log.warning("teacher call failed (%s)", errors[-1])
+                    last_try = not exc.retryable or attempt > s.retries
+                    if exc.kind != CONNECT:
+                        unreachable_since = None
+                    elif unreachable_since is None:
+                        unreachable_since = time.monotonic()
+                    if last_try and unreachable_since is not None:
+                        gone = time.monotonic() - unreachable_since
+                        breaker.gave_up_connecting(unreachable_since, f"{backend.server} at {backend.url} stopped "
+                                                                      f"answering (no connection for {gone:.0f} s)")
+                    if last_try or breaker.tripped:
+                        raise TeacherCallFailed(exc.what, kind=exc.kind, attempts=attempt, errors=errors,
+                                                partial=reply.text(), retryable=exc.retryable) from None
+                    await sleep(min(30.0, s.backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2))
+                    continue
+                breaker.succeeded()
+                return ChatResult(reply.text(), got.done_reason, got.metrics, attempt, time.perf_counter() - started,
+                                  got.ttfb, errors)
+    except TimeoutError:
+        if not deadline.expired():
             raise
-        except Exception as exc:  # noqa: BLE001 - classified below; unknown kinds are final
-            partial = "".join(text_parts) or partial
-            retryable, what, status = _classify(exc)
-            if status == 404:
-                raise EngineError(f"model {settings.model} is not installed on {settings.url} (it went away "
-                                  "during the run)", fix=f"`ollama pull {settings.model}`") from None
-            if status == 400 and "does not support thinking" in what:
-                retryable = False
-            errors.append(f"attempt {attempt}: {what}")
-            log.warning("teacher call failed (%s)", errors[-1])
-            if not retryable or attempt > settings.retries:
-                raise TeacherCallFailed(what, attempts=attempt, errors=errors, partial=partial,
-                                        retryable=retryable) from None
-            delay = min(30.0, settings.backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-            await sleep(delay)
-    raise AssertionError("unreachable")
+        what = f"no complete reply within the deadline of {s.deadline:g} s (teacher.deadline)"
+        errors.append(f"attempt {attempt}: {what}")
+        raise TeacherCallFailed(what, kind=DEADLINE, attempts=attempt, errors=errors, partial=reply.text()) from None
+

@@ -128,7 +128,7 @@ def label_set(task: Task, cot: bool) -> LabelSet | None:
 
 
 def output_schema(task: Task, cot: bool) -> dict[str, Any]:
-    """The JSON schema the teacher's answer must follow (Ollama ``format``)."""
+    """The JSON schema the teacher's answer must follow (Ollama ``format``, OpenAI ``response_format``)."""
     labels = label_set(task, cot)
     answer = labels.schema() if labels else {"type": "string"}
     if cot:
@@ -139,7 +139,7 @@ def output_schema(task: Task, cot: bool) -> dict[str, Any]:
 
 
 FILTER_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"fits": {"type": "boolean"}},
-                                 "required": ["fits"]}
+                                 "required": ["fits"], "additionalProperties": False}
 
 
 def render_examples(task: Task) -> str:
@@ -203,7 +203,7 @@ def prompt_hash(template: str, task: Task, schema: dict[str, Any]) -> str:
 @dataclass(frozen=True)
 class PromptSpec:
     """Everything that shapes a task's transform calls except the row: the template, the format (reasoning
-    or direct), the answer schema sent as Ollama ``format``, the label set answers must come from, and the
+    or direct), the answer schema the server constrains replies to, the label set answers must come from, and the
     hash of all of it (part of every call's cache key, so a changed prompt means new calls)."""
 
     task: Task

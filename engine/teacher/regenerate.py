@@ -119,7 +119,7 @@ def _slot(ws: Workspace, task: str, row: int, phash: str, settings: TeacherSetti
                                  [task, row]).fetchall())
     for n in range(1, MAX_SLOTS):
         s = dataclasses.replace(settings, seed=settings.seed + n)
-        key = call_key(task, row, phash, s.model, s.options(), f"regenerate:{n}")
+        key = call_key(task, row, phash, s, f"regenerate:{n}")
         if calls.get(key) != "ok":
             return n, key, s.seed, key in calls
     raise EngineError(f"row {row} was regenerated {MAX_SLOTS} times", fix="edit the example instead")
@@ -140,8 +140,9 @@ async def regenerate(ws: Workspace, task_ref: str, ids: list[int], settings: Tea
     """Ask the teacher again for the source rows of examples ``ids``, one at a time (module docstring).
 
     Raises EngineError before any call for unknown ids, ids of another task, imported examples, an
-    unreachable Ollama or a model that is not installed. ``cot`` (auto/on/off) forces the format; by
-    default each example keeps the format it was made with.
+    unreachable teacher host or a model it does not offer. ``cot`` (auto/on/off) forces the format; by
+    default each example keeps the format it was made with. Once the host is gone (the backend's breaker
+    tripped), the remaining ids are reported as ``error`` without a request.
     """
     task = resolve_task(ws, task_ref)
     ids = list(dict.fromkeys(int(i) for i in ids))

@@ -9,9 +9,13 @@ examples/s and the ETA), and finally :class:`TransformFinished` with the run's f
 Every call is cached in ``teacher_calls`` under a key of (task, row, prompt hash, model, options) and
 written, together with its example, in one transaction as soon as it finishes: a re-run never repeats a
 finished call, and killing a run (or closing the generator) loses at most the calls in flight. Calls that
-failed for transport reasons after all retries are stored as ``failed`` examples and tried again on the
-next run; replies that cannot be used (bad JSON, schema violation, empty, over-long, outside the label set)
-are final ``failed`` examples with the raw reply kept.
+could not be made or answered (transport or server faults after all retries, the per-call deadline, a reply
+over the size cap) are stored as ``failed`` examples, with whatever text arrived, and tried again on the
+next run; :class:`TransformFinished` counts them apart (``call_failures``, by kind), because they mean the
+run did not do its work. Replies that arrived but cannot be used (bad JSON, schema violation, empty,
+over-long, outside the label set) are final ``failed`` examples with the raw reply kept: results, not faults.
+When the host is gone (the backend's circuit breaker tripped), the workers take no more rows: the run ends
+early with ``stopped`` saying why and ``skipped`` rows untried, and a later run resumes from the cache.
 
 With ``use_filter`` every new usable example is then put to the teacher once more (the paper's filter
 pass: does it fit the task?); a "no" rejects it. A filter call that failed or gave no verdict leaves the
@@ -21,6 +25,7 @@ example pending and is asked again on the next filtered run.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import json
 import time
@@ -44,10 +49,10 @@ from engine.teacher.calls import (
     examples_by_call,
     filter_key,
     kept_examples,
-    store_answer,
+    store_answers,
     store_filter,
 )
-from engine.teacher.client import TeacherCallFailed, TeacherSettings, chat
+from engine.teacher.client import TeacherCallFailed, TeacherSettings
 from engine.teacher.prompts import PromptSpec
 from engine.teacher.quality import DuplicateIndex
 from engine.teacher.writer import GroupWriter
@@ -81,7 +86,13 @@ class ExampleDone(Event):
 
 @dataclass(frozen=True, slots=True)
 class TransformFinished(Event):
-    """The run's figures (also what `rebase-tui transform --json` prints)."""
+    """The run's figures (also what `rebase-tui transform --json` prints).
+
+    ``failed`` counts every failed example; ``call_failures`` the calls among them (filter calls included)
+    that could not be made or answered, with ``fault_kinds`` counting them by kind (``HTTP 503``,
+    ``deadline passed``, ...). ``skipped`` rows were not tried because the host went away; ``stopped`` says
+    why the run ended early (None when it ran to the end).
+    """
 
     requested: int
     done: int
@@ -93,6 +104,20 @@ class TransformFinished(Event):
     tokens: int
     seconds: float
     examples_per_s: float
+    call_failures: int = 0
+    skipped: int = 0
+    stopped: str | None = None
+    fault_kinds: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """Every call was made and answered (unusable replies are results, not faults)."""
+        return self.call_failures == 0 and self.skipped == 0 and self.stopped is None
+
+    def faults(self) -> str:
+        """The call failures in words: "3 calls failed (2 × HTTP 503, 1 × deadline passed)"."""
+        kinds = ", ".join(f"{n} × {k}" for k, n in sorted(self.fault_kinds.items(), key=lambda kv: -kv[1]))
+        return f"{self.call_failures} teacher call(s) could not be made or answered" + (f" ({kinds})" if kinds else "")
 
     def to_json(self) -> dict[str, Any]:
         """The fields in order, times rounded to the millisecond."""
@@ -123,6 +148,8 @@ class _Counts:
     retries: int = 0
     tokens: int = 0
     finished: int = 0
+    skipped: int = 0
+    faults: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
 
 
 async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, limit: int | None = None,
@@ -130,8 +157,8 @@ async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, 
                     progress_interval: float = 0.25) -> AsyncGenerator[Event, None]:
     """Transform the first ``limit`` rows of the task's pool into examples (see the module docstring).
 
-    Raises EngineError before any work when the task has no pool, Ollama is unreachable or the model is
-    not installed. Close the generator (``aclose()``) to cancel: finished calls are kept.
+    Raises EngineError before any work when the task has no pool, the teacher's host is unreachable or the
+    model is not there. Close the generator (``aclose()``) to cancel: finished calls are kept.
     """
     task = resolve_task(ws, task_ref)
     pool = await asyncio.to_thread(load_pool, ws, task.name, limit)
@@ -140,7 +167,8 @@ async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, 
                           fix=f"run `rebase-tui retrieve {task.name}` first")
     use_cot = prompts.resolve_cot(task, cot)
     spec = PromptSpec.build(task, prompts.get_template(ws, task.name), use_cot)
-    teacher = await Teacher.connect(settings)
+    out: asyncio.Queue[Event | None] = asyncio.Queue()
+    teacher = await Teacher.connect(settings, lambda remark: out.put_nowait(Log(remark, "WARNING")))
     try:
         dups = DuplicateIndex(task)
         await asyncio.to_thread(kept_examples, ws, task.name, dups)
@@ -148,7 +176,7 @@ async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, 
         new_calls = sum(1 for it in todo if it.call)
         yield Log(f"{task.name}: {len(pool)} rows requested, {cached} already done (cached), {new_calls} to "
                   f"transform with {settings.model} on {settings.url} ({spec.describe()})")
-        run = _Run(ws, teacher, spec, dups, use_filter, text_interval)
+        run = _Run(ws, teacher, spec, dups, use_filter, text_interval, out)
         async with aclosing(run.events(todo, len(pool), cached, progress_interval)) as events:
             async for ev in events:
                 yield ev
@@ -163,8 +191,8 @@ def _plan(ws: Workspace, spec: PromptSpec, settings: TeacherSettings, pool: list
     A cached row is done again only for its filter call, when the filter is on, its example is still
     pending and that filter call has not finished.
     """
-    task, options = spec.task.name, settings.options()
-    items = [_Item(p.rank, p.row, p.data, call_key(task, p.row, spec.hash, settings.model, options)) for p in pool]
+    task = spec.task.name
+    items = [_Item(p.rank, p.row, p.data, call_key(task, p.row, spec.hash, settings)) for p in pool]
     keys = [it.key for it in items]
     calls, examples = call_states(ws, task, keys), examples_by_call(ws, task, keys)
     todo: list[_Item] = []
@@ -180,7 +208,7 @@ def _plan(ws: Workspace, spec: PromptSpec, settings: TeacherSettings, pool: list
         it.retry = it.key in calls
         todo.append(it)
     if use_filter:
-        fkeys = {it.row: filter_key(task, it.row, spec.hash, settings.model, options) for it in todo if not it.call}
+        fkeys = {it.row: filter_key(task, it.row, spec.hash, settings) for it in todo if not it.call}
         fcalls = call_states(ws, task, list(fkeys.values()))
         todo = [it for it in todo if it.call or fcalls.get(fkeys[it.row]) != "ok"]
     return todo, cached
@@ -191,10 +219,10 @@ class _Run:
     each answer through the group writer and put their events on ``out``; None on ``out`` means they ended."""
 
     def __init__(self, ws: Workspace, teacher: Teacher, spec: PromptSpec, dups: DuplicateIndex,
-                 use_filter: bool, text_interval: float) -> None:
+                 use_filter: bool, text_interval: float, out: asyncio.Queue[Event | None]) -> None:
         self.ws, self.teacher, self.spec, self.dups = ws, teacher, spec, dups
         self.use_filter, self.text_interval = use_filter, text_interval
-        self.out: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.out = out
         self.counts = _Counts()
         self.started = time.perf_counter()
 
@@ -232,9 +260,15 @@ class _Run:
                     raise failure
             yield self._progress(meter, cached, total)
             c = self.counts
+            c.skipped += queue.qsize()
             seconds = time.perf_counter() - self.started
+            stopped = self.teacher.backend.breaker.reason
+            if stopped:
+                yield Log(f"stopped early: {stopped}; {c.skipped} row(s) not tried — re-run when the host is back "
+                          "(finished rows are kept)", "ERROR")
             yield TransformFinished(total, c.done, c.failed, c.duplicates, cached, c.rejected, c.retries, c.tokens,
-                                    seconds, c.finished / seconds if seconds > 0 else 0.0)
+                                    seconds, c.finished / seconds if seconds > 0 else 0.0, sum(c.faults.values()),
+                                    c.skipped, stopped, dict(c.faults))
         finally:
             for w in workers:
                 w.cancel()
@@ -259,7 +293,7 @@ class _Run:
             self.out.put_nowait(None)
 
     async def _work(self, queue: asyncio.Queue[_Item], writer: GroupWriter) -> None:
-        while True:
+        while not self.teacher.backend.breaker.tripped:     # the host is gone: leave the rest for a later run
             try:
                 it = queue.get_nowait()
             except asyncio.QueueEmpty:
@@ -276,9 +310,14 @@ class _Run:
             on_text=throttled(lambda text: self.out.put_nowait(ExampleText(it.row, it.rank, text)),
                               self.text_interval))
         c = self.counts
+        if answer.attempts == 0:        # not sent: the host went away meanwhile
+            c.skipped += 1
+            return False
+        if answer.fault is not None:
+            c.faults[answer.fault] += 1
         c.retries += max(0, answer.attempts - 1)
         c.tokens += answer.tokens.get("eval_count", 0)
-        ex_id = await writer.submit(store_answer, self.teacher, self.spec, it.row, it.key, answer, retry=it.retry)
+        ex_id = await writer.submit_row(store_answers, (self.teacher, self.spec, it.row, it.key, answer, it.retry))
         if answer.status == "pending":
             c.done += 1
         elif answer.status == "duplicate":
@@ -295,13 +334,14 @@ class _Run:
     async def _filter(self, it: _Item, writer: GroupWriter) -> None:
         """The paper's filter pass: ask whether the new example fits the task; reject it when it does not."""
         assert it.example is not None and it.example_id is not None
-        s = self.teacher.settings
-        key = filter_key(self.spec.task.name, it.row, self.spec.hash, s.model, s.options())
+        key = filter_key(self.spec.task.name, it.row, self.spec.hash, self.teacher.settings)
         store = partial(writer.submit, store_filter, self.teacher, self.spec, it.row, it.example_id, key)
         try:
-            res = await chat(self.teacher.client, s, prompts.filter_messages(self.spec.task, *it.example),
-                             prompts.FILTER_SCHEMA)
+            res = await self.teacher.chat(prompts.filter_messages(self.spec.task, *it.example), prompts.FILTER_SCHEMA)
         except TeacherCallFailed as exc:
+            if exc.attempts == 0:
+                return
+            self.counts.faults[exc.kind] += 1
             await store(exc.partial or None, None, "; ".join(exc.errors))
             self.out.put_nowait(Log(f"filter call for row {it.row} failed: {exc.message}", "WARNING"))
             return

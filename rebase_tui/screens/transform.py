@@ -1,12 +1,15 @@
-"""Transform stage: the teacher LLM (Ollama) rewrites retrieved rows into task examples.
+"""Transform stage: the teacher LLM (served by Ollama or an OpenAI-compatible server such as vLLM or llama.cpp)
+rewrites retrieved rows into task examples.
 
 The screen runs :func:`engine.teacher.transform.transform` (an async generator) in an async worker through
 :func:`rebase_tui.jobs.run_async_events`, shows the text of the generations in flight as it streams, the
 counts, tokens/s and ETA, and a log of failures with their raw replies. Pause and cancel both close the
 generator (the engine keeps every finished call in its cache); resume starts it again, which skips the
-cached calls, so nothing is asked twice. The teacher is checked (host answers, model installed) when the
-screen opens, on ``c`` and before each start: a banner gives the problem and its fix, and the rest of the
-app keeps working. Each start builds a fresh client, so Ollama coming back needs no restart.
+cached calls, so nothing is asked twice. The teacher is checked (host answers, model offered) when the
+screen opens, on ``c``, when the backend or host changes and before each start: a banner gives the problem
+and its fix, and the rest of the app keeps working. Each start builds a fresh client, so a server coming
+back needs no restart. A run that ends with calls that could not be made or answered (or stopped because
+the host went away) says so in the log and in an error notification.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from engine.teacher.client import TeacherSettings
 
 COT_MODES = ("auto", "on", "off")
+BACKENDS = ("ollama", "openai")
 
 
 class TransformScreen(StageScreen):
@@ -53,7 +57,7 @@ class TransformScreen(StageScreen):
                 tooltip="pause (finished rows are kept) or resume"),
         Binding("x", "cancel", "Cancel", id="transform.cancel", tooltip="stop the run (finished rows are kept)"),
         Binding("c", "check", "Check teacher", id="transform.check",
-                tooltip="check that Ollama answers and the model is installed"),
+                tooltip="check that the teacher's server answers and offers the model"),
     ]
 
     def __init__(self) -> None:
@@ -71,11 +75,13 @@ class TransformScreen(StageScreen):
         with Vertical(id="transform-pane"):
             yield Static("", id="teacher-banner")
             with Horizontal(id="transform-labels"):
-                for wid, label in (("host", "host"), ("model", "model"), ("temperature", "temperature"),
-                                   ("cot", "chain of thought"), ("concurrency", "concurrency"),
-                                   ("limit", "rows")):
+                for wid, label in (("backend", "backend"), ("host", "host"), ("model", "model"),
+                                   ("temperature", "temperature"), ("cot", "chain of thought"),
+                                   ("concurrency", "concurrency"), ("limit", "rows")):
                     yield Label(label, id=f"t-label-{wid}")
             with Horizontal(id="transform-settings"):
+                yield Select([(b, b) for b in BACKENDS], id="t-backend", value="ollama", allow_blank=False,
+                             compact=True)
                 yield Input(id="t-host", compact=True)
                 yield Select([], id="t-model", prompt="model", compact=True)
                 yield Input(id="t-temperature", compact=True, type="number")
@@ -95,10 +101,16 @@ class TransformScreen(StageScreen):
 
     def on_mount(self) -> None:
         cfg = self.rebase.workspace.config
-        self.query_one("#t-host", Input).value = str(cfg["teacher.host"])
+        backend = cfg["teacher.backend"] if cfg["teacher.backend"] in BACKENDS else "ollama"
+        with self.prevent(Select.Changed):
+            self.query_one("#t-backend", Select).value = backend
+        self.query_one("#t-host", Input).value = self._configured_host(backend)
         self.query_one("#t-temperature", Input).value = str(cfg["teacher.temperature"])
         self.query_one("#t-concurrency", Input).value = str(cfg["teacher.concurrency"])
-        for wid, label in (("#t-host", "host"), ("#t-model", "model"), ("#t-temperature", "temperature"),
+        for wid, label in (("#t-backend", "ollama, or openai: vLLM, llama.cpp, LM Studio (key from "
+                                          "$REBASE_TEACHER_API_KEY)"),
+                           ("#t-host", "host (an OpenAI-compatible server's base URL ends in /v1)"),
+                           ("#t-model", "model"), ("#t-temperature", "temperature"),
                            ("#t-cot", "chain of thought"), ("#t-concurrency", "concurrency"),
                            ("#t-limit", "rows (blank: all)")):
             self.query_one(wid).tooltip = label
@@ -110,8 +122,9 @@ class TransformScreen(StageScreen):
     def empty_message(self) -> str | None:
         if self.rebase.count("retrievals"):
             return None
-        return ("No pool to transform yet.\n\nThe teacher, a local model served by Ollama, rewrites each "
-                "retrieved row into an example in the task's format. Retrieve rows for a task first (F4).")
+        return ("No pool to transform yet.\n\nThe teacher, a local model served by Ollama or an "
+                "OpenAI-compatible server (vLLM, llama.cpp), rewrites each retrieved row into an example in the "
+                "task's format. Retrieve rows for a task first (F4).")
 
     def refresh_state(self) -> None:
         super().refresh_state()
@@ -145,47 +158,67 @@ class TransformScreen(StageScreen):
                                   fix="type a number or leave it blank") from None
 
         model = self.query_one("#t-model", Select).value
+        backend = self.query_one("#t-backend", Select).value
         return TeacherSettings.from_config(
             self.rebase.workspace.config,
+            backend=backend if isinstance(backend, str) else None,
             host=self.query_one("#t-host", Input).value.strip() or None,
             model=model if isinstance(model, str) else None,
             temperature=number("#t-temperature", float),
             concurrency=number("#t-concurrency", int),
         )
 
+    def _configured_host(self, backend: str) -> str:
+        """The host the configuration gives ``backend`` (its default when the config names none for it)."""
+        from engine.teacher.client import TeacherSettings
+
+        try:
+            return TeacherSettings.from_config(self.rebase.workspace.config, backend=backend).host
+        except EngineError:
+            return str(self.rebase.workspace.config["teacher.host"])
+
+    @on(Select.Changed, "#t-backend")
+    def _backend_changed(self, event: Select.Changed) -> None:
+        """Another backend: a host left at the other backend's configured value follows, and the check reruns."""
+        host = self.query_one("#t-host", Input)
+        others = {self._configured_host(b) for b in BACKENDS if b != event.value}
+        if not host.value.strip() or host.value.strip() in others:
+            host.value = self._configured_host(str(event.value))
+        self.action_check()
+
     def action_check(self) -> None:
-        """Ask Ollama for its models (in an async worker); the banner shows any problem."""
+        """Ask the teacher's server for its models (in an async worker); the banner shows any problem."""
         self.run_worker(self._check(), name="teacher-check", group="teacher-check", exclusive=True,
                         exit_on_error=False, description="check the teacher")
 
     async def _check(self) -> None:
-        from engine.teacher.client import list_models, make_client
+        from engine.teacher.client import open_backend
 
+        backend = None
         try:
             settings = self.settings()
-            async with make_client(settings) as client:
-                models = await list_models(client, settings.url)
+            backend = open_backend(settings)
+            models = await backend.list_models()
         except EngineError as exc:
             self._set_problem(str(exc))
             return
         except Exception as exc:  # never let a teacher problem take the app down
             self._set_problem(describe_error(exc))
             return
+        finally:
+            if backend is not None:
+                await backend.close()
         self.models = [m.name for m in models]
         select = self.query_one("#t-model", Select)
         configured = self.rebase.workspace.config["teacher.model"]
         current = select.value if isinstance(select.value, str) else configured
         select.set_options([(m, m) for m in self.models])
-        from engine.teacher.client import match_model
-
-        match = match_model(self.models, current)
+        match = backend.match(self.models, current)
         if match is not None:
             select.value = match
             self._set_problem("")
         else:
-            names = ", ".join(self.models) or "none"
-            self._set_problem(f"model {current} is not installed on {settings.url} — `ollama pull {current}` "
-                              f"(installed: {names}), or pick an installed model")
+            self._set_problem(f"{backend.missing_model(current, self.models)}, or pick one in the model field")
 
     def _set_problem(self, problem: str) -> None:
         self.teacher_problem = problem
@@ -318,6 +351,11 @@ class TransformScreen(StageScreen):
             case TransformFinished():
                 log.add(f"finished: {event.done} new, {event.failed} failed, {event.duplicates} duplicates, "
                         f"{event.cached} cached, {event.seconds:.1f} s")
+                if not event.complete:
+                    skipped = f"; {event.skipped} row(s) not tried" if event.skipped else ""
+                    log.add(f"ERROR: {event.faults()}{skipped} — start again to retry them")
+                    self.notify(f"{event.faults()}{skipped} — start again to retry them (finished rows are kept)",
+                                severity="error", timeout=8)
 
     def _raw_reply(self, example_id: int | None) -> str:
         from engine.teacher.calls import raw_response

@@ -19,9 +19,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                         help="ask the teacher again for these examples' source rows (each old example is "
                              "rejected as 'regenerated' when the new one is usable; --undo reverts one)")
     p.add_argument("--reason", help="why (with --reject)")
+    from rebase_tui.commands.transform import add_teacher_flags
+
     teacher = p.add_argument_group("teacher (with --regenerate)")
-    teacher.add_argument("--model", help="Ollama model (default: config teacher.model)")
-    teacher.add_argument("--host", metavar="URL", help="Ollama URL (default: config teacher.host, else $OLLAMA_HOST)")
+    add_teacher_flags(teacher)
     teacher.add_argument("--temperature", type=float, help="sampling temperature (default 0.7)")
     teacher.add_argument("--seed", type=int, help="base seed; regeneration n of a row uses seed + n")
     teacher.add_argument("--cot", choices=("auto", "on", "off"),
@@ -34,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from engine import review
     from engine.tasks import resolve_task
 
-    overrides = {"teacher.host": args.host, "teacher.model": args.model, "teacher.temperature": args.temperature,
-                 "teacher.seed": args.seed}
+    overrides = {"teacher.backend": args.backend, "teacher.host": args.host, "teacher.model": args.model,
+                 "teacher.temperature": args.temperature, "teacher.seed": args.seed}
     results = None
     with open_workspace(args, overrides) as ws:
         task = resolve_task(ws, args.task)

@@ -1,4 +1,7 @@
-"""`rebase-tui transform TASK`: the Ollama teacher rewrites the task's retrieved rows into examples."""
+"""`rebase-tui transform TASK`: the teacher (Ollama or an OpenAI-compatible server) rewrites the task's retrieved
+rows into examples. Exit status 0 when every call was made and answered (unusable or duplicate replies are
+results); 1 when a call could not be made or answered (a transport or server fault, the deadline) or the run
+stopped early because the host went away: re-running the command resumes."""
 
 from __future__ import annotations
 
@@ -6,17 +9,29 @@ import argparse
 
 from rebase_tui.output import add_json_flag, open_workspace, print_json, stderr_console, stdout_console
 
+BACKEND_CHOICES = ("ollama", "openai")
+
+
+def add_teacher_flags(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--backend, --model and --host, the same on every command that calls the teacher."""
+    p.add_argument("--backend", choices=BACKEND_CHOICES,
+                   help="ollama, or openai for an OpenAI-compatible server: vLLM, llama.cpp, LM Studio "
+                        "(default: config teacher.backend); its API key is read from $REBASE_TEACHER_API_KEY")
+    p.add_argument("--model", help="teacher model (default: config teacher.model)")
+    p.add_argument("--host", metavar="URL",
+                   help="Ollama URL, or the OpenAI-compatible server's base URL such as http://gpu-box:8000/v1 "
+                        "(default: config teacher.host, else $OLLAMA_HOST for Ollama)")
+
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("transform", parents=[common],
-                       help="turn the task's retrieved rows into examples with an Ollama teacher")
+                       help="turn the task's retrieved rows into examples with a teacher model")
     p.add_argument("task", help="stored task name (or a task JSON file)")
-    p.add_argument("--model", help="Ollama model (default: config teacher.model)")
-    p.add_argument("--host", metavar="URL", help="Ollama URL (default: config teacher.host, else $OLLAMA_HOST)")
+    add_teacher_flags(p)
     p.add_argument("--limit", type=int, metavar="N", help="transform the first N rows of the pool (default: all)")
     p.add_argument("--concurrency", type=int, metavar="C",
-                   help="requests in flight (default 2; match the server's OLLAMA_NUM_PARALLEL)")
-    p.add_argument("--temperature", type=float, help="sampling temperature (default 0.7)")
+                   help="requests in flight (default 2; match the server's parallel slots)")
+    p.add_argument("--temperature", type=float, help="sampling temperature, 0 to 2 (default 0.7)")
     p.add_argument("--seed", type=int, help="sampling seed (0: random)")
     p.add_argument("--num-ctx", type=int, help="context length asked of Ollama (default 4096)")
     p.add_argument("--num-predict", type=int, help="max tokens per reply (default 1024)")
@@ -40,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
     from engine.teacher import prompts
     from engine.teacher.client import TeacherSettings
 
-    overrides = {"teacher.host": args.host, "teacher.model": args.model, "teacher.concurrency": args.concurrency,
-                 "teacher.temperature": args.temperature, "teacher.seed": args.seed,
-                 "teacher.num_ctx": args.num_ctx, "teacher.num_predict": args.num_predict}
+    overrides = {"teacher.backend": args.backend, "teacher.host": args.host, "teacher.model": args.model,
+                 "teacher.concurrency": args.concurrency, "teacher.temperature": args.temperature,
+                 "teacher.seed": args.seed, "teacher.num_ctx": args.num_ctx, "teacher.num_predict": args.num_predict}
     if args.limit is not None and args.limit < 1:
         raise EngineError(f"--limit {args.limit} is below 1", fix="pass --limit 1 or more, or leave it out")
     with open_workspace(args, overrides) as ws:
@@ -70,8 +85,15 @@ def run(args: argparse.Namespace) -> int:
             + (f", {summary.rejected} filtered out" if args.filter else "")
             + f", {summary.cached} already done, in {summary.seconds:.1f} s "
             f"({summary.examples_per_s:.2f} examples/s) — review them with `rebase-tui review {task.name}` "
-            "or in the app")
-    return 0
+            "or in the app", markup=False)
+    if summary.complete:
+        return 0
+    import sys
+
+    skipped = f"; {summary.skipped} row(s) not tried ({summary.stopped})" if summary.skipped or summary.stopped else ""
+    print(f"rebase-tui: {summary.faults()}{skipped} — re-run the same command to try them again (finished rows "
+          "are kept)", file=sys.stderr)
+    return 1
 
 
 def _show_prompt(ws, task, args: argparse.Namespace) -> int:

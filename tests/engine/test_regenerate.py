@@ -157,3 +157,35 @@ def test_review_regenerate_command(tmp_path, standin, capsys):
     assert main(["review", "mnli", "-w", str(path), "--regenerate", str(ids[0]), "--host",
                  "http://127.0.0.1:9"]) == 1
     assert "not reachable" in capsys.readouterr().err
+
+
+def test_review_regenerate_on_the_openai_backend(tmp_path, openai_standin_factory, capsys):
+    import asyncio
+
+    from engine.tasks import add_task, read_task_file
+    from engine.teacher.client import TeacherSettings
+    from engine.workspace import Workspace
+    from tests.conftest import shared_data
+
+    srv = openai_standin_factory()
+    model = "meta-llama/Llama-3.1-8B-Instruct"
+    path = tmp_path / "ws"
+    with Workspace(path) as ws:
+        add_task(ws, read_task_file(shared_data("tasks", "mnli.json")))
+        pool_from_datastore(ws, "mnli", ["sagnikrayc__snli-cf-kaushik"], 3)
+        s = TeacherSettings(host=srv.base_url, model=model, backend="openai", seed=7, backoff=0.01)
+        asyncio.run(_collect(transform(ws, "mnli", s)))
+        first = review.list_examples(ws, "mnli")[0].id
+    argv = ["review", "mnli", "-w", str(path), "--regenerate", str(first), "--backend", "openai", "--host",
+            srv.base_url, "--model", model, "--seed", "7", "--json"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["changed"] == 1 and out["results"][0]["status"] == "pending" and srv.chat_requests == 4
+    assert srv.requests("/v1/chat/completions")[-1].body["seed"] == 8
+    assert main(["review", "mnli", "-w", str(path), "--regenerate", str(first), "--backend", "openai",
+                 "--host", "http://127.0.0.1:9/v1", "--model", model]) == 1
+    assert "the OpenAI-compatible server is not reachable at http://127.0.0.1:9/v1" in capsys.readouterr().err
+
+
+async def _collect(gen):
+    return [ev async for ev in gen]

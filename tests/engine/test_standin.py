@@ -264,3 +264,128 @@ def test_max_queue_applies_while_loading(standin_factory):
     loads = [o.load_duration for o in oks if o.load_duration]
     assert len(oks) == 3 and len(loads) == 1 and loads[0] >= 400_000_000, "one call reports the model load"
     assert client(srv).chat(model="llama3.1:8b", messages=MSGS).load_duration is None, "loaded: no queue limit"
+
+
+# -- the OpenAI-compatible stand-in -------------------------------------------------------------------
+def _sse_events(raw: bytes) -> list[str]:
+    """The lines of a chunked SSE response body, chunk framing removed."""
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    body = b""
+    while rest:
+        size_s, _, rest = rest.partition(b"\r\n")
+        size = int(size_s, 16)
+        if size == 0:
+            break
+        body += rest[:size]
+        rest = rest[size + 2:]
+    return body.decode().split("\n")
+
+
+def _post(port: int, path: str, obj) -> bytes:
+    body = json.dumps(obj).encode()
+    return raw_request(port, b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
+
+
+OPENAI_BODY = {"model": "meta-llama/Llama-3.1-8B-Instruct", "messages": MSGS, "seed": 3, "temperature": 0,
+               "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": SCHEMA}}}
+
+
+@pytest.mark.parametrize("flavor", ["vllm", "llamacpp"])
+def test_openai_models_listing(openai_standin_factory, flavor):
+    srv = openai_standin_factory(flavor=flavor)
+    doc = httpx.get(f"{srv.base_url}/models").json()
+    assert doc["object"] == "list" and [m["id"] for m in doc["data"]][0] == "meta-llama/Llama-3.1-8B-Instruct"
+    first = doc["data"][0]
+    assert first["owned_by"] == ("vllm" if flavor == "vllm" else "llamacpp")
+    assert ("max_model_len" in first) == (flavor == "vllm") and ("meta" in first) == (flavor == "llamacpp")
+
+
+def test_openai_stream_is_server_sent_events(openai_standin_factory):
+    srv = openai_standin_factory()
+    raw = _post(srv.port, "/v1/chat/completions", {**OPENAI_BODY, "stream": True,
+                                                   "stream_options": {"include_usage": True}})
+    assert b"Transfer-Encoding: chunked" in raw and b"text/event-stream" in raw
+    lines = _sse_events(raw)
+    assert lines[-3:] == ["data: [DONE]", "", ""] and all(x == "" or x.startswith("data: ") for x in lines)
+    events = [json.loads(x[6:]) for x in lines if x.startswith("data: {")]
+    assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert all(e["object"] == "chat.completion.chunk" and e["id"] == events[0]["id"] for e in events)
+    assert events[-2]["choices"][0]["finish_reason"] == "stop" and events[-1]["choices"] == []
+    usage = events[-1]["usage"]
+    assert usage["completion_tokens"] == len(events) - 3 and usage["total_tokens"] == usage["prompt_tokens"] + \
+        usage["completion_tokens"]
+    content = "".join(e["choices"][0]["delta"].get("content") or "" for e in events[:-1])
+    value = json.loads(content)
+    assert value["output"] in ("Yes", "No") and value["c"] == "k" and all(t.startswith("(") for t in value["tags"])
+    plain = httpx.post(f"{srv.base_url}/chat/completions", json=OPENAI_BODY).json()
+    assert plain["object"] == "chat.completion" and plain["choices"][0]["message"]["content"] == content, \
+        "streamed and plain answers agree for the same seed"
+    assert plain["choices"][0]["finish_reason"] == "stop" and plain["usage"]["completion_tokens"] > 0
+    short = httpx.post(f"{srv.base_url}/chat/completions", json={**OPENAI_BODY, "max_tokens": 1}).json()
+    assert short["choices"][0]["finish_reason"] == "length"
+
+
+@pytest.mark.parametrize(("flavor", "body", "status", "error"), [
+    ("vllm", {"model": "ghost"}, 404, {"message": "The model `ghost` does not exist.", "type": "NotFoundError",
+                                       "param": None, "code": 404}),
+    ("vllm", {"messages": []}, 400, {"message": "messages: Field required", "type": "BadRequestError",
+                                     "param": None, "code": 400}),
+    ("llamacpp", {"messages": []}, 400, {"code": 400, "message": "'messages' is required",
+                                         "type": "invalid_request_error"}),
+    ("vllm", {"max_tokens": 0}, 400, {"message": "max_tokens must be at least 1, got 0.", "type": "BadRequestError",
+                                      "param": None, "code": 400}),
+    ("llamacpp", {"response_format": {"type": "yaml"}}, 400, {
+        "code": 400, "type": "invalid_request_error",
+        "message": 'response_format type must be one of "text", "json_object" or "json_schema", but got: yaml'}),
+])
+def test_openai_request_errors_have_each_servers_shape(openai_standin_factory, flavor, body, status, error):
+    srv = openai_standin_factory(flavor=flavor)
+    r = httpx.post(f"{srv.base_url}/chat/completions", json={**OPENAI_BODY, **body})
+    assert r.status_code == status and r.json() == {"error": error}
+    assert srv.chat_requests == 0
+
+
+def test_openai_schema_refusal_key_and_json_mode(openai_standin_factory):
+    srv = openai_standin_factory(flavor="llamacpp", schemas=False, api_key="k1")
+    url = f"{srv.base_url}/chat/completions"
+    r = httpx.post(url, json=OPENAI_BODY)
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+    auth = {"Authorization": "Bearer k1"}
+    r = httpx.post(url, json=OPENAI_BODY, headers=auth)
+    assert r.status_code == 400 and "but got: json_schema" in r.json()["error"]["message"]
+    told = [{"role": "user", "content": MSGS[0]["content"] + "\nFollow this JSON schema: " + json.dumps(SCHEMA)}]
+    r = httpx.post(url, json={**OPENAI_BODY, "messages": told, "response_format": {"type": "json_object"}},
+                   headers=auth)
+    value = json.loads(r.json()["choices"][0]["message"]["content"])
+    assert set(value) == set(SCHEMA["properties"]), "a schema written in the prompt is followed"
+    assert set(value["input"].split()) <= set("A man plays a guitar on stage 1".split()), "content from the row"
+
+
+@pytest.mark.parametrize(("flavor", "error_line"), [("vllm", 'data: {"error":{'), ("llamacpp", "error: {")])
+def test_openai_mid_stream_error_shapes(openai_standin_factory, flavor, error_line):
+    srv = openai_standin_factory(flavor=flavor)
+    srv.inject("error_line")
+    lines = _sse_events(_post(srv.port, "/v1/chat/completions", {**OPENAI_BODY, "stream": True}))
+    err = next(x for x in lines if x.startswith(error_line))
+    assert "engine core died" in err and lines[-3:] == ["data: [DONE]", "", ""]
+
+
+@pytest.mark.parametrize("kind", ["ollama", "openai"])
+def test_runaway_faults_stop_once_the_client_leaves(standin, openai_standin_factory, kind):
+    srv = standin if kind == "ollama" else openai_standin_factory()
+    path = "/api/chat" if kind == "ollama" else "/v1/chat/completions"
+    body = {"model": "llama3.1:8b", "messages": MSGS} if kind == "ollama" else {**OPENAI_BODY, "stream": True}
+    srv.inject("trickle", seconds=0.01)
+    with httpx.stream("POST", srv.url + path, json=body, timeout=5) as r:
+        got, t0 = b"", time.monotonic()
+        for chunk in r.iter_raw():
+            got += chunk
+            if got.count(b"x") > 20:
+                break
+    assert time.monotonic() - t0 > 0.15, "one byte at a time, never finishing the line"
+    assert got.rstrip(b"x").endswith(b'"content":"'), "the line never ends"
+    time.sleep(0.3)
+    sent = srv.bytes_sent
+    time.sleep(0.3)
+    assert srv.bytes_sent == sent, "the stand-in stops once the client is gone"

@@ -1,4 +1,5 @@
-"""`rebase-tui models` and `rebase-tui transform` end to end, including a SIGKILL halfway and a resume."""
+"""`rebase-tui models` and `rebase-tui transform` end to end: exit status, refused options and hosts, both
+backends, and a SIGKILL halfway and a resume with exact call counts."""
 
 from __future__ import annotations
 
@@ -89,6 +90,70 @@ def test_transform_command_json_and_errors(standin, tmp_path, capsys):
     assert "lacks {instruction}, {row}" in capsys.readouterr().err
 
 
+def test_exit_status_says_whether_every_call_was_answered(standin, tmp_path, capsys):
+    w = str(make_ws(tmp_path, 6))
+    assert main(["config", "teacher.retries", "1", "-w", w]) == 0
+    args = ["transform", "mnli", "--model", "llama3.1:8b", "--host", standin.url, "--limit", "3", "-w", w]
+    standin.inject("bad_json", times=3)
+    assert main(args) == 0, "replies that arrived but were unusable are results"
+    captured = capsys.readouterr()
+    assert "3 failed" in captured.out and "could not be made" not in captured.err
+    standin.inject("http503", times=100)
+    assert main([*args[:-4], "--limit", "6", "--json", "-w", w]) == 1
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert (doc["call_failures"], doc["fault_kinds"], doc["cached"]) == (3, {"HTTP 503": 3}, 3)
+    assert captured.err.strip().splitlines()[-1] == (
+        "rebase-tui: 3 teacher call(s) could not be made or answered (3 × HTTP 503) — re-run the same command "
+        "to try them again (finished rows are kept)")
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--num-predict", "-1"], "rebase-tui: --num-predict -1 is out of range — use a whole number from 1 to 1048576"),
+    (["--temperature", "nan"], "rebase-tui: --temperature nan is out of range — use a number from 0 to 2"),
+    (["--temperature=-inf"], "rebase-tui: --temperature -inf is out of range — use a number from 0 to 2"),
+    (["--seed", "-1"], "rebase-tui: --seed -1 is out of range — use a whole number from 0 to 2147483647"),
+    (["--host", "http://[::1"], "rebase-tui: teacher host 'http://[::1' is not a usable URL: Invalid IPv6 URL — "
+     "give it as http://HOST:PORT (for example http://127.0.0.1:11434) with --host or teacher.host"),
+    (["--host", "localhost:99999"], "rebase-tui: teacher host 'localhost:99999' is not a usable URL: the port 99999 "
+     "is not a number from 1 to 65535 — give it as http://HOST:PORT (for example http://127.0.0.1:11434) with "
+     "--host or teacher.host"),
+])
+def test_nonsense_options_are_one_line_before_any_call(standin, tmp_path, capsys, flags, message):
+    w = str(make_ws(tmp_path, 2))
+    assert main(["transform", "mnli", "--model", "llama3.1:8b", "--host", standin.url, *flags, "-w", w]) == 1
+    assert capsys.readouterr().err.strip() == message
+    assert standin.chat_requests == 0
+    if flags[0] == "--host":
+        assert main(["models", *flags, "-w", w]) == 1
+        assert capsys.readouterr().err.strip() == message
+
+
+def test_info_reports_a_malformed_host_without_a_traceback(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "rebase_tui", "info", "--json", "-w", str(tmp_path / "w")],
+                       capture_output=True, text=True, timeout=60, cwd=REPO,
+                       env={**os.environ, "OLLAMA_HOST": "http://[::1"})
+    assert r.returncode == 0 and "Traceback" not in r.stderr
+    probe = json.loads(r.stdout)["ollama"]
+    assert probe["reachable"] is False and "is not a usable URL: Invalid IPv6 URL" in probe["error"]
+
+
+def test_models_on_an_openai_compatible_server(openai_standin_factory, tmp_path, capsys):
+    srv = openai_standin_factory(flavor="llamacpp")
+    w = str(tmp_path / "w")
+    assert main(["models", "--backend", "openai", "--host", srv.base_url, "--json", "-w", w]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["backend"] == "openai" and doc["host"] == srv.base_url
+    assert [(m["name"], m["parameter_size"], m["context"]) for m in doc["models"]] == \
+        [("meta-llama/Llama-3.1-8B-Instruct", "8.0B", 8192), ("Qwen/Qwen2.5-0.5B-Instruct", "494M", 32768)]
+    assert main(["models", "--backend", "openai", "--host", srv.url, "--json", "-w", w]) == 0
+    assert json.loads(capsys.readouterr().out)["host"] == srv.base_url, "a host without a path gets /v1"
+    assert main(["models", "--backend", "openai", "--host", srv.url + "/api", "-w", w]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"rebase-tui: {srv.url}/api answered 404 to /models (File Not Found); it does not look like an "
+        "OpenAI-compatible server — check the base URL (--host or teacher.host); it usually ends in /v1")
+
+
 def _wait(cond, timeout: float, what: str, what_now=lambda: "") -> None:
     end = time.monotonic() + timeout
     while not cond():
@@ -97,12 +162,14 @@ def _wait(cond, timeout: float, what: str, what_now=lambda: "") -> None:
         time.sleep(0.02)
 
 
-def kill_and_resume(srv, ws: Path, n: int, concurrency: int) -> dict:
+def kill_and_resume(srv, ws: Path, n: int, concurrency: int, backend: str = "ollama") -> dict:
     """Transform n rows in a subprocess, SIGKILL it once n/2 calls finished and every slot waits (so the
     kill lands with C calls in flight), re-run; return the re-run's JSON."""
     half = n // 2
     srv.hold_after(half)
-    args = [sys.executable, "-m", "rebase_tui", "transform", "mnli", "--model", "llama3.1:8b", "--host", srv.url,
+    teacher = ["--model", "llama3.1:8b", "--host", srv.url] if backend == "ollama" else \
+        ["--backend", "openai", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--host", srv.base_url]
+    args = [sys.executable, "-m", "rebase_tui", "transform", "mnli", *teacher,
             "--limit", str(n), "--concurrency", str(concurrency), "--json", "-w", str(ws)]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
     try:
@@ -129,11 +196,13 @@ def kill_and_resume(srv, ws: Path, n: int, concurrency: int) -> dict:
     return doc
 
 
-def test_sigkill_halfway_then_resume_makes_exactly_n_calls(standin_factory, tmp_path):
+@pytest.mark.parametrize("backend", ["ollama", "openai"])
+def test_sigkill_halfway_then_resume_makes_exactly_n_calls(standin_factory, openai_standin_factory, tmp_path,
+                                                           backend):
     n, c = 16, 2
     ws = make_ws(tmp_path, n)
-    srv = standin_factory(num_parallel=c)
-    doc = kill_and_resume(srv, ws, n, c)
+    srv = (standin_factory if backend == "ollama" else openai_standin_factory)(num_parallel=c)
+    doc = kill_and_resume(srv, ws, n, c, backend)
     assert doc["done"] + doc["duplicates"] + doc["failed"] + doc["cached"] == n
     assert srv.chat_completed == n, "every row was transformed exactly once in total"
     assert len(srv.completed_prompts) == n and set(srv.completed_prompts.values()) == {1}

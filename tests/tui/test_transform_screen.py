@@ -152,3 +152,39 @@ async def test_pause_then_resume_asks_nothing_twice(tmp_path, standin_factory):
         assert rows == 10
     # Only calls in flight at the pause can be asked again (at most the concurrency).
     assert srv.chat_completed <= 10 + 2
+
+
+async def test_openai_backend_from_the_form_streams_and_reports_failed_calls(tmp_path, openai_standin_factory,
+                                                                             standin_factory):
+    srv = openai_standin_factory(num_parallel=2, token_delay=0.002, flavor="llamacpp")
+    srv.inject("http503", times=100, match="Premise 5:")
+    ws = Workspace(tmp_path / "ws", {"teacher.backend": "openai", "teacher.host": srv.base_url,
+                                     "teacher.model": "meta-llama/Llama-3.1-8B-Instruct", "teacher.retries": 0})
+    make_datastore(ws, 8)
+    seen: list = []
+    app = RebaseApp(ws, stage="transform", task="nli")
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+        screen = app.screen
+        assert screen.query_one("#t-backend", Select).value == "openai"
+        await wait_for(pilot, lambda: screen.query_one("#t-model", Select).value == "meta-llama/Llama-3.1-8B-Instruct")
+        assert not _banner(app).display
+        await pilot.press("ctrl+j")
+        await wait_for(pilot, lambda: any(isinstance(m, JobFinished) and m.job == "transform" for m in seen))
+        assert next(m for m in seen if isinstance(m, JobFinished)).outcome == "done"
+        assert any(isinstance(m, EngineEvent) and type(m.event).__name__ == "ExampleText" for m in seen)
+        assert int(screen.query_one("#t-stats", StatPanel).values["finished"]) == 8
+        log = "\n".join(screen.query_one("#t-log", LogTail).lines)
+        assert "1 teacher call(s) could not be made or answered (1 × HTTP 503)" in log
+        with ws.store.cursor() as cur:
+            options = cur.execute("select distinct options from examples").fetchall()
+        assert all('"backend": "openai"' in o for (o,) in options)
+        # Back to Ollama in the form: the host is typed, the check lists that server's models
+        ollama = standin_factory()
+        screen.query_one("#t-backend", Select).value = "ollama"
+        await pilot.pause(0.1)
+        host = screen.query_one("#t-host")
+        host.value = ollama.url
+        host.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "llama3.1:8b" in screen.models)
+        assert "not installed" in str(_banner(app).render()), "the configured model is not on that server"
