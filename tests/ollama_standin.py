@@ -376,7 +376,7 @@ class _Handler(BaseHandler):
         self.wait_latency(stream)
         fmt = body.get("format")
         if chat:
-            content = answer_for(m.name, messages or [], fmt, options, mode == "off_label")
+            content = answer_for(m.name, messages or [], fmt, options, mode == "off_label", srv.known_answers)
         else:
             content = answer_for(m.name, [{"role": "user", "content": prompt_text}], fmt, options)
         done_reason = "stop"

@@ -224,7 +224,7 @@ class _Handler(BaseHandler):
             t0 = time.monotonic_ns()
             self.wait_latency(body.get("stream") is True)
             options = {"seed": body.get("seed"), "temperature": body.get("temperature")}
-            content = answer_for(model.id, messages, fmt, options, mode == "off_label")
+            content = answer_for(model.id, messages, fmt, options, mode == "off_label", srv.known_answers)
             finish = "stop"
             if mode == "bad_json":
                 content, finish = content[: max(1, len(content) // 2)], "length"

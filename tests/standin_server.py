@@ -231,9 +231,12 @@ class _Gen:
 
 
 def answer_for(model: str, messages: list[dict[str, Any]], fmt: Any, options: dict[str, Any],
-               ignore_enum: bool = False) -> str:
-    """The deterministic reply text for a chat request."""
+               ignore_enum: bool = False, known: dict[str, str] | None = None) -> str:
+    """The deterministic reply text for a chat request: for a free-text request whose last user message is
+    one of ``known``, that answer (a model that knows some questions), else text drawn from the prompt."""
     text = last_user_text(messages)
+    if fmt is None and known and text in known:
+        return known[text]
     seed_text = json.dumps([model, messages, options.get("seed"), options.get("temperature")], sort_keys=True)
     words = _source_words(text)
     if isinstance(fmt, dict):
@@ -308,6 +311,8 @@ class StandinServer:
         self.max_in_flight = 0
         self.dropped = 0
         self.bytes_sent = 0
+        self.known_answers: dict[str, str] = {}
+        """Free-text questions this "model" answers with a fixed reply (the rest get text drawn from the prompt)."""
         self._lock = threading.Lock()
         self._slots: dict[str, threading.Semaphore] = {}
         self._hold_after: int | None = None

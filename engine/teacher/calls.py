@@ -141,3 +141,22 @@ def raw_response(ws: Workspace, example_id: int) -> str | None:
     with ws.store.cursor() as cur:
         rows = cur.execute("select raw_response from examples where id = ?", [example_id]).fetchall()
     return rows[0][0] if rows else None
+
+
+def answered(ws: Workspace, task: str, keys: list[str]) -> dict[str, str]:
+    """The stored replies of the finished (``ok``) calls among ``keys``."""
+    with ws.store.cursor() as cur:
+        return dict(cur.execute("select key, response from teacher_calls where task = ? and status = 'ok' and key in "
+                                "(select unnest(?::varchar[]))", [task, keys]).fetchall())
+
+
+def store_answer_call(ws: Workspace, teacher: Teacher, task: str, key: str, prompt_hash: str,
+                      response: str | None, error: str | None) -> None:
+    """Record a call that answered a test item (no source row, no example): a finished one is never repeated,
+    a failed one is asked again next time."""
+    with ws.store.transaction() as cur:
+        cur.execute("delete from teacher_calls where key = ?", [key])
+        cur.execute("insert into teacher_calls (key, task, row, model, prompt_hash, options, response, status, "
+                    "error) values (?, ?, -1, ?, ?, ?, ?, ?, ?)",
+                    [key, task, teacher.settings.model, prompt_hash, stored_options(teacher.settings), response,
+                     "ok" if error is None else "failed", error])

@@ -9,7 +9,7 @@ from rebase_tui.output import add_json_flag, open_workspace, print_json, stdout_
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from rebase_tui.commands.transform import add_teacher_flags
+    from rebase_tui.subcommands.transform import add_teacher_flags
 
     p = sub.add_parser("models", parents=[common], help="list the models the teacher's server offers")
     add_teacher_flags(p)

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                         help="ask the teacher again for these examples' source rows (each old example is "
                              "rejected as 'regenerated' when the new one is usable; --undo reverts one)")
     p.add_argument("--reason", help="why (with --reject)")
-    from rebase_tui.commands.transform import add_teacher_flags
+    from rebase_tui.subcommands.transform import add_teacher_flags
 
     teacher = p.add_argument_group("teacher (with --regenerate)")
     add_teacher_flags(teacher)
