@@ -162,17 +162,14 @@ def test_review_regenerate_command(tmp_path, standin, capsys):
 def test_review_regenerate_on_the_openai_backend(tmp_path, openai_standin_factory, capsys):
     import asyncio
 
-    from engine.tasks import add_task, read_task_file
     from engine.teacher.client import TeacherSettings
     from engine.workspace import Workspace
-    from tests.conftest import shared_data
-
     srv = openai_standin_factory()
     model = "meta-llama/Llama-3.1-8B-Instruct"
     path = tmp_path / "ws"
     with Workspace(path) as ws:
-        add_task(ws, read_task_file(shared_data("tasks", "mnli.json")))
-        pool_from_datastore(ws, "mnli", ["sagnikrayc__snli-cf-kaushik"], 3)
+        add_corpus_task(ws, "mnli")
+        pool_from_datastore(ws, "mnli", ["corpus__nli-pairs"], 3)
         s = TeacherSettings(host=srv.base_url, model=model, backend="openai", seed=7, backoff=0.01)
         asyncio.run(_collect(transform(ws, "mnli", s)))
         first = review.list_examples(ws, "mnli")[0].id

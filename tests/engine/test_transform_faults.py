@@ -13,14 +13,14 @@ import tracemalloc
 import pytest
 
 from engine.teacher.transform import ExampleDone, transform
-from tests.engine.test_transform import add_shared_task, finished, q
+from tests.engine.test_transform import add_corpus_task, finished, q
 from tests.fixtures.standin import pool_from_datastore
 
 
 @pytest.fixture
 def mnli_ws(workspace):
-    add_shared_task(workspace, "mnli")
-    pool_from_datastore(workspace, "mnli", ["sagnikrayc__snli-cf-kaushik", "scitail"], 12)
+    add_corpus_task(workspace, "mnli")
+    pool_from_datastore(workspace, "mnli", ["corpus__nli-pairs", "science_entailment"], 12)
     return workspace
 
 

@@ -16,7 +16,7 @@ from engine.teacher.client import TeacherSettings
 from engine.teacher.regenerate import regenerate_one
 from engine.teacher.transform import ExampleText, transform
 from rebase_tui.cli import main
-from tests.engine.test_transform import add_shared_task, finished, q
+from tests.engine.test_transform import add_corpus_task, finished, q
 from tests.fixtures.standin import pool_from_datastore
 from tests.openai_standin import ServedModel
 
@@ -25,8 +25,8 @@ MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 
 @pytest.fixture
 def mnli_ws(workspace):
-    add_shared_task(workspace, "mnli")
-    pool_from_datastore(workspace, "mnli", ["sagnikrayc__snli-cf-kaushik", "scitail"], 12)
+    add_corpus_task(workspace, "mnli")
+    pool_from_datastore(workspace, "mnli", ["corpus__nli-pairs", "science_entailment"], 12)
     return workspace
 
 
