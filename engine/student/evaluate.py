@@ -136,7 +136,7 @@ def read_metrics(run_dir: Path) -> dict[str, EvalResult] | None:
     return out
 
 
-def _save_metrics(run_dir: Path, result: EvalResult) -> None:
+def save_metrics(run_dir: Path, result: EvalResult) -> None:
     saved = read_metrics(run_dir) or {}
     saved[f"{result.model}:{result.data}"] = result
     (Path(run_dir) / METRICS_FILE).write_text(json.dumps({k: m.to_json() for k, m in saved.items()}, indent=2),
@@ -326,5 +326,5 @@ def evaluate(run_dir: str | Path, data: str | Path | None = None, *, base: bool 
                                           seconds=time.monotonic() - t0)
     pred_path = run_dir / _predictions_file(base)
     write_predictions(pred_path, preds)
-    _save_metrics(run_dir, result)
+    save_metrics(run_dir, result)
     yield EvalDone(metrics=result, predictions=str(pred_path), scored=tuple(scored))

@@ -134,3 +134,18 @@ def test_generate_when_new_tokens_reach_the_context(tiny_student, family, contex
         texts = generate(model, tok, fmt, inputs, "cpu", new_tokens, max_length=context * 2)
         assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
     assert asked == [context, context]          # prompt + new tokens fill the context, never more
+
+
+def test_eval_student_beside_the_teacher(trained_run, capsys, standin):
+    """The student always says "The answer is True." (every validation answer here); the teacher knows none of
+    the answers: the paired p-value compares the two on the same items. A run trained on a bare file has no
+    examples for the teacher to follow: --task names them."""
+    ws, path = trained_run
+    assert main(["eval", path.name, "-w", str(ws), "--limit", "6", "--max-new-tokens", "8", "--teacher",
+                 "--task", str(corpus("tasks", "boolean_expressions.json")), "--host", standin.url,
+                 "--model", "llama3.1:8b", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["system"] == "student" and doc["metrics"]["exact"]["value"] == 1.0
+    assert doc["teacher"]["metrics"]["exact"]["value"] < 1.0 and 0 <= doc["teacher"]["p_value"]["exact"] <= 1
+    assert (path / "predictions-teacher.jsonl").exists()
+    assert "teacher:validation" in json.loads((path / "metrics.json").read_text())
