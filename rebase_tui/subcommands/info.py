@@ -22,11 +22,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(info)
         return 0
+    from rich.markup import escape
     from rich.table import Table
 
     console = stdout_console()
-    console.print(f"[bold]workspace[/]  {info['workspace']}  (schema v{info['schema_version']})")
-    console.print(f"[bold]embedder[/]   {info['embedder'] or 'none yet (set by the first ingest)'}")
+    console.print(f"[bold]workspace[/]  {escape(str(info['workspace']))}  (schema v{info['schema_version']})")
+    console.print(f"[bold]embedder[/]   {escape(str(info['embedder'] or 'none yet (set by the first ingest)'))}")
     counts = Table("table", "rows", title="contents", title_justify="left")
     for name, n in info["counts"].items():
         if name not in ("schema_migrations", "meta"):
@@ -38,9 +39,13 @@ def run(args: argparse.Namespace) -> int:
     console.print(cfg)
     o = info["ollama"]
     if o is not None:
-        state = f"[green]answers[/] (version {o.get('version')})" if o["reachable"] else \
-            f"[red]not reachable[/] — start it with `ollama serve` or set OLLAMA_HOST ({o.get('error')})"
-        console.print(f"[bold]ollama[/]     {o['host']}: {state}")
+        openai = o.get("backend") == "openai"
+        start = "start the server (`vllm serve MODEL`, `llama-server -m MODEL`)" if openai else \
+            "start it with `ollama serve` or set OLLAMA_HOST"
+        version = f"{len(o.get('models') or [])} model(s) served" if openai else f"version {o.get('version')}"
+        state = f"[green]answers[/] ({escape(version)})" if o["reachable"] else \
+            f"[red]not reachable[/] — {start} ({escape(str(o.get('error')))})"
+        console.print(f"[bold]teacher[/]    {escape(o['host'])} ({'OpenAI-compatible' if openai else 'Ollama'}): {state}")
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
     console.print(f"[bold]versions[/]   {versions}")
     return 0
