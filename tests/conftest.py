@@ -27,6 +27,7 @@ pytest_plugins = [
     "tests.fixtures.standin",
     "tests.fixtures.student",
     "tests.fixtures.datastore",
+    "tests.fixtures.trained",
 ]
 
 REPO = Path(__file__).resolve().parent.parent

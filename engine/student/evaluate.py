@@ -260,20 +260,43 @@ def fit_context(prompt_len: int, max_new_tokens: int, context: int | None,
     return cap, new
 
 
-def generate(model: Any, tokenizer: Any, fmt: PromptFormat, inputs: list[str], device: str, max_new_tokens: int,
-             max_length: int | None = None) -> list[str]:
-    """Greedy completions of ``inputs`` (one left-padded batch), cut at EOS / stop strings.
+@dataclass(frozen=True)
+class GenerationBatch:
+    """Left-padded prompts ready for ``model.generate``: ids, mask, how many new tokens fit, the ids and strings
+    that end a response, and how many prompts lost their start to fit the context."""
 
-    Prompt plus new tokens never exceed the model's context (see :func:`fit_context`); a prompt that is
-    too long loses its start, as in training (the input and the answer matter most).
-    """
+    ids: Any
+    mask: Any
+    width: int
+    new_tokens: int
+    stop_ids: list[int]
+    stops: list[str]
+    truncated: int
+
+    def finish(self, tokenizer: Any, row: list[int]) -> str:
+        """The response text of one generated row (the new tokens only), cut at the first stop."""
+        cut = next((k for k, t in enumerate(row) if t in self.stop_ids), len(row))
+        return self.cut(tokenizer.decode(row[:cut], skip_special_tokens=True))
+
+    def cut(self, text: str) -> str:
+        for s in self.stops:
+            text = text.split(s)[0]
+        return text.strip()
+
+
+def prepare_batch(model: Any, tokenizer: Any, fmt: PromptFormat, inputs: list[str], device: str,
+                  max_new_tokens: int, max_length: int | None = None) -> GenerationBatch:
+    """Encode ``inputs`` in the run's format so that prompt plus new tokens fit the model's context (see
+    :func:`fit_context`); a prompt that is too long loses its start, as in training (the input and the answer
+    matter most)."""
     import torch
 
     prompts = [encode_prompt(fmt, tokenizer, x) for x in inputs]
     config = getattr(model, "config", None)
     context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-    cap, max_new_tokens = fit_context(max(len(p) for p in prompts), max_new_tokens,
-                                      context if isinstance(context, int) else None, max_length)
+    cap, new_tokens = fit_context(max(len(p) for p in prompts), max_new_tokens,
+                                  context if isinstance(context, int) else None, max_length)
+    truncated = sum(len(p) > cap for p in prompts)
     prompts = [p[-cap:] for p in prompts]
     width = max(len(p) for p in prompts)
     pad = tokenizer.pad_token_id
@@ -282,17 +305,19 @@ def generate(model: Any, tokenizer: Any, fmt: PromptFormat, inputs: list[str], d
     stops = stop_strings(fmt, tokenizer)
     stop_ids = sorted({i for s in stops for i in [tokenizer.convert_tokens_to_ids(s)]
                        if isinstance(i, int) and i != tokenizer.unk_token_id} | {tokenizer.eos_token_id})
+    return GenerationBatch(ids, mask, width, new_tokens, stop_ids, stops, truncated)
+
+
+def generate(model: Any, tokenizer: Any, fmt: PromptFormat, inputs: list[str], device: str, max_new_tokens: int,
+             max_length: int | None = None) -> list[str]:
+    """Greedy completions of ``inputs`` (one left-padded batch), cut at EOS / stop strings."""
+    import torch
+
+    batch = prepare_batch(model, tokenizer, fmt, inputs, device, max_new_tokens, max_length)
     with torch.inference_mode():
-        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                             eos_token_id=stop_ids, pad_token_id=pad)
-    texts = []
-    for row in out[:, width:].tolist():
-        cut = next((k for k, t in enumerate(row) if t in stop_ids), len(row))
-        text = tokenizer.decode(row[:cut], skip_special_tokens=True)
-        for s in stops:
-            text = text.split(s)[0]
-        texts.append(text.strip())
-    return texts
+        out = model.generate(input_ids=batch.ids, attention_mask=batch.mask, max_new_tokens=batch.new_tokens,
+                             do_sample=False, eos_token_id=batch.stop_ids, pad_token_id=tokenizer.pad_token_id)
+    return [batch.finish(tokenizer, row) for row in out[:, batch.width:].tolist()]
 
 
 def evaluate(run_dir: str | Path, data: str | Path | None = None, *, base: bool = False, limit: int | None = None,

@@ -290,7 +290,7 @@ def choose_metric(layout: str, references: Sequence[Sequence[str]], *, task: Any
                   explicit: str | None = None) -> MetricChoice:
     """The metrics for a test set: ``explicit`` (``--metric``), else the task file's ``metric`` key, else
     inferred from the test data (and the task's examples) — the reason is returned for the user to see."""
-    labels = _task_labels(task)
+    labels = task_labels(task)
     if explicit:
         return MetricChoice(parse_metrics(explicit), labels, "given with --metric")
     if task is not None and getattr(task, "metric", None):
@@ -318,7 +318,7 @@ def choose_metric(layout: str, references: Sequence[Sequence[str]], *, task: Any
     return MetricChoice(("exact",), (), "short answers: exact answer")
 
 
-def _task_labels(task: Any) -> tuple[str, ...]:
+def task_labels(task: Any) -> tuple[str, ...]:
     """The distinct final answers of a direct (non-reasoning) task's examples, in order."""
     if task is None or task.reasons:
         return ()

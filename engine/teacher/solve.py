@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncGenerator
+import time
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
 from engine.events import Event, Log
@@ -66,7 +67,7 @@ async def answer_tests(ws: Workspace, task: Task, inputs: list[str],
     if todo:
         teacher = await Teacher.connect(settings)
         try:
-            async for event in _ask_all(ws, teacher, task, prompts, hashes, keys, todo, outputs, failures, meter):
+            async for event in _ask_all(ws, teacher, task, inputs, todo, outputs, failures, meter):
                 yield event
         finally:
             await teacher.close()
@@ -76,28 +77,53 @@ async def answer_tests(ws: Workspace, task: Task, inputs: list[str],
                         first_failure=failures[0] if failures else "")
 
 
-async def _ask_all(ws: Workspace, teacher: Teacher, task: Task, prompts: list[list[dict[str, str]]],
-                   hashes: list[str], keys: list[str], todo: list[int], outputs: list[str], failures: list[str],
-                   meter: RateMeter) -> AsyncGenerator[Event, None]:
+@dataclass(frozen=True)
+class TeacherReply:
+    """One test input answered: the reply (empty when the call failed), whether it came from the cache, the
+    failure, and how long it took."""
+
+    text: str
+    cached: bool
+    error: str | None
+    seconds: float
+
+
+async def answer_one(ws: Workspace, teacher: Teacher, task: Task, text: str,
+                     on_text: Callable[[Callable[[], str]], None] | None = None) -> TeacherReply:
+    """Ask the teacher for one input (few-shot), from the cache when it was asked before; stored when done."""
+    messages = few_shot_messages(task, text)
+    phash = _prompt_hash(messages)
+    key = call_key(task.name, -1, phash, teacher.settings, "answer")
+    done = await asyncio.to_thread(answered, ws, task.name, [key])
+    if key in done:
+        return TeacherReply(done[key], True, None, 0.0)
+    t0 = time.perf_counter()
+    try:
+        result = await teacher.chat(messages, None, on_text)
+        reply, error = result.content, None
+    except TeacherCallFailed as exc:
+        reply, error = "", exc.message
+    await asyncio.to_thread(store_answer_call, ws, teacher, task.name, key, phash, reply or None, error)
+    return TeacherReply(reply, False, error, time.perf_counter() - t0)
+
+
+async def _ask_all(ws: Workspace, teacher: Teacher, task: Task, inputs: list[str], todo: list[int],
+                   outputs: list[str], failures: list[str], meter: RateMeter) -> AsyncGenerator[Event, None]:
     """The uncached calls, ``teacher.settings.concurrency`` at a time, each stored as soon as it ends."""
     slots = asyncio.Semaphore(max(1, teacher.settings.concurrency))
     finished: asyncio.Queue[int] = asyncio.Queue()
 
     async def one(i: int) -> None:
         async with slots:
-            try:
-                result = await teacher.chat(prompts[i], None)
-                outputs[i], error = result.content, None
-            except TeacherCallFailed as exc:
-                error = f"item {i + 1}: {exc.message}"
-                failures.append(error)
-            await asyncio.to_thread(store_answer_call, ws, teacher, task.name, keys[i], hashes[i],
-                                    outputs[i] or None, error)
+            got = await answer_one(ws, teacher, task, inputs[i])
+            outputs[i] = got.text
+            if got.error is not None:
+                failures.append(f"item {i + 1}: {got.error}")
         finished.put_nowait(i)
 
     tasks = [asyncio.create_task(one(i)) for i in todo]
     try:
-        total, count = len(keys), len(keys) - len(todo)
+        total, count = len(inputs), len(inputs) - len(todo)
         for _ in todo:
             await finished.get()
             count += 1
