@@ -98,3 +98,23 @@ def review_workspace(ws: Any, n_examples: int, n_rows: int = 40) -> None:
             columns = ", ".join(f'"{c}"' for c in table.column_names)
             cur.execute(f"insert into {name} ({columns}) select {columns} from incoming")
             cur.unregister("incoming")
+
+
+def build_student(path: Path, rows: list[dict], layers: int, dim: int) -> None:
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator([t for r in rows for t in (r["input"], r["output"])],
+                            trainers.BpeTrainer(vocab_size=4000, special_tokens=["<|endoftext|>", "<pad>"],
+                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<pad>")
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(fast), n_positions=1024, n_embd=dim, n_layer=layers,
+                                       n_head=max(1, dim // 64), bos_token_id=fast.eos_token_id, eos_token_id=fast.eos_token_id,
+                                       pad_token_id=fast.pad_token_id))
+    model.save_pretrained(path)
+    fast.save_pretrained(path)
