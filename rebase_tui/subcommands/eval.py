@@ -24,9 +24,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(func=run)
 
 
-def _evaluate(path: Any, args: argparse.Namespace, task: Any, base: bool) -> Any:
+def _evaluate(path: Any, args: argparse.Namespace, task: Any, base: bool, shown: set[str]) -> Any:
+    """Run one evaluation with a progress bar; its log lines are printed once per command (``shown``)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from engine.events import Log as LogEvent
     from engine.events import Progress as ProgressEvent
     from engine.rate import format_seconds
     from engine.student import evaluate
@@ -39,7 +41,11 @@ def _evaluate(path: Any, args: argparse.Namespace, task: Any, base: bool) -> Any
         for ev in evaluate.evaluate(path, args.data, base=base, limit=args.limit, max_new_tokens=args.max_new_tokens,
                                     batch_size=args.batch_size, device=args.device, task=task, metric=args.metric,
                                     input_col=args.input_col, output_col=args.output_col):
-            if isinstance(ev, ProgressEvent):
+            if isinstance(ev, LogEvent):
+                if ev.message not in shown:
+                    shown.add(ev.message)
+                    bar.console.print(ev.message, markup=False)
+            elif isinstance(ev, ProgressEvent):
                 bar.update(bar_id, completed=ev.done, total=ev.total, description=f"eval {ev.message}",
                            eta=f"ETA {format_seconds(ev.eta_s)}" if ev.eta_s is not None else "")
             elif isinstance(ev, evaluate.EvalDone):
@@ -57,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
         path = runs.run_dir(ws, args.run)
         cfg = read_config(path)
         task = get_task(ws, cfg.task) if cfg.task else None
-        student = _evaluate(path, args, task, base=False)
-        base = _evaluate(path, args, task, base=True) if args.base else None
+        shown: set[str] = set()
+        student = _evaluate(path, args, task, base=False, shown=shown)
+        base = _evaluate(path, args, task, base=True, shown=shown) if args.base else None
         runs.record(ws, path)
     m = student.metrics
     doc: dict[str, Any] = {"run": args.run, "data": m.data, "n": m.n, "metric": list(m.metric), "why": m.why,
