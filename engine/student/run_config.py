@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -141,29 +141,42 @@ def _positive(x: float) -> bool:
     return math.isfinite(float(x)) and float(x) > 0
 
 
-def settings_from_config(config: Any, **overrides: Any) -> RunSettings:
-    """Run settings: the workspace's ``student.*`` settings, then the recipe's (``overrides["recipe"]``,
-    default ``default``), then the non-None ``overrides`` (CLI flags, form fields) — explicit values win.
+def recipe_values(config: Any, recipe: str | None = None) -> dict[str, Any]:
+    """The settings a run starts from before the user's own choices, flat (LoRA's as ``lora_r``,
+    ``lora_alpha``, ``lora_dropout``): :class:`RunSettings`' defaults, then the workspace's ``student.*``
+    settings, then the recipe's. What the Train form shows for a recipe; ``load_in_4bit`` is left out (a
+    recipe decides it by the device, see :func:`settings_from_config`).
 
     The method comes from the workspace only when set there explicitly; its default is ``auto`` (full
-    fine-tuning for tiny students, LoRA otherwise). LoRA's settings are given flat (``lora_r``,
-    ``lora_alpha``, ``lora_dropout``). A recipe that wants 4-bit weights on CUDA gets them when the device
-    is (or ``auto`` finds) a CUDA GPU, unless ``load_in_4bit`` is given.
+    fine-tuning for tiny students, LoRA otherwise).
     """
-    recipe = get_recipe(overrides.get("recipe"))
-    values: dict[str, Any] = {
+    chosen = get_recipe(recipe)
+    values: dict[str, Any] = {f.name: f.default for f in fields(RunSettings)
+                              if f.default is not MISSING and f.name != "load_in_4bit"}
+    values.update({flat: getattr(LoraSettings(), key) for flat, key in LORA_KEYS.items()})
+    values.update({
         "student": config["student.model"], "epochs": config["student.epochs"], "lr": config["student.lr"],
         "batch_size": config["student.batch_size"], "grad_accum": config["student.grad_accum"],
         "max_length": config["student.max_length"], "device": config["student.device"],
-    }
+    })
     if config.sources.get("student.method", "default") != "default":
         values["method"] = config["student.method"]
-    values.update(recipe.values)
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    values["recipe"] = recipe.name
-    lora = {LORA_KEYS[k]: values.pop(k) for k in list(values) if k in LORA_KEYS}
-    values["lora"] = replace(values.get("lora") or LoraSettings(), **lora)
-    if recipe.load_in_4bit_on_cuda and overrides.get("load_in_4bit") is None:
+    values.update(chosen.values)
+    values["recipe"] = chosen.name
+    return values
+
+
+def settings_from_config(config: Any, **overrides: Any) -> RunSettings:
+    """Run settings: :func:`recipe_values` for ``overrides["recipe"]`` (default ``default``), then the
+    non-None ``overrides`` (CLI flags, form fields): explicit values win over the recipe, the recipe over the
+    workspace. LoRA's settings are given flat (``lora_r``, ``lora_alpha``, ``lora_dropout``). A recipe that
+    wants 4-bit weights on CUDA gets them when the device is (or ``auto`` finds) a CUDA GPU, unless
+    ``load_in_4bit`` is given.
+    """
+    values = recipe_values(config, overrides.get("recipe"))
+    values.update({k: v for k, v in overrides.items() if v is not None and k != "recipe"})
+    values["lora"] = LoraSettings(**{key: values.pop(flat) for flat, key in LORA_KEYS.items()})
+    if get_recipe(values["recipe"]).load_in_4bit_on_cuda and overrides.get("load_in_4bit") is None:
         values["load_in_4bit"] = _trains_on_cuda(str(values.get("device") or "auto"))
     return RunSettings(**values)
 
