@@ -39,10 +39,16 @@ def check_out(out: str | Path, *, folder: bool, force: bool = False, workspace: 
     existing empty folder is used; a non-empty one only with ``force`` and when ``earlier_export`` recognises
     it (``--force`` never deletes a folder of something else). Nothing is written here.
     """
-    path = Path(out).expanduser()
     if not str(out).strip():
         raise EngineError(f"{flag} is empty", fix=f"give {flag} a path")
-    path = path.resolve()
+    try:
+        return _checked(Path(out).expanduser().resolve(), folder, force, workspace, earlier_export, flag)
+    except OSError as exc:  # a name too long, a folder that cannot be read...
+        raise EngineError(f"{flag} {out} cannot be used: {exc.strerror or exc}", fix="choose another path") from None
+
+
+def _checked(path: Path, folder: bool, force: bool, workspace: Path | None,
+             earlier_export: Callable[[Path], bool] | None, flag: str) -> Path:
     if workspace is not None:
         ws = Path(workspace).expanduser().resolve()
         own = _own_entry(path, ws)
@@ -56,10 +62,13 @@ def check_out(out: str | Path, *, folder: bool, force: bool = False, workspace: 
         if parent.exists() and not parent.is_dir():
             raise EngineError(f"{flag} {path} cannot be created: {parent} is a file, not a folder",
                               fix="choose a path inside a folder")
+    if path.exists() and not path.is_dir() and not path.is_file():
+        raise EngineError(f"{flag} {path} is not a regular file (a device, a pipe or a socket)",
+                          fix="choose a file path")
     if path.is_dir() and not folder:
         raise EngineError(f"{flag} {path} is a folder; this export writes one file",
                           fix=f"give {flag} a file path, e.g. {path / 'export.jsonl'}")
-    if path.exists() and not path.is_dir() and folder:
+    if path.is_file() and folder:
         raise EngineError(f"{flag} {path} is a file; this export writes a folder", fix=f"give {flag} a new folder")
     if path.exists() and not force and not (path.is_dir() and not any(path.iterdir())):
         raise EngineError(f"{flag} {path} already exists", fix="pass --force to replace it, or choose another path")

@@ -261,7 +261,8 @@ def test_export_dataset_replaces_only_with_force_and_leaves_no_temporary(tmp_pat
     assert _listing(mine) == ["notes.txt"] and _listing(out_dir) == ["a.jsonl", "hf", "mine"]
 
 
-@pytest.mark.parametrize("case", ["folder for a file", "under a file", "file for a folder", "empty"])
+@pytest.mark.parametrize("case", ["folder for a file", "under a file", "file for a folder", "empty", "device",
+                                  "name too long", "cannot be created"])
 def test_bad_out_paths_get_one_line(tmp_path, capsys, case):
     from engine.workspace import Workspace
 
@@ -273,7 +274,10 @@ def test_bad_out_paths_get_one_line(tmp_path, capsys, case):
     fmt, out, says = {"folder for a file": ("jsonl", tmp_path / "a-folder", "is a folder"),
                       "under a file": ("jsonl", tmp_path / "a-file" / "x.jsonl", "is a file, not a folder"),
                       "file for a folder": ("hf", tmp_path / "a-file", "is a file"),
-                      "empty": ("jsonl", "", "is empty")}[case]
+                      "empty": ("jsonl", "", "is empty"),
+                      "device": ("jsonl", "/dev/null", "is not a regular file"),
+                      "name too long": ("jsonl", tmp_path / ("x" * 300 + ".jsonl"), "File name too long"),
+                      "cannot be created": ("jsonl", "/proc/self/x.jsonl", "cannot write")}[case]
     before = _listing(tmp_path)
     assert main(["export", "dataset", "boolean_expressions", "-w", str(ws_path), "--format", fmt,
                  "--out", str(out), "--force"]) == 1
