@@ -69,7 +69,8 @@ class RunSettings:
     max_memory_mb: int | None = None
     """Address space the worker may add past its loaded model (Linux); None: no cap."""
     recipe: str = "default"
-    """The recipe the settings started from (:mod:`engine.student.recipes`), recorded for ``runs``."""
+    """The recipe the settings started from (:mod:`engine.student.recipes`), recorded for ``runs`` (checked
+    where settings are made, :func:`settings_from_config`, not when a run is read back)."""
     weight_decay: float = 0.0
     """AdamW's decoupled weight decay, on matrices and embeddings (never on biases and norms)."""
     warmup_steps: int | None = None
@@ -106,7 +107,6 @@ class RunSettings:
         if self.load_in_4bit and self.method == "full":
             raise EngineError("4-bit base weights cannot be fully fine-tuned (only LoRA adapters train on them)",
                               fix="use --lora with --load-in-4bit, or drop --load-in-4bit")
-        get_recipe(self.recipe)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

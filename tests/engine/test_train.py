@@ -218,5 +218,8 @@ def test_settings_are_validated_with_a_fix(workspace):
         settings_from_config(workspace.config, student="/models/tiny", batch_size=0)
     with pytest.raises(EngineError, match="unknown training method"):
         settings_from_config(workspace.config, student="/models/tiny", method="qlora")
+    with pytest.raises(EngineError, match="unknown training recipe 'qlora'") as err:
+        settings_from_config(workspace.config, student="/models/tiny", recipe="qlora")
+    assert "default, paper" in err.value.fix
     settings = settings_from_config(workspace.config, student="/models/tiny", max_steps=None, lr=1e-3)
     assert settings.lr == 1e-3 and settings.max_steps is None and settings.method == "auto"
