@@ -36,7 +36,8 @@ class Recipe:
 RECIPES: Mapping[str, Recipe] = MappingProxyType({
     "default": Recipe("default", "the workspace's student.* settings and the built-in defaults"),
     "paper": Recipe(
-        "paper", "the ReBase paper's code: QLoRA r 8, lr 3e-4, 1 epoch, linear after 20 warm-up steps, batch 2x4",
+        "paper", "the ReBase paper's code: LoRA r 8, alpha 16, dropout 0, lr 3e-4, 1 epoch, linear after 20 "
+                 "warm-up steps, weight decay 0.01, length 2048, batch 2x4",
         MappingProxyType({
             "method": "lora", "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "lr": 3e-4, "epochs": 1.0,
             "scheduler": "linear", "warmup_steps": 20, "weight_decay": 0.01, "max_length": 2048,
