@@ -79,11 +79,12 @@ class StudentForm(Vertical):
                     yield Select([(o, o) for o in options], id=f"tr-{cid}", value=options[0], allow_blank=False,
                                  compact=True)
 
-    def fill(self, config: Any, recipe: str = "default") -> None:
-        """Show what a run of ``recipe`` would use on this workspace (blank where the engine decides later:
-        max steps, eval every, a warm-up of 3 % of the run)."""
+    def fill(self, config: Any, recipe: str | None = None) -> None:
+        """Show what a run of ``recipe`` (default: the one picked) would use on this workspace (blank where the
+        engine decides later: max steps, eval every, a warm-up of 3 % of the run)."""
         self._config = config
-        values = recipe_values(config, recipe)
+        picked = self.query_one("#tr-recipe", Select).value
+        values = recipe_values(config, recipe or (picked if isinstance(picked, str) else None))
         for fid, _label, _kind in FIELDS:
             value = values.get(fid)
             self.query_one(f"#tr-{fid}", Input).value = "" if value is None else str(value)
