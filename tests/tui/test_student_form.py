@@ -51,6 +51,9 @@ async def test_recipe_fills_the_form_and_edits_override_it(tmp_path):
             assert paper.eval_fraction == 0.0 and paper.student == "/models/tiny"
             assert paper.load_in_4bit is False  # no CUDA here: the recipe's 4-bit applies on a GPU only
 
+            form.fill(ws.config)  # a refill (the workspace's settings changed) keeps the recipe picked
+            assert app.query_one("#tr-lr", Input).value == "0.0003" and app.query_one("#tr-lora_r", Input).value == "8"
+
             app.query_one("#tr-recipe", Select).value = "default"
             await pilot.pause()
             assert app.query_one("#tr-lr", Input).value == "0.001" and app.query_one("#tr-lora_r", Input).value == "16"
