@@ -7,6 +7,7 @@ Modules, from what a front end calls to what they rest on:
 * ``runs`` — run directories and the ``runs`` table (create, record, reconcile); ``summary`` — a run's state
   read from its files (:class:`~engine.student.summary.RunSummary`);
 * ``run_config`` — the settings a run is made with and its ``run.json`` (``RunSettings``, ``RunConfig``);
+  ``recipes`` — named sets of those settings (``train --recipe paper``);
 * ``supervise`` — the worker process seen from the parent: start, follow, stop, notice its death;
   ``worker`` — the child process itself; ``events`` — the protocol between them (``events.jsonl``);
 * ``loop`` — the training loop; ``schedule`` — learning rate, batch order, collation; ``model`` — loading the
@@ -14,5 +15,5 @@ Modules, from what a front end calls to what they rest on:
 * ``training_data`` — accepted examples, data files, splits and dataset export; ``formatting`` — the one
   prompt format of training, evaluation and export;
 * ``evaluate`` — greedy generation and its scores (``EvalResult``); ``export`` — the model folder and its
-  Ollama Modelfile.
+  Ollama Modelfile; ``outputs`` — export paths checked before writing, and atomic writes.
 """

@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
-from engine.events import Event
+from engine.events import Event, Log
 from engine.rate import RateMeter
 from engine.student import metrics
 from engine.student.formatting import PromptFormat, encode_prompt, stop_strings
 from engine.student.metrics import Scored
 from engine.student.model import (
+    check_student,
     checkpoints,
     final_model_dir,
     has_final_model,
@@ -33,7 +34,7 @@ from engine.student.model import (
     load_tokenizer,
     resolve_device,
 )
-from engine.student.run_config import RunConfig, read_config
+from engine.student.run_config import RunConfig, read_config, trust_notice
 from engine.student.testsets import TestItem, TestSet, read_testset
 from engine.student.training_data import read_jsonl
 from engine.tasks import Task, TaskError, validate
@@ -223,6 +224,7 @@ def load_for_inference(run_dir: Path, base: bool = False, device: str = "auto") 
     fmt = PromptFormat.from_json(json.loads(fmt_file.read_text(encoding="utf-8")))
     device = resolve_device(device)
     student, trc = cfg.settings.student, cfg.settings.trust_remote_code
+    check_student(student)  # from local files only; a missing model says how to get it
     tokenizer = load_tokenizer(student, trc)
     if base:
         model, _ = load_model(student, device, method="full", trust_remote_code=trc, trainable=False)
@@ -327,7 +329,8 @@ def evaluate(run_dir: str | Path, data: str | Path | None = None, *, base: bool 
     """Evaluate the run's student (``base``: the untrained student) on its validation split or ``data``.
 
     ``task`` (default: the run's own instruction and demonstrations) and ``metric`` choose the metric. Yields
-    :class:`~engine.events.Progress` per batch and ends with :class:`EvalDone`. Closing the generator stops
+    a WARNING :class:`~engine.events.Log` first when the run's student runs its own code, then
+    :class:`~engine.events.Progress` per batch, and ends with :class:`EvalDone`. Closing the generator stops
     after the current batch (nothing is scored then).
     """
     run_dir = Path(run_dir)
@@ -337,6 +340,9 @@ def evaluate(run_dir: str | Path, data: str | Path | None = None, *, base: bool 
     cfg = read_config(run_dir)
     task = task or run_task(cfg)
     which = "base" if base else "student"
+    notice = trust_notice(cfg)
+    if notice:
+        yield Log(notice, "WARNING")
     model, tokenizer, fmt, device = load_for_inference(run_dir, base=base, device=device)
     max_length = cfg.settings.max_length or None
     outputs: list[str] = []

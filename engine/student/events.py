@@ -5,7 +5,7 @@ The loop (:mod:`engine.student.loop`) yields these dataclasses; the worker write
 :func:`event_from_json`). ``type`` names the event, ``time`` is Unix seconds:
 
 * ``started``: run, start_step, total_steps, method, device, dtype, format, parameters, trainable,
-  train_examples, eval_examples, resumed, truncated
+  train_examples, eval_examples, resumed, truncated, max_length
 * ``step``: step, total_steps, epoch, loss (mean since the previous step event), lr, grad_norm, tokens,
   tokens_per_s, examples_per_s, eta_s, elapsed_s, cpu_s (CPU seconds of the worker process)
 * ``eval``: step, eval_loss
@@ -56,6 +56,8 @@ class RunStarted(TrainEvent):
     eval_examples: int
     resumed: bool = False
     truncated: int = 0
+    max_length: int = 0
+    """Tokens an example is cut at: the setting, or the model's context when shorter (0: not recorded)."""
     type = "started"
 
 

@@ -16,8 +16,15 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.student.formatting import PromptFormat, ollama_template, stop_strings
-from engine.student.model import final_model_dir, has_final_model, load_tokenizer
-from engine.student.run_config import RunConfig, read_config
+from engine.student.model import (
+    check_student,
+    final_model_dir,
+    has_final_model,
+    load_pretrained,
+    load_tokenizer,
+)
+from engine.student.outputs import atomic_folder, check_out
+from engine.student.run_config import RunConfig, read_config, trust_notice
 
 MODELFILE = "Modelfile"
 
@@ -25,15 +32,21 @@ MODELFILE = "Modelfile"
 @dataclass(frozen=True, slots=True)
 class ModelExport:
     """An exported student: its folder, ``kind`` (full, adapter or merged), the Modelfile and the command
-    that serves it with Ollama."""
+    that serves it with Ollama; ``notice`` is a line to show (the run's student runs its own code)."""
 
     path: str
     kind: str
     modelfile: str
     ollama_create: str
+    notice: str | None = None
 
     def to_json(self) -> dict[str, str]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def is_model_export(path: Path) -> bool:
+    """Whether the folder ``path`` is an earlier model export (``--force`` may replace it)."""
+    return (path / MODELFILE).is_file() and (path / "format.json").is_file()
 
 
 def _quote(text: str, what: str) -> str:
@@ -70,53 +83,54 @@ def parse_modelfile(text: str) -> dict[str, Any]:
     return out
 
 
-def export_model(run_dir: str | Path, out: str | Path, *, merge: bool = False, name: str | None = None) -> ModelExport:
+def export_model(run_dir: str | Path, out: str | Path, *, merge: bool = False, name: str | None = None,
+                 force: bool = False) -> ModelExport:
     """Write the run's student to ``out``: HF folder (+ tokenizer, format.json) and a Modelfile.
 
     A LoRA run exports its adapter (Modelfile: ``FROM <student>`` + ``ADAPTER .``), or with ``merge`` the
-    base with the adapter merged in (``FROM .``). A full fine-tune exports its weights. The folder appears
+    base with the adapter merged in (``FROM .``). A full fine-tune exports its weights. ``out`` is checked
+    first (never inside the workspace's own files — a run directory lives in ``<workspace>/runs/`` — and an
+    existing folder only when empty, or an earlier export replaced with ``force``); the folder appears
     complete or not at all (written beside it, then renamed).
     """
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()
     cfg = read_config(run_dir)
     final = final_model_dir(run_dir)
     if not has_final_model(run_dir):
         raise EngineError(f"run {cfg.id} has no final model (it has not finished)",
                           fix=f"finish it with `rebase-tui train --resume {cfg.id}`")
+    path = check_out(out, folder=True, force=force, workspace=run_dir.parent.parent, earlier_export=is_model_export)
     fmt = PromptFormat.from_json(json.loads((final / "format.json").read_text(encoding="utf-8")))
-    out = Path(out).expanduser().resolve()
-    if out.exists() and any(out.iterdir()):
-        raise EngineError(f"export folder {out} is not empty", fix="choose a new folder with --out DIR")
-    tmp = out.with_name(out.name + ".tmp-export")
-    shutil.rmtree(tmp, ignore_errors=True)
-    kind = _write_weights(cfg, final, tmp, merge)
-    tokenizer = load_tokenizer(str(tmp))
-    student = cfg.settings.student
-    source = str(Path(student).resolve()) if Path(student).exists() else student
-    text = modelfile_text(fmt, tokenizer, source if kind == "adapter" else ".",
-                          "." if kind == "adapter" else None,
-                          num_ctx=max(2048, cfg.settings.max_length * 2), run_id=cfg.id)
-    (tmp / MODELFILE).write_text(text, encoding="utf-8")
-    if out.exists():
-        out.rmdir()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp.rename(out)
+    with atomic_folder(path) as tmp:
+        kind = _write_weights(cfg, final, tmp, merge)
+        tokenizer = load_tokenizer(str(tmp))
+        student = cfg.settings.student
+        source = str(Path(student).resolve()) if Path(student).exists() else student
+        text = modelfile_text(fmt, tokenizer, source if kind == "adapter" else ".",
+                              "." if kind == "adapter" else None,
+                              num_ctx=max(2048, cfg.settings.max_length * 2), run_id=cfg.id)
+        (tmp / MODELFILE).write_text(text, encoding="utf-8")
     tag = name or re.sub(r"[^a-z0-9_.-]+", "-", (cfg.task or cfg.id).lower()).strip("-")
-    return ModelExport(path=str(out), kind=kind, modelfile=str(out / MODELFILE),
-                       ollama_create=f"ollama create {tag} -f {out / MODELFILE}")
+    return ModelExport(path=str(path), kind=kind, modelfile=str(path / MODELFILE),
+                       ollama_create=f"ollama create {tag} -f {path / MODELFILE}",
+                       notice=trust_notice(cfg) if kind == "merged" else None)
 
 
 def _write_weights(cfg: RunConfig, final: Path, tmp: Path, merge: bool) -> str:
-    """Copy (or merge) the final weights into ``tmp``; return the export's kind."""
+    """Copy (or merge) the final weights into the empty folder ``tmp``; return the export's kind.
+
+    Merging loads the base student from local files only (as training did) in its checkpoint's own dtype,
+    whatever the run trained on (4-bit weights cannot be merged into).
+    """
     is_adapter = (final / "adapter_config.json").exists()
     if not (is_adapter and merge):
-        shutil.copytree(final, tmp)
+        shutil.copytree(final, tmp, dirs_exist_ok=True)
         return "adapter" if is_adapter else "full"
+    check_student(cfg.settings.student)
+    student = cfg.settings.student
+    base = load_pretrained(student, student, "auto", cfg.settings.trust_remote_code)
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(cfg.settings.student,
-                                                trust_remote_code=cfg.settings.trust_remote_code)
     model = PeftModel.from_pretrained(base, str(final)).merge_and_unload()
     model.save_pretrained(tmp, safe_serialization=True)
     load_tokenizer(str(final)).save_pretrained(tmp)

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from engine import tasks
 from engine.errors import EngineError
 from engine.student import runs, supervise
-from engine.student.model import check_student
-from engine.student.run_config import settings_from_config
+from engine.student.model import check_4bit, check_student
+from engine.student.run_config import RunSettings, read_config, settings_from_config, trust_notice
 from engine.student.training_data import accepted_examples, read_examples_file
 
 if TYPE_CHECKING:
@@ -26,12 +26,14 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class LaunchedRun:
     """A run whose worker was just started: its id, directory, worker pid and the events offset of this
-    attempt (a resumed run appends to the same ``events.jsonl``)."""
+    attempt (a resumed run appends to the same ``events.jsonl``); ``notice`` is a line the front end shows
+    (a resumed run that runs its student's own code says so)."""
 
     run: str
     path: Path
     pid: int
     offset: int
+    notice: str | None = None
 
 
 def start_training(ws: Workspace, *, task: str | None = None, data: str | Path | None = None,
@@ -40,8 +42,10 @@ def start_training(ws: Workspace, *, task: str | None = None, data: str | Path |
     start its worker.
 
     ``task`` also gives the prompt its instruction and demonstrations (with ``data`` too). ``overrides`` are
-    :class:`~engine.student.run_config.RunSettings` fields; None values keep the workspace's settings. The
-    student is checked before any run directory exists, so a missing model leaves nothing behind.
+    :class:`~engine.student.run_config.RunSettings` fields, ``recipe`` and the flat LoRA keys (see
+    :func:`~engine.student.run_config.settings_from_config`); None values keep the recipe's or the workspace's
+    settings. The student (and 4-bit support, when asked) is checked before any run directory exists, so a
+    missing model leaves nothing behind.
     """
     task_obj = tasks.resolve_task(ws, task) if task else None
     if data is not None:
@@ -57,8 +61,14 @@ def start_training(ws: Workspace, *, task: str | None = None, data: str | Path |
         raise EngineError("nothing to train on",
                           fix="name a task with accepted examples, or pass --data FILE")
     settings = settings_from_config(ws.config, **overrides)
-    check_student(settings.student)
+    _check_loadable(settings)
     return _launch(ws, runs.create_run(ws, rows, settings, task=task_obj, source=source))
+
+
+def _check_loadable(settings: RunSettings) -> None:
+    check_student(settings.student)
+    if settings.load_in_4bit:
+        check_4bit(settings.device, settings.method)
 
 
 def resume_training(ws: Workspace, run_id: str) -> LaunchedRun:
@@ -71,10 +81,12 @@ def resume_training(ws: Workspace, run_id: str) -> LaunchedRun:
     if supervise.worker_alive(path):
         raise EngineError(f"run {run_id} is still running",
                           fix=f"stop it first with `rebase-tui runs stop {run_id}`")
-    return _launch(ws, path)
+    cfg = read_config(path)
+    _check_loadable(cfg.settings)
+    return _launch(ws, path, notice=trust_notice(cfg))
 
 
-def _launch(ws: Workspace, path: Path) -> LaunchedRun:
+def _launch(ws: Workspace, path: Path, notice: str | None = None) -> LaunchedRun:
     handle = supervise.start(path)
     runs.mark_running(ws, path.name)
-    return LaunchedRun(run=path.name, path=path, pid=handle.pid, offset=handle.offset)
+    return LaunchedRun(run=path.name, path=path, pid=handle.pid, offset=handle.offset, notice=notice)

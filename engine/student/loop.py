@@ -44,6 +44,7 @@ from engine.student.model import (
     load_model,
     load_optimizer_state,
     load_tokenizer,
+    model_context,
     read_checkpoint_state,
     resolve_device,
     save_checkpoint,
@@ -51,14 +52,12 @@ from engine.student.model import (
     uses_bf16_autocast,
 )
 from engine.student.run_config import read_config
-from engine.student.schedule import Encoded, EpochOrder, collate, get_lr
+from engine.student.schedule import Encoded, EpochOrder, collate, default_warmup, get_lr
 from engine.student.training_data import read_jsonl
 
 log = logging.getLogger(__name__)
 
-WEIGHT_DECAY = 0.0
 MAX_GRAD_NORM = 1.0
-WARMUP_FRACTION = 0.03
 KEEP_CHECKPOINTS = 2
 REPORT_EVERY_S = 0.25  # step events are time-batched: a few lines a second, whatever the step rate
 HINTS_MEMORY = ["lower --batch-size (raise --grad-accum to keep the effective batch)", "use --lora instead of --full",
@@ -183,10 +182,10 @@ class _Attempt:
         self.fmt = PromptFormat(kind, self.cfg.instruction, self.cfg.examples)
         (self.run_dir / "format.json").write_text(json.dumps(self.fmt.to_json(), indent=2, ensure_ascii=False),
                                                   encoding="utf-8")
-        truncated = self._encode_data()
         n_total, n_train = self._load_model()
+        truncated = self._encode_data()
         self.order = EpochOrder([len(x) for x, _ in self.train_data], s.batch_size, s.seed, s.group_by_length)
-        self.warmup = max(1, round(WARMUP_FRACTION * self.total))
+        self.warmup = s.warmup_steps if s.warmup_steps is not None else default_warmup(self.total)
         self.losses: list[float] = []
         self.examples_seen = 0
         self.last_report = 0.0
@@ -197,11 +196,17 @@ class _Attempt:
         return RunStarted(run=self.cfg.id, start_step=self.counters.step, total_steps=self.total,
                           method=self.method, device=self.device, dtype=self.dtype, format=kind,
                           parameters=n_total, trainable=n_train, train_examples=len(self.train_data),
-                          eval_examples=len(self.eval_data), resumed=self.latest is not None, truncated=truncated)
+                          eval_examples=len(self.eval_data), resumed=self.latest is not None, truncated=truncated,
+                          max_length=self.max_length)
 
     def _encode_data(self) -> int:
-        """Tokenize both frozen splits; return how many training examples lost their prompt's start."""
-        max_length = self.settings.max_length
+        """Tokenize both frozen splits; return how many training examples lost their prompt's start.
+
+        Examples are cut at ``max_length``, or at the model's context when that is shorter (a recipe's 2,048
+        tokens on a 1,024-position model would otherwise index past its position table).
+        """
+        context = model_context(self.model)
+        self.max_length = max_length = min(self.settings.max_length, context or self.settings.max_length)
         rows = read_jsonl(self.run_dir / "train.jsonl")
         self.train_data = [encode(self.fmt, self.tokenizer, r["input"], r["output"], max_length) for r in rows]
         self.eval_data = [encode(self.fmt, self.tokenizer, r["input"], r["output"], max_length)
@@ -213,7 +218,7 @@ class _Attempt:
     def _load_model(self) -> tuple[int, int]:
         """The model (from the newest checkpoint when resuming) and its optimizer; ``(parameters, trainable)``."""
         s = self.settings
-        self.method = s.method
+        self.method = "lora" if s.load_in_4bit else s.method
         if self.method == "auto":
             self.method = choose_method("auto", count_parameters(s.student, s.trust_remote_code))
         latest = self.latest
@@ -221,11 +226,11 @@ class _Attempt:
             s.student, self.device, method=self.method, trust_remote_code=s.trust_remote_code,
             adapter=latest if latest is not None and self.method == "lora" else None,
             full_weights=latest if latest is not None and self.method == "full" else None,
-            gradient_checkpointing=s.gradient_checkpointing, lora=s.lora)
+            gradient_checkpointing=s.gradient_checkpointing, lora=s.lora, load_in_4bit=s.load_in_4bit)
         if s.max_memory_mb:
             self.rlimit = _cap_memory(s.max_memory_mb)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = _adamw(self.params, s.lr, WEIGHT_DECAY)
+        self.optimizer = _adamw(self.params, s.lr, s.weight_decay)
         if latest is not None:
             load_optimizer_state(self.optimizer, latest, self.device)
         self.bf16 = uses_bf16_autocast(self.device)
@@ -238,7 +243,7 @@ class _Attempt:
         import torch
 
         s, step = self.settings, self.counters.step + 1
-        self.lr = get_lr(step, self.total, s.lr, self.warmup)
+        self.lr = get_lr(step, self.total, s.lr, self.warmup, s.scheduler)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
         step_loss, step_tokens = 0.0, 0
@@ -361,13 +366,22 @@ def _cap_memory(extra_mb: int) -> tuple[int, int] | None:
 
 
 def _adamw(params: list[Any], lr: float, weight_decay: float) -> Any:
-    """AdamW, fused (one kernel for all parameters, as the Trainer's default) where torch supports it."""
+    """AdamW, fused (one kernel for all parameters, as the Trainer's default) where torch supports it.
+
+    Weight decay applies to matrices and embeddings only, never to biases and norm weights (the vectors):
+    the rule of nanoGPT and of transformers' Trainer. Without decay there is a single parameter group, as
+    in runs made before decay was a setting, so their checkpoints' optimizer state still loads.
+    """
     import torch
 
+    groups: list[dict[str, Any]] = [{"params": params, "weight_decay": 0.0}]
+    if weight_decay:
+        groups = [g for g in ({"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+                              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}) if g["params"]]
     try:
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+        return torch.optim.AdamW(groups, lr=lr, fused=True)
     except (RuntimeError, ValueError, TypeError):
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(groups, lr=lr)
 
 
 def _r(x: float | None) -> float | None:

@@ -10,7 +10,9 @@ leaves a checkpoint that looks complete.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,18 @@ FULL_FINETUNE_MAX_PARAMS = 50_000_000
 
 
 # -- checking and loading -------------------------------------------------------------------
+def hub_offline() -> None:
+    """Never reach the Hugging Face Hub from this process or its children: a student is a local folder or a
+    model already in the local cache, and a name that is neither must fail at once with its fix, not wait on
+    (or send anything to) a network. ``HF_HUB_OFFLINE`` is read when huggingface_hub is imported, so an
+    already imported hub library is switched too; every ``from_pretrained`` also passes
+    ``local_files_only=True``."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    import huggingface_hub.constants
+
+    huggingface_hub.constants.HF_HUB_OFFLINE = True
+
+
 def resolve_device(requested: str | None) -> str:
     """``auto`` → cuda when available, else cpu; ``cuda`` without a GPU is a clear error."""
     import torch
@@ -54,6 +68,7 @@ def resolve_device(requested: str | None) -> str:
 
 def check_student(student: str) -> None:
     """Fail early, with a fix, when the student is neither a local model folder nor in the local HF cache."""
+    hub_offline()
     path = Path(student).expanduser()
     if path.exists():
         if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
@@ -77,8 +92,9 @@ def load_tokenizer(student: str, trust_remote_code: bool = False) -> Any:
     """The student's tokenizer, with a pad token (EOS when it has none)."""
     from transformers import AutoTokenizer
 
+    hub_offline()
     try:
-        tok = AutoTokenizer.from_pretrained(student, trust_remote_code=trust_remote_code)
+        tok = AutoTokenizer.from_pretrained(student, trust_remote_code=trust_remote_code, local_files_only=True)
     except Exception as exc:  # noqa: BLE001 - any load failure is reported with its cause
         raise _model_fault(student, exc) from None
     if tok.pad_token_id is None:
@@ -98,38 +114,90 @@ def _model_fault(student: str, exc: Exception) -> TrainingFault:
                          fix="use a Hugging Face causal LM (GPT-2, Llama, Qwen, SmolLM...) saved locally")
 
 
+def check_4bit(device: str, method: str = "lora") -> None:
+    """Refuse 4-bit base weights where they cannot load, in one line naming what is missing: a CUDA GPU and
+    bitsandbytes (the ``gpu`` extra), and LoRA (4-bit weights themselves cannot be trained)."""
+    import torch
+
+    missing = []
+    if not (device.startswith("cuda") or device == "auto"):
+        missing.append(f"a CUDA device (the run's device is {device})")
+    elif not torch.cuda.is_available():
+        missing.append("a CUDA GPU (torch sees none)")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        missing.append("bitsandbytes (not installed)")
+    if missing:
+        raise TrainingFault("config", f"--load-in-4bit needs {' and '.join(missing)}",
+                            fix="install the gpu extra (pip install 'rebase-tui[gpu]') on a machine with an NVIDIA "
+                                "GPU, or train without --load-in-4bit")
+    if method == "full":
+        raise TrainingFault("config", "4-bit base weights cannot be fully fine-tuned",
+                            fix="use --lora with --load-in-4bit")
+
+
 def load_model(student: str, device: str, *, method: str, trust_remote_code: bool = False,
                adapter: Path | None = None, full_weights: Path | None = None, trainable: bool = True,
-               gradient_checkpointing: bool = False, lora: LoraSettings | None = None) -> tuple[Any, str]:
+               gradient_checkpointing: bool = False, lora: LoraSettings | None = None,
+               load_in_4bit: bool = False) -> tuple[Any, str]:
     """The model for training or inference: base weights (or a full checkpoint), plus a LoRA adapter.
 
-    Returns ``(model, dtype_name)``. On CUDA with bf16 support, LoRA bases load in bf16.
+    Returns ``(model, dtype_name)``. On CUDA with bf16 support, LoRA bases load in bf16; with
+    ``load_in_4bit`` they load as NF4 (double-quantized, bf16 compute) and are prepared for training as QLoRA
+    does (norms in fp32, inputs carrying gradients).
     """
     import torch
-    from transformers import AutoModelForCausalLM
 
     dtype = torch.float32
     if device.startswith("cuda") and torch.cuda.is_bf16_supported() and method == "lora":
         dtype = torch.bfloat16
     source = str(full_weights) if full_weights is not None else student
-    try:
-        model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code)
-    except Exception as exc:  # noqa: BLE001
-        raise _model_fault(student, exc) from None
-    model.to(device)
+    if load_in_4bit:
+        check_4bit(device, method)
+        model = load_pretrained(student, source, dtype, trust_remote_code, quantization_config=_nf4(dtype),
+                                 device_map={"": device})
+        if trainable:
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    else:
+        model = load_pretrained(student, source, dtype, trust_remote_code)
+        model.to(device)
+        if gradient_checkpointing:
+            model.gradient_checkpointing_enable()
     if gradient_checkpointing:
-        model.gradient_checkpointing_enable()
         model.config.use_cache = False
     if method == "lora":
         from peft import PeftModel, get_peft_model
 
-        if gradient_checkpointing:
+        if gradient_checkpointing and not load_in_4bit:
             model.enable_input_require_grads()
         if adapter is not None:
             model = PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
         else:
             model = get_peft_model(model, _lora_config(model, lora or LoraSettings()))
-    return model, str(dtype).replace("torch.", "")
+    return model, "nf4" if load_in_4bit else str(dtype).replace("torch.", "")
+
+
+def load_pretrained(student: str, source: str, dtype: Any, trust_remote_code: bool, **kwargs: Any) -> Any:
+    """``AutoModelForCausalLM.from_pretrained(source)`` from local files only (``dtype`` may be ``"auto"``: the
+    checkpoint's own); a failure names ``student``."""
+    from transformers import AutoModelForCausalLM
+
+    hub_offline()
+    try:
+        return AutoModelForCausalLM.from_pretrained(source, dtype=dtype, trust_remote_code=trust_remote_code,
+                                                    local_files_only=True, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - any load failure is reported with its cause
+        raise _model_fault(student, exc) from None
+
+
+def _nf4(compute_dtype: Any) -> Any:
+    """QLoRA's quantization: 4-bit NormalFloat weights, double-quantized constants, matmuls in ``compute_dtype``."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute_dtype if compute_dtype != torch.float32 else torch.float16)
 
 
 def _lora_config(model: Any, lora: LoraSettings) -> Any:
@@ -162,13 +230,21 @@ def count_parameters(student: str, trust_remote_code: bool = False) -> int:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
+    hub_offline()
     try:
-        config = AutoConfig.from_pretrained(student, trust_remote_code=trust_remote_code)
+        config = AutoConfig.from_pretrained(student, trust_remote_code=trust_remote_code, local_files_only=True)
         with torch.device("meta"):
             model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
     except Exception as exc:  # noqa: BLE001
         raise _model_fault(student, exc) from None
     return sum(p.numel() for p in model.parameters())
+
+
+def model_context(model: Any) -> int | None:
+    """The positions a loaded model can attend over (``max_position_embeddings``, GPT-2's ``n_positions``)."""
+    config = getattr(model, "config", None)
+    context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    return context if isinstance(context, int) and context > 0 else None
 
 
 # -- the forward pass -----------------------------------------------------------------------

@@ -3,20 +3,26 @@
 
 ``run.json`` is one flat JSON object: the settings' keys, then ``id``, ``task``, ``instruction``,
 ``examples``, ``data``, ``total_steps`` and ``created``. Reading it ignores keys it does not know and fills
-keys an older writer left out with their defaults, so every run directory ever written still loads.
+keys an older writer left out with the values that writer's runs used (the defaults; a warm-up of 3 % of the
+steps), so every run directory ever written still loads and shows how it was trained.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
+from engine.student.recipes import get_recipe
+from engine.student.schedule import SCHEDULERS, default_warmup
 
 RUN_FILE = "run.json"
 METHODS = ("auto", "lora", "full")
+# Override keys that set a field of RunSettings.lora (flags and form fields are flat).
+LORA_KEYS = {"lora_r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +32,13 @@ class LoraSettings:
     r: int = 16
     alpha: int = 32
     dropout: float = 0.05
+
+    def __post_init__(self) -> None:
+        if int(self.r) < 1 or not float(self.alpha) > 0:
+            raise EngineError(f"LoRA rank {self.r} and alpha {self.alpha} must be positive",
+                              fix="pass --lora-r N and --lora-alpha N of at least 1")
+        if not 0 <= float(self.dropout) < 1:
+            raise EngineError(f"LoRA dropout {self.dropout} is out of range", fix="pass --lora-dropout in [0, 1)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +68,17 @@ class RunSettings:
     lora: LoraSettings = field(default_factory=LoraSettings)
     max_memory_mb: int | None = None
     """Address space the worker may add past its loaded model (Linux); None: no cap."""
+    recipe: str = "default"
+    """The recipe the settings started from (:mod:`engine.student.recipes`), recorded for ``runs`` (checked
+    where settings are made, :func:`settings_from_config`, not when a run is read back)."""
+    weight_decay: float = 0.0
+    """AdamW's decoupled weight decay, on matrices and embeddings (never on biases and norms)."""
+    warmup_steps: int | None = None
+    """Steps of linear warm-up to ``lr``; None: 3 % of the run (resolved when the run is created)."""
+    scheduler: str = "cosine"
+    """After warm-up: ``cosine`` decay to 10 % of ``lr``, or ``linear`` decay towards 0."""
+    load_in_4bit: bool = False
+    """Base weights quantized to 4 bits (NF4, QLoRA); LoRA only, needs a CUDA GPU and bitsandbytes."""
 
     def __post_init__(self) -> None:
         if not self.student:
@@ -65,16 +89,43 @@ class RunSettings:
             if int(getattr(self, key)) < 1:
                 flag = key.replace("_", "-")
                 raise EngineError(f"{flag} must be at least 1", fix=f"pass --{flag} N")
-        if float(self.lr) <= 0 or float(self.epochs) <= 0:
+        if not _positive(self.lr) or not _positive(self.epochs):
             raise EngineError("--lr and --epochs must be positive", fix="pass positive values")
         if self.method not in METHODS:
             raise EngineError(f"unknown training method {self.method!r}", fix="use lora, full (or auto)")
+        if not (math.isfinite(float(self.weight_decay)) and float(self.weight_decay) >= 0):
+            raise EngineError(f"weight decay {self.weight_decay} must be a number of at least 0",
+                              fix="pass --weight-decay 0.01 (0 turns it off)")
+        if self.warmup_steps is not None and int(self.warmup_steps) < 0:
+            raise EngineError(f"warm-up steps {self.warmup_steps} must be at least 0", fix="pass --warmup-steps N")
+        if self.scheduler not in SCHEDULERS:
+            raise EngineError(f"unknown learning-rate schedule {self.scheduler!r}",
+                              fix=f"use --scheduler {' or '.join(SCHEDULERS)}")
+        if not 0 <= float(self.eval_fraction) < 1:
+            raise EngineError(f"eval fraction {self.eval_fraction} is out of range",
+                              fix="pass --eval-fraction in [0, 1) (0 trains on every example)")
+        if self.load_in_4bit and self.method == "full":
+            raise EngineError("4-bit base weights cannot be fully fine-tuned (only LoRA adapters train on them)",
+                              fix="use --lora with --load-in-4bit, or drop --load-in-4bit")
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         if self.max_memory_mb is None:  # written only when asked, as before the field existed
             del out["max_memory_mb"]
         return out
+
+    def describe(self, method: str | None = None) -> str:
+        """The hyper-parameters on one line (``runs`` lists it): ``method`` is the resolved one when known."""
+        method = method or self.method
+        parts = [f"{self.recipe}:" if self.recipe != "default" else "", method]
+        if method != "full":
+            parts.append(f"r{self.lora.r}/a{self.lora.alpha}/d{self.lora.dropout:g}")
+        warmup = "" if self.warmup_steps is None else f" ({self.warmup_steps} warm-up)"
+        parts += [f"lr {self.lr:g} {self.scheduler}{warmup}", f"wd {self.weight_decay:g}",
+                  f"batch {self.batch_size}x{self.grad_accum}", f"len {self.max_length}"]
+        if self.load_in_4bit:
+            parts.append("4-bit")
+        return " ".join(p for p in parts if p)
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> RunSettings:
@@ -86,21 +137,59 @@ class RunSettings:
         return cls(**values)
 
 
-def settings_from_config(config: Any, **overrides: Any) -> RunSettings:
-    """Run settings: the workspace's ``student.*`` settings, then non-None ``overrides`` (CLI/TUI values).
+def _positive(x: float) -> bool:
+    return math.isfinite(float(x)) and float(x) > 0
+
+
+def recipe_values(config: Any, recipe: str | None = None) -> dict[str, Any]:
+    """The settings a run starts from before the user's own choices, flat (LoRA's as ``lora_r``,
+    ``lora_alpha``, ``lora_dropout``): :class:`RunSettings`' defaults, then the workspace's ``student.*``
+    settings, then the recipe's. What the Train form shows for a recipe; ``load_in_4bit`` is left out (a
+    recipe decides it by the device, see :func:`settings_from_config`).
 
     The method comes from the workspace only when set there explicitly; its default is ``auto`` (full
     fine-tuning for tiny students, LoRA otherwise).
     """
-    values: dict[str, Any] = {
+    chosen = get_recipe(recipe)
+    values: dict[str, Any] = {f.name: f.default for f in fields(RunSettings)
+                              if f.default is not MISSING and f.name != "load_in_4bit"}
+    values.update({flat: getattr(LoraSettings(), key) for flat, key in LORA_KEYS.items()})
+    values.update({
         "student": config["student.model"], "epochs": config["student.epochs"], "lr": config["student.lr"],
         "batch_size": config["student.batch_size"], "grad_accum": config["student.grad_accum"],
         "max_length": config["student.max_length"], "device": config["student.device"],
-    }
+    })
     if config.sources.get("student.method", "default") != "default":
         values["method"] = config["student.method"]
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    values.update(chosen.values)
+    values["recipe"] = chosen.name
+    return values
+
+
+def settings_from_config(config: Any, **overrides: Any) -> RunSettings:
+    """Run settings: :func:`recipe_values` for ``overrides["recipe"]`` (default ``default``), then the
+    non-None ``overrides`` (CLI flags, form fields): explicit values win over the recipe, the recipe over the
+    workspace. LoRA's settings are given flat (``lora_r``, ``lora_alpha``, ``lora_dropout``). A recipe that
+    wants 4-bit weights on CUDA gets them when the device is (or ``auto`` finds) a CUDA GPU, unless
+    ``load_in_4bit`` is given.
+    """
+    values = recipe_values(config, overrides.get("recipe"))
+    values.update({k: v for k, v in overrides.items() if v is not None and k != "recipe"})
+    values["lora"] = LoraSettings(**{key: values.pop(flat) for flat, key in LORA_KEYS.items()})
+    if get_recipe(values["recipe"]).load_in_4bit_on_cuda and overrides.get("load_in_4bit") is None:
+        values["load_in_4bit"] = _trains_on_cuda(str(values.get("device") or "auto"))
     return RunSettings(**values)
+
+
+def _trains_on_cuda(device: str) -> bool:
+    """Whether a run on ``device`` trains on a CUDA GPU (``auto``: when torch sees one)."""
+    if device.startswith("cuda"):
+        return True
+    if device != "auto":
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,13 +229,25 @@ class RunConfig:
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> RunConfig:
         data = obj.get("data") or {}
-        return cls(id=obj["id"], settings=RunSettings.from_json(obj),
+        settings = RunSettings.from_json(obj)
+        if settings.warmup_steps is None:  # written before warm-up was a setting: the share it used
+            settings = replace(settings, warmup_steps=default_warmup(int(obj["total_steps"])))
+        return cls(id=obj["id"], settings=settings,
                    data=DataInfo(source=data.get("source", ""), sha256=data.get("sha256", ""),
                                  train=int(data.get("train", 0)), eval=int(data.get("eval", 0))),
                    total_steps=int(obj["total_steps"]), task=obj.get("task"),
                    instruction=obj.get("instruction") or "",
                    examples=tuple((e["input"], e["output"]) for e in obj.get("examples") or []),
                    created=float(obj.get("created") or 0.0))
+
+
+def trust_notice(cfg: RunConfig) -> str | None:
+    """The line a front end shows when it loads a run that runs its student's own code (None otherwise): the
+    choice was made when the run was created and is read back from the workspace, so it is said each time."""
+    if not cfg.settings.trust_remote_code:
+        return None
+    return (f"note: run {cfg.id} was created with --trust-remote-code, so loading {cfg.settings.student} "
+            "runs that model's own Python code")
 
 
 def read_config(run_dir: Path) -> RunConfig:

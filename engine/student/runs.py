@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from engine.errors import EngineError
 from engine.student import supervise
 from engine.student.run_config import RUN_FILE, DataInfo, RunConfig, RunSettings, read_config, write_config
+from engine.student.schedule import default_warmup
 from engine.student.summary import RunSummary, summarize
 from engine.student.training_data import split_rows, write_jsonl
 from engine.tasks import Task
@@ -103,7 +104,8 @@ def create_run(ws: Workspace, rows: list[dict[str, Any]], settings: RunSettings,
                     instruction=task.instruction if task is not None else "",
                     examples=tuple((e.input, e.output) for e in task.examples) if task is not None else (),
                     created=time.time())
-    cfg = replace(cfg, settings=replace(settings, eval_every=cfg.eval_every))  # record the value it will use
+    warmup = settings.warmup_steps if settings.warmup_steps is not None else default_warmup(steps)
+    cfg = replace(cfg, settings=replace(settings, eval_every=cfg.eval_every, warmup_steps=warmup))  # the values used
     write_config(path, cfg)
     with ws.store.cursor() as cur:
         cur.execute("insert into runs (id, task, student, status, config) values (?, ?, ?, 'created', ?)",

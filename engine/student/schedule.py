@@ -10,12 +10,27 @@ import random
 from typing import Any
 
 Encoded = tuple[list[int], list[int]]  # (input_ids, labels) of one example
+SCHEDULERS = ("cosine", "linear")
+WARMUP_FRACTION = 0.03
 
 
-def get_lr(step: int, total: int, lr: float, warmup: int, min_ratio: float = 0.1) -> float:
-    """Linear warmup to ``lr`` over ``warmup`` steps, then cosine decay to ``min_ratio * lr`` (1-based step)."""
+def default_warmup(total: int) -> int:
+    """Warm-up steps when none are set: 3 % of the run, at least one step."""
+    return max(1, round(WARMUP_FRACTION * total))
+
+
+def get_lr(step: int, total: int, lr: float, warmup: int, scheduler: str = "cosine", min_ratio: float = 0.1) -> float:
+    """The learning rate of optimizer step ``step`` (1-based) of ``total``.
+
+    Linear warm-up reaches ``lr`` at step ``warmup``; then ``cosine`` decays to ``min_ratio * lr`` at the last
+    step, and ``linear`` decays as transformers' linear schedule does (``lr * (total - step + 1) / (total -
+    warmup)``: the full rate on the first step after warm-up, ``lr / (total - warmup)`` on the last). The one
+    difference from transformers is the warm-up's first step, which trains at ``lr / warmup`` instead of 0.
+    """
     if warmup and step <= warmup:
         return lr * step / warmup
+    if scheduler == "linear":
+        return lr * max(0.0, (total - step + 1) / max(1, total - warmup))
     progress = (step - warmup) / max(1, total - warmup)
     return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 

@@ -45,6 +45,9 @@ class RunSummary:
     task: str | None = None
     student: str = ""
     created: float | None = None
+    recipe: str = "default"
+    settings: str = ""
+    """The run's hyper-parameters on one line (:meth:`RunSettings.describe`, with the method it resolved)."""
 
     @property
     def ended(self) -> bool:
@@ -62,8 +65,10 @@ class RunSummary:
         return out
 
     def listing_json(self) -> dict[str, Any]:
-        """One row of ``runs --json``: the summary plus the run's task, student and creation time."""
-        return {**self.to_json(), "task": self.task, "student": self.student, "created": self.created}
+        """One row of ``runs --json``: the summary plus the run's task, student, creation time, recipe and
+        hyper-parameters."""
+        return {**self.to_json(), "task": self.task, "student": self.student, "created": self.created,
+                "recipe": self.recipe, "settings": self.settings}
 
 
 def summarize(run_dir: Path) -> RunSummary:
@@ -90,4 +95,5 @@ def summarize(run_dir: Path) -> RunSummary:
             state.update({k: ev[k] for k in ("reason", "message", "fix", "hints") if ev.get(k)})
             state.update({k: ev[k] for k in ("train_loss", "eval_loss") if ev.get(k) is not None})
     return RunSummary(run=cfg.id, total_steps=cfg.total_steps, metrics=read_metrics(run_dir),
-                      task=cfg.task, student=cfg.settings.student, created=cfg.created, **state)
+                      task=cfg.task, student=cfg.settings.student, created=cfg.created, recipe=cfg.settings.recipe,
+                      settings=cfg.settings.describe(state.get("method")), **state)

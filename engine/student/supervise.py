@@ -72,7 +72,7 @@ def start(run_dir: str | Path, python: str | None = None) -> WorkerHandle:
     root = str(Path(engine.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    env.setdefault("HF_HUB_OFFLINE", "1")  # the student was checked to be local; never wait on a network
+    env["HF_HUB_OFFLINE"] = "1"  # the student was checked to be local; never wait on (or talk to) a network
     with (run_dir / "stderr.log").open("ab") as err:
         proc = subprocess.Popen([python or sys.executable, "-m", WORKER_MODULE, str(run_dir)],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,

@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.student.formatting import CHAT, PromptFormat
+from engine.student.outputs import atomic_file, atomic_folder, check_out
 from engine.student.testsets import read_testset
 from engine.tasks import Task, final_answer
 
@@ -92,11 +93,9 @@ def split_rows(rows: list[dict[str, Any]], eval_fraction: float, seed: int) -> t
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     """Write rows as JSON lines (atomically: a temp file renamed into place)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_file(path) as tmp, tmp.open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -111,53 +110,69 @@ def _flat_rows(task: Task, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
              **{k: r.get(k) for k in PROVENANCE}} for r in rows]
 
 
-def export_dataset(ws: Any, task: Task, fmt: str, out: str | Path) -> DatasetExport:
+def is_hf_export(path: Path) -> bool:
+    """Whether the folder ``path`` is a dataset export in the ``hf`` format (``--force`` may replace it)."""
+    return (path / "README.md").is_file() and (path / "data").is_dir()
+
+
+def export_dataset(ws: Any, task: Task, fmt: str, out: str | Path, *, force: bool = False) -> DatasetExport:
     """Write the task's accepted examples with provenance in ``fmt``.
 
     ``jsonl``/``csv``/``parquet``: one row per example (task, input, output, reasoning, provenance);
     ``hf``: a folder loadable with ``datasets.load_dataset(PATH)`` (Parquet + dataset card);
     ``chat``: ``{"messages": [system, user, assistant]}`` (TRL conversational) with the same system text
     as training; ``alpaca``: ``{"instruction", "input", "output"}``. Provenance travels in every format.
+
+    ``out`` is checked first (:func:`~engine.student.outputs.check_out`: never the workspace's own files, an
+    existing path only with ``force``) and written atomically.
     """
     if fmt not in EXPORT_FORMATS:
         raise EngineError(f"unknown export format {fmt!r}", fix=f"use one of {', '.join(EXPORT_FORMATS)}")
+    path = check_out(out, folder=fmt == "hf", force=force, workspace=ws.path, earlier_export=is_hf_export)
     rows = accepted_examples(ws, task.name)
     if not rows:
         raise EngineError(f"task {task.name!r} has no accepted examples to export",
                           fix="generate examples (`rebase-tui transform`) and accept them (`rebase-tui review`)")
-    out = Path(out).expanduser()
     flat = _flat_rows(task, rows)
     if fmt == "hf":
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "data").mkdir(exist_ok=True)
-        _write_parquet(out / "data" / "train-00000-of-00001.parquet", flat)
-        card = ("---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
-                "    path: data/train-*.parquet\n---\n"
-                f"# {task.name}\n\nExamples generated with rebase-tui (ReBase retrieval-based distillation).\n\n"
-                f"Instruction: {task.instruction}\n\nEach row keeps its provenance: source dataset, config, "
-                "split, row id and teacher model.\n")
-        (out / "README.md").write_text(card, encoding="utf-8")
-        return DatasetExport(str(out), fmt, len(flat))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "jsonl":
-        write_jsonl(out, flat)
-    elif fmt == "csv":
-        with out.open("w", encoding="utf-8", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(flat[0]))
-            w.writeheader()
-            w.writerows(flat)
-    elif fmt == "parquet":
-        _write_parquet(out, flat)
-    elif fmt == "chat":
+        with atomic_folder(path) as tmp:
+            (tmp / "data").mkdir()
+            _write_parquet(tmp / "data" / "train-00000-of-00001.parquet", flat)
+            (tmp / "README.md").write_text(_dataset_card(task), encoding="utf-8")
+    elif fmt in ("jsonl", "chat", "alpaca"):
+        write_jsonl(path, _shaped(task, fmt, flat))
+    else:
+        with atomic_file(path) as tmp:
+            if fmt == "parquet":
+                _write_parquet(tmp, flat)
+            else:
+                with tmp.open("w", encoding="utf-8", newline="") as f:
+                    w = csv.DictWriter(f, fieldnames=list(flat[0]))
+                    w.writeheader()
+                    w.writerows(flat)
+    return DatasetExport(str(path), fmt, len(flat))
+
+
+def _shaped(task: Task, fmt: str, flat: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The JSON-lines formats' rows: flat (``jsonl``), TRL messages (``chat``) or Alpaca records."""
+    keep = ("task", *PROVENANCE)
+    if fmt == "chat":
         system = PromptFormat(CHAT, task.instruction, tuple((e.input, e.output) for e in task.examples)).system
-        write_jsonl(out, [{"messages": [{"role": "system", "content": system},
-                                        {"role": "user", "content": r["input"]},
-                                        {"role": "assistant", "content": r["output"]}],
-                           **{k: r[k] for k in ("task", *PROVENANCE)}} for r in flat])
-    elif fmt == "alpaca":
-        write_jsonl(out, [{"instruction": task.instruction, "input": r["input"], "output": r["output"],
-                           **{k: r[k] for k in ("task", *PROVENANCE)}} for r in flat])
-    return DatasetExport(str(out), fmt, len(flat))
+        return [{"messages": [{"role": "system", "content": system}, {"role": "user", "content": r["input"]},
+                              {"role": "assistant", "content": r["output"]}], **{k: r[k] for k in keep}}
+                for r in flat]
+    if fmt == "alpaca":
+        return [{"instruction": task.instruction, "input": r["input"], "output": r["output"],
+                 **{k: r[k] for k in keep}} for r in flat]
+    return flat
+
+
+def _dataset_card(task: Task) -> str:
+    return ("---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
+            "    path: data/train-*.parquet\n---\n"
+            f"# {task.name}\n\nExamples generated with rebase-tui (ReBase retrieval-based distillation).\n\n"
+            f"Instruction: {task.instruction}\n\nEach row keeps its provenance: source dataset, config, "
+            "split, row id and teacher model.\n")
 
 
 def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:

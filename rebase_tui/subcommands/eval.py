@@ -46,8 +46,9 @@ def _show(bar: Any, bar_id: Any, ev: Any, label: str) -> None:
                eta=f"ETA {format_seconds(ev.eta_s)}" if ev.eta_s is not None else "")
 
 
-def _student(path: Path, args: argparse.Namespace, task: Any, base: bool) -> Any:
-    from engine.events import Progress
+def _student(path: Path, args: argparse.Namespace, task: Any, base: bool, shown: set[str]) -> Any:
+    """One evaluation with a progress bar; its log lines are printed once per command (``shown``)."""
+    from engine.events import Log, Progress
     from engine.student import evaluate
 
     done = None
@@ -56,7 +57,11 @@ def _student(path: Path, args: argparse.Namespace, task: Any, base: bool) -> Any
         for ev in evaluate.evaluate(path, args.data, base=base, limit=args.limit, max_new_tokens=args.max_new_tokens,
                                     batch_size=args.batch_size, device=args.device, task=task, metric=args.metric,
                                     input_col=args.input_col, output_col=args.output_col):
-            if isinstance(ev, Progress):
+            if isinstance(ev, Log):
+                if ev.message not in shown:
+                    shown.add(ev.message)
+                    bar.console.print(ev.message, markup=False)
+            elif isinstance(ev, Progress):
                 _show(bar, bar_id, ev, "eval")
             elif isinstance(ev, evaluate.EvalDone):
                 done = ev
@@ -133,10 +138,11 @@ def run(args: argparse.Namespace) -> int:
         cfg = read_config(path) if path is not None else None
         task = resolve_task(ws, args.task) if args.task else \
             (get_task(ws, cfg.task) if cfg is not None and cfg.task else None) or (run_task(cfg) if cfg else None)
+        shown: set[str] = set()
         if path is not None:
-            systems["student"] = _student(path, args, task, base=False)
+            systems["student"] = _student(path, args, task, base=False, shown=shown)
             if args.base:
-                systems["base"] = _student(path, args, task, base=True)
+                systems["base"] = _student(path, args, task, base=True, shown=shown)
         if args.teacher:
             if task is None:
                 raise EngineError("the teacher answers few-shot from a task's examples, and this run has none",

@@ -52,10 +52,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from rich.table import Table
 
-    table = Table("run", "task", "student", "status", "steps", "train loss", "eval loss", "seconds")
+    table = Table("run", "task", "student", "status", "steps", "train loss", "eval loss", "seconds", "settings")
     for r in all_runs:
         table.add_row(r.run, r.task or "-", r.student[-30:], r.status, f"{r.steps}/{r.total_steps}",
-                      format_loss(r.train_loss), format_loss(r.eval_loss), f"{r.seconds:.0f}")
+                      format_loss(r.train_loss), format_loss(r.eval_loss), f"{r.seconds:.0f}", r.settings)
     stdout_console().print(table if all_runs else "no runs yet — start one with `rebase-tui train`")
     return 0
 

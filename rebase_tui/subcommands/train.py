@@ -10,6 +10,9 @@ from rebase_tui.subcommands.runs import format_loss
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from engine.student.recipes import RECIPES
+    from engine.student.schedule import SCHEDULERS
+
     p = sub.add_parser("train", parents=[common], help="fine-tune the student on accepted examples or a file",
                        description="Freeze the data into runs/<id>/, start the training worker and follow it. "
                                    "Ctrl-C stops gracefully (checkpoint first); --resume RUN continues.")
@@ -21,14 +24,27 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     m.add_argument("--lora", dest="method", action="store_const", const="lora", help="LoRA adapter (default)")
     m.add_argument("--full", dest="method", action="store_const", const="full",
                    help="full fine-tuning (default for models under 50 M parameters)")
+    p.add_argument("--recipe", choices=list(RECIPES),
+                   help="a set of settings to start from; the flags below override it. paper: "
+                        + RECIPES["paper"].summary.split(": ", 1)[1] + ", no hold-out, 4-bit on CUDA")
     p.add_argument("--epochs", type=float)
     p.add_argument("--max-steps", type=int, help="optimizer steps (overrides --epochs)")
-    p.add_argument("--lr", type=float, help="peak learning rate (warmup, then cosine decay)")
+    p.add_argument("--lr", type=float, help="peak learning rate (reached after the warm-up)")
+    p.add_argument("--scheduler", choices=list(SCHEDULERS),
+                   help="after warm-up: cosine decay to 10%% of --lr (default), or linear decay towards 0")
+    p.add_argument("--warmup-steps", type=int, metavar="N", help="linear warm-up steps (default: 3%% of the run)")
+    p.add_argument("--weight-decay", type=float, metavar="X", help="AdamW weight decay (default 0)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--grad-accum", type=int)
     p.add_argument("--max-length", type=int, help="max tokens per example (prompt cut first)")
+    p.add_argument("--lora-r", type=int, metavar="R", help="LoRA rank (default 16)")
+    p.add_argument("--lora-alpha", type=int, metavar="A", help="LoRA scaling alpha (default 32)")
+    p.add_argument("--lora-dropout", type=float, metavar="P", help="LoRA dropout (default 0.05)")
+    p.add_argument("--load-in-4bit", action=argparse.BooleanOptionalAction, default=None,
+                   help="4-bit base weights (QLoRA): needs a CUDA GPU and the gpu extra (bitsandbytes)")
     p.add_argument("--eval-every", type=int, help="steps between validation losses and checkpoints")
-    p.add_argument("--eval-fraction", type=float, help="validation split (default 0.1)")
+    p.add_argument("--eval-fraction", type=float,
+                   help="validation split (default 0.1; 0 trains on every example, eval then needs --data)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--seed", type=int)
     p.add_argument("--format", choices=["auto", "base", "chat"],
@@ -55,14 +71,18 @@ def run(args: argparse.Namespace) -> int:
             started = launch.resume_training(ws, args.resume)
         else:
             started = launch.start_training(
-                ws, task=args.task, data=args.data, student=args.student, method=args.method,
-                epochs=args.epochs, max_steps=args.max_steps, lr=args.lr, batch_size=args.batch_size,
-                grad_accum=args.grad_accum, max_length=args.max_length, eval_every=args.eval_every,
-                eval_fraction=args.eval_fraction, device=args.device, seed=args.seed, format=args.format,
-                threads=args.threads, gradient_checkpointing=args.gradient_checkpointing,
+                ws, task=args.task, data=args.data, student=args.student, method=args.method, recipe=args.recipe,
+                epochs=args.epochs, max_steps=args.max_steps, lr=args.lr, scheduler=args.scheduler,
+                warmup_steps=args.warmup_steps, weight_decay=args.weight_decay, batch_size=args.batch_size,
+                grad_accum=args.grad_accum, max_length=args.max_length, lora_r=args.lora_r,
+                lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, load_in_4bit=args.load_in_4bit,
+                eval_every=args.eval_every, eval_fraction=args.eval_fraction, device=args.device, seed=args.seed,
+                format=args.format, threads=args.threads, gradient_checkpointing=args.gradient_checkpointing,
                 trust_remote_code=args.trust_remote_code, max_memory_mb=args.max_memory)
     path = started.path
     console = stderr_console()
+    if started.notice:
+        console.print(started.notice, markup=False)
     if args.detach:
         if args.json:
             print_json({"run": started.run, "status": "running", "pid": started.pid, "dir": str(path)})
@@ -155,7 +175,8 @@ def _print_started(console, ev) -> None:
                   + (f", resuming at step {ev.start_step}" if ev.resumed else ""))
     if ev.truncated:
         console.print(f"[yellow]warning:[/] {ev.truncated} of {ev.train_examples} examples are longer than "
-                      "--max-length; their prompts lose their start (instruction and demonstrations first)")
+                      f"{ev.max_length or 'max-length'} tokens; their prompts lose their start (instruction and "
+                      "demonstrations first)")
 
 
 class _Quiet:

@@ -72,7 +72,7 @@ def test_export_full_model_reloads_generates_and_has_a_matching_modelfile(finish
     model = AutoModelForCausalLM.from_pretrained(out)
     texts = generate(model, tok, fmt, ["True and False is"], "cpu", max_new_tokens=5)
     assert len(texts) == 1 and isinstance(texts[0], str)
-    with pytest.raises(Exception, match="not empty"):
+    with pytest.raises(Exception, match="already exists"):
         export_model(finished_runs["full"], out)
 
 
@@ -194,3 +194,151 @@ def test_training_from_accepted_examples_uses_the_task(tmp_path, tiny_student, c
     cfg = json.loads((ws_path / "runs" / result["run"] / "run.json").read_text())
     assert cfg["task"] == "boolean_expressions" and cfg["instruction"].startswith("Evaluate the truth value")
     assert cfg["data"]["train"] + cfg["data"]["eval"] == 2
+
+
+# -- where exports may go -------------------------------------------------------------------
+def _listing(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def test_export_dataset_never_writes_over_the_workspace_own_files(tmp_path, capsys):
+    from engine.workspace import Workspace
+
+    ws_path = tmp_path / "ws"
+    with Workspace(ws_path) as ws:
+        _seed_examples(ws)
+        ws.set_setting("student.lr", 0.001)
+    config = (ws_path / "config.toml").read_text()
+    targets = [("jsonl", ws_path / "rebase.duckdb"), ("csv", ws_path / "config.toml"),
+               ("jsonl", ws_path / "index" / "x.jsonl"), ("parquet", ws_path / "runs"),
+               ("hf", ws_path / "runs" / "new"), ("hf", ws_path), ("hf", tmp_path)]
+    for fmt, target in targets:
+        assert main(["export", "dataset", "boolean_expressions", "-w", str(ws_path), "--format", fmt,
+                     "--out", str(target), "--force"]) == 1, target
+        err = _one_line(capsys)
+        assert str(target) in err and ("workspace's own" in err or "holds the workspace" in err), err
+    assert (ws_path / "config.toml").read_text() == config
+    assert _listing(ws_path / "index") == [] and _listing(ws_path / "runs") == []
+    with Workspace(ws_path) as ws:  # the store still opens and holds its examples
+        assert len(training_data.accepted_examples(ws, "boolean_expressions")) == 2
+    # the workspace's exports/ folder is where the app writes; any other name beside the store is fine too
+    assert main(["export", "dataset", "boolean_expressions", "-w", str(ws_path),
+                 "--out", str(ws_path / "exports" / "b.jsonl")]) == 0
+
+
+def test_export_dataset_replaces_only_with_force_and_leaves_no_temporary(tmp_path, capsys):
+    from engine.workspace import Workspace
+
+    ws_path = tmp_path / "ws"
+    with Workspace(ws_path) as ws:
+        _seed_examples(ws)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "a.jsonl"
+    out.write_text("keep me\n")
+    args = ["export", "dataset", "boolean_expressions", "-w", str(ws_path), "--out", str(out)]
+    assert main(args) == 1
+    assert "already exists" in _one_line(capsys) and out.read_text() == "keep me\n"
+    assert main([*args, "--force", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 2
+    assert len(out.read_text().splitlines()) == 2 and _listing(out_dir) == ["a.jsonl"]
+    # a folder export: an earlier one is replaced with --force, a folder of something else never is
+    hf = ["export", "dataset", "boolean_expressions", "-w", str(ws_path), "--format", "hf", "--out"]
+    assert main([*hf, str(out_dir / "hf")]) == 0
+    assert main([*hf, str(out_dir / "hf")]) == 1 and "already exists" in _one_line(capsys)
+    assert main([*hf, str(out_dir / "hf"), "--force"]) == 0
+    assert _listing(out_dir / "hf") == ["README.md", "data"] and _listing(out_dir) == ["a.jsonl", "hf"]
+    mine = out_dir / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    assert main([*hf, str(mine), "--force"]) == 1 and "not an earlier export" in _one_line(capsys)
+    assert _listing(mine) == ["notes.txt"] and _listing(out_dir) == ["a.jsonl", "hf", "mine"]
+
+
+@pytest.mark.parametrize("case", ["folder for a file", "under a file", "file for a folder", "empty", "device",
+                                  "name too long", "cannot be created"])
+def test_bad_out_paths_get_one_line(tmp_path, capsys, case):
+    from engine.workspace import Workspace
+
+    ws_path = tmp_path / "ws"
+    with Workspace(ws_path) as ws:
+        _seed_examples(ws)
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-folder").mkdir()
+    fmt, out, says = {"folder for a file": ("jsonl", tmp_path / "a-folder", "is a folder"),
+                      "under a file": ("jsonl", tmp_path / "a-file" / "x.jsonl", "is a file, not a folder"),
+                      "file for a folder": ("hf", tmp_path / "a-file", "is a file"),
+                      "empty": ("jsonl", "", "is empty"),
+                      "device": ("jsonl", "/dev/null", "is not a regular file"),
+                      "name too long": ("jsonl", tmp_path / ("x" * 300 + ".jsonl"), "File name too long"),
+                      "cannot be created": ("jsonl", "/proc/self/x.jsonl", "cannot write")}[case]
+    before = _listing(tmp_path)
+    assert main(["export", "dataset", "boolean_expressions", "-w", str(ws_path), "--format", fmt,
+                 "--out", str(out), "--force"]) == 1
+    assert says in _one_line(capsys)
+    assert _listing(tmp_path) == before and _listing(tmp_path / "a-folder") == []
+    assert (tmp_path / "a-file").read_text() == "x"
+
+
+def test_a_failed_write_keeps_the_old_export_and_no_temporary(tmp_path):
+    from engine.student.outputs import atomic_file, atomic_folder
+
+    out = tmp_path / "a.jsonl"
+    out.write_text("old")
+    with pytest.raises(RuntimeError), atomic_file(out) as tmp:
+        tmp.write_text("half written")
+        raise RuntimeError("the writer failed")
+    assert out.read_text() == "old" and _listing(tmp_path) == ["a.jsonl"]
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    (folder / "README.md").write_text("old card")
+    with pytest.raises(KeyboardInterrupt), atomic_folder(folder) as tmp:
+        (tmp / "README.md").write_text("new card")
+        raise KeyboardInterrupt
+    assert (folder / "README.md").read_text() == "old card" and _listing(tmp_path) == ["a.jsonl", "hf"]
+
+
+def test_export_model_out_rules(finished_runs, ws_dir, tmp_path, capsys):
+    run = finished_runs["full"]
+    before = _listing(run)
+    for bad in (run / "export", ws_dir / "rebase.duckdb", ws_dir / "index", ws_dir / "runs", ws_dir):
+        assert main(["export", "model", run.name, "-w", str(ws_dir), "--out", str(bad), "--force"]) == 1, bad
+        assert str(bad) in _one_line(capsys)
+    assert _listing(run) == before and (ws_dir / "rebase.duckdb").is_file()
+    out = tmp_path / "m"
+    args = ["export", "model", run.name, "-w", str(ws_dir), "--out", str(out)]
+    assert main(args) == 0
+    first = (out / "Modelfile").stat().st_mtime_ns
+    assert main(args) == 1 and "already exists" in _one_line(capsys)
+    assert main([*args, "--force"]) == 0 and (out / "Modelfile").stat().st_mtime_ns != first
+    assert _listing(tmp_path) == ["m"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "weights.bin").write_text("not an export")
+    assert main(["export", "model", run.name, "-w", str(ws_dir), "--out", str(mine), "--force"]) == 1
+    assert "not an earlier export" in _one_line(capsys) and _listing(mine) == ["weights.bin"]
+
+
+def test_a_failing_model_export_leaves_nothing(ws_dir, tiny_student, tmp_path):
+    """The Modelfile cannot quote a task text holding three double quotes: the export fails after the weights
+    were copied, and neither the folder nor its temporary remains."""
+    from engine.errors import EngineError
+    from engine.tasks import validate
+    from engine.workspace import Workspace
+
+    task = validate({"name": "quotes", "instruction": 'Answer with """yes""" or no.',
+                     "examples": [{"input": "True is", "output": "True"}]})
+    rows = training_data.read_examples_file(corpus("teacher_outputs", "boolean_expressions.jsonl"))[:8]
+    with Workspace(ws_dir) as ws:
+        path = runs.create_run(ws, rows, _settings(tiny_student, method="full", max_steps=1, eval_every=1),
+                               task=task)
+    assert list(train(path))[-1].status == "finished"
+    with pytest.raises(EngineError, match="three double quotes"):
+        export_model(path, tmp_path / "q")
+    assert _listing(tmp_path) == []

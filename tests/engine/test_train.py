@@ -186,18 +186,25 @@ OLD_RUN_JSON = {
 }
 
 
-def test_old_run_json_loads_and_writes_back_unchanged(tmp_path):
+def test_old_run_json_loads_and_shows_the_values_it_trained_with(tmp_path):
     from engine.student.run_config import LoraSettings, RunConfig, read_config
 
     cfg = RunConfig.from_json(OLD_RUN_JSON)
-    assert cfg.to_json() == OLD_RUN_JSON and list(cfg.to_json()) == list(OLD_RUN_JSON)  # keys in their order
+    written = cfg.to_json()
+    assert {k: written[k] for k in OLD_RUN_JSON} == OLD_RUN_JSON  # every key keeps its value
+    assert [k for k in written if k in OLD_RUN_JSON] == list(OLD_RUN_JSON)  # and its place
+    # the settings added since, with the values the loop used before they were settings (3 % warm-up of 4 steps)
+    assert {k: v for k, v in written.items() if k not in OLD_RUN_JSON} == {
+        "recipe": "default", "weight_decay": 0.0, "warmup_steps": 1, "scheduler": "cosine", "load_in_4bit": False}
+    assert RunConfig.from_json(written) == cfg
     assert cfg.settings.max_memory_mb == 512 and cfg.examples == (("P: a. H: b.", "neutral"),)
     older = {k: v for k, v in OLD_RUN_JSON.items()
              if k not in ("lora", "group_by_length", "gradient_checkpointing", "max_memory_mb")}
-    (tmp_path / "run.json").write_text(json.dumps({**older, "warmup_steps": 3}))  # an unknown key is ignored
+    (tmp_path / "run.json").write_text(json.dumps({**older, "total_steps": 400, "a_future_key": 3}))  # ignored
     loaded = read_config(tmp_path)
     assert loaded.settings.lora == LoraSettings() and loaded.settings.group_by_length
     assert "max_memory_mb" not in loaded.to_json() and loaded.eval_every == 1
+    assert loaded.settings.warmup_steps == 12 and loaded.settings.scheduler == "cosine"
 
 
 def test_settings_are_validated_with_a_fix(workspace):
@@ -211,5 +218,8 @@ def test_settings_are_validated_with_a_fix(workspace):
         settings_from_config(workspace.config, student="/models/tiny", batch_size=0)
     with pytest.raises(EngineError, match="unknown training method"):
         settings_from_config(workspace.config, student="/models/tiny", method="qlora")
+    with pytest.raises(EngineError, match="unknown training recipe 'qlora'") as err:
+        settings_from_config(workspace.config, student="/models/tiny", recipe="qlora")
+    assert "default, paper" in err.value.fix
     settings = settings_from_config(workspace.config, student="/models/tiny", max_steps=None, lr=1e-3)
     assert settings.lr == 1e-3 and settings.max_steps is None and settings.method == "auto"
