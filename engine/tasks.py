@@ -104,6 +104,13 @@ def _shown(text: str, limit: int = 40) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
+def _keys(keys: list[str]) -> str:
+    """Unknown keys for a message: plain when they look like names, else quoted (a key may hold a newline
+    or any other character), at most five."""
+    shown = [k if re.fullmatch(r"[\w.\-]{1,40}", k) else _shown(k) for k in keys[:5]]
+    return ", ".join(shown) + (", ..." if len(keys) > 5 else "")
+
+
 def validate(data: Any, where: str = "task") -> Task:
     """Check a task spec and return it as a Task; raise TaskError listing every problem."""
     problems: list[str] = []
@@ -111,7 +118,7 @@ def validate(data: Any, where: str = "task") -> Task:
         raise TaskError(where, ["must be a JSON object"])
     unknown = sorted(set(data) - TASK_KEYS)
     if unknown:
-        problems.append(f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(TASK_KEYS))})")
+        problems.append(f"unknown key(s) {_keys(unknown)} (allowed: {', '.join(sorted(TASK_KEYS))})")
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         problems.append("missing or empty name")
@@ -133,7 +140,7 @@ def validate(data: Any, where: str = "task") -> Task:
                 continue
             bad = sorted(set(ex) - {"input", "output"})
             if bad:
-                problems.append(f"example {i} has unknown key(s) {', '.join(bad)}")
+                problems.append(f"example {i} has unknown key(s) {_keys(bad)}")
             for key in ("input", "output"):
                 if not isinstance(ex.get(key), str) or not ex[key].strip():
                     problems.append(f"example {i} has no {key}")

@@ -69,7 +69,7 @@ def _read_parquet(path: Path) -> Table:
         pf = pq.ParquetFile(path)
         n = pf.metadata.num_rows
         meta = pf.schema_arrow.metadata or {}
-    except (pa.ArrowException, OSError) as exc:
+    except (pa.ArrowException, OSError, ValueError) as exc:  # ValueError: e.g. a column name not in UTF-8
         raise FileProblem(f"not a readable Parquet file ({short(exc)})") from None
     row_ids = None
     if b"rebase.row_ids" in meta:  # original positions recorded by the tool that wrote the file
@@ -94,8 +94,12 @@ def _read_arrow(path: Path) -> Table:
         try:
             with pa.memory_map(str(path)) as source:
                 table = opener(source).read_all()
+            # the IPC reader trusts the offsets and lengths a file declares: a damaged file read unchecked
+            # crashed the process (SIGSEGV, SIGBUS); full validation finds every such lie first
+            table.validate(full=True)
             break
-        except (pa.ArrowException, OSError) as exc:
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            table = None
             errors.append(short(exc))
     if table is None:
         raise FileProblem(f"not a readable Arrow file ({errors[-1]})")

@@ -40,12 +40,17 @@ class Table:
         import pyarrow as pa
 
         if self.parquet is not None:
-            return self._take_parquet(positions)
-        try:
-            taken = self.arrow.take(pa.array(positions, type=pa.int64())) if positions else self.arrow.slice(0, 0)
-            return arrow_records(taken)
-        except (pa.ArrowException, ValueError) as exc:  # e.g. a string column that is not UTF-8
-            raise FileProblem(f"not a readable Arrow file ({short(exc)})") from None
+            records = self._take_parquet(positions)
+        else:
+            try:
+                taken = self.arrow.take(pa.array(positions, type=pa.int64())) if positions else self.arrow.slice(0, 0)
+                records = arrow_records(taken)
+            except (pa.ArrowException, ValueError) as exc:  # e.g. a string column that is not UTF-8
+                raise FileProblem(f"not a readable Arrow file ({short(exc)})") from None
+        if len(records) != len(positions):  # a damaged file that claims more rows than its columns hold
+            raise FileProblem(f"its rows could not be read back ({len(records)} of {len(positions)}): the file "
+                              "is damaged")
+        return records
 
     def _take_parquet(self, positions: Sequence[int]) -> list[dict[str, Any]]:
         import pyarrow as pa
@@ -95,8 +100,11 @@ def arrow_records(table: Any) -> list[dict[str, Any]]:
 
 
 def schema_notes(path: Path, schema: Any) -> list[tuple[str, str]]:
-    """The note for an Arrow/Parquet schema that repeats a column name (none otherwise)."""
+    """The note for an Arrow/Parquet schema that repeats a column name (none otherwise); FileProblem for
+    one without a column that can hold text (binary columns only, or none)."""
     names = [f.name for f in schema if not is_binary(f.type)]
+    if not names:
+        raise FileProblem("no column holds text or numbers (only binary data, or no columns at all)")
     note = renamed_note(names, unique_names(names))
     return [(str(path), note)] if note else []
 
