@@ -214,7 +214,8 @@ def open_value_index(ws: Workspace, value_keys: np.ndarray, dim: int) -> Any:
     keys = np.asarray(index.keys[:n], dtype=np.int64) if n else np.zeros(0, np.int64)
     lacking = int((~np.isin(value_keys, keys)).sum())
     if lacking:
-        raise damaged_index(ws, f"lacks {lacking:,} of the datastore's {len(value_keys):,} values")
+        raise damaged_index(ws, f"lacks {lacking:,} of the datastore's {len(value_keys):,} values (an ingest "
+                                "still running adds them at its end)")
     return index
 
 
