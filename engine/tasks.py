@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.datastore.cells import storable
 from engine.errors import EngineError
 from engine.workspace import Workspace
 
@@ -92,11 +93,7 @@ class TaskError(EngineError):
 
 def _storable(text: str) -> bool:
     """False for text holding a lone surrogate (JSON's ``"\\ud800"``): UTF-8, and so DuckDB, cannot store it."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return not storable(text)[1]
 
 
 def _shown(text: str, limit: int = 40) -> str:
