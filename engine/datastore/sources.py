@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +28,9 @@ from engine.datastore.cards import card_description, card_labels, clean_markdown
 from engine.datastore.cells import class_labels, storable
 from engine.datastore.ids import checked_id, id_from_folder, pretty_id
 from engine.datastore.readers import file_format
+from engine.datastore.splits import SPLIT_ALIASES, normalize_split, split_of
 from engine.errors import EngineError
 
-SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
-                 "val": "validation", "dev": "validation", "test": "test", "testing": "test"}
 IGNORED_SUFFIXES = {".md", ".txt", ".py", ".yaml", ".yml", ".lock", ".png", ".jpg", ".jpeg", ".gif", ".svg",
                     ".webp", ".bmp", ".tif", ".tiff", ".pdf", ".wav", ".mp3", ".flac", ".ogg", ".mp4", ".ipynb",
                     ".cfg", ".toml", ".sh", ".html", ".bib", ".tex", ".license", ".rst", ".gitkeep", ""}
@@ -62,23 +60,6 @@ class DatasetSource:
     labels: dict[str, list[str]] = field(default_factory=dict)
     problems: list[tuple[str, str]] = field(default_factory=list)  # unreadable / unknown files
     other_splits: set[str] = field(default_factory=set)
-
-
-def split_of(name: str) -> str | None:
-    """The split named by a file or folder name (``train-00000-of-00002.parquet`` → ``train``), else None."""
-    base = name.lower()
-    for suffix in (".gz", ".parquet", ".arrow", ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".feather"):
-        if base.endswith(suffix):
-            base = base[: -len(suffix)]
-    for token in re.split(r"[-_.\s]+", base):
-        if token in SPLIT_ALIASES:
-            return SPLIT_ALIASES[token]
-    return None
-
-
-def normalize_split(split: str) -> str:
-    """``dev`` → ``validation`` and so on; other names are kept."""
-    return SPLIT_ALIASES.get(split.lower(), split)
 
 
 # -- discovery -----------------------------------------------------------------------------------
