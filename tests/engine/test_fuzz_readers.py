@@ -19,15 +19,12 @@ import os
 import time
 from pathlib import Path
 
-import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-hypothesis = pytest.importorskip("hypothesis")  # the dev extra installs it; CI always has it
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from engine.datastore.readers import DATA_SUFFIXES, read_split  # noqa: E402
-from engine.errors import EngineError  # noqa: E402
-from engine.tasks import Task, read_task_file  # noqa: E402
+from engine.datastore.readers import DATA_SUFFIXES, read_split
+from engine.errors import EngineError
+from engine.tasks import Task, read_task_file
 
 SEEDS = Path(__file__).resolve().parent.parent / "data" / "fuzz"
 DATA_SEEDS = sorted(p for p in SEEDS.iterdir() if p.name not in ("README.md", "task.json"))
