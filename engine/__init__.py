@@ -8,13 +8,15 @@ stage                 package / module        what it holds (doc)
 kernel                ``errors``, ``events``, expected failures, the event protocol, settings, the DuckDB store
                       ``config``, ``store``,  and its numbered ``migrations/``, the workspace folder and lock,
                       ``workspace``, ``rate`` throughput and ETA
-1. datastore          ``datastore/``          finding datasets on disk (``sources``, ``cards``), reading files
-                                              (``readers``, ``cells``), ``ingest`` (``staging``, ``vectorize``),
+1. datastore          ``datastore/``          finding datasets on disk (``sources``, ``cards``, ``ids``,
+                                              ``splits``), reading files (``readers``, ``text_formats``,
+                                              ``tables``, ``cells``), ``ingest`` (``staging``, ``vectorize``),
                                               the embedder (``embed``), vector files (``vindex``), listing and
                                               removing ``datasets``, index ``health`` (docs/datastore.md)
 2. task               ``tasks``               instruction + examples + contamination bans (docs/retrieval.md)
 3. retrieval          ``retrieval/``          ``loading`` the datastore, pure ReBase ``scoring``, the
-                                              ``retriever``, its ``results``, the stored ``pool``
+                                              ``retriever`` and its ``query_store``, its ``results``, the
+                                              stored ``pool``
                                               (docs/retrieval.md)
 4. teacher            ``teacher/``            the Ollama ``client``, ``hosts``, ``prompts``, ``ask`` (one example
                                               from the teacher), ``quality`` checks, ``calls`` (cache, SQL),

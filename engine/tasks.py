@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.datastore.cells import storable
 from engine.errors import EngineError
 from engine.workspace import Workspace
 
 TASK_KEYS = {"name", "instruction", "examples", "source_datasets_to_exclude", "metric"}
 #: The metrics a task may name (see engine.student.metrics); several are comma-separated (``"bleu,chrf"``).
 TASK_METRICS = ("exact", "squad", "accuracy", "bleu", "chrf")
+UNSTORABLE = "holds a lone surrogate (an unpaired \\ud800-\\udfff escape), which UTF-8 text cannot store"
 _ANSWER_RE = re.compile(r"the answer is\s*:?\s*(.+?)\s*\.?\s*$", re.IGNORECASE | re.DOTALL)
 
 
@@ -74,14 +77,39 @@ def output_target(output: str) -> str:
     return answer if answer is not None else output
 
 
+#: Problems a TaskError's message lists (``problems`` keeps them all): a file of thousands of broken
+#: demonstrations must still read as one line.
+SHOWN_PROBLEMS = 8
+
+
 class TaskError(EngineError):
     """A task file or spec is invalid; ``problems`` lists every problem found."""
 
     def __init__(self, where: str, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__(f"{where}: " + "; ".join(problems),
+        shown = problems[:SHOWN_PROBLEMS]
+        if len(problems) > SHOWN_PROBLEMS:
+            shown = [*shown, f"and {len(problems) - SHOWN_PROBLEMS} more problem(s)"]
+        super().__init__(f"{where}: " + "; ".join(shown),
                          fix='a task is {"name", "instruction", "examples": [{"input", "output"}, ...], '
                              '"source_datasets_to_exclude": [...]}')
+
+
+def _storable(text: str) -> bool:
+    """False for text holding a lone surrogate (JSON's ``"\\ud800"``): UTF-8, and so DuckDB, cannot store it."""
+    return not storable(text)[1]
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """``text`` for a message: its repr, cut to ``limit`` characters."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def _keys(keys: list[str]) -> str:
+    """Unknown keys for a message: plain when they look like names, else quoted (a key may hold a newline
+    or any other character), at most five."""
+    shown = [k if re.fullmatch(r"[\w.\-]{1,40}", k) else _shown(k) for k in keys[:5]]
+    return ", ".join(shown) + (", ..." if len(keys) > 5 else "")
 
 
 def validate(data: Any, where: str = "task") -> Task:
@@ -91,15 +119,17 @@ def validate(data: Any, where: str = "task") -> Task:
         raise TaskError(where, ["must be a JSON object"])
     unknown = sorted(set(data) - TASK_KEYS)
     if unknown:
-        problems.append(f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(TASK_KEYS))})")
+        problems.append(f"unknown key(s) {_keys(unknown)} (allowed: {', '.join(sorted(TASK_KEYS))})")
     name = data.get("name")
     if not isinstance(name, str) or not name.strip():
         problems.append("missing or empty name")
     elif not re.fullmatch(r"[\w.\-]+", name.strip()):
-        problems.append(f"name {name!r} may only hold letters, digits, '_', '-' and '.'")
+        problems.append(f"name {_shown(name)} may only hold letters, digits, '_', '-' and '.'")
     instruction = data.get("instruction")
     if not isinstance(instruction, str) or not instruction.strip():
         problems.append("missing or empty instruction")
+    elif not _storable(instruction):
+        problems.append(f"instruction {UNSTORABLE}")
     examples = data.get("examples")
     parsed: list[Demonstration] = []
     if not isinstance(examples, list) or not examples:
@@ -111,15 +141,20 @@ def validate(data: Any, where: str = "task") -> Task:
                 continue
             bad = sorted(set(ex) - {"input", "output"})
             if bad:
-                problems.append(f"example {i} has unknown key(s) {', '.join(bad)}")
+                problems.append(f"example {i} has unknown key(s) {_keys(bad)}")
             for key in ("input", "output"):
                 if not isinstance(ex.get(key), str) or not ex[key].strip():
                     problems.append(f"example {i} has no {key}")
+                elif not _storable(ex[key]):
+                    problems.append(f"example {i}'s {key} {UNSTORABLE}")
             if isinstance(ex.get("input"), str) and isinstance(ex.get("output"), str):
                 parsed.append(Demonstration(ex["input"], ex["output"]))
     exclude = data.get("source_datasets_to_exclude", [])
     if not isinstance(exclude, list) or not all(isinstance(x, str) for x in exclude):
         problems.append("source_datasets_to_exclude must be a list of dataset ids")
+        exclude = []
+    elif not all(_storable(x) for x in exclude):
+        problems.append(f"source_datasets_to_exclude {UNSTORABLE}")
         exclude = []
     metric = data.get("metric")
     if metric is not None:
@@ -137,9 +172,13 @@ def validate(data: Any, where: str = "task") -> Task:
 
 
 def read_task_file(path: Path) -> Task:
-    """Read and validate a task JSON file."""
+    """Read and validate a task JSON file; every problem is one EngineError (TaskError for the content)."""
+    path = Path(path)
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")  # a UTF-8 byte-order mark is fine
+        mode = path.stat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a FIFO or device would block or never end
+            raise EngineError(f"cannot read task file {path}: not a regular file", fix="pass a JSON file")
+        text = path.read_text(encoding="utf-8-sig")  # a UTF-8 byte-order mark is fine
     except OSError as exc:
         raise EngineError(f"cannot read task file {path}: {exc.strerror}", fix="check the path") from None
     except UnicodeDecodeError:
@@ -149,6 +188,9 @@ def read_task_file(path: Path) -> Task:
     except json.JSONDecodeError as exc:
         raise EngineError(f"task file {path} is not valid JSON (line {exc.lineno}: {exc.msg})",
                           fix="fix the JSON syntax") from None
+    except RecursionError:
+        raise EngineError(f"task file {path} is nested too deeply to be a task",
+                          fix='a task is one flat JSON object: {"name", "instruction", "examples": [...]}') from None
     return validate(data, str(path))
 
 
@@ -216,8 +258,13 @@ def resolve_task(ws: Workspace, ref: str) -> Task:
     if task is not None:
         return task
     path = Path(ref).expanduser()
-    if path.suffix.lower() == ".json" or path.is_file():
-        if not path.exists():
+    try:
+        is_path = path.suffix.lower() == ".json" or path.is_file()
+        exists = is_path and path.exists()
+    except OSError as exc:  # e.g. a folder on the way that may not be searched
+        raise EngineError(f"cannot read task file {path}: {exc.strerror}", fix="check the path") from None
+    if is_path:
+        if not exists:
             raise EngineError(f"task file {path} does not exist", fix="check the path")
         task = read_task_file(path)
         stored = get_task(ws, task.name)

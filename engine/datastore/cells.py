@@ -5,7 +5,10 @@
   Parquet/Arrow metadata or the card; Arrow dictionary columns decode to their values);
 * binary columns and image/audio structs (``{"bytes", "path"}``) are skipped; ``None`` and empty strings
   are skipped; values are kept exactly as stored otherwise (``str(value)`` for numbers and booleans);
-* a cell longer than :data:`MAX_CELL_CHARS` is dropped and reported.
+* a cell longer than :data:`MAX_CELL_CHARS` is dropped and reported;
+* a lone surrogate (JSON's unpaired ``"\\ud800"``), which UTF-8 and so DuckDB cannot store, becomes U+FFFD in
+  texts and column names, and is reported;
+* repeated column names (a CSV header, an Arrow schema) are kept apart as ``a``, ``a_2``, ... (:func:`unique_names`).
 """
 
 from __future__ import annotations
@@ -13,11 +16,15 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import re
 from decimal import Decimal
 from typing import Any
 
 MAX_CELL_CHARS = 1_000_000
 """Cells longer than this (1 M characters) are dropped and reported: no embedder reads that far."""
+LONE_SURROGATES = ("lone surrogate(s) (unpaired \\ud800-\\udfff escapes, which UTF-8 cannot store) replaced by "
+                   "U+FFFD")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 # -- label names from Hugging Face feature descriptions ----------------------------------------
@@ -64,9 +71,12 @@ def hf_labels(metadata: dict[bytes, bytes] | None) -> dict[str, list[str]]:
         return {}
     try:
         info = json.loads(metadata[b"huggingface"])
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
-    features = (info.get("info") or {}).get("features") or info.get("features")
+    if not isinstance(info, dict):
+        return {}
+    inner = info.get("info")
+    features = (inner.get("features") if isinstance(inner, dict) else None) or info.get("features")
     return class_labels(features) if features else {}
 
 
@@ -136,18 +146,68 @@ def flatten_row(record: dict[str, Any], labels: dict[str, list[str]] | None = No
         elif labels and col in labels and isinstance(value, list):
             names = labels[col]
             value = [names[v] if isinstance(v, int) and 0 <= v < len(names) else v for v in value]
+        if col in out:  # {"a_b": 1, "a": {"b": 2}} flattens both to a_b: the second is kept apart
+            k = 2
+            while f"{col}_{k}" in out:
+                k += 1
+            col = f"{col}_{k}"
         out[col] = value
     return out
 
 
+def storable(text: str) -> tuple[str, bool]:
+    """``text`` with lone surrogates replaced by U+FFFD, and whether it held any (a surrogate pair in JSON is
+    already one character; only an unpaired half is left in a Python string)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE_RE.sub("\ufffd", text), True
+    return text, False
+
+
 def texts_of(flat: dict[str, Any], path: str, notes: list[tuple[str, str]]) -> dict[str, str | None]:
-    """Flattened raw values → ``{column: text or None}``, dropping (and noting) oversized cells."""
+    """Flattened raw values → ``{column: text or None}``, dropping (and noting) oversized cells and making
+    every text and column name storable (noted once per row)."""
     row: dict[str, str | None] = {}
+    replaced = False
     for col, value in flat.items():
         text = cell_text(value)
+        col, bad_name = storable(str(col))
         if text is not None and len(text) > MAX_CELL_CHARS:
             notes.append((path, f"cell {col!r} holds {len(text):,} characters, over the "
                                 f"{MAX_CELL_CHARS:,}-character limit; that cell was skipped"))
             text = None
+        bad_text = False
+        if text is not None:
+            text, bad_text = storable(text)
+        replaced = replaced or bad_name or bad_text
         row[col] = text
+    if replaced:
+        notes.append((path, LONE_SURROGATES))
     return row
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """Column names made unique in order: a repeat of ``a`` becomes ``a_2`` (``a_3``... when taken), so no
+    column overwrites another; names that are not repeats are kept as they are."""
+    reserved = set(names)  # a renamed repeat never takes a name the header itself uses later
+    used: set[str] = set()
+    out = []
+    for name in names:
+        new = name
+        if new in used:
+            k = 2
+            while f"{name}_{k}" in used or f"{name}_{k}" in reserved:
+                k += 1
+            new = f"{name}_{k}"
+        used.add(new)
+        out.append(new)
+    return out
+
+
+def renamed_note(names: list[str], unique: list[str]) -> str | None:
+    """The note for columns :func:`unique_names` renamed (None when none were)."""
+    moved = [f"{a!r} as {b!r}" for a, b in zip(names, unique, strict=True) if a != b]
+    if not moved:
+        return None
+    return "repeated column name(s) kept apart: " + ", ".join(moved[:5]) + (" ..." if len(moved) > 5 else "")

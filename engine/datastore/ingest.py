@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.datastore import vindex
+from engine.datastore import ids, vindex
 from engine.datastore.datasets import Totals, totals
 from engine.datastore.sources import DatasetSource, discover, normalize_split
 from engine.datastore.staging import Skipped, read_dataset, stage_dataset
@@ -108,21 +108,24 @@ class _Plan:
     notes: list[str] = field(default_factory=list)
 
 
-def _plan(ws: Workspace, paths: Sequence[str | Path], split: str) -> _Plan:
-    """Find the datasets under ``paths``; keep those not in the workspace yet, each id once, with files."""
-    found = discover(paths, split)
+def _plan(ws: Workspace, paths: Sequence[str | Path], split: str, dataset_id: str | None) -> _Plan:
+    """Find the datasets under ``paths``; keep those not in the workspace yet, each id once, with files.
+    A source whose id a dataset from elsewhere already has is skipped with the way to ingest it anyway."""
+    found = discover(paths, split, dataset_id)
     plan = _Plan(skipped=[Skipped(p, r) for p, r in found.skipped], notes=list(found.notes))
     with ws.store.cursor() as cur:
-        existing = {r[0] for r in cur.execute("select name from datasets").fetchall()}
+        existing: dict[str, str] = dict(cur.execute("select name, source_path from datasets").fetchall())
     seen: dict[str, str] = {}
     for ds in found.datasets:
         plan.skipped.extend(Skipped(p, r) for p, r in ds.problems)
         if ds.name in existing:
-            plan.unchanged += 1
+            if ids.same_source(existing[ds.name], ds.root):
+                plan.unchanged += 1
+            else:
+                plan.skipped.append(Skipped(str(ds.root), ids.collision(ds.name, existing[ds.name], ds.root)))
             continue
         if ds.name in seen:
-            plan.skipped.append(Skipped(str(ds.root), f"dataset id {ds.name} also found at {seen[ds.name]}; "
-                                                      "only the first is ingested"))
+            plan.skipped.append(Skipped(str(ds.root), ids.repeated(ds.name, seen[ds.name], ds.root)))
             continue
         seen[ds.name] = str(ds.root)
         if not ds.configs:
@@ -196,7 +199,7 @@ def _rows_of(ws: Workspace, names: Sequence[str]) -> int:
 
 def ingest(ws: Workspace, paths: Sequence[str | Path], *, max_rows_per_config: int = 1000,
            split: str = "train", embedder: Embedder | None = None, batch_size: int | None = None,
-           chunk_values: int = CHUNK_VALUES, embed: bool = True) -> Iterator[Event]:
+           chunk_values: int = CHUNK_VALUES, embed: bool = True, dataset_id: str | None = None) -> Iterator[Event]:
     """Ingest the datasets found under ``paths`` into ``ws``; a generator of events ending in IngestDone.
 
     ``max_rows_per_config``: at most that many rows per config, at a uniform stride (0: all).
@@ -204,7 +207,8 @@ def ingest(ws: Workspace, paths: Sequence[str | Path], *, max_rows_per_config: i
     :class:`~engine.datastore.embed.Embedder` (default: the workspace's, loaded only when something needs
     embedding). Problems with single files are reported in the summary's ``skipped`` and never stop the run.
     ``embed=False`` only reads and stages (counts in seconds; the datasets stay ``ingesting``, invisible to
-    retrieval, until an ingest or ``check --repair`` embeds them).
+    retrieval, until an ingest or ``check --repair`` embeds them). ``dataset_id`` names the one dataset
+    ``paths`` hold (``ingest --id``), e.g. to ingest a source whose own id is taken.
     """
     t0 = time.monotonic()
     if max_rows_per_config < 0:
@@ -219,7 +223,7 @@ def ingest(ws: Workspace, paths: Sequence[str | Path], *, max_rows_per_config: i
     dropped = vindex.drop_orphan_vectors(ws)
     if dropped:
         yield Log(f"dropped {dropped} vector(s) left over from an interrupted remove", "WARNING")
-    plan = _plan(ws, paths, split)
+    plan = _plan(ws, paths, split, dataset_id)
     for note in plan.notes:
         yield Log(note)
     for item in plan.skipped:

@@ -11,32 +11,32 @@
   (a ``catalog.jsonl``) are not datasets and are ignored with a log line.
 * A single data file is a dataset of its own (config ``default``).
 
-The dataset id is the card's ``pretty_name`` when it looks like an id (no spaces), else the folder name
-(``ORG__NAME`` → ``ORG/NAME``, ``datasets--ORG--NAME`` → ``ORG/NAME``), else the file stem.
+Dataset ids come from cards, folder names and file stems (:mod:`engine.datastore.ids`). A file or folder that
+cannot be read is reported in ``skipped`` (or the dataset's ``problems``) and the rest is scanned.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.datastore.cards import card_description, card_labels, clean_markdown, cut, parse_card
-from engine.datastore.cells import class_labels
+from engine.datastore.cells import class_labels, storable
+from engine.datastore.ids import checked_id, id_from_folder, pretty_id
 from engine.datastore.readers import file_format
+from engine.datastore.splits import SPLIT_ALIASES, normalize_split, split_of
+from engine.errors import EngineError
 
-SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
-                 "val": "validation", "dev": "validation", "test": "test", "testing": "test"}
 IGNORED_SUFFIXES = {".md", ".txt", ".py", ".yaml", ".yml", ".lock", ".png", ".jpg", ".jpeg", ".gif", ".svg",
                     ".webp", ".bmp", ".tif", ".tiff", ".pdf", ".wav", ".mp3", ".flac", ".ogg", ".mp4", ".ipynb",
                     ".cfg", ".toml", ".sh", ".html", ".bib", ".tex", ".license", ".rst", ".gitkeep", ""}
 METADATA_FILES = {"dataset_infos.json", "dataset_info.json", "dataset_dict.json", "state.json",
                   "dataset_state.json", "readme.md"}
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".7z", ".rar", ".bz2", ".xz", ".zst")
-_ID_RE = re.compile(r"[\w.\-]+(/[\w.\-]+)?")
 
 
 @dataclass
@@ -60,43 +60,6 @@ class DatasetSource:
     labels: dict[str, list[str]] = field(default_factory=dict)
     problems: list[tuple[str, str]] = field(default_factory=list)  # unreadable / unknown files
     other_splits: set[str] = field(default_factory=set)
-
-
-def split_of(name: str) -> str | None:
-    """The split named by a file or folder name (``train-00000-of-00002.parquet`` → ``train``), else None."""
-    base = name.lower()
-    for suffix in (".gz", ".parquet", ".arrow", ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".feather"):
-        if base.endswith(suffix):
-            base = base[: -len(suffix)]
-    for token in re.split(r"[-_.\s]+", base):
-        if token in SPLIT_ALIASES:
-            return SPLIT_ALIASES[token]
-    return None
-
-
-def normalize_split(split: str) -> str:
-    """``dev`` → ``validation`` and so on; other names are kept."""
-    return SPLIT_ALIASES.get(split.lower(), split)
-
-
-# -- ids -----------------------------------------------------------------------------------------
-def id_from_folder(name: str) -> str:
-    """``ORG__NAME`` → ``ORG/NAME``; ``datasets--ORG--NAME`` → ``ORG/NAME``; else unchanged."""
-    if name.startswith("datasets--"):
-        parts = name[len("datasets--"):].split("--", 1)
-        return "/".join(parts)
-    if "__" in name:
-        org, rest = name.split("__", 1)
-        if org and rest:
-            return f"{org}/{rest}"
-    return name
-
-
-def _pretty_id(meta: dict[str, Any]) -> str | None:
-    pretty = meta.get("pretty_name")
-    if isinstance(pretty, str) and _ID_RE.fullmatch(pretty.strip()):
-        return pretty.strip()
-    return None
 
 
 # -- discovery -----------------------------------------------------------------------------------
@@ -163,23 +126,52 @@ class Discovery:
     notes: list[str] = field(default_factory=list)
 
 
-def discover(paths: Sequence[str | Path], split: str = "train") -> Discovery:
-    """Find every dataset below ``paths`` and the files of its configs' ``split``."""
+def discover(paths: Sequence[str | Path], split: str = "train", dataset_id: str | None = None) -> Discovery:
+    """Find every dataset below ``paths`` and the files of its configs' ``split``.
+
+    ``dataset_id`` (``ingest --id``) names the one dataset found instead of its card or folder; paths
+    holding several are an EngineError (one id cannot name them all).
+    """
     split = normalize_split(split)
+    given = checked_id(dataset_id) if dataset_id is not None else None
+    found = _discover(paths, split)
+    for ds in found.datasets:  # a file or folder name that is not UTF-8: the id keeps U+FFFD
+        ds.name = storable(ds.name)[0]
+    if given is not None:
+        if len(found.datasets) > 1:
+            names = ", ".join(ds.name for ds in found.datasets[:3]) + (", ..." if len(found.datasets) > 3 else "")
+            raise EngineError(f"--id {given} names one dataset, but the path(s) hold {len(found.datasets)} "
+                              f"({names})", fix="pass that one dataset's folder or file with --id, or leave --id out")
+        for ds in found.datasets:
+            ds.name = given
+    return found
+
+
+def _discover(paths: Sequence[str | Path], split: str) -> Discovery:
     found = Discovery()
     for raw in paths:
         path = Path(raw).expanduser()
-        if not path.exists():
-            found.skipped.append((str(path), "no such file or directory"))
-            continue
-        path = path.resolve()
-        if path.is_file():
-            _add_file_dataset(path, split, found)
-        elif path.is_dir():
-            _scan_dir(path, split, found, top=True)
-        else:
-            found.skipped.append((str(path), "not a regular file or directory"))
+        try:
+            if not path.exists():
+                found.skipped.append((str(path), "no such file or directory"))
+                continue
+            path = path.resolve()
+            if path.is_file():
+                _add_file_dataset(path, split, found)
+            elif path.is_dir():
+                _scan_dir(path, split, found, top=True)
+            else:
+                found.skipped.append((str(path), "not a regular file or directory"))
+        except OSError as exc:  # an unreadable folder is one more bad input, never the end of the run
+            found.skipped.append((str(path), os_reason(exc)))
     return found
+
+
+def os_reason(exc: OSError) -> str:
+    """Why a file or folder could not be read, as a skipped entry says it."""
+    if isinstance(exc, PermissionError):
+        return "permission denied — make it readable"
+    return f"cannot read it ({exc.strerror or type(exc).__name__})"
 
 
 def _add_file_dataset(path: Path, split: str, found: Discovery) -> None:
@@ -215,8 +207,11 @@ def _scan_dir(d: Path, split: str, found: Discovery, top: bool = False) -> None:
         for c in _subdirs(d):
             if c.name.startswith(("models--", "spaces--")):
                 continue
-            if _is_marked_dataset(c) or _is_collection(c) or _has_data(c):
-                _scan_dir(c, split, found)
+            try:
+                if _is_marked_dataset(c) or _is_collection(c) or _has_data(c):
+                    _scan_dir(c, split, found)
+            except OSError as exc:  # one unreadable dataset folder: report it, scan its siblings
+                found.skipped.append((str(c), os_reason(exc)))
         loose = sorted(f.name for f in d.iterdir() if f.is_file() and not _hidden(f) and file_format(f))
         if loose:
             found.notes.append(f"{d}: loose files beside the dataset folders are not datasets, ignored: "
@@ -259,15 +254,17 @@ def _dataset_folder(root: Path, split: str, folder_id: str) -> DatasetSource:
     card_path = root / "README.md"
     card = meta = None
     body = ""
+    problems: list[tuple[str, str]] = []
     if card_path.is_file():
         try:
             card = card_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
+        except OSError as exc:
             card = None
+            problems.append((str(card_path), f"{os_reason(exc)}; the card was left out"))
         if card is not None:
             meta, body = parse_card(card)
     meta = meta or {}
-    ds = DatasetSource(name=_pretty_id(meta) or folder_id, root=root, card=card)
+    ds = DatasetSource(name=pretty_id(meta) or folder_id, root=root, card=card, problems=problems)
     if card:
         ds.description = card_description(body)
     infos = _read_json_file(root / "dataset_infos.json")
@@ -343,9 +340,28 @@ def _save_to_disk_configs(root: Path, split: str, ds: DatasetSource) -> None:
             ds.configs.append(ConfigSource("default", split, files))
 
 
+def _files_below(root: Path, ds: DatasetSource) -> list[Path]:
+    """Every regular file below ``root``, sorted; a subfolder that cannot be listed is noted in
+    ``ds.problems`` (``Path.rglob`` passes over it in silence, and its files would be lost unsaid)."""
+    def unreadable(exc: OSError) -> None:
+        ds.problems.append((str(exc.filename or root), os_reason(exc)))
+
+    files = []
+    for folder, dirs, names in os.walk(root, onerror=unreadable):  # symlinked folders are not followed
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
+        for name in names:
+            path = Path(folder) / name
+            try:
+                if path.is_file():
+                    files.append(path)
+            except OSError as exc:  # a folder that may be listed but not searched
+                unreadable(exc)
+    return sorted(files)
+
+
 def _layout_configs(root: Path, split: str, ds: DatasetSource) -> None:
     by_config: dict[str, list[Path]] = {}
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for path in _files_below(root, ds):
         rel = path.relative_to(root)
         if any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
             continue

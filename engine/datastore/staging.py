@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from engine.datastore.cells import storable
+from engine.datastore.ids import source_text
 from engine.datastore.readers import read_split
 from engine.datastore.sources import DatasetSource
 
@@ -29,6 +31,11 @@ class Skipped:
 
     path: str
     reason: str
+
+    def __post_init__(self) -> None:
+        # a path from a file name that is not UTF-8 holds surrogates, which no output can print
+        object.__setattr__(self, "path", storable(self.path)[0])
+        object.__setattr__(self, "reason", storable(self.reason)[0])
 
     def to_json(self) -> dict[str, str]:
         return {"path": self.path, "reason": self.reason}
@@ -133,15 +140,18 @@ def stage_dataset(ws: Workspace, staged: StagedDataset, value_floor: int, datase
         ds_id = max(top("datasets"), dataset_floor) + 1
         next_config, next_row = top("configs") + 1, top("rows") + 1
         max_value = max(top("cell_values"), value_floor)
+        # a file name that is not UTF-8, or a card's JSON with an unpaired surrogate escape, keeps U+FFFD:
+        # DuckDB stores UTF-8 only
         cur.execute("insert into datasets (id, name, source_path, description, description_generated, card, "
                     "status) values (?, ?, ?, ?, ?, ?, 'ingesting')",
-                    [ds_id, staged.source.name, str(staged.source.root), staged.description,
-                     staged.description_generated, staged.source.card])
+                    [ds_id, staged.source.name, source_text(staged.source.root),
+                     storable(staged.description)[0], staged.description_generated,
+                     storable(staged.source.card)[0] if staged.source.card is not None else None])
         cols = _Columns([], [], [], [], [], [], [], [])
         for config in staged.configs:
             cur.execute("insert into configs (id, dataset, name, split, columns, rows_total, status) "
                         "values (?, ?, ?, ?, ?, ?, 'ingesting')",
-                        [next_config, ds_id, config.name, config.split,
+                        [next_config, ds_id, storable(config.name)[0], storable(config.split)[0],
                          json.dumps(config.columns, ensure_ascii=False), config.rows_total])
             for row_id, row in config.rows:
                 cols.row_id.append(next_row)

@@ -174,3 +174,51 @@ def load_datastore(ws: Workspace) -> LoadedDatastore:
         embedder_name, signature, dataset_ids, descriptions, np.ascontiguousarray(values, dtype=np.float32),
         v_keys, index, np.asarray(s.rows["config"], dtype=np.int64)[meta],
         np.asarray(s.rows["row_id"], dtype=np.int64)[meta], s.configs)
+
+
+# -- the approximate path's usearch index --------------------------------------------------------
+REPAIR_FIX = ("run `rebase-tui check --repair` (it rebuilds the index from the vectors), "
+              "or search without --approximate")
+
+
+def damaged_index(ws: Workspace, detail: str) -> EngineError:
+    """The error for a values index that cannot be used (missing, unreadable, or not this datastore's)."""
+    from engine.datastore import vindex
+
+    return EngineError(f"the approximate index {vindex.usearch_path(ws, vindex.VALUES)} {detail}", fix=REPAIR_FIX)
+
+
+def open_value_index(ws: Workspace, value_keys: np.ndarray, dim: int) -> Any:
+    """The values' usearch index (memory-mapped), checked against the loaded datastore.
+
+    A damaged file raises inside usearch (``ValueError: End of file reached!``, ``Not a dense USearch
+    index!``); one of another dimension, or lacking some value, would silently miss rows while the
+    exactness proof claims otherwise. Each is one EngineError naming the repair.
+    """
+    from usearch.index import Index
+
+    from engine.datastore import vindex
+
+    path = vindex.usearch_path(ws, vindex.VALUES)
+    if not path.is_file():
+        raise damaged_index(ws, "is missing")
+    try:
+        index = Index.restore(str(path), view=True)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise damaged_index(ws, f"is damaged ({_first_line(exc)})") from None
+    if index is None:
+        raise damaged_index(ws, "is damaged (not a usearch index file)")
+    if index.ndim != dim:
+        raise damaged_index(ws, f"holds {index.ndim}-dimensional vectors, but the datastore's have {dim}")
+    n = len(index)
+    keys = np.asarray(index.keys[:n], dtype=np.int64) if n else np.zeros(0, np.int64)
+    lacking = int((~np.isin(value_keys, keys)).sum())
+    if lacking:
+        raise damaged_index(ws, f"lacks {lacking:,} of the datastore's {len(value_keys):,} values (an ingest "
+                                "still running adds them at its end)")
+    return index
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

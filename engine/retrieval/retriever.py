@@ -15,7 +15,6 @@ of them, and reports ``exact=True`` when no other row can reach the N-th result 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -27,7 +26,8 @@ import numpy as np
 
 from engine.errors import EngineError
 from engine.retrieval import scoring
-from engine.retrieval.loading import load_datastore, read_signature
+from engine.retrieval.loading import damaged_index, load_datastore, open_value_index, read_signature
+from engine.retrieval.query_store import store_queries, stored_queries
 from engine.retrieval.results import RetrievalResult, RowHit
 from engine.tasks import Task, output_target, resolve_task, validate
 
@@ -65,10 +65,6 @@ class QueryVectors:
     @property
     def q_out(self) -> np.ndarray:
         return scoring.mean_query(self.outputs)
-
-
-def _text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def as_task(ws: Workspace, task_or_spec: Task | Mapping[str, Any] | str) -> Task:
@@ -155,35 +151,32 @@ class Retriever:
                 cur.execute("delete from query_vectors where embedder = ?", [self.embedder_name])
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Vectors of ``texts`` through the caches: memory, then the ``query_vectors`` table, then the model."""
-        need = [t for t in dict.fromkeys(texts) if t not in self._qcache]
+        """Vectors of ``texts`` through the caches: memory, then the ``query_vectors`` table, then the model.
+
+        The answer is built from this call's own vectors before the memory cache is trimmed, so a call with
+        more distinct texts than the cache holds (a task with thousands of demonstrations) still gets all.
+        """
+        if not texts:
+            return np.zeros((0, self.values.shape[1]), np.float32)
+        distinct = list(dict.fromkeys(texts))
+        found = {t: self._qcache[t] for t in distinct if t in self._qcache}
+        need = [t for t in distinct if t not in found]
         if need:
-            hashes = {_text_hash(t): t for t in need}
-            with self.ws.store.cursor() as cur:
-                stored = cur.execute(
-                    "select text_hash, vector from query_vectors where embedder = ? and text_hash in "
-                    "(select unnest(?::varchar[]))", [self.embedder_name, list(hashes)]).fetchall()
-            dim = self.values.shape[1]
-            for h, blob in stored:
-                vec = np.frombuffer(bytes(blob), dtype="<f4")
-                if vec.shape == (dim,):
-                    self._qcache[hashes[h]] = vec.astype(np.float32)
-            missing = [t for t in need if t not in self._qcache]
+            found.update(stored_queries(self.ws, self.embedder_name, need, self.values.shape[1]))
+            missing = [t for t in need if t not in found]
             if missing:
                 vecs = self.embedder().encode(missing)
-                self._qcache.update(zip(missing, vecs, strict=True))
+                embedded = dict(zip(missing, vecs, strict=True))
+                found.update(embedded)
                 if self.persist_queries:
-                    with self.ws.store.cursor() as cur:
-                        for t, v in zip(missing, vecs, strict=True):
-                            cur.execute("insert or ignore into query_vectors (embedder, text_hash, vector) "
-                                        "values (?, ?, ?)",
-                                        [self.embedder_name, _text_hash(t), v.astype("<f4").tobytes()])
-                        cur.execute("delete from query_vectors where rowid in (select rowid from query_vectors "
-                                    "order by added_at desc offset ?)", [QUERY_TABLE_MAX])
-            while len(self._qcache) > QUERY_CACHE_SIZE:
-                self._qcache.pop(next(iter(self._qcache)))
-        return np.stack([self._qcache[t] for t in texts]) if texts else np.zeros((0, self.values.shape[1]),
-                                                                                 np.float32)
+                    store_queries(self.ws, self.embedder_name, embedded, QUERY_TABLE_MAX)
+        out = np.stack([found[t] for t in texts])
+        for t in distinct:  # most recently used last: the trim below drops the oldest
+            self._qcache.pop(t, None)
+            self._qcache[t] = found[t]
+        while len(self._qcache) > QUERY_CACHE_SIZE:
+            self._qcache.pop(next(iter(self._qcache)))
+        return out
 
     def queries(self, task: Task) -> QueryVectors:
         """The task's query vectors (instruction, example inputs, example output targets)."""
@@ -267,16 +260,7 @@ class Retriever:
     # -- the approximate path ------------------------------------------------------------
     def _value_index(self) -> Any:
         if self._usearch is None:
-            from usearch.index import Index
-
-            from engine.datastore import vindex
-
-            path = vindex.usearch_path(self.ws, vindex.VALUES)
-            index = Index.restore(str(path), view=True) if path.exists() else None
-            if index is None:
-                raise EngineError(f"the approximate index {path} is missing",
-                                  fix="run rebase-tui check --repair, or search without --approximate")
-            self._usearch = index
+            self._usearch = open_value_index(self.ws, self.value_keys, self.values.shape[1])
         return self._usearch
 
     def _rows_of_values(self, value_pos: np.ndarray) -> np.ndarray:
@@ -300,7 +284,11 @@ class Retriever:
         norm = float(np.linalg.norm(q))
         if k >= self.n_values or norm == 0.0:
             return np.arange(self.n_values), -np.inf
-        m = self._value_index().search(q / norm, k)
+        index = self._value_index()
+        try:
+            m = index.search(q / norm, k)
+        except (RuntimeError, ValueError) as exc:  # a file that restored but whose graph is damaged
+            raise damaged_index(self.ws, str(exc)) from None
         keys = np.asarray(m.keys, dtype=np.int64)[: int(getattr(m, "count", len(m.keys)))]
         dists = np.asarray(m.distances, dtype=np.float64)[: len(keys)]
         if len(keys) < k:  # the index holds fewer than k vectors: every value is a candidate

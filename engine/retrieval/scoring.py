@@ -18,6 +18,7 @@ The row/cell structure is :class:`CellIndex`, a CSR layout: the cells of row ``i
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -196,16 +197,30 @@ def segment_argmax(cell_scores: np.ndarray, offsets: np.ndarray, rows: np.ndarra
 
 
 def parse_weights(text: str | Sequence[float] | None) -> tuple[float, float, float]:
-    """``"IN,OUT,DS"`` (or a sequence) as three non-negative weights with a positive sum."""
+    """``"IN,OUT,DS"`` (or a sequence) as three finite, non-negative weights with a positive, finite sum;
+    ValueError saying which rule a value breaks (nan, ``inf`` and ``1e308,1e308,…`` would score every row
+    nan or 0 and rank them arbitrarily)."""
     if text is None:
         return (1.0, 1.0, 1.0)
     parts: Sequence[float | str] = text.split(",") if isinstance(text, str) else text
+    shown = text if isinstance(text, str) else ",".join(map(str, text))
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
     try:
         w = tuple(float(p) for p in parts)
-    except ValueError:
-        raise ValueError(f"weights {text!r} are not numbers") from None
-    if len(w) != 3 or any(not np.isfinite(x) or x < 0 for x in w) or sum(w) <= 0:
-        raise ValueError(f"weights {text!r} must be three non-negative numbers IN,OUT,DS with a positive sum")
+    except (TypeError, ValueError):
+        raise ValueError(f"weights {shown!r} are not three numbers IN,OUT,DS") from None
+    if len(w) != 3:
+        raise ValueError(f"weights {shown!r} must be three numbers IN,OUT,DS, not {len(w)}")
+    for x in w:
+        if not math.isfinite(x):
+            raise ValueError(f"weights {shown!r}: {x} is not a finite number (IN,OUT,DS must be finite)")
+        if x < 0:
+            raise ValueError(f"weights {shown!r}: {x:g} is negative (IN,OUT,DS must be 0 or more)")
+    total = sum(w)
+    if total <= 0:
+        raise ValueError(f"weights {shown!r} are all zero (at least one of IN,OUT,DS must be positive)")
+    if not math.isfinite(total):
+        raise ValueError(f"weights {shown!r} are too large: their sum overflows (scale IN,OUT,DS down)")
     return (w[0], w[1], w[2])
 
 

@@ -188,9 +188,13 @@ class DataScreen(StageScreen):
         batch_text = self.query_one("#ingest-batch", Input).value.strip()
         batch = parse_int(batch_text) if batch_text else None
         problems = []
+        try:
+            exists = bool(path_text) and Path(path_text).expanduser().exists()
+        except OSError:  # a folder on the way that may not be searched: the ingest reports it as skipped
+            exists = True
         if not path_text:
             problems.append("type a path to ingest (tab completes)")
-        elif not Path(path_text).expanduser().exists():
+        elif not exists:
             problems.append(f"{path_text} does not exist — check the path")
         if max_rows is None or max_rows < 0:
             problems.append("max rows per config must be a whole number ≥ 0 (0 = all)")

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from rebase_tui.output import add_json_flag, open_workspace, print_json, stderr_console, stdout_console
+from rebase_tui.output import (
+    add_json_flag,
+    open_workspace,
+    print_json,
+    stderr_console,
+    stdout_console,
+    whole_number,
+)
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -15,7 +22,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                     "--repair re-embeds what is missing, drops what is orphaned, finishes interrupted "
                     "ingests and rebuilds the index files.")
     p.add_argument("--repair", action="store_true", help="fix what the check finds")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
+    p.add_argument("--threads", type=whole_number(0), default=None, metavar="N",
                    help="torch threads when re-embedding (default: embedder.threads, 0 = all cores)")
     add_json_flag(p)
     p.set_defaults(func=run)

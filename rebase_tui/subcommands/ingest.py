@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 from engine.errors import EngineError
 from engine.events import Event
 from engine.events import Progress as ProgressEvent
-from rebase_tui.output import add_json_flag, open_workspace, print_json, stderr_console
+from rebase_tui.output import add_json_flag, open_workspace, print_json, stderr_console, whole_number
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -30,15 +30,18 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                     "every distinct cell text once and embed it once. Resumable: run it again after an "
                     "interruption; datasets already in the workspace are left as they are.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="dataset folder, collection folder, cache folder or file")
-    p.add_argument("--max-rows-per-config", type=int, default=1000, metavar="N",
+    p.add_argument("--max-rows-per-config", type=whole_number(0), default=1000, metavar="N",
                    help="at most N rows per config, at a uniform stride (0: all; default 1000)")
     p.add_argument("--split", default="train", metavar="NAME", help="split to ingest (default train)")
     p.add_argument("--embedder", metavar="MODEL", default=None,
                    help="sentence-transformers name or local path (default: the workspace's, else "
                         "all-MiniLM-L6-v2)")
-    p.add_argument("--batch-size", type=int, default=None, metavar="B", help="texts per embedding batch")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
+    p.add_argument("--batch-size", type=whole_number(1), default=None, metavar="B", help="texts per embedding batch")
+    p.add_argument("--threads", type=whole_number(0), default=None, metavar="N",
                    help="torch threads (default: embedder.threads, 0 = all cores)")
+    p.add_argument("--id", dest="dataset_id", metavar="NAME", default=None,
+                   help="the dataset id to store the one dataset PATH holds under (instead of its card's or "
+                        "folder's), e.g. when that id is already taken by another source")
     p.add_argument("--no-embed", action="store_true",
                    help="only read and store rows/cells/values (fast counts); the datasets stay invisible to "
                         "retrieval until an ingest without it (or `check --repair`) embeds them")
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         threads = args.threads if args.threads is not None else ws.config["embedder.threads"]
         set_torch_threads(threads)
         events = ingest(ws, args.paths, max_rows_per_config=args.max_rows_per_config, split=args.split,
-                        batch_size=args.batch_size, embed=not args.no_embed)
+                        batch_size=args.batch_size, embed=not args.no_embed, dataset_id=args.dataset_id)
         done = render(events, console, IngestDone)
     if args.json:
         print_json(done.summary.to_json())

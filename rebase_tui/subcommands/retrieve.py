@@ -5,20 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 
-from rebase_tui.output import add_json_flag, open_workspace, print_json, stderr_console, stdout_console
+from rebase_tui.output import (
+    add_json_flag,
+    open_workspace,
+    print_json,
+    stderr_console,
+    stdout_console,
+    whole_number,
+)
 
 #: Rows the human-readable table shows (the whole pool is stored, and printed with --json).
 TABLE_ROWS = 30
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -28,11 +25,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                     "inputs, best cell vs. the example outputs, dataset description vs. the instruction), "
                     "store the top N as the task's pool, and print them.")
     p.add_argument("task", metavar="TASK", help="a stored task name, or a task JSON file (imported)")
-    p.add_argument("--top", type=_positive, default=3000, metavar="N", help="rows to keep (default 3000)")
+    p.add_argument("--top", type=whole_number(1), default=3000, metavar="N", help="rows to keep (default 3000)")
     p.add_argument("--exclude", action="append", default=[], metavar="DATASET_ID",
                    help="never return rows of this dataset (repeatable; adds to the task's own exclusions; "
                         "'glue' also excludes 'nyu-mll/glue')")
-    p.add_argument("--per-dataset-cap", type=_positive, default=None, metavar="K",
+    p.add_argument("--per-dataset-cap", type=whole_number(1), default=None, metavar="K",
                    help="at most K rows of one dataset (default: no cap)")
     p.add_argument("--dedupe", action="store_true",
                    help="drop rows whose best-input cell text repeats an earlier result")
