@@ -49,6 +49,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("teacher.retries", int, 3, (), "retries per teacher call (connection errors, 5xx, cut streams)"),
     Setting("teacher.deadline", float, 1200.0, (), "overall limit in seconds for one teacher call, retries included"),
     Setting("teacher.max_reply_chars", int, 200_000, (), "longest teacher reply accepted, in characters"),
+    Setting("retrieval.output_rule", str, "released", (),
+            "what an example output that reasons contributes to retrieval: released (the text after "
+            "'answer is ' as it stands, period kept, as the paper's code) or stripped (the closing period dropped)"),
     Setting("student.model", str, "", ("REBASE_STUDENT",), "Hugging Face causal LM (path or cached name)"),
     Setting("student.method", str, "lora", (), "lora or full"),
     Setting("student.epochs", float, 3.0, (), "training epochs"),

@@ -71,8 +71,21 @@ def final_answer(output: str) -> str | None:
     return m.group(1).strip() if m else None
 
 
-def output_target(output: str) -> str:
-    """What retrieval compares with: the final answer of a reasoning output, else the whole output."""
+OUTPUT_RULES = ("released", "stripped")
+"""How a reasoning output becomes a retrieval query: see :func:`output_target`."""
+
+
+def output_target(output: str, rule: str = "released") -> str:
+    """What retrieval compares with: for an output that reasons, its answer; else the whole output.
+
+    ``released`` takes the text after the last "answer is " as it stands (``"(A)."``, period kept) — what the
+    paper's released code compared, and what reproduces its retrieval lists; ``stripped`` takes the final
+    answer without its closing period (``"(A)"``).
+    """
+    if rule == "released":
+        return output.split("answer is ")[-1] if "answer is " in output else output
+    if rule != "stripped":
+        raise EngineError(f"unknown output rule {rule!r}", fix=f"use one of {', '.join(OUTPUT_RULES)}")
     answer = final_answer(output)
     return answer if answer is not None else output
 

@@ -68,7 +68,7 @@ class RetrievalResult:
 
     def to_json(self) -> dict[str, Any]:
         """The ``rebase-tui retrieve --json`` document."""
-        return {"task": self.task, "top": self.top, "exact": self.exact,
+        return {"task": self.task, "top": self.top, "exact": self.exact, "exclude": list(self.exclude),
                 "seconds": {"embed": round(self.seconds.get("embed", 0.0), 6),
                             "score": round(self.seconds.get("score", 0.0), 6)},
                 "results": [h.to_json() for h in self.results]}

@@ -92,6 +92,8 @@ class Retriever:
         self.persist_queries = True
         """Store newly embedded query texts in the workspace's ``query_vectors`` table. The TUI's live search
         turns this off: one write per keystroke costs ~10 ms and now and then a checkpoint."""
+        self.output_rule: str = ws.config["retrieval.output_rule"]
+        """How a reasoning example output becomes its output query (see :func:`engine.tasks.output_target`)."""
         t0 = time.perf_counter()
         data = load_datastore(ws)
         self.embedder_name = data.embedder_name
@@ -181,7 +183,7 @@ class Retriever:
     def queries(self, task: Task) -> QueryVectors:
         """The task's query vectors (instruction, example inputs, example output targets)."""
         ins = [e.input for e in task.examples]
-        outs = [output_target(e.output) for e in task.examples]
+        outs = [output_target(e.output, self.output_rule) for e in task.examples]
         vecs = self.embed_texts([task.instruction, *ins, *outs])
         m = len(ins)
         return QueryVectors(vecs[0], vecs[1:1 + m], vecs[1 + m:])
@@ -189,6 +191,32 @@ class Retriever:
     def dataset_scores(self, instruction: np.ndarray) -> np.ndarray:
         """cos(instruction, description) per dataset position."""
         return (self.descriptions @ np.asarray(instruction, dtype=np.float32)).astype(np.float32)
+
+    def banned_rows(self, names: Sequence[str]) -> np.ndarray | None:
+        """Mask over rows banned by ``names`` — dataset ids (see :func:`engine.retrieval.scoring.is_excluded`)
+        and ``DATASET:CONFIG`` for one config of a dataset (``glue:mnli``); None when no row is banned."""
+        whole = self.excluded([n for n in names if ":" not in n])
+        mask = whole[self.index.row_dataset] if whole.any() else np.zeros(self.index.n_rows, dtype=bool)
+        for name in (n.strip() for n in names if ":" in n):
+            dataset, config = name.rsplit(":", 1)
+            of_dataset = scoring.excluded_datasets(self.dataset_ids, [dataset])
+            config_ids = [cid for cid, (cname, _) in self._configs.items() if cname == config.strip()]
+            if of_dataset.any() and config_ids:
+                mask |= of_dataset[self.index.row_dataset] & np.isin(self._row_config, config_ids)
+        return mask if mask.any() else None
+
+    def task_name_bans(self, task_name: str) -> list[str]:
+        """Every dataset, or config of a dataset, whose id contains ``task_name`` (case-insensitive): the
+        contamination bans the paper applied (a task's own benchmark often sits in the datastore)."""
+        needle = task_name.lower()
+        out = [d for d in self.dataset_ids if needle in d.lower()]
+        pos = {cid: i for i, cid in enumerate(self._row_config.tolist())} if len(self._row_config) else {}
+        for cid, (cname, _) in sorted(self._configs.items()):
+            if needle in cname.lower() and cid in pos:
+                dataset = self.dataset_ids[int(self.index.row_dataset[pos[cid]])]
+                if dataset not in out:
+                    out.append(f"{dataset}:{cname}")
+        return list(dict.fromkeys(out))
 
     def excluded(self, names: Sequence[str]) -> np.ndarray:
         """Mask over dataset positions banned by ``names`` (see :func:`engine.retrieval.scoring.is_excluded`)."""
@@ -224,13 +252,15 @@ class Retriever:
         q = self.queries(task)
         t1 = time.perf_counter()
         ds_scores = self.dataset_scores(q.instruction)
-        banned_ds = self.excluded(bans)
+        banned_ds = self.excluded([b for b in bans if ":" not in b])
+        banned = self.banned_rows(bans)
         cap = per_dataset_cap
         if approximate:
-            rows, scored, scores, kept, exact = self._approximate(q, ds_scores, banned_ds, w, top, cap, dedupe)
+            rows, scored, scores, kept, exact = self._approximate(q, ds_scores, banned_ds, banned, w, top, cap,
+                                                                  dedupe)
         else:
             scores = scoring.score_rows(self.values, self.index, q.q_in, q.q_out, ds_scores, w)
-            allowed = ~banned_ds[self.index.row_dataset] if banned_ds.any() else None
+            allowed = ~banned if banned is not None else None
             kept = self._select(self.index, scores, allowed, top, cap, dedupe)
             rows, scored, exact = np.arange(self.index.n_rows), self.index, True
         t2 = time.perf_counter()
@@ -298,7 +328,8 @@ class Retriever:
         return pos[pos >= 0], theta
 
     def _approximate(self, q: QueryVectors, ds_scores: np.ndarray, banned_ds: np.ndarray,
-                     w: tuple[float, float, float], top: int, cap: int | None, dedupe: bool
+                     banned: np.ndarray | None, w: tuple[float, float, float], top: int, cap: int | None,
+                     dedupe: bool
                      ) -> tuple[np.ndarray, scoring.CellIndex, scoring.Scores, np.ndarray, bool]:
         """Rank from usearch candidates, widening them until the list is provably exact (or rounds run out).
 
@@ -318,7 +349,7 @@ class Retriever:
             cand_in, theta_in = self._nearest_values(q_in, k)
             cand_out, theta_out = self._nearest_values(q_out, k)
             rows = self._rows_of_values(np.union1d(cand_in, cand_out))
-            rows = rows[allowed_ds[self.index.row_dataset[rows]]]
+            rows = rows[~banned[rows]] if banned is not None else rows
             sub = scoring.sub_index(self.index, rows)
             # the same per-value scores as the exact path, bit for bit (see scoring.value_scores)
             uniq, inverse = np.unique(sub.cell_value, return_inverse=True)

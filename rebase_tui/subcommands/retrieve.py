@@ -27,8 +27,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("task", metavar="TASK", help="a stored task name, or a task JSON file (imported)")
     p.add_argument("--top", type=whole_number(1), default=3000, metavar="N", help="rows to keep (default 3000)")
     p.add_argument("--exclude", action="append", default=[], metavar="DATASET_ID",
-                   help="never return rows of this dataset (repeatable; adds to the task's own exclusions; "
-                        "'glue' also excludes 'nyu-mll/glue')")
+                   help="never return rows of this dataset, or of one config with DATASET:CONFIG (repeatable; adds "
+                        "to the task's own exclusions; 'glue' also excludes 'nyu-mll/glue', 'glue:mnli' one config)")
+    p.add_argument("--ban-task-name", action="store_true",
+                   help="also ban every dataset, or config of a dataset, whose id contains the task's name (the "
+                        "paper's contamination rule); the bans are listed")
+    p.add_argument("--output-rule", choices=("released", "stripped"), default=None,
+                   help="what a reasoning example output contributes: released (the text after 'answer is ' as "
+                        "it stands, the paper's code; default) or stripped (without the closing period)")
     p.add_argument("--per-dataset-cap", type=whole_number(1), default=None, metavar="K",
                    help="at most K rows of one dataset (default: no cap)")
     p.add_argument("--dedupe", action="store_true",
@@ -46,16 +52,21 @@ def run(args: argparse.Namespace) -> int:
     from engine.retrieval.pool import store_pool
     from engine.retrieval.retriever import Retriever, as_task
 
-    with open_workspace(args) as ws:
+    with open_workspace(args, {"retrieval.output_rule": args.output_rule}) as ws:
         task = as_task(ws, args.task)
         # a lone CLI job: all cores for the query embedding, unless OMP_NUM_THREADS says otherwise
         threads = int(os.environ["OMP_NUM_THREADS"]) if os.environ.get("OMP_NUM_THREADS", "").isdigit() else 0
         retriever = Retriever(ws, threads=threads)
-        result = retriever.search(task, top=args.top, weights=args.weights, exclude=args.exclude,
+        by_name = retriever.task_name_bans(task.name) if args.ban_task_name else []
+        if by_name:
+            stderr_console().print(f"banned by the task's name ({task.name}): {', '.join(by_name)}", markup=False)
+        elif args.ban_task_name:
+            stderr_console().print(f"no dataset or config id contains the task's name ({task.name})", markup=False)
+        result = retriever.search(task, top=args.top, weights=args.weights, exclude=[*args.exclude, *by_name],
                                   per_dataset_cap=args.per_dataset_cap, dedupe=args.dedupe,
                                   approximate=args.approximate)
         store_pool(ws, task, result)
-        unmatched = [x for x in args.exclude if x.strip() and not retriever.excluded([x]).any()]
+        unmatched = [x for x in args.exclude if x.strip() and retriever.banned_rows([x]) is None]
         if unmatched:  # a typo would silently ban nothing
             stderr_console().print(f"note: --exclude {', '.join(unmatched)} matches no dataset in this workspace",
                                    markup=False)

@@ -21,14 +21,10 @@ TASKS = ("mnli", "squad", "boolean_expressions")
 
 
 def _answer_part(output: str) -> str:
-    """What an example output contributes to the output score (written independently of engine.tasks)."""
-    low = output.lower()
-    at = low.rfind("the answer is")
-    if at < 0:
-        return output
-    rest = output[at + len("the answer is"):].strip()
-    rest = rest.lstrip(":").strip()
-    return rest[:-1].strip() if rest.endswith(".") else rest
+    """What an example output contributes to the output score, as the paper's released code took it (written
+    independently of engine.tasks): everything after the last "answer is ", as it stands."""
+    at = output.rfind("answer is ")
+    return output if at < 0 else output[at + len("answer is "):]
 
 
 def brute_force(ws, embedder, spec: dict, weights=(1.0, 1.0, 1.0)) -> dict[int, dict]:
@@ -140,7 +136,7 @@ def test_results_carry_the_source_row_and_its_provenance(ws, retriever):
                 'and c."column" = ?', [h.key, h.input_column]).fetchall()[0][0]
     assert [h.rank for h in result] == list(range(1, 21))
     doc = result.to_json()
-    assert set(doc) == {"task", "top", "exact", "seconds", "results"}
+    assert set(doc) == {"task", "top", "exact", "exclude", "seconds", "results"}
     assert set(doc["seconds"]) == {"embed", "score"}
     assert set(doc["results"][0]) == {"rank", "dataset_id", "config", "row_id", "score", "input_score",
                                       "output_score", "dataset_score", "input_column", "output_column", "row"}
