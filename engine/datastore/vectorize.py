@@ -63,6 +63,8 @@ CHUNK_VALUES = 4096
 """Values per embedding chunk: sorted by length within a chunk; datasets turn ready between chunks."""
 _EVERY_ID = 1 << 62
 """Larger than any value id: "every value has a vector"."""
+DESCRIPTION_FLAG = 1 << 61
+"""Set on a description's key while it travels with the values (ids stay far below it)."""
 
 
 class Ticker:
@@ -274,45 +276,50 @@ def _targets(ws: Workspace, embedder: BatchEmbedder, rebuild: bool) -> tuple[vin
             provenance.rebuild_log(ws, vindex.VALUES, embedder.dim))
 
 
+def _chunks(descriptions: list[Item], pending: list[Item], chunk_values: int) -> list[list[Item]]:
+    """The descriptions (keys flagged with :data:`DESCRIPTION_FLAG`), then the values, in chunks."""
+    flagged = [(key | DESCRIPTION_FLAG, text) for key, text in descriptions]
+    return ([flagged[i:i + chunk_values] for i in range(0, len(flagged), chunk_values)]
+            + [pending[i:i + chunk_values] for i in range(0, len(pending), chunk_values)])
+
+
 def embed_pending(ws: Workspace, embedder: BatchEmbedder, batch_size: int, *, chunk_values: int = CHUNK_VALUES,
                   rebuild: bool = False) -> Generator[Event, None, Embedded]:
     """Embed every description and value without a vector; mark finished datasets ready.
 
-    ``rebuild``: embed everything again into the rebuild logs and swap them in at the end (resumable: a
-    killed rebuild continues where it stopped). Yields time-batched Progress (stage ``embed``, with rate
-    and ETA) and Log events; returns :class:`Embedded`.
+    One stream carries descriptions and values (one Ray actor pool per run). A dataset turns ready once
+    every description and every value up to its largest value id has a vector. ``rebuild``: embed
+    everything again into the rebuild logs and swap them in at the end (resumable: a killed rebuild
+    continues where it stopped). Yields time-batched Progress (stage ``embed``, with rate and ETA) and Log
+    events; returns :class:`Embedded`.
     """
     desc_log, value_log = _targets(ws, embedder, rebuild)
     descriptions = _missing(ws, "datasets", desc_log.keys(), "t.description")
     pending = _missing(ws, "cell_values", value_log.keys(), "t.text")
     ceilings = _value_ceilings(ws)
-    total, done = len(pending), 0
+    total, done, desc_left = len(pending), 0, len(descriptions)
     meter, ticker = RateMeter(), Ticker()
     if total:
         yield meter.progress("embed", 0, total, "values", "embedding distinct cell values")
-    ready: list[str] = []
-    if not rebuild:  # datasets whose values all had vectors already (shared texts, or a resumed run)
-        ready = _release(ws, ceilings, pending[0][0] - 1 if pending else _EVERY_ID)
-    for name in ready:
-        yield Log(f"{name}: ready")
-    t0 = time.perf_counter()
-    for keys, vecs in embedder.stream([descriptions[i:i + batch_size] for i in range(0, len(descriptions), batch_size)],
-                                      batch_size):
-        desc_log.append(keys, vecs)
-    if descriptions:
-        yield Log(f"embedded {len(descriptions)} dataset description(s)")
     watermark = _Watermark([key for key, _ in pending])
-    chunk_values = max(1, min(chunk_values, embedder.max_chunk))
-    chunks = [pending[start:start + chunk_values] for start in range(0, total, chunk_values)]
+    ready: list[str] = []
+    t0 = time.perf_counter()
+    chunks = _chunks(descriptions, pending, max(1, min(chunk_values, embedder.max_chunk)))
     for keys, vecs in embedder.stream(chunks, batch_size):
-        value_log.append(keys, vecs)
-        done += len(keys)
-        watermark.mark(keys)
-        names = [] if rebuild else _release(ws, ceilings, watermark.upto)
+        if len(keys) and int(keys[0]) & DESCRIPTION_FLAG:  # a batch comes from one chunk: one kind
+            desc_log.append(keys - np.uint64(DESCRIPTION_FLAG), vecs)
+            desc_left -= len(keys)
+            if not desc_left:
+                yield Log(f"embedded {len(descriptions)} dataset description(s)")
+        else:
+            value_log.append(keys, vecs)
+            done += len(keys)
+            watermark.mark(keys)
+        names = [] if rebuild or desc_left else _release(ws, ceilings, watermark.upto)
         ready += names
         for name in names:
             yield Log(f"{name}: ready")
-        if ticker.due():
+        if total and ticker.due():
             yield meter.progress("embed", done, total, "values")
     seconds = time.perf_counter() - t0
     if total:
@@ -321,10 +328,9 @@ def embed_pending(ws: Workspace, embedder: BatchEmbedder, batch_size: int, *, ch
         provenance.swap_rebuilt(ws)
         vindex.drop_orphan_vectors(ws)  # values removed while the rebuild was interrupted
         yield Log(f"re-embedded every value with {embedder.name} ({embedder.compute.label})")
-        names = _release(ws, ceilings, _EVERY_ID)
-        ready += names
-        for name in names:
-            yield Log(f"{name}: ready")
+    for name in _release(ws, ceilings, _EVERY_ID):
+        ready.append(name)
+        yield Log(f"{name}: ready")
     c = embedder.compute
     stats = EmbeddingStats(done, len(descriptions), seconds, c.backend, c.precision, c.device, embedder.executor)
     return Embedded(done, tuple(ready), stats)
