@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import sys
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -212,7 +213,10 @@ class OpenVinoRunner:
                 return self.st(dict(zip(self.names, tensors, strict=True)))["sentence_embedding"]
 
         try:
-            with torch.no_grad():
+            # tracing warns about shape checks it freezes (padding and mask always agree here): not the
+            # user's concern, so the warnings stay off the terminal
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
                 converted = ov.convert_model(_Pooled(model, self.inputs).eval(),
                                              example_input=tuple(example.values()))
             hint = {"fp32": "f32", "bf16": "bf16"}[precision]
