@@ -24,6 +24,7 @@ from rebase_tui.cli import main
 from tests.conftest import REPO
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.filterwarnings("ignore:.*deprecated:DeprecationWarning:ray")  # Ray's own settings
 
 CHUNK = 128
 """Values per chunk in both paths: several Ray blocks for 631 values, and the same batches in both."""
