@@ -35,7 +35,9 @@ CHUNK_VALUES = 1024
 
 def _import_ray() -> Any:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # before ray is imported: no usage reports
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # Ray's C++ warnings would flood the terminal
+    # Ray's C++ core logs to the terminal; its one routine complaint (Ray Data's actors keep their constructor
+    # arguments in the object store while restartable) is noise here, and errors still raise in Python
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     try:
         import ray
     except ImportError:
