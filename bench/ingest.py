@@ -1,12 +1,23 @@
-"""Benchmark: end-to-end ingest vs. the physical limit (embedding alone) and vs. the paper's way.
+"""Benchmark: end-to-end ingest vs. the physical limit (embedding alone) and vs. the paper's way; the
+embedding paths (backend × precision) against torch float32; the Ray path's overhead.
 
     python bench/ingest.py                          # every 16th dataset folder of ../shared/data/datastore
     python bench/ingest.py --every 8                # a larger subset (28 datasets, 7,288 distinct values)
     python bench/ingest.py --every 1 --skip-paper   # the whole datastore (about 30 min on 2 cores)
+    python bench/ingest.py --paths                  # values/s and ranking overlap per backend and precision
+    python bench/ingest.py --ray                    # the Ray path vs. in-process, same cores and precision
 
-The subset is fixed: the dataset folders of ../shared/data/datastore sorted by name, every N-th one starting
-with the first, all rows (``--max-rows-per-config 0``). One process, one preloaded embedder (model load
-excluded everywhere), the same batch size and thread count for every measurement:
+``--paths`` and ``--ray`` embed a fixed sample of real values: the first ``--values`` (3,000) distinct cell
+texts of ../shared/data/datastore in md5 order (a stable, content-blind sample), batches sorted by length.
+"overlap" is the share of the float32 top-100 neighbours a path keeps, over 30 queries (the 24 task
+instructions of ../shared/data/tasks and the first inputs of the first 6 tasks, embedded in float32 as
+retrieval does). Model load and one warm-up batch are excluded; the rate is values per wall-clock second
+(CPU seconds are printed too: steadier on a shared machine).
+
+The default mode times the ingest. The subset is fixed: the dataset folders of ../shared/data/datastore
+sorted by name, every N-th one starting with the first, all rows (``--max-rows-per-config 0``). One
+process, one preloaded embedder (model load excluded everywhere), the same batch size and thread count
+for every measurement:
 
 * ingest  — ``engine.datastore.ingest.ingest`` into a fresh temporary workspace: read, stage in DuckDB, embed every
   distinct value and description once, write the vector log, build the usearch files;
@@ -29,6 +40,7 @@ import time
 from pathlib import Path
 
 from _common import SHARED_DATA
+from embed_paths import run_paths, run_ray
 
 from engine.datastore.embed import load_embedder, set_torch_threads
 from engine.datastore.ingest import IngestDone, IngestSummary, ingest
@@ -56,11 +68,19 @@ def main() -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--skip-paper", action="store_true", help="do not time the paper's every-cell embedding")
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON document")
+    ap.add_argument("--paths", action="store_true", help="values/s and overlap per backend and precision")
+    ap.add_argument("--ray", action="store_true", help="the Ray path's overhead vs. in-process")
+    ap.add_argument("--values", type=int, default=3000, help="sample size for --paths and --ray (default 3000)")
+    ap.add_argument("--precision", default="auto", help="precision for --ray (default auto)")
     args = ap.parse_args()
     if not args.datastore.is_dir():
         print(f"bench/ingest.py: {args.datastore} not found (the shared data folder sits beside the repo)",
               file=sys.stderr)
         return 2
+    if args.paths:
+        return run_paths(args)
+    if args.ray:
+        return run_ray(args)
     folders = subset(args.datastore, args.every)
     threads = set_torch_threads(args.threads)
     embedder = load_embedder("all-MiniLM-L6-v2", args.device)

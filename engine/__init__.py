@@ -11,8 +11,10 @@ kernel                ``errors``, ``events``, expected failures, the event proto
 1. datastore          ``datastore/``          finding datasets on disk (``sources``, ``cards``, ``ids``,
                                               ``splits``), reading files (``readers``, ``text_formats``,
                                               ``tables``, ``cells``), ``ingest`` (``staging``, ``vectorize``),
-                                              the embedder (``embed``), vector files (``vindex``), listing and
-                                              removing ``datasets``, index ``health`` (docs/datastore.md)
+                                              the embedder (``embed``; ``backends``: precision, OpenVINO;
+                                              ``ray_embed``: on a Ray cluster), vector files (``vindex``) and
+                                              what made them (``provenance``), listing and removing
+                                              ``datasets``, index ``health`` (docs/datastore.md)
 2. task               ``tasks``               instruction + examples + contamination bans (docs/retrieval.md)
 3. retrieval          ``retrieval/``          ``loading`` the datastore, pure ReBase ``scoring``, the
                                               ``retriever`` and its ``query_store``, its ``results``, the

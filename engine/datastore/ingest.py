@@ -8,7 +8,9 @@ ETA, and :class:`~engine.events.Log`), ending with one :class:`IngestDone` carry
    mid-dataset rolls that dataset back; nothing half-written stays.
 2. **Embed** every value and description that has no vector yet; datasets become ``ready`` as their
    vectors land, and the usearch files are brought in line with the logs at the end
-   (:mod:`engine.datastore.vectorize`).
+   (:mod:`engine.datastore.vectorize`). The embedder runs in this process or on a Ray cluster
+   (``embedder.executor``); reading and staging always stay here, since DuckDB allows one writer.
+   ``re_embed=True`` rebuilds every vector (another precision, backend or model), resumably.
 
 Running it again resumes: staged datasets are not re-read, values with vectors are not re-embedded, and a
 dataset already in the workspace (same id) is left untouched. The counts after an interrupted-then-resumed
@@ -23,16 +25,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.datastore import ids, vindex
+from engine.datastore import ids, provenance, vindex
 from engine.datastore.datasets import Totals, totals
 from engine.datastore.sources import DatasetSource, discover, normalize_split
 from engine.datastore.staging import Skipped, read_dataset, stage_dataset
 from engine.datastore.vectorize import (
     CHUNK_VALUES,
+    BatchEmbedder,
     Embedded,
+    EmbeddingStats,
     Ticker,
     embed_pending,
     needs_embedding,
+    open_embedder,
     sync_indexes,
     workspace_embedder_name,
 )
@@ -41,7 +46,6 @@ from engine.events import Event, Log
 from engine.rate import RateMeter
 
 if TYPE_CHECKING:
-    from engine.datastore.embed import Embedder
     from engine.workspace import Workspace
 
 
@@ -65,7 +69,8 @@ class StagedCounts:
 @dataclass(frozen=True, slots=True)
 class IngestSummary:
     """The end of an ingest: the workspace's totals after it, what it added and staged, what it left alone
-    (``unchanged``: datasets already in the workspace) or passed over (``skipped``), and its duration."""
+    (``unchanged``: datasets already in the workspace) or passed over (``skipped``), its duration, and the
+    embedding alone (None when nothing needed a vector)."""
 
     totals: Totals
     added: AddedCounts
@@ -73,6 +78,7 @@ class IngestSummary:
     unchanged: int
     skipped: tuple[Skipped, ...]
     seconds: float
+    embedding: EmbeddingStats | None = None
 
     @property
     def unembedded(self) -> int:
@@ -88,7 +94,7 @@ class IngestSummary:
         """The ``rebase-tui ingest --json`` document."""
         return {**self.totals.to_json(), "added": asdict(self.added), "staged": asdict(self.staged),
                 "unchanged": self.unchanged, "skipped": [s.to_json() for s in self.skipped],
-                "seconds": self.seconds}
+                "seconds": self.seconds, "embedding": self.embedding.to_json() if self.embedding else None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +155,8 @@ def _stage_all(ws: Workspace, todo: list[DatasetSource], max_rows: int, split: s
         return StagedCounts()
     # ids continue above the vector logs' largest keys, so a vector left by a killed remove never
     # names a new text
-    value_floor = int(vindex.vector_log(ws, vindex.VALUES).keys().max(initial=0))
-    dataset_floor = int(vindex.vector_log(ws, vindex.DESCRIPTIONS).keys().max(initial=0))
+    value_floor = provenance.largest_key(ws, vindex.VALUES)
+    dataset_floor = provenance.largest_key(ws, vindex.DESCRIPTIONS)
     meter, ticker = RateMeter(), Ticker()
     rows_read = staged_count = 0
     yield meter.progress("read", 0, len(todo), "datasets", "reading datasets")
@@ -173,18 +179,33 @@ def _stage_all(ws: Workspace, todo: list[DatasetSource], max_rows: int, split: s
     return StagedCounts(staged_count, rows_read)
 
 
-def _embed_all(ws: Workspace, embedder: Embedder | None, name: str, batch_size: int,
-               chunk_values: int) -> Generator[Event, None, Embedded]:
-    """Phase 2: embed what has no vector yet (this run's datasets and any interrupted earlier run's), then
-    sync the usearch files. The embedder is loaded only when something needs it."""
+def _embed_all(ws: Workspace, embedder: BatchEmbedder | None, name: str, batch_size: int,
+               chunk_values: int, re_embed: bool) -> Generator[Event, None, Embedded]:
+    """Phase 2: embed what has no vector yet (this run's datasets and any interrupted earlier run's) — or,
+    with ``re_embed``, everything again — then sync the usearch files. The embedder is loaded only when
+    something needs it."""
+    if provenance.finish_swap(ws):
+        vindex.drop_orphan_vectors(ws)
+        yield Log("finished swapping in the vectors of an interrupted --re-embed")
+        re_embed = False  # that rebuild was complete: its vectors are the live ones now
+    rebuild = provenance.vector_source(ws).rebuild
+    if rebuild is not None and not re_embed:
+        yield Log(f"an earlier --re-embed with {rebuild.model} is unfinished; the live vectors stay as they are "
+                  "until you run the ingest again with --re-embed", "WARNING")
     embedded = Embedded(0, ())
-    if needs_embedding(ws):
+    if re_embed or needs_embedding(ws):
+        opened = embedder is None
         if embedder is None:
-            from engine.datastore.embed import load_embedder
-
             yield Log(f"loading embedder {name}")
-            embedder = load_embedder(name, ws.config["embedder.device"])
-        embedded = yield from embed_pending(ws, embedder, batch_size, chunk_values=chunk_values)
+            embedder = open_embedder(ws, name)
+        try:
+            c = embedder.compute
+            yield Log(f"embedding with {embedder.name}: {c.label} on {c.device} ({embedder.executor}) — {c.reason}")
+            embedded = yield from embed_pending(ws, embedder, batch_size, chunk_values=chunk_values,
+                                                rebuild=re_embed)
+        finally:
+            if opened:
+                embedder.close()
     yield from sync_indexes(ws)
     return embedded
 
@@ -198,8 +219,9 @@ def _rows_of(ws: Workspace, names: Sequence[str]) -> int:
 
 
 def ingest(ws: Workspace, paths: Sequence[str | Path], *, max_rows_per_config: int = 1000,
-           split: str = "train", embedder: Embedder | None = None, batch_size: int | None = None,
-           chunk_values: int = CHUNK_VALUES, embed: bool = True, dataset_id: str | None = None) -> Iterator[Event]:
+           split: str = "train", embedder: BatchEmbedder | None = None, batch_size: int | None = None,
+           chunk_values: int = CHUNK_VALUES, embed: bool = True, dataset_id: str | None = None,
+           re_embed: bool = False) -> Iterator[Event]:
     """Ingest the datasets found under ``paths`` into ``ws``; a generator of events ending in IngestDone.
 
     ``max_rows_per_config``: at most that many rows per config, at a uniform stride (0: all).
@@ -208,14 +230,19 @@ def ingest(ws: Workspace, paths: Sequence[str | Path], *, max_rows_per_config: i
     embedding). Problems with single files are reported in the summary's ``skipped`` and never stop the run.
     ``embed=False`` only reads and stages (counts in seconds; the datasets stay ``ingesting``, invisible to
     retrieval, until an ingest or ``check --repair`` embeds them). ``dataset_id`` names the one dataset
-    ``paths`` hold (``ingest --id``), e.g. to ingest a source whose own id is taken.
+    ``paths`` hold (``ingest --id``), e.g. to ingest a source whose own id is taken. ``re_embed=True`` rebuilds
+    every vector with the embedder (another model, precision or backend); retrieval keeps the old vectors
+    until the rebuild is complete, and a killed rebuild resumes when the ingest is run again with
+    ``re_embed``.
     """
     t0 = time.monotonic()
     if max_rows_per_config < 0:
         raise EngineError(f"--max-rows-per-config must be 0 (all) or more, not {max_rows_per_config}",
                           fix="pass a number ≥ 0")
     split = normalize_split(split)
-    name = workspace_embedder_name(ws, embedder.name if embedder is not None else None)
+    if re_embed and not embed:
+        raise EngineError("--re-embed and --no-embed contradict each other", fix="pass only one of them")
+    name = workspace_embedder_name(ws, embedder.name if embedder is not None else None, rebuild=re_embed)
     batch_size = int(batch_size or ws.config["embedder.batch_size"])
     if batch_size <= 0:
         raise EngineError(f"batch size must be positive, not {batch_size}", fix="pass --batch-size 64")
@@ -234,10 +261,10 @@ def ingest(ws: Workspace, paths: Sequence[str | Path], *, max_rows_per_config: i
     staged = yield from _stage_all(ws, plan.todo, max_rows_per_config, split, plan.skipped)
     embedded = Embedded(0, ())
     if embed:
-        embedded = yield from _embed_all(ws, embedder, name, batch_size, chunk_values)
+        embedded = yield from _embed_all(ws, embedder, name, batch_size, chunk_values, re_embed)
     added = AddedCounts(len(embedded.ready), _rows_of(ws, embedded.ready), embedded.values)
     yield IngestDone(IngestSummary(totals(ws), added, staged, plan.unchanged, tuple(plan.skipped),
-                                   round(time.monotonic() - t0, 3)))
+                                   round(time.monotonic() - t0, 3), embedded.stats))
 
 
 def run_ingest(ws: Workspace, paths: Sequence[str | Path], **kwargs: Any) -> IngestSummary:

@@ -16,6 +16,8 @@ Two layouts live side by side in ``<workspace>/index/``, for the same keys:
 The log is the source of truth; :func:`sync_usearch` makes the usearch file agree with it, and
 ``rebase-tui check`` verifies that the database, the log and the usearch files hold the same keys.
 Nothing here is pickled.
+
+Which model, backend and precision made the vectors, and rebuilds: :mod:`engine.datastore.provenance`.
 """
 
 from __future__ import annotations

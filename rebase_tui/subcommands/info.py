@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     console = stdout_console()
     console.print(f"[bold]workspace[/]  {escape(str(info['workspace']))}  (schema v{info['schema_version']})")
     console.print(f"[bold]embedder[/]   {escape(str(info['embedder'] or 'none yet (set by the first ingest)'))}")
+    _print_embedding(console, info["embedding"])
     counts = Table("table", "rows", title="contents", title_justify="left")
     for name, n in info["counts"].items():
         if name not in ("schema_migrations", "meta"):
@@ -49,3 +50,22 @@ def run(args: argparse.Namespace) -> int:
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
     console.print(f"[bold]versions[/]   {versions}")
     return 0
+
+
+def _print_embedding(console, embedding: dict) -> None:
+    """What made the vectors, and what an ingest here would run (the engine chose it and says why)."""
+    from rich.markup import escape
+
+    v, i = embedding["vectors"], embedding["ingest"]
+    if v["made_with"]:
+        console.print(f"[bold]vectors[/]    {v['dim']}-d, made with {', '.join(v['made_with'])}", highlight=False)
+    if v["rebuild"]:
+        console.print(f"[yellow]           a --re-embed with {escape(v['rebuild']['model'])} is unfinished "
+                      f"({v['rebuild']['state']}): run the ingest again with --re-embed[/]")
+    if "error" in i:
+        console.print(f"[bold]ingest[/]     [red]{escape(i['error'])}[/]")
+        return
+    console.print(f"[bold]ingest[/]     {i['backend']}/{i['precision']} on {i['device']} ({i['executor']}) — "
+                  f"{escape(i['reason'])}", highlight=False)
+    if "note" in i:
+        console.print(f"           {escape(i['note'])}", highlight=False)

@@ -42,6 +42,20 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--id", dest="dataset_id", metavar="NAME", default=None,
                    help="the dataset id to store the one dataset PATH holds under (instead of its card's or "
                         "folder's), e.g. when that id is already taken by another source")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=None,
+                   help="compute precision (default: embedder.precision = auto: bf16 on CPUs with AMX/AVX-512 "
+                        "BF16, fp16 on CUDA, else fp32); vectors are stored float32 either way")
+    p.add_argument("--backend", choices=("torch", "openvino"), default=None,
+                   help="embedding backend (default: embedder.backend = torch; openvino needs "
+                        'pip install "rebase-tui[openvino]")')
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="embed on Ray: a local Ray on this machine, or the cluster at ADDRESS "
+                        '(ray://HOST:10001); needs pip install "rebase-tui[ray]"')
+    p.add_argument("--ray-workers", type=int, default=None, metavar="N",
+                   help="embedder actors on Ray (default: embedder.ray_workers = 0: one per GPU, else per CPU)")
+    p.add_argument("--re-embed", action="store_true",
+                   help="rebuild every vector (another precision, backend or --embedder); retrieval keeps the "
+                        "old vectors until it is done; resumable")
     p.add_argument("--no-embed", action="store_true",
                    help="only read and store rows/cells/values (fast counts); the datasets stay invisible to "
                         "retrieval until an ingest without it (or `check --repair`) embeds them")
@@ -52,7 +66,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def run(args: argparse.Namespace) -> int:
     from engine.datastore.ingest import IngestDone, ingest
 
-    overrides = {"embedder.model": args.embedder} if args.embedder else {}
+    overrides = {"embedder.model": args.embedder, "embedder.precision": args.precision,
+                 "embedder.backend": args.backend, "embedder.ray_workers": args.ray_workers}
+    if args.ray is not None:
+        overrides |= {"embedder.executor": "ray", "embedder.ray_address": args.ray or None}
     console = stderr_console()
     with open_workspace(args, overrides) as ws:
         from engine.datastore.embed import set_torch_threads
@@ -60,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         threads = args.threads if args.threads is not None else ws.config["embedder.threads"]
         set_torch_threads(threads)
         events = ingest(ws, args.paths, max_rows_per_config=args.max_rows_per_config, split=args.split,
-                        batch_size=args.batch_size, embed=not args.no_embed, dataset_id=args.dataset_id)
+                        batch_size=args.batch_size, embed=not args.no_embed, dataset_id=args.dataset_id,
+                        re_embed=args.re_embed)
         done = render(events, console, IngestDone)
     if args.json:
         print_json(done.summary.to_json())
@@ -136,6 +154,11 @@ def print_summary(summary: IngestSummary, console: Console) -> None:
         f"{summary.seconds:.1f} s — workspace: {t.datasets:,} datasets, {t.configs:,} "
         f"configs, {t.rows:,} rows, {t.cells:,} cells, {t.values:,} values, "
         f"{t.vectors:,} vectors", highlight=False)
+    e = summary.embedding
+    if e is not None and e.values + e.descriptions:
+        console.print(f"embedded {e.values:,} values and {e.descriptions:,} descriptions in {e.seconds:.1f} s "
+                      f"({e.values_per_s:,.0f}/s, {e.backend}/{e.precision} on {e.device}, {e.executor})",
+                      highlight=False, markup=False)
     if summary.unembedded > 0:
         console.print(f"{summary.unembedded:,} value(s)/description(s) are not embedded yet, so their datasets "
                       "stay invisible to retrieval: run the ingest again without --no-embed (or "

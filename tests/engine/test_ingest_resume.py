@@ -78,7 +78,7 @@ def test_sigkill_twice_then_resume_equals_uninterrupted(tmp_path, embedder):
     ws_dir = tmp_path / "killed"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     cmd = [sys.executable, "-m", "rebase_tui", "-w", str(ws_dir), "ingest", *paths,
-           "--max-rows-per-config", str(MAX_ROWS), "--batch-size", "16", "--threads", "1"]
+           "--max-rows-per-config", str(MAX_ROWS), "--batch-size", "16", "--threads", "1", "--precision", "fp32"]
     seed = int(os.environ.get("REBASE_KILL_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     log: list[str] = []
