@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import EngineError
+from engine.review import METHODS
 from engine.tasks import Task, final_answer
 from engine.teacher import paper_prompt
 
@@ -68,8 +69,6 @@ Do not copy the examples. Answer with JSON only, using the fields asked for.
 
 PROMPTS = ("default", "paper")
 """The prompt wordings: this project's (or the task's stored template), and the released ReBase code's."""
-METHODS = ("rebase", "synthesize")
-"""How examples are made: from a retrieved row, or by the teacher from the task alone (the baseline)."""
 
 FILTER_TEMPLATE = """\
 Task description: {instruction}
