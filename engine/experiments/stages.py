@@ -82,10 +82,12 @@ async def drain(gen: Iterator[Event]) -> AsyncGenerator[Event, None]:
             assert isinstance(ev, Event)
             yield ev
     finally:
-        try:
-            await asyncio.to_thread(gen.close)
-        except ValueError:  # still running in its thread (the consumer was cancelled): it ends on its own
-            pass
+        close = getattr(gen, "close", None)    # a generator: let its own finally blocks run
+        if close is not None:
+            try:
+                await asyncio.to_thread(close)
+            except ValueError:  # still running in its thread (the consumer was cancelled): it ends on its own
+                pass
 
 
 # -- retrieve ---------------------------------------------------------------------------------------
