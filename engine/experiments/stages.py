@@ -183,8 +183,8 @@ async def train(st: Stage, method: str, fp: str, ids: list[int]) -> AsyncGenerat
     path = (st.ws.runs_dir / entry["run"]) if entry else None
     if path is not None and not (path / "run.json").exists():
         path = None
-    if path is not None and runs.record(st.ws, path).status == "finished":
-        yield StageDone(st.task.name, method, "train", runs.record(st.ws, path).seconds, True, path.name)
+    if path is not None and (before := await asyncio.to_thread(runs.record, st.ws, path)).status == "finished":
+        yield StageDone(st.task.name, method, "train", before.seconds, True, path.name)
         return
     offset: int | None = None
     if path is None:
@@ -265,7 +265,7 @@ async def evaluate_student(st: Stage, method: str, fp: str, run: str, *, base: b
     seconds = time.monotonic() - t0
     n_train = 0 if base else read_config(path).data.train
     rows = result_rows(st.task.name, method, result, n_train, calls, spent + seconds)
-    st.state.put(key, fp, seconds=seconds, rows=rows)
+    st.state.put(key, fp, seconds=seconds, generation=result.seconds, rows=rows)
     yield StageDone(st.task.name, method, "eval", seconds, False, result.describe())
 
 
