@@ -2,10 +2,10 @@
 
 Retrieval compares the task's examples with the datastore's cells through the workspace's embedder. The
 default, ``all-MiniLM-L6-v2``, was trained on English: Japanese or Russian examples land near unrelated text,
-and the pool is poor without any error. The paper's own embedder, ``distiluse-base-multilingual-cased``, reads
-some 15 languages. The check is deliberately simple: the share of the letters in the examples' inputs and
-outputs that are not Latin-script letters (CJK, kana, Cyrillic, Arabic, ...), and whether the embedder's name
-says it is multilingual. Latin-script languages other than English (French, German) are not detected.
+and the pool is poor without any error. The paper's own embedder, ``distiluse-base-multilingual-cased``, is
+multilingual. The check is deliberately simple: the share of the letters in the examples' inputs and outputs
+that are not Latin-script letters (CJK, kana, Cyrillic, Arabic, ...), and whether the embedder's name says it
+is multilingual. Latin-script languages other than English (French, German) are not detected.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ NON_LATIN_SHARE = 0.3
 """A task whose letters are at least this share non-Latin counts as not English."""
 MULTILINGUAL_MARKS = ("multilingual", "labse", "bge-m3", "xlm", "mbert", "nomic-embed-text-v2", "jina-embeddings-v3")
 """Parts of a model name that mark a multilingual embedder (case-insensitive)."""
-MULTILINGUAL_EMBEDDER = "sentence-transformers/distiluse-base-multilingual-cased-v1"
+MULTILINGUAL_EMBEDDER = "sentence-transformers/distiluse-base-multilingual-cased"
 """The paper's embedder, suggested in the warning."""
 
 

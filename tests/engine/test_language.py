@@ -10,7 +10,7 @@ from engine.tasks import read_task_file
 from rebase_tui.cli import main
 from tests.conftest import corpus
 
-MULTILINGUAL = "sentence-transformers/distiluse-base-multilingual-cased-v1"
+MULTILINGUAL = "sentence-transformers/distiluse-base-multilingual-cased"
 
 
 def test_the_script_check():
