@@ -198,3 +198,19 @@ def test_what_only_the_workspace_can_judge_is_checked_before_any_work(tmp_path, 
             check(ws, spec)
     assert str(err.value).startswith(message), str(err.value)
     assert not (tmp_path / "w" / "experiments").exists(), "nothing was started"
+
+
+def test_the_ready_paper_spec_reads(tmp_path):
+    """docs/experiments/paper.toml is a valid spec once its task and test files are in place."""
+    import shutil
+    import tomllib
+
+    spec = tmp_path / "paper.toml"
+    shutil.copy(REPO / "docs" / "experiments" / "paper.toml", spec)
+    for table in tomllib.loads(spec.read_text(encoding="utf-8"))["tasks"]:
+        for key in ("task", "test"):
+            (tmp_path / table[key]).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / table[key]).touch()
+    got = read_spec(spec)
+    assert got.methods == METHODS and len(got.tasks) == 30 and got.prompt == "paper"
+    assert got.student == {"student": "meta-llama/Meta-Llama-3-8B", "recipe": "paper"}
