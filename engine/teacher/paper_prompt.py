@@ -27,7 +27,7 @@ SYSTEM = "You are a useful assistant"
 ROW_CHARS = 250
 LONG_ROW_CHARS = 4000
 
-PAPER_TEMPLATE = """
+_HEAD = """
 I would like you to create questions for a test. The directions for the test are:
 
 ```
@@ -36,30 +36,21 @@ I would like you to create questions for a test. The directions for the test are
 The format should be in json like this:
 {examples}
 
+"""
+_TAIL = """
+
+Your response MUST be a JSON with exactly {fields}.
+Response (JSON ONLY):
+"""
+PAPER_TEMPLATE = _HEAD + """\
 Now I will provide you with a JSON file from a different dataset. Please create a question where the format \
 and type of question is similar to the examples provided above, but the content is inspired by the example \
 provided below.
 You need to decide which part of the dataset to use.
-{row}
-
-Your response MUST be a JSON with exactly {fields}.
-Response (JSON ONLY):
-"""
-
-PAPER_SYNTHESIZE_TEMPLATE = """
-I would like you to create questions for a test. The directions for the test are:
-
-```
-{instruction}
-```
-The format should be in json like this:
-{examples}
-
-Please create a new question where the format and type of question is similar to the examples provided above.
-
-Your response MUST be a JSON with exactly {fields}.
-Response (JSON ONLY):
-"""
+{row}""" + _TAIL
+PAPER_SYNTHESIZE_TEMPLATE = _HEAD + """\
+Please create a new question where the format and type of question is similar to the examples provided above.\
+""" + _TAIL
 
 
 def render_examples(pairs: list[tuple[str, str]]) -> str:

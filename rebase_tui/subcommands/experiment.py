@@ -98,7 +98,7 @@ async def _consume(ws, spec, quiet: bool):
                     if bars.disable and not quiet:
                         console.print(f"{ev.task} · {ev.method} · {ev.stage}: {note}", markup=False,
                                       highlight=False)
-                elif isinstance(ev, Log) and not quiet:
+                elif isinstance(ev, Log) and (not quiet or ev.level != "INFO"):
                     console.print(ev.message, markup=False, highlight=False)
                 elif isinstance(ev, ExperimentFinished):
                     end = ev
