@@ -27,7 +27,11 @@ kernel                ``errors``, ``events``, expected failures, the event proto
 6. student            ``student/``            training data, prompt ``formatting``, ``runs``, the training
                                               ``loop`` and its ``worker`` and ``supervise``-ion, ``evaluate``,
                                               ``metrics``, ``testsets``, model ``export`` (docs/training.md)
-front-end helpers     ``info``, ``demo``      what ``rebase-tui info`` reports; the demo workspace
+7. experiments        ``experiments/``        the paper's comparison (base, synthesize, rebase, teacher) run
+                                              unattended and resumable, its ``spec``, ``runner``, ``stages``,
+                                              ``state`` and ``results`` table (README: Reproduce the paper)
+front-end helpers     ``info``, ``demo``,     what ``rebase-tui info`` reports; the demo workspace; whether a
+                      ``language``            task's script suits the embedder
 ====================  ======================  =================================================================
 
 Rules: this package never imports textual, rich or rebase_tui, and imports heavy libraries (torch,

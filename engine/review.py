@@ -17,9 +17,11 @@ from engine.errors import EngineError
 from engine.workspace import Workspace
 
 STATUSES = ("pending", "accepted", "rejected", "failed", "duplicate")
+METHODS = ("rebase", "synthesize")
+"""How an example was made: from a retrieved row, or by the teacher from the task alone (the baseline)."""
 _FIELDS = ("status", "reason", "input", "output", "reasoning", "edited")
 _COLUMNS = ("e.id, e.task, e.row, e.input, e.output, e.reasoning, e.status, e.reason, e.teacher_model, e.edited, "
-            "e.raw_response, e.created_at, e.updated_at, d.name, c.name, w.row_id")
+            "e.raw_response, e.created_at, e.updated_at, d.name, c.name, w.row_id, e.method")
 _SOURCE_JOINS = ("left join rows w on w.id = e.row left join datasets d on d.id = w.dataset "
                  "left join configs c on c.id = w.config")
 _LIST_SQL = f"select {_COLUMNS} from examples e {_SOURCE_JOINS}"
@@ -36,7 +38,8 @@ class ExampleSource:
 
 @dataclass(frozen=True, slots=True)
 class ExampleRecord:
-    """One row of the ``examples`` table (a teacher-written task example) with its source."""
+    """One row of the ``examples`` table (a teacher-written task example) with its source. ``method`` says how
+    it was made: ``rebase`` (from the retrieved row ``row``) or ``synthesize`` (from the task alone: no row)."""
 
     id: int
     task: str
@@ -52,6 +55,7 @@ class ExampleRecord:
     created_at: str | None
     updated_at: str | None
     source: ExampleSource | None
+    method: str = "rebase"
 
     def to_json(self) -> dict[str, Any]:
         """The record as ``examples --json`` prints it."""
@@ -85,7 +89,14 @@ def _example(r: tuple[Any, ...]) -> ExampleRecord:
                          status=r[6], reason=r[7], teacher_model=r[8], edited=bool(r[9]), raw_response=r[10],
                          created_at=str(r[11]) if r[11] is not None else None,
                          updated_at=str(r[12]) if r[12] is not None else None,
-                         source=ExampleSource(r[13], r[14], r[15]) if r[2] is not None else None)
+                         source=ExampleSource(r[13], r[14], r[15]) if r[2] is not None else None,
+                         method=r[16] or "rebase")
+
+
+def check_method(method: str | None) -> None:
+    """EngineError for a method that makes no examples (None, meaning every method, is fine)."""
+    if method is not None and method not in METHODS:
+        raise EngineError(f"unknown method {method!r}", fix=f"use one of {', '.join(METHODS)}")
 
 
 def _check_status(status: str | None) -> None:
@@ -94,14 +105,19 @@ def _check_status(status: str | None) -> None:
 
 
 def list_examples(ws: Workspace, task: str, status: str | None = None, *, limit: int | None = None,
-                  offset: int = 0) -> list[ExampleRecord]:
-    """The task's examples (oldest first) with their source (dataset id, config, row id)."""
+                  offset: int = 0, method: str | None = None) -> list[ExampleRecord]:
+    """The task's examples (oldest first) with their source (dataset id, config, row id); with ``method``,
+    only those that method made."""
     _check_status(status)
+    check_method(method)
     sql = _LIST_SQL + " where e.task = ?"
     params: list[Any] = [task]
     if status is not None:
         sql += " and e.status = ?"
         params.append(status)
+    if method is not None:
+        sql += " and e.method = ?"
+        params.append(method)
     sql += " order by e.id"
     if limit is not None:
         sql += " limit ? offset ?"

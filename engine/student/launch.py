@@ -8,6 +8,7 @@ from ``offset``, where this attempt's events begin.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,11 +38,14 @@ class LaunchedRun:
 
 
 def start_training(ws: Workspace, *, task: str | None = None, data: str | Path | None = None,
+                   example_method: str | None = None, example_ids: Sequence[int] | None = None,
                    **overrides: Any) -> LaunchedRun:
     """Create a run on ``data`` (a JSONL or BIG-Bench-Hard file) or on ``task``'s accepted examples, and
     start its worker.
 
-    ``task`` also gives the prompt its instruction and demonstrations (with ``data`` too). ``overrides`` are
+    ``task`` also gives the prompt its instruction and demonstrations (with ``data`` too). ``example_method``
+    trains on the accepted examples one method made (``rebase`` or ``synthesize``), ``example_ids`` on those
+    among these ids (see :func:`~engine.student.training_data.accepted_examples`). ``overrides`` are
     :class:`~engine.student.run_config.RunSettings` fields, ``recipe`` and the flat LoRA keys (see
     :func:`~engine.student.run_config.settings_from_config`); None values keep the recipe's or the workspace's
     settings. The student (and 4-bit support, when asked) is checked before any run directory exists, so a
@@ -52,10 +56,11 @@ def start_training(ws: Workspace, *, task: str | None = None, data: str | Path |
         rows = read_examples_file(data)
         source = str(data)
     elif task_obj is not None:
-        rows = accepted_examples(ws, task_obj.name)
-        source = f"task:{task_obj.name}"
+        rows = accepted_examples(ws, task_obj.name, method=example_method, ids=example_ids)
+        source = f"task:{task_obj.name}" + (f" ({example_method})" if example_method else "")
         if not rows:
-            raise EngineError(f"task {task_obj.name!r} has no accepted examples",
+            made = f" made by {example_method}" if example_method else ""
+            raise EngineError(f"task {task_obj.name!r} has no accepted examples{made}",
                               fix="accept examples in review first, or train on a file with --data FILE")
     else:
         raise EngineError("nothing to train on",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -43,21 +44,32 @@ def training_target(output: str, reasoning: str | None) -> str:
     return output
 
 
-def accepted_examples(ws: Any, task: str) -> list[dict[str, Any]]:
-    """The task's accepted examples, oldest first, with provenance (source dataset, config, row, teacher)."""
+def accepted_examples(ws: Any, task: str, *, method: str | None = None,
+                      ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """The task's accepted examples, oldest first, with provenance (source dataset, config, row, teacher).
+
+    ``method`` keeps those one method made (``rebase`` or ``synthesize``); ``ids`` keeps those among these
+    example ids (what one experiment made, when the task has other examples too).
+    """
+    from engine.review import check_method
+
+    check_method(method)
+    sql = """
+        select e.id, e.input, e.output, e.reasoning, e.teacher_model, d.name, c.name, c.split, r.row_id
+        from examples e
+        left join rows r on r.id = e."row"
+        left join datasets d on d.id = r.dataset
+        left join configs c on c.id = r.config
+        where e.task = ? and e.status = 'accepted'"""
+    params: list[Any] = [task]
+    if method is not None:
+        sql += " and e.method = ?"
+        params.append(method)
+    if ids is not None:
+        sql += " and e.id in (select unnest(?::bigint[]))"
+        params.append([int(i) for i in ids])
     with ws.store.cursor() as cur:
-        rows = cur.execute(
-            """
-            select e.id, e.input, e.output, e.reasoning, e.teacher_model, d.name, c.name, c.split, r.row_id
-            from examples e
-            left join rows r on r.id = e."row"
-            left join datasets d on d.id = r.dataset
-            left join configs c on c.id = r.config
-            where e.task = ? and e.status = 'accepted'
-            order by e.id
-            """,
-            [task],
-        ).fetchall()
+        rows = cur.execute(sql + " order by e.id", params).fetchall()
     out = []
     for ex_id, inp, output, reasoning, teacher, dataset, config, split, row_id in rows:
         out.append({"input": inp, "output": training_target(output, reasoning), "reasoning": reasoning,
@@ -115,8 +127,9 @@ def is_hf_export(path: Path) -> bool:
     return (path / "README.md").is_file() and (path / "data").is_dir()
 
 
-def export_dataset(ws: Any, task: Task, fmt: str, out: str | Path, *, force: bool = False) -> DatasetExport:
-    """Write the task's accepted examples with provenance in ``fmt``.
+def export_dataset(ws: Any, task: Task, fmt: str, out: str | Path, *, force: bool = False,
+                   method: str | None = None) -> DatasetExport:
+    """Write the task's accepted examples (only those ``method`` made, when given) with provenance in ``fmt``.
 
     ``jsonl``/``csv``/``parquet``: one row per example (task, input, output, reasoning, provenance);
     ``hf``: a folder loadable with ``datasets.load_dataset(PATH)`` (Parquet + dataset card);
@@ -129,9 +142,10 @@ def export_dataset(ws: Any, task: Task, fmt: str, out: str | Path, *, force: boo
     if fmt not in EXPORT_FORMATS:
         raise EngineError(f"unknown export format {fmt!r}", fix=f"use one of {', '.join(EXPORT_FORMATS)}")
     path = check_out(out, folder=fmt == "hf", force=force, workspace=ws.path, earlier_export=is_hf_export)
-    rows = accepted_examples(ws, task.name)
+    rows = accepted_examples(ws, task.name, method=method)
     if not rows:
-        raise EngineError(f"task {task.name!r} has no accepted examples to export",
+        made = f" made by {method}" if method else ""
+        raise EngineError(f"task {task.name!r} has no accepted examples{made} to export",
                           fix="generate examples (`rebase-tui transform`) and accept them (`rebase-tui review`)")
     flat = _flat_rows(task, rows)
     if fmt == "hf":

@@ -5,10 +5,12 @@ rows into task examples.
   circuit breaker; ``hosts``: host strings to URLs.
 - ``backend``: the small interface every server implements (one streamed attempt, the model list), with the
   capped line reader; ``ollama_backend`` and ``openai_backend``: the two implementations.
-- ``prompts``: the transform and filter prompts, answer schemas, label sets and :class:`PromptSpec`.
+- ``prompts``: the transform, synthesis and filter prompts, answer schemas, label sets and :class:`PromptSpec`
+  (the wording and method choices); ``paper_prompt``: the released ReBase prompt, rendered as the paper did.
 - ``quality``: parsing a reply and the duplicate checks.
 - ``ask``: asking for one example (the call, the checks, the timings), shared by transform and regenerate.
 - ``calls``: the cache of teacher calls and the examples they made (this stage's SQL); ``writer``: the group
   commit of concurrent calls.
-- ``transform``: the whole pool, concurrently, resumable; ``regenerate``: one example asked for again.
+- ``plan``: a run's items (pool rows or synthesis slots) with their cache keys; ``transform``: the whole pool
+  (or N synthesized examples), concurrently, resumable; ``regenerate``: one example asked for again.
 """

@@ -110,10 +110,11 @@ def throttled(emit: Callable[[str], None], interval: float) -> Callable[[Callabl
     return on_text
 
 
-async def ask_example(teacher: Teacher, spec: PromptSpec, row: dict[str, Any], dups: DuplicateIndex, *,
+async def ask_example(teacher: Teacher, spec: PromptSpec, row: dict[str, Any] | None, dups: DuplicateIndex, *,
                       on_text: Callable[[Callable[[], str]], None] | None = None,
                       remember_as: str | None = None) -> Answer:
-    """Ask for one example made from ``row`` and check it (parse, fields, label set, duplicates of ``dups``).
+    """Ask for one example made from ``row`` (None: written from the task alone, for a synthesizing spec) and
+    check it (parse, fields, label set, duplicates of ``dups``).
 
     ``on_text`` receives a getter of the streamed text so far after each piece (see :func:`throttled`). With
     ``remember_as``, a usable example is added to ``dups`` under that label before this returns, so calls

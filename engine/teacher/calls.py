@@ -4,6 +4,10 @@ Every teacher call is stored under a key of (kind, task, row, prompt hash, model
 when it is not Ollama: keys made before there were backends stay valid), written with its example in one
 transaction, so a re-run repeats no finished call. A call that could not be made or answered is stored as
 ``failed`` and replaced when it is asked again.
+
+A synthesized example has no source row: its call is stored under the negative number of its slot (slot 3
+is row -3, with a seed of its own in its options) and its example's ``row`` is null. Every example records
+the method that made it (``rebase`` or ``synthesize``) and the prompt wording (``default`` or ``paper``).
 """
 
 from __future__ import annotations
@@ -59,14 +63,19 @@ def examples_by_call(ws: Workspace, task: str, keys: list[str]) -> dict[str, tup
     return {k: (i, a, b, s) for k, i, a, b, s in got}
 
 
-def kept_examples(ws: Workspace, task: str, dups: DuplicateIndex, *, except_row: int | None = None) -> None:
+def kept_examples(ws: Workspace, task: str, dups: DuplicateIndex, *, except_row: int | None = None,
+                  method: str | None = None) -> None:
     """Add the task's kept examples (pending, accepted, rejected) to ``dups``, except those of ``except_row``
-    (a row's own examples are alternatives to each other, not duplicates)."""
+    (a row's own examples are alternatives to each other, not duplicates); with ``method``, only the examples
+    that method made (the data of two methods are compared, never merged, so neither may thin the other)."""
     sql = "select id, input, output from examples where task = ? and status in ('pending', 'accepted', 'rejected')"
     params: list[Any] = [task]
     if except_row is not None:
         sql += " and row is distinct from ?"
         params.append(except_row)
+    if method is not None:
+        sql += " and method = ?"
+        params.append(method)
     with ws.store.cursor() as cur:
         got = cur.execute(sql + " order by id", params).fetchall()
     for i, a, b in got:
@@ -74,11 +83,12 @@ def kept_examples(ws: Workspace, task: str, dups: DuplicateIndex, *, except_row:
 
 
 Write = tuple["Teacher", "PromptSpec", int, str, "Answer", bool]
-"""One call to store: (teacher, spec, row, key, answer, retry)."""
+"""One call to store: (teacher, spec, row, key, answer, retry); ``row`` is minus the slot for a synthesized
+example."""
 
 _CALL_COLUMNS = "key, task, row, model, prompt_hash, options, response, status, error"
 _EXAMPLE_COLUMNS = ("task, row, input, output, reasoning, status, reason, teacher_model, teacher_digest, options, "
-                    "prompt_hash, call_key, raw_response, timings, tokens")
+                    "prompt_hash, call_key, raw_response, timings, tokens, method, prompt")
 _ROWS_PER_STATEMENT = 256
 
 
@@ -106,11 +116,12 @@ def store_answers(cur: Any, writes: list[Write]) -> list[int]:
                 cur.execute("delete from teacher_calls where key = ?", [key])
             calls += [key, task, row, teacher.settings.model, spec.hash, options, answer.response,
                       "ok" if answer.call_ok else "failed", answer.error]
-            examples += [task, row, answer.input, answer.output, answer.reasoning, answer.status, answer.reason,
-                         teacher.settings.model, teacher.digest, options, spec.hash, key, answer.response,
-                         json.dumps(answer.timings), json.dumps(answer.tokens)]
+            examples += [task, row if row >= 0 else None, answer.input, answer.output, answer.reasoning,
+                         answer.status, answer.reason, teacher.settings.model, teacher.digest, options, spec.hash, key,
+                         answer.response, json.dumps(answer.timings), json.dumps(answer.tokens), spec.method,
+                         spec.prompt]
         cur.execute(f"insert into teacher_calls ({_CALL_COLUMNS}) values {_values(len(chunk), 9)}", calls)
-        got = cur.execute(f"insert into examples ({_EXAMPLE_COLUMNS}) values {_values(len(chunk), 15)} "
+        got = cur.execute(f"insert into examples ({_EXAMPLE_COLUMNS}) values {_values(len(chunk), 17)} "
                           "returning call_key, id", examples).fetchall()
         ids.update((k, int(i)) for k, i in got)
     return [ids[w[3]] for w in writes]

@@ -10,6 +10,13 @@ everything that shapes the prompt (template, task, schema) is part of every teac
 Chain-of-thought: when the task's example outputs reason and end in "the answer is X" (``cot="auto"``), the
 schema asks for ``input``, ``reasoning`` and ``answer``, and the stored output is written in the examples'
 style: the reasoning, then "The answer is X.".
+
+Two choices shape a prompt beside the template (:func:`spec_for`): the *prompt* wording — ``default`` (this
+project's, or the task's stored template) or ``paper`` (the released ReBase code's, see
+:mod:`engine.teacher.paper_prompt`) — and the *method*: ``rebase`` turns a retrieved row into an example,
+``synthesize`` (the baseline ReBase is compared with) has the teacher write an example from the instruction and
+the demonstrations alone. Both enter the prompt hash, so each choice has cache keys of its own; the default
+choices hash exactly as before they existed, so existing caches stay valid.
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import EngineError
+from engine.review import METHODS
 from engine.tasks import Task, final_answer
+from engine.teacher import paper_prompt
 
 FIELD_CHARS = 250
 PROMPT_VERSION = "1"
@@ -43,6 +52,23 @@ Transform the data sample into ONE new example of the task. The format of the ne
 is phrased and what its output looks like) must follow the examples above; its content must come from the \
 data sample. Do not copy the examples. Answer with JSON only, using the fields asked for.
 """
+
+SYNTHESIZE_TEMPLATE = """\
+You are helping to build a dataset for the following task.
+
+Task description: {instruction}
+
+Here are examples of the task, in the exact format its data must have:
+
+{examples}
+
+Write ONE new example of the task. Its format (how its input is phrased and what its output looks like) must \
+follow the examples above; its content must be new: an input unlike every example's, with its correct output. \
+Do not copy the examples. Answer with JSON only, using the fields asked for.
+"""
+
+PROMPTS = ("default", "paper")
+"""The prompt wordings: this project's (or the task's stored template), and the released ReBase code's."""
 
 FILTER_TEMPLATE = """\
 Task description: {instruction}
@@ -193,18 +219,26 @@ def filter_messages(task: Task, example_input: str, example_output: str) -> list
     return [{"role": "user", "content": text}]
 
 
-def prompt_hash(template: str, task: Task, schema: dict[str, Any]) -> str:
-    """Hash of everything that shapes a transform prompt except the row."""
-    blob = json.dumps([PROMPT_VERSION, template, task.instruction,
-                       [[e.input, e.output] for e in task.examples], schema], sort_keys=True, ensure_ascii=False)
+def prompt_hash(template: str, task: Task, schema: dict[str, Any], prompt: str = "default",
+                method: str = "rebase") -> str:
+    """Hash of everything that shapes a transform prompt except the row. The wording and the method enter it
+    only when they are not the defaults, so the hashes made before those choices existed stay the same."""
+    parts: list[Any] = [PROMPT_VERSION, template, task.instruction, [[e.input, e.output] for e in task.examples],
+                        schema]
+    if prompt != "default":
+        parts.append(f"prompt:{prompt}")
+    if method != "rebase":
+        parts.append(f"method:{method}")
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
 class PromptSpec:
     """Everything that shapes a task's transform calls except the row: the template, the format (reasoning
-    or direct), the answer schema the server constrains replies to, the label set answers must come from, and the
-    hash of all of it (part of every call's cache key, so a changed prompt means new calls)."""
+    or direct), the answer schema the server constrains replies to, the label set answers must come from, the
+    wording (``prompt``) and the ``method``, and the hash of all of it (part of every call's cache key, so a
+    changed prompt means new calls)."""
 
     task: Task
     template: str
@@ -212,21 +246,67 @@ class PromptSpec:
     schema: dict[str, Any]
     labels: LabelSet | None
     hash: str
+    prompt: str = "default"
+    method: str = "rebase"
 
     @classmethod
-    def build(cls, task: Task, template: str, cot: bool) -> PromptSpec:
+    def build(cls, task: Task, template: str, cot: bool, *, prompt: str = "default",
+              method: str = "rebase") -> PromptSpec:
         """The spec of ``task`` with ``template`` in the reasoning (``cot``) or direct format."""
         schema = output_schema(task, cot)
-        return cls(task, template, cot, schema, label_set(task, cot), prompt_hash(template, task, schema))
+        return cls(task, template, cot, schema, label_set(task, cot),
+                   prompt_hash(template, task, schema, prompt, method), prompt, method)
 
-    def messages(self, row: dict[str, Any]) -> list[dict[str, str]]:
-        """The chat messages asking for one example made from ``row``."""
-        return transform_messages(self.template, self.task, row)
+    def messages(self, row: dict[str, Any] | None) -> list[dict[str, str]]:
+        """The chat messages asking for one example made from ``row`` (None when synthesizing)."""
+        if self.prompt != "paper":
+            if row is None:
+                text = fill(self.template, instruction=self.task.instruction, examples=render_examples(self.task))
+                return [{"role": "user", "content": text}]
+            return transform_messages(self.template, self.task, row)
+        values = {"instruction": self.task.instruction,
+                  "examples": paper_prompt.render_examples([(e.input, e.output) for e in self.task.examples]),
+                  "fields": paper_prompt.describe_fields(list(self.schema["properties"]))}
+        if row is not None:
+            values["row"] = paper_prompt.render_row(row)
+        return [{"role": "system", "content": paper_prompt.SYSTEM},
+                {"role": "user", "content": fill(self.template, **values)}]
+
+    def sample(self, data: dict[str, Any], input_column: str | None = None,
+               output_column: str | None = None) -> dict[str, Any]:
+        """What the prompt shows of a pool row: the row, or with the paper's wording, only its best input and
+        output cells when the row is longer than the paper allowed (see :func:`paper_prompt.paper_sample`)."""
+        if self.prompt == "paper":
+            return paper_prompt.paper_sample(data, input_column, output_column)
+        return data
 
     def describe(self) -> str:
         """The format in words, for logs: "direct format, label set {Yes, No}"."""
         labels = f", label set {self.labels.describe()}" if self.labels else ""
-        return f"{'reasoning' if self.cot else 'direct'} format{labels}"
+        wording = ", the paper's prompt" if self.prompt == "paper" else ""
+        return f"{'reasoning' if self.cot else 'direct'} format{labels}{wording}"
+
+
+def check_choices(prompt: str, method: str) -> None:
+    """EngineError for a prompt wording or method that does not exist."""
+    if prompt not in PROMPTS:
+        raise EngineError(f"--prompt {prompt!r} is not one of {', '.join(PROMPTS)}",
+                          fix="pass --prompt default (this project's wording) or --prompt paper (the paper's)")
+    if method not in METHODS:
+        raise EngineError(f"--method {method!r} is not one of {', '.join(METHODS)}",
+                          fix="pass --method rebase (from retrieved rows) or --method synthesize (from the task alone)")
+
+
+def spec_for(ws: Any, task: Task, *, cot: str = "auto", prompt: str = "default",
+             method: str = "rebase") -> PromptSpec:
+    """The spec a transform of ``task`` uses: the template follows the wording and the method (the task's
+    stored template is this project's wording for retrieved rows; the other three are fixed)."""
+    check_choices(prompt, method)
+    if prompt == "paper":
+        template = paper_prompt.PAPER_TEMPLATE if method == "rebase" else paper_prompt.PAPER_SYNTHESIZE_TEMPLATE
+    else:
+        template = get_template(ws, task.name) if method == "rebase" else SYNTHESIZE_TEMPLATE
+    return PromptSpec.build(task, template, resolve_cot(task, cot), prompt=prompt, method=method)
 
 
 def compose_output(reasoning: str, answer: str) -> str:

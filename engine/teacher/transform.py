@@ -20,6 +20,13 @@ early with ``stopped`` saying why and ``skipped`` rows untried, and a later run 
 With ``use_filter`` every new usable example is then put to the teacher once more (the paper's filter
 pass: does it fit the task?); a "no" rejects it. A filter call that failed or gave no verdict leaves the
 example pending and is asked again on the next filtered run.
+
+``method="synthesize"`` is the baseline ReBase is measured against: no pool, ``limit`` slots, each asking the
+teacher for a new example from the instruction and the demonstrations alone. Every slot has a seed of its
+own (the run's seed plus the slot number), so the slots' cache keys differ and a sampling teacher answers
+each differently; everything else (schema, checks, duplicates, cache, resume, the filter) is the same.
+``prompt="paper"`` sends the released ReBase prompt instead of this project's (see
+:mod:`engine.teacher.prompts`).
 """
 
 from __future__ import annotations
@@ -35,24 +42,20 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from engine.errors import EngineError
 from engine.events import Event, Log, Progress
 from engine.rate import RateMeter
-from engine.retrieval.pool import PoolRow, load_pool
 from engine.tasks import resolve_task
 from engine.teacher import prompts
 from engine.teacher.ask import Teacher, ask_example, throttled
 from engine.teacher.calls import (
     FILTER_REJECTED,
-    call_key,
-    call_states,
-    examples_by_call,
     filter_key,
     kept_examples,
     store_answers,
     store_filter,
 )
 from engine.teacher.client import TeacherCallFailed, TeacherSettings
+from engine.teacher.plan import Item, items_of, plan
 from engine.teacher.prompts import PromptSpec
 from engine.teacher.quality import DuplicateIndex
 from engine.teacher.writer import GroupWriter
@@ -61,7 +64,9 @@ from engine.workspace import Workspace
 
 @dataclass(frozen=True, slots=True)
 class ExampleText(Event):
-    """The streamed reply so far for the pool row ``row`` (a state snapshot: the latest replaces older)."""
+    """The streamed reply so far for the pool row ``row`` (a state snapshot: the latest replaces older).
+
+    For a synthesized example ``row`` is minus its slot and ``rank`` the slot."""
 
     row: int
     rank: int
@@ -126,20 +131,6 @@ class TransformFinished(Event):
 
 
 @dataclass
-class _Item:
-    """One pool row to do: its call (unless cached) and then, with the filter on, its filter call."""
-
-    rank: int
-    row: int
-    data: dict[str, Any]
-    key: str
-    call: bool = True                    # False: cached, only the filter pass is missing
-    retry: bool = False                  # a failed call of an earlier run is stored under this key
-    example_id: int | None = None
-    example: tuple[str, str] | None = None
-
-
-@dataclass
 class _Counts:
     done: int = 0
     failed: int = 0
@@ -153,65 +144,38 @@ class _Counts:
 
 
 async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, limit: int | None = None,
-                    cot: str = "auto", use_filter: bool = False, text_interval: float = 0.2,
-                    progress_interval: float = 0.25) -> AsyncGenerator[Event, None]:
-    """Transform the first ``limit`` rows of the task's pool into examples (see the module docstring).
+                    cot: str = "auto", use_filter: bool = False, prompt: str = "default", method: str = "rebase",
+                    text_interval: float = 0.2, progress_interval: float = 0.25) -> AsyncGenerator[Event, None]:
+    """Transform the first ``limit`` rows of the task's pool into examples, or with ``method="synthesize"``
+    write ``limit`` examples from the task alone (see the module docstring).
 
-    Raises EngineError before any work when the task has no pool, the teacher's host is unreachable or the
-    model is not there. Close the generator (``aclose()``) to cancel: finished calls are kept.
+    Raises EngineError before any work when the task has no pool (synthesis needs none, but a ``limit``), the
+    teacher's host is unreachable or the model is not there. Close the generator (``aclose()``) to cancel:
+    finished calls are kept.
     """
     task = resolve_task(ws, task_ref)
-    pool = await asyncio.to_thread(load_pool, ws, task.name, limit)
-    if not pool:
-        raise EngineError(f"task {task.name!r} has no retrieved rows to transform",
-                          fix=f"run `rebase-tui retrieve {task.name}` first")
-    use_cot = prompts.resolve_cot(task, cot)
-    spec = PromptSpec.build(task, prompts.get_template(ws, task.name), use_cot)
+    spec = prompts.spec_for(ws, task, cot=cot, prompt=prompt, method=method)
+    items = await asyncio.to_thread(items_of, ws, spec, settings, limit)
     out: asyncio.Queue[Event | None] = asyncio.Queue()
     teacher = await Teacher.connect(settings, lambda remark: out.put_nowait(Log(remark, "WARNING")))
     try:
         dups = DuplicateIndex(task)
-        await asyncio.to_thread(kept_examples, ws, task.name, dups)
-        todo, cached = await asyncio.to_thread(_plan, ws, spec, settings, pool, use_filter)
+        await asyncio.to_thread(kept_examples, ws, task.name, dups, method=spec.method)
+        todo, cached = await asyncio.to_thread(plan, ws, spec, settings, items, use_filter)
         new_calls = sum(1 for it in todo if it.call)
-        yield Log(f"{task.name}: {len(pool)} rows requested, {cached} already done (cached), {new_calls} to "
-                  f"transform with {settings.model} on {settings.url} ({spec.describe()})")
+        what = "examples to write from the task alone" if spec.method == "synthesize" else "rows requested"
+        yield Log(f"{task.name}: {len(items)} {what}, {cached} already done (cached), {new_calls} to "
+                  f"{'write' if spec.method == 'synthesize' else 'transform'} with {settings.model} on {settings.url} "
+                  f"({spec.describe()})")
+        if spec.method == "synthesize" and settings.temperature == 0 and new_calls > 1:
+            yield Log("temperature 0: a teacher that does not sample writes the same example for every seed "
+                      "(the copies are caught as duplicates); raise --temperature", "WARNING")
         run = _Run(ws, teacher, spec, dups, use_filter, text_interval, out)
-        async with aclosing(run.events(todo, len(pool), cached, progress_interval)) as events:
+        async with aclosing(run.events(todo, len(items), cached, progress_interval)) as events:
             async for ev in events:
                 yield ev
     finally:
         await teacher.close()
-
-
-def _plan(ws: Workspace, spec: PromptSpec, settings: TeacherSettings, pool: list[PoolRow],
-          use_filter: bool) -> tuple[list[_Item], int]:
-    """The pool rows still to do, and how many rows' calls finished in an earlier run (cached).
-
-    A cached row is done again only for its filter call, when the filter is on, its example is still
-    pending and that filter call has not finished.
-    """
-    task = spec.task.name
-    items = [_Item(p.rank, p.row, p.data, call_key(task, p.row, spec.hash, settings)) for p in pool]
-    keys = [it.key for it in items]
-    calls, examples = call_states(ws, task, keys), examples_by_call(ws, task, keys)
-    todo: list[_Item] = []
-    cached = 0
-    for it in items:
-        if calls.get(it.key) == "ok":
-            cached += 1
-            ex = examples.get(it.key)
-            if use_filter and ex is not None and ex[3] == "pending":   # only the filter pass is missing?
-                it.call, it.example_id, it.example = False, ex[0], (ex[1], ex[2])
-                todo.append(it)
-            continue
-        it.retry = it.key in calls
-        todo.append(it)
-    if use_filter:
-        fkeys = {it.row: filter_key(task, it.row, spec.hash, settings) for it in todo if not it.call}
-        fcalls = call_states(ws, task, list(fkeys.values()))
-        todo = [it for it in todo if it.call or fcalls.get(fkeys[it.row]) != "ok"]
-    return todo, cached
 
 
 class _Run:
@@ -226,12 +190,12 @@ class _Run:
         self.counts = _Counts()
         self.started = time.perf_counter()
 
-    async def events(self, todo: list[_Item], total: int, cached: int,
+    async def events(self, todo: list[Item], total: int, cached: int,
                      progress_interval: float) -> AsyncGenerator[Event, None]:
         """Run the workers over ``todo``; yield their events, progress every ``progress_interval`` seconds,
         and the run's figures. Closing this generator cancels the calls in flight and waits for every
         finished call's write."""
-        queue: asyncio.Queue[_Item] = asyncio.Queue()
+        queue: asyncio.Queue[Item] = asyncio.Queue()
         for it in todo:
             queue.put_nowait(it)
         writer = GroupWriter(self.ws)
@@ -292,7 +256,7 @@ class _Run:
         finally:
             self.out.put_nowait(None)
 
-    async def _work(self, queue: asyncio.Queue[_Item], writer: GroupWriter) -> None:
+    async def _work(self, queue: asyncio.Queue[Item], writer: GroupWriter) -> None:
         while not self.teacher.backend.breaker.tripped:     # the host is gone: leave the rest for a later run
             try:
                 it = queue.get_nowait()
@@ -303,10 +267,11 @@ class _Run:
             if self.use_filter:
                 await self._filter(it, writer)
 
-    async def _ask(self, it: _Item, writer: GroupWriter) -> bool:
-        """Ask for the row's example and store it; True when it is usable (pending)."""
+    async def _ask(self, it: Item, writer: GroupWriter) -> bool:
+        """Ask for the item's example and store it; True when it is usable (pending)."""
+        teacher = self.teacher.with_seed(it.seed) if it.seed is not None else self.teacher
         answer = await ask_example(
-            self.teacher, self.spec, it.data, self.dups, remember_as=f"the example from row {it.row}",
+            teacher, self.spec, it.data, self.dups, remember_as=it.label,
             on_text=throttled(lambda text: self.out.put_nowait(ExampleText(it.row, it.rank, text)),
                               self.text_interval))
         c = self.counts
@@ -317,7 +282,7 @@ class _Run:
             c.faults[answer.fault] += 1
         c.retries += max(0, answer.attempts - 1)
         c.tokens += answer.tokens.get("eval_count", 0)
-        ex_id = await writer.submit_row(store_answers, (self.teacher, self.spec, it.row, it.key, answer, it.retry))
+        ex_id = await writer.submit_row(store_answers, (teacher, self.spec, it.row, it.key, answer, it.retry))
         if answer.status == "pending":
             c.done += 1
         elif answer.status == "duplicate":
@@ -331,7 +296,7 @@ class _Run:
                                         answer.output, answer.reasoning, answer.attempts, answer.seconds))
         return answer.status == "pending"
 
-    async def _filter(self, it: _Item, writer: GroupWriter) -> None:
+    async def _filter(self, it: Item, writer: GroupWriter) -> None:
         """The paper's filter pass: ask whether the new example fits the task; reject it when it does not."""
         assert it.example is not None and it.example_id is not None
         key = filter_key(self.spec.task.name, it.row, self.spec.hash, self.teacher.settings)

@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                          "alpaca (instruction/input/output)")
     ds.add_argument("--out", required=True, metavar="PATH", help="file (a folder for hf)")
     ds.add_argument("--force", action="store_true", help=FORCE_HELP)
+    ds.add_argument("--method", choices=("rebase", "synthesize"),
+                    help="only examples made from retrieved rows (rebase) or from the task alone (synthesize)")
     add_json_flag(ds)
     md = esub.add_parser("model", parents=[common], help="a run's student as a HF folder plus an Ollama Modelfile")
     md.add_argument("run", help="run id (see `rebase-tui runs`)")
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
             from engine.student.training_data import export_dataset
 
             task = tasks.resolve_task(ws, args.task)
-            result = export_dataset(ws, task, args.format, args.out, force=args.force)
+            result = export_dataset(ws, task, args.format, args.out, force=args.force, method=args.method)
             if args.json:
                 print_json(result.to_json())
             else:

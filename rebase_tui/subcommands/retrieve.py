@@ -49,11 +49,15 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.language import embedder_warning, workspace_embedder
     from engine.retrieval.pool import store_pool
     from engine.retrieval.retriever import Retriever, as_task
 
     with open_workspace(args, {"retrieval.output_rule": args.output_rule}) as ws:
         task = as_task(ws, args.task)
+        warning = embedder_warning(task, workspace_embedder(ws))
+        if warning:
+            stderr_console().print(f"warning: {warning}", markup=False)
         # a lone CLI job: all cores for the query embedding, unless OMP_NUM_THREADS says otherwise
         threads = int(os.environ["OMP_NUM_THREADS"]) if os.environ.get("OMP_NUM_THREADS", "").isdigit() else 0
         retriever = Retriever(ws, threads=threads)

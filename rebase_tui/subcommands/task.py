@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rebase_tui.output import add_json_flag, open_workspace, print_json, stdout_console
+from rebase_tui.output import add_json_flag, open_workspace, print_json, stderr_console, stdout_console
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -51,8 +51,13 @@ def run(args: argparse.Namespace) -> int:
             stored = tasks.get_task(ws, args.name)
             if stored is None:
                 raise tasks.unknown_task(ws, args.name)
-            if args.json:
+            from engine.language import embedder_warning, workspace_embedder
+
+            warning = embedder_warning(stored, workspace_embedder(ws))
+            if args.json:  # stdout stays the task file; the warning goes to stderr
                 print_json(stored.to_json())
+                if warning:
+                    stderr_console().print(f"warning: {warning}", markup=False)
             else:
                 from rich.markup import escape
 
@@ -62,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
                     c.print(f"[bold]example {i}[/]\n  input:  {escape(e.input)}\n  output: {escape(e.output)}")
                 if stored.exclude:
                     c.print(f"\nexcluded datasets: {', '.join(stored.exclude)}")
+                if warning:
+                    c.print(f"\n[yellow]warning:[/] {escape(warning)}")
         elif args.task_command == "remove":
             tasks.remove_task(ws, args.name)
             stdout_console().print(f"removed task {args.name}")

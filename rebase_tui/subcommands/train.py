@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("task", nargs="?", help="task name or task JSON (its accepted examples, and its instruction "
                                            "and examples for the prompt)")
     p.add_argument("--data", metavar="FILE", help='JSONL of {"input", "output"} to train on instead')
+    p.add_argument("--method", dest="example_method", choices=("rebase", "synthesize"),
+                   help="train only on the accepted examples made from retrieved rows (rebase) or from the task "
+                        "alone (synthesize); default: every accepted example")
     p.add_argument("--student", metavar="MODEL", help="Hugging Face causal LM: local folder or cached name")
     m = p.add_mutually_exclusive_group()
     m.add_argument("--lora", dest="method", action="store_const", const="lora", help="LoRA adapter (default)")
@@ -71,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
             started = launch.resume_training(ws, args.resume)
         else:
             started = launch.start_training(
-                ws, task=args.task, data=args.data, student=args.student, method=args.method, recipe=args.recipe,
+                ws, task=args.task, data=args.data, example_method=args.example_method, student=args.student,
+                method=args.method, recipe=args.recipe,
                 epochs=args.epochs, max_steps=args.max_steps, lr=args.lr, scheduler=args.scheduler,
                 warmup_steps=args.warmup_steps, weight_decay=args.weight_decay, batch_size=args.batch_size,
                 grad_accum=args.grad_accum, max_length=args.max_length, lora_r=args.lora_r,

@@ -1,5 +1,5 @@
 """`rebase-tui transform TASK`: the teacher (Ollama or an OpenAI-compatible server) rewrites the task's retrieved
-rows into examples. Exit status 0 when every call was made and answered (unusable or duplicate replies are
+rows into examples (or, with --method synthesize, writes N examples from the task alone). Exit status 0 when every call was made and answered (unusable or duplicate replies are
 results); 1 when a call could not be made or answered (a transport or server fault, the deadline) or the run
 stopped early because the host went away: re-running the command resumes."""
 
@@ -28,7 +28,15 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                        help="turn the task's retrieved rows into examples with a teacher model")
     p.add_argument("task", help="stored task name (or a task JSON file)")
     add_teacher_flags(p)
-    p.add_argument("--limit", type=int, metavar="N", help="transform the first N rows of the pool (default: all)")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help="transform the first N rows of the pool (default: all); with --method synthesize, the "
+                        "number of examples to write")
+    p.add_argument("--method", choices=("rebase", "synthesize"), default="rebase",
+                   help="rebase: from the retrieved rows (default); synthesize: the teacher writes examples from "
+                        "the instruction and the task's examples alone (the baseline ReBase is compared with)")
+    p.add_argument("--prompt", choices=("default", "paper"), default="default",
+                   help="the prompt's wording: this project's (or the task's stored template), or the ReBase "
+                        "paper's released prompt (rows over 4,000 characters send only their best cells)")
     p.add_argument("--concurrency", type=int, metavar="C",
                    help="requests in flight (default 2; match the server's parallel slots)")
     p.add_argument("--temperature", type=float, help="sampling temperature, 0 to 2 (default 0.7)")
@@ -102,17 +110,19 @@ def _show_prompt(ws, task, args: argparse.Namespace) -> int:
     from engine.retrieval.pool import load_pool
     from engine.teacher import prompts
 
-    pool = load_pool(ws, task.name, 1)
-    row = pool[0].data if pool else {"column": "(the task has no pool yet: a row's fields appear here)"}
-    cot = prompts.resolve_cot(task, args.cot)
-    messages = prompts.transform_messages(prompts.get_template(ws, task.name), task, row)
-    schema = prompts.output_schema(task, cot)
+    spec = prompts.spec_for(ws, task, cot=args.cot, prompt=args.prompt, method=args.method)
+    row = None
+    if spec.method == "rebase":
+        pool = load_pool(ws, task.name, 1)
+        row = spec.sample(pool[0].data, pool[0].input_column, pool[0].output_column) if pool else \
+            {"column": "(the task has no pool yet: a row's fields appear here)"}
+    messages = spec.messages(row)
     if args.json:
-        print_json({"messages": messages, "format": schema})
+        print_json({"messages": messages, "format": spec.schema})
     else:
         out = stdout_console()
-        out.print(messages[0]["content"], markup=False, highlight=False)
-        out.print("\nformat (JSON schema): " + json.dumps(schema), markup=False, highlight=False)
+        out.print(messages[-1]["content"], markup=False, highlight=False)
+        out.print("\nformat (JSON schema): " + json.dumps(spec.schema), markup=False, highlight=False)
     return 0
 
 
@@ -134,8 +144,8 @@ async def _consume(ws, task: str, settings, args: argparse.Namespace):
                    disable=not console.is_terminal)
     with bar:
         tid = bar.add_task("transform", total=None, msg="")
-        async with aclosing(transform(ws, task, settings, limit=args.limit, cot=args.cot,
-                                      use_filter=args.filter)) as events:
+        async with aclosing(transform(ws, task, settings, limit=args.limit, cot=args.cot, use_filter=args.filter,
+                                      prompt=args.prompt, method=args.method)) as events:
             async for ev in events:
                 if isinstance(ev, ProgressEvent):
                     speed = f"{ev.rate:.2f}" if ev.rate is not None else "--"
@@ -144,7 +154,8 @@ async def _consume(ws, task: str, settings, args: argparse.Namespace):
                 elif isinstance(ev, Log):
                     console.print(ev.message, markup=False, highlight=False)
                 elif isinstance(ev, ExampleDone) and ev.status == "failed" and not args.json:
-                    console.print(f"row {ev.row}: failed — {ev.reason}", markup=False, highlight=False)
+                    what = f"row {ev.row}" if ev.row >= 0 else f"example {ev.rank}"
+                    console.print(f"{what}: failed — {ev.reason}", markup=False, highlight=False)
                 elif isinstance(ev, TransformFinished):
                     summary = ev
     assert summary is not None, "transform ends with its TransformFinished"
