@@ -24,6 +24,8 @@ import json
 import logging
 import mmap
 import os
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +47,10 @@ VERSION = 1
 BLOCK = 16_384
 #: Log records hashed into the fingerprint that tells whether the log still starts as it did.
 SAMPLES = 64
+#: Records read before deciding whether the log is in the page cache (see :class:`VectorFile`).
+READ_PROBE = 256
+#: Seconds per record above which a read went to the disk.
+COLD_READ_S = 20e-6
 _FILES = (("keys", "u64", np.uint64), ("scale", "f32", np.float32), ("err", "f32", np.float32))
 
 
@@ -94,7 +100,8 @@ class CompactValues:
 
     ``keys[j]``, ``codes[j]``, ``scale[j]``, ``err[j]`` and ``source[j]`` describe value position ``j`` (the
     log's record order). ``code_norm`` bounds every ``||s q||`` and ``value_norm`` every ``||v||``; both enter
-    the score bounds. ``source`` is any ``(n, dim)`` float32 array: the log's mapping, or an in-memory matrix.
+    the score bounds. ``source`` gives the float32 vectors: the log read through :class:`VectorFile`, or an
+    in-memory matrix.
     """
 
     keys: np.ndarray
@@ -103,7 +110,7 @@ class CompactValues:
     err: np.ndarray
     code_norm: float
     value_norm: float
-    source: np.ndarray
+    source: np.ndarray | VectorFile
     _maps: tuple[mmap.mmap, ...] = ()
 
     @property
@@ -114,25 +121,59 @@ class CompactValues:
     def dim(self) -> int:
         return int(self.codes.shape[1])
 
-    def release(self) -> None:
-        """Drop the float32 pages read so far from this process's memory (they stay in the page cache)."""
-        if self._maps and len(self._maps[0]):
-            self._maps[0].madvise(mmap.MADV_DONTNEED)
 
-    def prefetch(self, positions: np.ndarray) -> None:
-        """Ask the kernel to read the float32 records at ``positions`` (sorted) in the background, so a cold
-        log is read with many requests in flight instead of one page fault at a time."""
-        if not self._maps or not len(positions):
-            return
-        rec = 8 + 4 * self.dim
-        page = mmap.PAGESIZE
-        starts = (HEADER + positions.astype(np.int64) * rec) // page * page
-        ends = HEADER + (positions.astype(np.int64) + 1) * rec
-        new = np.r_[True, starts[1:] > ends[:-1]]  # merge ranges that touch or overlap
-        first, last = starts[new], np.maximum.reduceat(ends, np.flatnonzero(new))
-        m = self._maps[0]
-        for a, b in zip(first.tolist(), last.tolist(), strict=True):
-            m.madvise(mmap.MADV_WILLNEED, a, min(b, len(m)) - a)
+class VectorFile:
+    """The float32 vectors of a value log, read with ``pread`` (``shape`` ``(n, dim)``; index it with an array
+    of positions or a slice). Reads copy from the page cache into this process's arrays: mapping the log
+    instead would count every page the kernel maps around a fault (64 KiB each) as resident memory.
+
+    Reads run on the calling thread (threads would fight over the GIL between system calls: 2-4x the CPU
+    when the log is cached). When the first :data:`READ_PROBE` records show the log is not cached, the
+    kernel is told about all the others at once (``posix_fadvise``), so the disk serves them with many
+    requests in flight instead of one at a time.
+    """
+
+    def __init__(self, path: Path, dim: int, n: int) -> None:
+        self.path, self.dim, self.n = Path(path), dim, n
+        self.record = 8 + 4 * dim
+        self._fd = os.open(self.path, os.O_RDONLY)
+        weakref.finalize(self, os.close, self._fd)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n, self.dim)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, key: np.ndarray | slice) -> np.ndarray:
+        if isinstance(key, slice):
+            a, b, step = key.indices(self.n)
+            if step != 1:
+                raise IndexError("VectorFile slices take every record")
+            rec = np.dtype([("key", "<u8"), ("vec", "<f4", (self.dim,))])
+            recs = np.fromfile(self.path, dtype=rec, count=max(b - a, 0), offset=HEADER + a * self.record)
+            return np.ascontiguousarray(recs["vec"])
+        positions = np.asarray(key, dtype=np.int64).reshape(-1)
+        if len(positions) and (positions.min() < 0 or positions.max() >= self.n):
+            raise IndexError(f"positions outside 0..{self.n - 1}")
+        out = np.empty((len(positions), self.dim), dtype=np.float32)
+        probe = min(READ_PROBE, len(positions))
+        t0 = time.perf_counter()
+        self._read(positions, out, 0, probe)
+        if probe < len(positions) and time.perf_counter() - t0 > COLD_READ_S * probe:
+            for p in positions[probe:].tolist():
+                os.posix_fadvise(self._fd, HEADER + p * self.record + 8, 4 * self.dim, os.POSIX_FADV_WILLNEED)
+        self._read(positions, out, probe, len(positions))
+        return out
+
+    def _read(self, positions: np.ndarray, out: np.ndarray, a: int, b: int) -> None:
+        buf = out.data.cast("B")
+        size = 4 * self.dim
+        for i, p in zip(range(a, b), positions[a:b].tolist(), strict=True):
+            if os.preadv(self._fd, [buf[i * size:(i + 1) * size]], HEADER + p * self.record + 8) != size:
+                raise EngineError(f"the value log {self.path} is shorter than its compact copy says",
+                                  fix="run rebase-tui check --repair")
 
 
 def from_vectors(vectors: np.ndarray, keys: np.ndarray | None = None) -> CompactValues:
@@ -242,7 +283,7 @@ def _map(path: Path, length: int) -> mmap.mmap:
 
 def open_compact(log_path: Path, folder: Path) -> CompactValues:
     """The compact copy of the log at ``log_path``, synced first (a first build quantizes the whole log: about
-    a minute per 10 million values), with the log mapped as ``source``."""
+    a minute per 10 million values), reading float32 vectors from the log (``source``)."""
     for event in sync_compact(log_path, folder):
         if event.done == event.total or event.done % (BLOCK * 64) == 0:
             log.info("%s", event.message)
@@ -256,12 +297,9 @@ def open_compact(log_path: Path, folder: Path) -> CompactValues:
         empty = np.zeros((0, dim), dtype=np.float32)
         return CompactValues(np.zeros(0, np.uint64), np.zeros((0, dim), np.int8), np.zeros(0, np.float32),
                              np.zeros(0, np.float32), 0.0, 0.0, empty)
-    rec = np.dtype([("key", "<u8"), ("vec", "<f4", (dim,))])
-    log_map = _map(log_path, HEADER + n * rec.itemsize)
     code_map = _map(folder / "codes.i8", n * dim)
     code_map.madvise(mmap.MADV_WILLNEED)  # read the codes ahead of the first scan
-    source = np.frombuffer(log_map, dtype=rec, count=n, offset=HEADER)["vec"]
     codes = np.frombuffer(code_map, dtype=np.int8).reshape(n, dim)
     arrays = {name: np.fromfile(folder / f"{name}.{ext}", dtype=t, count=n) for name, ext, t in _FILES}
     return CompactValues(arrays["keys"], codes, arrays["scale"], arrays["err"], float(meta["code_norm"]),
-                         float(meta["value_norm"]), source, (log_map, code_map))
+                         float(meta["value_norm"]), VectorFile(log_path, dim, n), (code_map,))

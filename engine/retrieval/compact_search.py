@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.retrieval import bounds, scoring
-from engine.retrieval.compact import CompactValues
+from engine.retrieval.compact import CompactValues, VectorFile
 
 
 @dataclass(frozen=True)
@@ -89,31 +89,30 @@ class CompactSearch:
             ub[banned_ds[self.row_dataset]] = -np.inf
         allowed = ub > -np.inf
         n_allowed = int(np.count_nonzero(allowed))
-        sound, rescored = True, 0
-        try:
-            for grow in itertools.count():
-                k = top * 4 ** grow
-                c = None if cap is None else cap * 4 ** grow
-                everything = k >= n_allowed
-                if everything:
-                    theta = own = np.full(len(ds_scores), -np.inf)
-                    floor = -np.inf
-                else:
-                    lsub, lscores, ok = self._rescore(np.sort(self.buckets.order[self._leaders(ub, k, c)]),
-                                                      q_in, q_out, ds_scores, weights)
-                    sound, rescored = sound and ok, rescored + lsub.n_rows
-                    theta, own, floor = _thresholds(lsub, lscores, k, c, cap, np.diff(self.dataset_offsets))
-                cand = np.flatnonzero(allowed & (ub >= theta[self.row_dataset]))
-                rows = np.sort(self.buckets.order[cand])
-                sub, scores, ok = self._rescore(rows, q_in, q_out, ds_scores, weights)
-                sound, rescored = sound and ok, rescored + len(rows)
-                prefix = np.flatnonzero(scores.final >= theta[sub.row_dataset])
-                sub, scores = scoring.take_rows(sub, scores, prefix)
-                kept = scoring.select_ranked(sub, scores, None, top, cap, dedupe)
-                if everything or not dedupe or _walk_proven(sub, scores, kept, own, floor, top, cap):
-                    return Ranked(rows[prefix], sub, scores, kept, sound, rescored)
-        finally:
-            self.values.release()
+        rescored = 0
+        assert self._table is not None
+        cache = _ValueCache(self.values.source, self._table, q_in, q_out)
+        for grow in itertools.count():
+            k = top * 4 ** grow
+            c = None if cap is None else cap * 4 ** grow
+            everything = k >= n_allowed
+            if everything:
+                theta = own = np.full(len(ds_scores), -np.inf)
+                floor = -np.inf
+            else:
+                lsub, lscores = self._rescore(cache, np.sort(self.buckets.order[self._leaders(ub, k, c)]),
+                                              ds_scores, weights)
+                rescored += lsub.n_rows
+                theta, own, floor = _thresholds(lsub, lscores, k, c, cap, np.diff(self.dataset_offsets))
+            cand = np.flatnonzero(allowed & (ub >= theta[self.row_dataset]))
+            rows = np.sort(self.buckets.order[cand])
+            sub, scores = self._rescore(cache, rows, ds_scores, weights)
+            rescored += len(rows)
+            prefix = np.flatnonzero(scores.final >= theta[sub.row_dataset])
+            sub, scores = scoring.take_rows(sub, scores, prefix)
+            kept = scoring.select_ranked(sub, scores, None, top, cap, dedupe)
+            if everything or not dedupe or _walk_proven(sub, scores, kept, own, floor, top, cap):
+                return Ranked(rows[prefix], sub, scores, kept, cache.sound, rescored)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _leaders(self, ub: np.ndarray, k: int, c: int | None) -> np.ndarray:
@@ -130,15 +129,38 @@ class CompactSearch:
         picked = np.concatenate(out) if out else np.empty(0, dtype=np.int64)
         return self.by_dataset[picked]
 
-    def _rescore(self, rows: np.ndarray, q_in: np.ndarray, q_out: np.ndarray, ds_scores: np.ndarray,
-                 weights: tuple[float, float, float]) -> tuple[scoring.CellIndex, scoring.Scores, bool]:
-        """The CellIndex of ``rows`` (sorted positions), their exact scores from the float32 vectors, and
-        whether every value read scored at most its bound."""
+    def _rescore(self, cache: _ValueCache, rows: np.ndarray, ds_scores: np.ndarray,
+                 weights: tuple[float, float, float]) -> tuple[scoring.CellIndex, scoring.Scores]:
+        """The CellIndex of ``rows`` (sorted positions) and their exact scores."""
         sub = scoring.sub_index(self.index, rows)
-        self.values.prefetch(np.unique(sub.cell_value))
-        scores, used, per_value = scoring.score_subset(self.values.source, sub, q_in, q_out, ds_scores, weights)
-        assert self._table is not None
-        return sub, scores, bool((per_value.T <= self._table[used]).all())
+        used = np.unique(sub.cell_value)
+        return sub, scoring.scores_from_values(sub, used, cache.get(used), ds_scores, weights)
+
+
+class _ValueCache:
+    """Exact value scores of one search, each value read from float32 once (the leaders' values come back
+    in step 3), and whether every one scored at most its bound."""
+
+    def __init__(self, source: np.ndarray | VectorFile, table: np.ndarray, q_in: np.ndarray,
+                 q_out: np.ndarray) -> None:
+        self.source, self.table, self.queries = source, table, np.stack([q_in, q_out])
+        self.positions = np.empty(0, dtype=np.int64)
+        self.scores = np.empty((2, 0), dtype=np.float32)
+        self.sound = True
+
+    def get(self, positions: np.ndarray) -> np.ndarray:
+        """The ``(2, m)`` exact scores of the values at ``positions`` (sorted, distinct)."""
+        at = np.minimum(np.searchsorted(self.positions, positions), max(len(self.positions) - 1, 0))
+        known = (self.positions[at] == positions) if len(self.positions) else np.zeros(len(positions), bool)
+        new = positions[~known]
+        if len(new):
+            fresh = scoring.value_scores(self.source[new], self.queries)
+            self.sound = self.sound and bool((fresh.T <= self.table[new]).all())
+            order = np.argsort(np.concatenate([self.positions, new]), kind="stable")
+            self.positions = np.concatenate([self.positions, new])[order]
+            self.scores = np.concatenate([self.scores, fresh], axis=1)[:, order]
+            at = np.searchsorted(self.positions, positions)
+        return self.scores[:, at]
 
 
 def _kth_largest(x: np.ndarray, k: int) -> float:

@@ -25,7 +25,7 @@ import numpy as np
 from engine.errors import EngineError
 from engine.retrieval import scoring
 from engine.retrieval.compact import FOLDER as COMPACT_FOLDER
-from engine.retrieval.compact import CompactValues, open_compact
+from engine.retrieval.compact import CompactValues, VectorFile, open_compact
 
 if TYPE_CHECKING:
     from engine.workspace import Workspace
@@ -56,7 +56,7 @@ class LoadedDatastore:
     signature: Signature
     dataset_ids: tuple[str, ...]
     descriptions: np.ndarray
-    values: np.ndarray
+    values: np.ndarray | VectorFile
     value_keys: np.ndarray
     index: scoring.CellIndex
     row_config: np.ndarray
@@ -121,7 +121,7 @@ def use_compact(ws: Workspace, n_values: int) -> bool:
     return mode == "on" or (mode == "auto" and n_values >= COMPACT_AUTO_VALUES)
 
 
-def _value_vectors(ws: Workspace) -> tuple[np.ndarray, np.ndarray, CompactValues | None]:
+def _value_vectors(ws: Workspace) -> tuple[np.ndarray, np.ndarray | VectorFile, CompactValues | None]:
     """``(keys int64, vectors, compact copy or None)`` of every value; refuses an empty log and one of the
     wrong dimension."""
     from engine.datastore import vindex
