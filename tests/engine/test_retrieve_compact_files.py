@@ -115,3 +115,52 @@ def test_vector_file_reads_cold_and_warm_alike(tmp_path, monkeypatch):
     assert np.array_equal(vf[pos], vectors[pos])
     with pytest.raises(IndexError):
         vf[np.array([700])]
+
+
+# -- a workspace searched through the int8 copy ------------------------------------------------------
+def _hits(result):
+    return [(h.key, h.score, h.input_score, h.output_score, h.dataset_score, h.input_column, h.output_column,
+             h.input_text, h.output_text, h.row) for h in result]
+
+
+def test_a_workspace_searched_through_the_int8_copy_gives_the_float32_lists(small_datastore, embedder):
+    from engine.retrieval.retriever import Retriever
+    from engine.workspace import Workspace
+    from tests.conftest import corpus
+
+    specs = [json.loads(corpus("tasks", f"{n}.json").read_text()) for n in ("mnli", "squad", "boolean_expressions")]
+    options = [{"top": 100}, {"top": 40, "weights": "2,1,0.5"}, {"top": 60, "exclude": ["nli-pairs"]},
+               {"top": 50, "per_dataset_cap": 3}, {"top": 40, "per_dataset_cap": 4, "dedupe": True},
+               {"top": 10_000}]
+    with Workspace(small_datastore) as ws:
+        ws.set_setting("retrieval.compact", "off")
+        plain = Retriever(ws)
+        assert plain.compact is None
+        ws.set_setting("retrieval.compact", "on")
+        fast = Retriever(ws)
+        assert fast.compact is not None and isinstance(fast.values, compact.VectorFile)
+        assert (ws.index_dir / compact.FOLDER / "meta.json").exists()
+        for spec in specs:
+            for kw in options:
+                want, got = plain.search(spec, **kw), fast.search(spec, **kw)
+                assert got.exact and _hits(got) == _hits(want), (spec["name"], kw)
+            approx = fast.search(spec, top=20, approximate=True)  # the HNSW path reads the same float32 file
+            if approx.exact:
+                assert _hits(approx) == _hits(plain.search(spec, top=20))
+
+
+def test_auto_turns_the_int8_copy_on_from_a_size_and_a_bad_value_is_refused(small_datastore, embedder,
+                                                                            monkeypatch):
+    from engine.errors import EngineError
+    from engine.retrieval import loading
+    from engine.retrieval.retriever import Retriever
+    from engine.workspace import Workspace
+
+    with Workspace(small_datastore) as ws:
+        assert Retriever(ws).compact is None  # auto, far below the size
+        monkeypatch.setattr(loading, "COMPACT_AUTO_VALUES", 10)
+        assert Retriever(ws).compact is not None
+        ws.set_setting("retrieval.compact", "fast")
+        with pytest.raises(EngineError, match="retrieval.compact is 'fast'") as info:
+            Retriever(ws)
+        assert "rebase-tui config retrieval.compact auto" in info.value.fix
