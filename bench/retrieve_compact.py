@@ -6,7 +6,7 @@ workspace does (:func:`engine.retrieval.compact.open_compact`), draws the row/ce
 bench/retrieve.py's synthetic stores, and times :meth:`engine.retrieval.compact_search.CompactSearch.rank`
 (int8 scan, bounds, float32 re-scoring of the rows that can still win, top N). Beside it, the float32 exhaustive
 scan (:func:`engine.retrieval.scoring.score_rows`) of the same data: from memory where the matrix fits in the
-memory available, else streamed from the mapped log; the two lists must be equal (same rows, same order,
+memory available, else streamed from the log; the two lists must be equal (same rows, same order,
 scores within 1e-6).
 
 Resident memory is the process's peak resident set (Linux VmHWM, reset before the queries): everything the
@@ -69,9 +69,9 @@ def write_log(path: Path, n: int, dim: int, seed: int, say: Any) -> None:
 
 
 def bench_compact(n: int, top: int, repeats: int, folder: Path | None, as_json: bool, structure: Any,
-                  dim: int = 384) -> dict[str, Any]:
+                  baseline: bool = True, dim: int = 384) -> dict[str, Any]:
     """Measure one size (see the module docstring); ``structure(n_values, rng)`` draws the cell index and the
-    dataset description vectors. Returns the ``--json`` record."""
+    dataset description vectors; ``baseline=False`` skips the float32 scan. Returns the ``--json`` record."""
     def say(line: str) -> None:
         print(line, file=sys.stderr if as_json else sys.stdout, flush=True)
 
@@ -116,6 +116,11 @@ def bench_compact(n: int, top: int, repeats: int, folder: Path | None, as_json: 
         say(f"compact (int8 scan + float32 re-score) top{top}: {wall * 1000:7.0f} ms wall {cpu * 1000:7.0f} ms cpu "
             f"(first query {first * 1000:.0f} ms)   resident {rss / GIB:.2f} GiB   re-scored {ranked.rescored:,} "
             f"rows   exact: {ranked.exact}   load average {os.getloadavg()[0]:.1f}")
+        record = {"size": n, "exact": flagged, "wall_ms": round(wall * 1000, 1), "rss_gib": round(rss / GIB, 3),
+                  "cpu_ms": round(cpu * 1000, 1), "first_ms": round(first * 1000, 1), "rescored": ranked.rescored,
+                  "load_average": os.getloadavg()[0], "equal": None}
+        if not baseline:
+            return record
         source = cv.source
         del searcher, cv, ranked
         gc.collect()
@@ -123,10 +128,8 @@ def bench_compact(n: int, top: int, repeats: int, folder: Path | None, as_json: 
         equal = (np.array_equal(got_rows, ref["rows"])
                  and bool(np.allclose(got_scores, ref["scores"], rtol=0, atol=1e-6)))
         say(f"lists equal: {equal}   (scores identical bit for bit: {np.array_equal(got_scores, ref['scores'])})")
-        return {"size": n, "exact": flagged and equal, "wall_ms": round(wall * 1000, 1),
-                "rss_gib": round(rss / GIB, 3), "cpu_ms": round(cpu * 1000, 1), "first_ms": round(first * 1000, 1),
-                "equal": equal, "float32": ref["how"], "float32_wall_ms": round(ref["wall"] * 1000, 1),
-                "float32_rss_gib": round(ref["rss"] / GIB, 3), "load_average": os.getloadavg()[0]}
+        return record | {"exact": flagged and equal, "equal": equal, "float32": ref["how"],
+                         "float32_wall_ms": round(ref["wall"] * 1000, 1), "float32_rss_gib": round(ref["rss"] / GIB, 3)}
     finally:
         if own:
             shutil.rmtree(root, ignore_errors=True)
@@ -137,10 +140,10 @@ def _unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def _float32_scan(source: np.ndarray, log_path: Path, index: scoring.CellIndex, q_in: np.ndarray,
+def _float32_scan(source: Any, log_path: Path, index: scoring.CellIndex, q_in: np.ndarray,
                   q_out: np.ndarray, ds_scores: np.ndarray, top: int, dim: int, say: Any) -> dict[str, Any]:
     """The exhaustive float32 scan: in memory when the matrix fits in half the memory available, else streamed
-    from the mapped log (each value's score is the same bit for bit either way)."""
+    from the log (each value's score is the same bit for bit either way)."""
     n = source.shape[0]
     fits = n * dim * 4 < _mem_available() // 2
     if fits:
@@ -148,10 +151,16 @@ def _float32_scan(source: np.ndarray, log_path: Path, index: scoring.CellIndex, 
         values = np.ascontiguousarray(np.fromfile(log_path, dtype=rec, count=n, offset=16)["vec"])
         how = "in memory"
     else:
-        values, how = source, "streamed from the mapped log"
+        values, how = source, "streamed from the log"
     _reset_peak()
     t = time.perf_counter()
-    s = scoring.score_rows(values, index, q_in, q_out, ds_scores)
+    if fits:
+        s = scoring.score_rows(values, index, q_in, q_out, ds_scores)
+    else:  # the same value scores block by block, then the same row maxima
+        queries = np.stack([q_in, q_out])
+        per_value = np.concatenate([scoring.value_scores(values[a:a + (1 << 18)], queries)
+                                    for a in range(0, n, 1 << 18)], axis=1)
+        s = scoring.scores_from_values(index, np.arange(n), per_value, ds_scores)
     order = scoring.top_candidates(s.final, index.row_keys, top)
     wall = time.perf_counter() - t
     rss = _status("VmHWM")

@@ -3,7 +3,7 @@
 Exact retrieval over millions of values needs every value's score bound, not its exact score: the int8
 copy (a quarter of the float32 size) is scanned to bound each score (:mod:`engine.retrieval.bounds`), and only
 the few values whose rows can still reach the top are re-scored exactly from the float32 vectors, which stay
-memory-mapped in the value log (``index/values.vectors``, fixed-size records, mappable as is).
+on disk in the value log (``index/values.vectors``: fixed-size records, read by position, :class:`VectorFile`).
 
 Each value ``v`` is stored as int8 codes ``q`` with one float32 scale ``s`` (``s = max|v_i| / 127``,
 ``q = round(v / s)``) and ``err``, an upper bound of ``||v - s q||`` (computed in float64 and rounded up), which is
@@ -22,7 +22,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import mmap
 import os
 import time
 import weakref
@@ -111,7 +110,6 @@ class CompactValues:
     code_norm: float
     value_norm: float
     source: np.ndarray | VectorFile
-    _maps: tuple[mmap.mmap, ...] = ()
 
     @property
     def n(self) -> int:
@@ -143,8 +141,8 @@ class VectorFile:
     def shape(self) -> tuple[int, int]:
         return (self.n, self.dim)
 
-    def __len__(self) -> int:
-        return self.n
+    def __array__(self, *args: object, **kwargs: object) -> np.ndarray:
+        raise TypeError("a VectorFile is read by positions or by slices, never converted whole")
 
     def __getitem__(self, key: np.ndarray | slice) -> np.ndarray:
         if isinstance(key, slice):
@@ -276,11 +274,6 @@ def sync_compact(log_path: Path, folder: Path) -> Iterator[Progress]:
         os.replace(tmp, folder / "meta.json")
 
 
-def _map(path: Path, length: int) -> mmap.mmap:
-    with open(path, "rb") as f:
-        return mmap.mmap(f.fileno(), length, access=mmap.ACCESS_READ)
-
-
 def open_compact(log_path: Path, folder: Path) -> CompactValues:
     """The compact copy of the log at ``log_path``, synced first (a first build quantizes the whole log: about
     a minute per 10 million values), reading float32 vectors from the log (``source``)."""
@@ -297,9 +290,9 @@ def open_compact(log_path: Path, folder: Path) -> CompactValues:
         empty = np.zeros((0, dim), dtype=np.float32)
         return CompactValues(np.zeros(0, np.uint64), np.zeros((0, dim), np.int8), np.zeros(0, np.float32),
                              np.zeros(0, np.float32), 0.0, 0.0, empty)
-    code_map = _map(folder / "codes.i8", n * dim)
-    code_map.madvise(mmap.MADV_WILLNEED)  # read the codes ahead of the first scan
-    codes = np.frombuffer(code_map, dtype=np.int8).reshape(n, dim)
+    # read into this process's memory rather than mapped: the page cache may drop mapped pages whenever other
+    # work needs memory, and every search would then wait on the disk
+    codes = np.fromfile(folder / "codes.i8", dtype=np.int8, count=n * dim).reshape(n, dim)
     arrays = {name: np.fromfile(folder / f"{name}.{ext}", dtype=t, count=n) for name, ext, t in _FILES}
     return CompactValues(arrays["keys"], codes, arrays["scale"], arrays["err"], float(meta["code_norm"]),
-                         float(meta["value_norm"]), VectorFile(log_path, dim, n), (code_map,))
+                         float(meta["value_norm"]), VectorFile(log_path, dim, n))

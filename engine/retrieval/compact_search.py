@@ -87,8 +87,7 @@ class CompactSearch:
         ub = self.upper_bounds(q_in, q_out, ds_scores, weights)
         if banned_ds.any():
             ub[banned_ds[self.row_dataset]] = -np.inf
-        allowed = ub > -np.inf
-        n_allowed = int(np.count_nonzero(allowed))
+        n_allowed = int(np.diff(self.dataset_offsets)[~banned_ds].sum())
         rescored = 0
         assert self._table is not None
         cache = _ValueCache(self.values.source, self._table, q_in, q_out)
@@ -104,7 +103,10 @@ class CompactSearch:
                                               ds_scores, weights)
                 rescored += lsub.n_rows
                 theta, own, floor = _thresholds(lsub, lscores, k, c, cap, np.diff(self.dataset_offsets))
-            cand = np.flatnonzero(allowed & (ub >= theta[self.row_dataset]))
+            if cap is None:  # one threshold for every row (banned rows are -inf: never above it)
+                cand = np.flatnonzero(ub >= floor) if floor > -np.inf else np.flatnonzero(ub > -np.inf)
+            else:
+                cand = np.flatnonzero(ub >= np.where(banned_ds, np.inf, theta)[self.row_dataset])
             rows = np.sort(self.buckets.order[cand])
             sub, scores = self._rescore(cache, rows, ds_scores, weights)
             rescored += len(rows)
