@@ -13,7 +13,7 @@ A ``--synthetic N`` workspace has the structure of bench/retrieve.py's synthetic
 datasets, rows of 2-4 cells) with random unit vectors, written straight into DuckDB and the value log (its log
 is hard-linked from ``bench/retrieve.py --compact --dir DIR`` when ``--vectors-from DIR`` holds one of that
 size); the typed queries are embedded by the real model, so scores are random but every cost is real. From
-1M values the workspace searches through the int8 copy (``retrieval.compact = auto``).
+500k values the workspace searches through the int8 copy (``retrieval.compact = auto``).
 The baseline, measured in the same process on the same queries, is the engine call alone
 (``Retriever.search``); the ratio says what the UI adds.
 

@@ -35,7 +35,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("embedder.device", str, "auto", ("REBASE_DEVICE",), "auto, cpu or cuda"),
     Setting("embedder.threads", int, 0, (), "torch threads for `rebase-tui ingest` (0: all cores)"),
     Setting("retrieval.compact", str, "auto", ("REBASE_RETRIEVAL_COMPACT",),
-            "exact retrieval from an int8 copy of the value vectors: auto (from 1M values), on or off"),
+            "exact retrieval from an int8 copy of the value vectors: auto (from 500k values), on or off"),
     Setting("teacher.host", str, "http://127.0.0.1:11434", ("REBASE_OLLAMA_HOST", "OLLAMA_HOST"),
             "Ollama server URL"),
     Setting("teacher.model", str, "llama3.1:8b", ("REBASE_TEACHER_MODEL",), "Ollama model name"),
