@@ -98,9 +98,7 @@ def value_bounds(cv: CompactValues, queries: Sequence[np.ndarray], out: np.ndarr
     out[n] = -np.inf
     qc = [quantize_query(u) for u in queries]
     packed = numkong.dots_pack(np.concatenate([c.levels for c in qc]))
-    gamma = (cv.dim + 2) * 2.0 ** -24 * 1.01
-    add = [np.float32(cv.code_norm * c.rest + gamma * cv.value_norm * c.norm + 1e-6) for c in qc]
-    norms = [np.float32(c.norm) for c in qc]
+    norms, add = _terms(cv, qc)
 
     def shard(a: int, b: int) -> None:
         for s in range(a, b, SCAN_BLOCK):
@@ -118,6 +116,24 @@ def value_bounds(cv: CompactValues, queries: Sequence[np.ndarray], out: np.ndarr
 
     _run_sharded(shard, n, SCAN_BLOCK, workers)
     return out
+
+
+def _terms(cv: CompactValues, qc: Sequence[QueryCodes]) -> tuple[list[np.float32], list[np.float32]]:
+    """Per query, ``||u||`` and what the bound adds for every value besides ``err ||u||``."""
+    gamma = (cv.dim + 2) * 2.0 ** -24 * 1.01
+    return ([np.float32(c.norm) for c in qc],
+            [np.float32(cv.code_norm * c.rest + gamma * cv.value_norm * c.norm + 1e-6) for c in qc])
+
+
+def lower_bounds(cv: CompactValues, upper: np.ndarray, positions: np.ndarray,
+                 queries: Sequence[np.ndarray]) -> np.ndarray:
+    """Lower bounds of the scores of the values at ``positions`` from their upper bounds ``upper`` (rows of
+    the :func:`value_bounds` table): the approximation minus the same error terms, less a margin for the
+    float32 rounding of both formulas."""
+    norms, add = _terms(cv, [quantize_query(u) for u in queries])
+    err = cv.err[positions][:, None]
+    width = 2 * (err * np.array(norms, dtype=np.float32) + np.array(add, dtype=np.float32))
+    return upper - width - (np.float32(2e-6) + np.float32(1e-6) * np.abs(upper))
 
 
 def _run_sharded(fn: Callable[[int, int], None], n: int, align: int, workers: int | None) -> None:

@@ -133,10 +133,23 @@ class CompactSearch:
 
     def _rescore(self, cache: _ValueCache, rows: np.ndarray, ds_scores: np.ndarray,
                  weights: tuple[float, float, float]) -> tuple[scoring.CellIndex, scoring.Scores]:
-        """The CellIndex of ``rows`` (sorted positions) and their exact scores."""
+        """The CellIndex of ``rows`` (sorted positions) and their exact scores.
+
+        Only the cells that can hold a row's maximum are read: a cell whose upper bounds lie below the row's
+        best lower bounds (for input and for output) cannot, and scores ``-inf`` here, which changes neither
+        the maximum nor the cell naming it. That halves the float32 reads.
+        """
         sub = scoring.sub_index(self.index, rows)
-        used = np.unique(sub.cell_value)
-        return sub, scoring.scores_from_values(sub, used, cache.get(used), ds_scores, weights)
+        per_cell = np.full((2, sub.n_cells), -np.inf, dtype=np.float32)
+        if sub.n_cells:
+            assert self._table is not None
+            high = self._table[sub.cell_value]
+            low = bounds.lower_bounds(self.values, high, sub.cell_value, list(cache.queries))
+            best_low = np.maximum.reduceat(low, sub.offsets[:-1], axis=0)
+            need = (high >= np.repeat(best_low, np.diff(sub.offsets), axis=0)).any(axis=1)
+            used = np.unique(sub.cell_value[need])
+            per_cell[:, need] = cache.get(used)[:, np.searchsorted(used, sub.cell_value[need])]
+        return sub, scoring.scores_from_cells(sub, per_cell, ds_scores, weights)
 
 
 class _ValueCache:

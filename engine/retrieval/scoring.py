@@ -398,7 +398,12 @@ def scores_from_values(index: CellIndex, used: np.ndarray, per_value: np.ndarray
                        weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Scores:
     """The rows' scores from the input and output scores ``per_value`` ``(2, m)`` of the values ``used``
     (sorted positions, covering every value ``index``'s cells use)."""
-    per_cell = per_value[:, np.searchsorted(used, index.cell_value)]
+    return scores_from_cells(index, per_value[:, np.searchsorted(used, index.cell_value)], dataset_scores, weights)
+
+
+def scores_from_cells(index: CellIndex, per_cell: np.ndarray, dataset_scores: np.ndarray,
+                      weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Scores:
+    """The rows' scores from their cells' input and output scores ``per_cell`` ``(2, n_cells)``."""
     best = row_max(per_cell, index.offsets)
     s_ds = np.asarray(dataset_scores, dtype=np.float32)[index.row_dataset]
     return Scores(best[0], best[1], s_ds, final_scores(best[0], best[1], s_ds, weights),

@@ -148,7 +148,7 @@ def test_a_broken_bound_is_reported_not_hidden():
     assert flagged >= 4
 
 
-def test_value_bounds_hold_and_are_tight():
+def test_value_bounds_hold_both_ways_and_are_tight():
     rng = np.random.default_rng(9)
     d = 384
     values = _unit(rng, 5000, d)
@@ -163,6 +163,8 @@ def test_value_bounds_hold_and_are_tight():
         exact = scoring.value_scores(values, np.stack([q, -q]))
         assert (exact.T <= table[:-1]).all()
         assert np.isneginf(table[-1]).all()
+        low = bounds.lower_bounds(cv, table[:-1], np.arange(len(values)), [q, -q])
+        assert (low <= exact.T).all()
         gap = table[:-1] - exact.T
         assert gap.max() <= 0.03 * max(float(np.linalg.norm(q)), 1e-3) * 3.0 + 1e-5  # err ||u||: ~0.02 ||u||
 
