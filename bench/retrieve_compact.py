@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from engine.datastore.vindex import VectorLog
-from engine.retrieval import compact, scoring
+from engine.retrieval import compact, scoring, subsets
 from engine.retrieval.compact_search import CompactSearch
 
 GIB = 2 ** 30
@@ -160,7 +160,7 @@ def _float32_scan(source: Any, log_path: Path, index: scoring.CellIndex, q_in: n
         queries = np.stack([q_in, q_out])
         per_value = np.concatenate([scoring.value_scores(values[a:a + (1 << 18)], queries)
                                     for a in range(0, n, 1 << 18)], axis=1)
-        s = scoring.scores_from_values(index, np.arange(n), per_value, ds_scores)
+        s = subsets.scores_from_values(index, np.arange(n), per_value, ds_scores)
     order = scoring.top_candidates(s.final, index.row_keys, top)
     wall = time.perf_counter() - t
     rss = _status("VmHWM")

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.retrieval import bounds, scoring
+from engine.retrieval import bounds, scoring, subsets
 from engine.retrieval.compact import CompactValues, VectorFile
 
 
@@ -149,7 +149,7 @@ class CompactSearch:
             need = (high >= np.repeat(best_low, np.diff(sub.offsets), axis=0)).any(axis=1)
             used = np.unique(sub.cell_value[need])
             per_cell[:, need] = cache.get(used)[:, np.searchsorted(used, sub.cell_value[need])]
-        return sub, scoring.scores_from_cells(sub, per_cell, ds_scores, weights)
+        return sub, subsets.scores_from_cells(sub, per_cell, ds_scores, weights)
 
 
 class _ValueCache:

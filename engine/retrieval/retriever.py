@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.errors import EngineError
-from engine.retrieval import scoring
+from engine.retrieval import scoring, subsets
 from engine.retrieval.compact import VectorFile
 from engine.retrieval.compact_search import CompactSearch
 from engine.retrieval.loading import load_datastore, read_signature
@@ -327,7 +327,7 @@ class Retriever:
             rows = rows[allowed_ds[self.index.row_dataset[rows]]]
             sub = scoring.sub_index(self.index, rows)
             # the same per-value scores as the exact path, bit for bit (see scoring.value_scores)
-            scores = scoring.score_subset(self.values, sub, q_in, q_out, ds_scores, w)
+            scores = subsets.score_subset(self.values, sub, q_in, q_out, ds_scores, w)
             kept = scoring.select_ranked(sub, scores, None, top, cap, dedupe)
             bound = scoring.outside_bound(theta_in, theta_out, ds_max, w)
             everything = not np.isfinite(theta_in) and not np.isfinite(theta_out)

@@ -22,19 +22,12 @@ import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
 #: Rows scored per block in :func:`value_scores`; a block of 2,048 x 384 float32 (3 MB) stays in cache
 #: while both query vectors are applied (2x faster than one (n, d) x (d, 2) product measured here).
 VALUE_BLOCK = 2048
-
-
-class Vectors(Protocol):
-    """What :func:`score_subset` reads vectors from: ``vectors[positions]`` gives a float32 ``(m, dim)``."""
-
-    def __getitem__(self, positions: np.ndarray, /) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -382,32 +375,6 @@ def score_rows(values: np.ndarray, index: CellIndex, q_in: np.ndarray, q_out: np
             f.result()
     s_ds = np.asarray(dataset_scores, dtype=np.float32)[index.row_dataset]
     return Scores(best_in, best_out, s_ds, final_scores(best_in, best_out, s_ds, weights), cell_in, cell_out)
-
-
-def score_subset(values: Vectors, index: CellIndex, q_in: np.ndarray, q_out: np.ndarray,
-                 dataset_scores: np.ndarray, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Scores:
-    """Exact scores of the rows of ``index`` (a :func:`sub_index`) reading only the values its cells use from
-    ``values`` (an ``(n, dim)`` array, or anything indexed like one by positions): bit for bit what
-    :func:`score_rows` gives those rows (see :func:`value_scores`)."""
-    used = np.unique(index.cell_value)
-    per_value = value_scores(values[used], np.stack([q_in, q_out]))
-    return scores_from_values(index, used, per_value, dataset_scores, weights)
-
-
-def scores_from_values(index: CellIndex, used: np.ndarray, per_value: np.ndarray, dataset_scores: np.ndarray,
-                       weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Scores:
-    """The rows' scores from the input and output scores ``per_value`` ``(2, m)`` of the values ``used``
-    (sorted positions, covering every value ``index``'s cells use)."""
-    return scores_from_cells(index, per_value[:, np.searchsorted(used, index.cell_value)], dataset_scores, weights)
-
-
-def scores_from_cells(index: CellIndex, per_cell: np.ndarray, dataset_scores: np.ndarray,
-                      weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Scores:
-    """The rows' scores from their cells' input and output scores ``per_cell`` ``(2, n_cells)``."""
-    best = row_max(per_cell, index.offsets)
-    s_ds = np.asarray(dataset_scores, dtype=np.float32)[index.row_dataset]
-    return Scores(best[0], best[1], s_ds, final_scores(best[0], best[1], s_ds, weights),
-                  np.ascontiguousarray(per_cell[0]), np.ascontiguousarray(per_cell[1]))
 
 
 def take_rows(index: CellIndex, scores: Scores, rows: np.ndarray) -> tuple[CellIndex, Scores]:
