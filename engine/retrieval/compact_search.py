@@ -37,7 +37,7 @@ from engine.retrieval.compact import CompactValues, VectorFile
 class Ranked:
     """A ranking over some rows: their positions ``rows`` (sorted), their CellIndex ``scored`` and exact
     ``scores``, the kept positions (in ``scored``) in rank order, whether it is proven exact, and how many
-    rows were re-scored from float32."""
+    candidate rows the last round re-scored from float32 (its leaders, fewer, come on top)."""
 
     rows: np.ndarray
     scored: scoring.CellIndex
@@ -88,7 +88,6 @@ class CompactSearch:
         if banned_ds.any():
             ub[banned_ds[self.row_dataset]] = -np.inf
         n_allowed = int(np.diff(self.dataset_offsets)[~banned_ds].sum())
-        rescored = 0
         assert self._table is not None
         cache = _ValueCache(self.values.source, self._table, q_in, q_out)
         for grow in itertools.count():
@@ -101,7 +100,6 @@ class CompactSearch:
             else:
                 lsub, lscores = self._rescore(cache, np.sort(self.buckets.order[self._leaders(ub, k, c)]),
                                               ds_scores, weights)
-                rescored += lsub.n_rows
                 theta, own, floor = _thresholds(lsub, lscores, k, c, cap, np.diff(self.dataset_offsets))
             if cap is None:  # one threshold for every row (banned rows are -inf: never above it)
                 cand = np.flatnonzero(ub >= floor) if floor > -np.inf else np.flatnonzero(ub > -np.inf)
@@ -109,12 +107,11 @@ class CompactSearch:
                 cand = np.flatnonzero(ub >= np.where(banned_ds, np.inf, theta)[self.row_dataset])
             rows = np.sort(self.buckets.order[cand])
             sub, scores = self._rescore(cache, rows, ds_scores, weights)
-            rescored += len(rows)
             prefix = np.flatnonzero(scores.final >= theta[sub.row_dataset])
             sub, scores = scoring.take_rows(sub, scores, prefix)
             kept = scoring.select_ranked(sub, scores, None, top, cap, dedupe)
             if everything or not dedupe or _walk_proven(sub, scores, kept, own, floor, top, cap):
-                return Ranked(rows[prefix], sub, scores, kept, cache.sound, rescored)
+                return Ranked(rows[prefix], sub, scores, kept, cache.sound, len(rows))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _leaders(self, ub: np.ndarray, k: int, c: int | None) -> np.ndarray:
