@@ -32,9 +32,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Values from which ``retrieval.compact = auto`` scans the int8 copy: below it the float32 scan is as fast
-#: (300k values: 36 vs 40 ms), from it the int8 path is about twice as fast with a third of the memory (500k
-#: values: 44 ms CPU vs 161 ms, 0.28 vs 0.82 GiB resident; measured in docs/retrieval.md).
+#: Values from which ``retrieval.compact = auto`` scans the int8 copy: below it the float32 scan is about as
+#: fast (300k values: 36 vs 30 ms) without a derived file to build and keep; from it the int8 path is three
+#: times as fast with a third of the memory (500k values: 38 vs 109 ms, 0.28 vs 0.80 GiB resident).
 COMPACT_AUTO_VALUES = 500_000
 COMPACT_MODES = ("auto", "on", "off")
 
