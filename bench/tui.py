@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import REPO, SHARED_DATA
+from _common import REPO, SHARED_DATA, insert_tables
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -110,12 +110,7 @@ def synthetic_workspace(n_values: int, vectors_from: Path | None) -> Path:
                            "column": np.char.add("c", index.cell_column.astype(str)), "value": index.cell_value}),
     }
     with Workspace(path) as ws:
-        with ws.store.transaction() as cur:
-            for name, table in tables.items():
-                cur.register("_t", table)
-                cols = ", ".join(f'"{c}"' for c in table.column_names)
-                cur.execute(f"insert into {name} ({cols}) select {cols} from _t")
-                cur.unregister("_t")
+        insert_tables(ws, tables)
         ws.store.set_meta("embedder.name", load_embedder("all-MiniLM-L6-v2").name)
         ws.store.set_meta("embedder.dim", "384")
         values = log_path(ws, "values")
