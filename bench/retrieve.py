@@ -4,6 +4,7 @@
     python bench/retrieve.py --sizes 110000 1000000        # other synthetic sizes
     python bench/retrieve.py --sizes --structure ../shared/data/datastore      # the shared datastore's shape
     python bench/retrieve.py --workspace WS --tasks ../shared/data/tasks/{mnli,squad,boolean_expressions}.json
+    python bench/retrieve.py --sizes 1000000 10000000 --compact [--json]   # exact from the int8 copy
 
 Synthetic stores: N distinct values (random unit vectors, 384 dimensions), 30% of them shared between rows
 (each shared value appears in 2-4 rows), rows of 2-4 cells (about 3), 200 datasets. A workspace store is a
@@ -81,6 +82,12 @@ def synthetic_store(n_values: int, seed: int = 0) -> tuple[np.ndarray, scoring.C
     """(values, cell index, dataset description vectors) as described in the module docstring."""
     rng = np.random.default_rng(seed)
     values = unit_vectors(rng, n_values)
+    index, desc = synthetic_structure(n_values, rng)
+    return values, index, desc
+
+
+def synthetic_structure(n_values: int, rng: np.random.Generator) -> tuple[scoring.CellIndex, np.ndarray]:
+    """(cell index, dataset description vectors) of a synthetic store of ``n_values`` values."""
     shared = rng.random(n_values) < 0.30
     repeats = np.where(shared, rng.integers(2, 5, n_values), 1)
     cell_value = rng.permutation(np.repeat(np.arange(n_values, dtype=np.int64), repeats))
@@ -94,7 +101,7 @@ def synthetic_store(n_values: int, seed: int = 0) -> tuple[np.ndarray, scoring.C
     cell_column = (np.arange(len(cell_value)) - np.repeat(offsets[:-1], sizes)).astype(np.int32)
     index = scoring.CellIndex(np.arange(n_rows, dtype=np.int64), rng.integers(0, N_DATASETS, n_rows)
                               .astype(np.int32), offsets, cell_value, cell_column, ("c0", "c1", "c2", "c3"))
-    return values, index, unit_vectors(rng, N_DATASETS)
+    return index, unit_vectors(rng, N_DATASETS)
 
 
 def shared_structure_store(root: Path, seed: int = 0) -> tuple[np.ndarray, scoring.CellIndex, np.ndarray]:
@@ -272,10 +279,26 @@ def main() -> None:
     p.add_argument("--tasks", nargs="*", default=[], help="task files for --workspace")
     p.add_argument("--top", type=int, default=3000)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--no-baseline", action="store_true", help="skip the paper's method")
+    p.add_argument("--no-baseline", action="store_true", help="skip the paper's method (with --compact: the "
+                   "float32 scan)")
+    p.add_argument("--compact", action="store_true", help="exact retrieval from the int8 copy: synthetic values "
+                   "written to disk, beside the float32 scan (see bench/retrieve_compact.py)")
+    p.add_argument("--dir", type=Path, help="with --compact: keep the generated files in this folder and reuse "
+                   "them (default: a temporary folder, deleted)")
+    p.add_argument("--json", action="store_true", help="with --compact: one JSON line per size "
+                   '{"size", "exact", "wall_ms", "rss_gib", ...}; the report goes to stderr')
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (numpy: set "
                    "OPENBLAS_NUM_THREADS before starting)")
     args = p.parse_args()
+    if args.compact:
+        from retrieve_compact import bench_compact, print_json
+
+        for n in args.sizes:
+            record = bench_compact(n, args.top, args.repeats, args.dir, args.json, synthetic_structure,
+                                   baseline=not args.no_baseline)
+            if args.json:
+                print_json(record)
+        return
     import torch
 
     torch.set_num_threads(args.threads)

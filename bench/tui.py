@@ -3,11 +3,17 @@
     python bench/tui.py                       # builds (once, cached) a workspace from a subset of
                                               # ../shared/data/datastore, then measures
     python bench/tui.py --workspace WS        # measure an existing workspace (e.g. the whole datastore)
+    python bench/tui.py --synthetic 1000000   # a cached synthetic workspace of that many values (below)
 
 Live retrieval: the app runs headless (``App.run_test``) on the Retrieve screen with the mnli task; 20 times,
 one key is typed at the end of the instruction and the clock runs until the table shows the results of
 that query and the screen has been repainted (``RetrieveScreen.painted_generation``). That includes the
 debounce (``LiveRetrieval.debounce_s``), the query embedding, scoring, fetching the rows and the repaint.
+A ``--synthetic N`` workspace has the structure of bench/retrieve.py's synthetic stores (N values, 200
+datasets, rows of 2-4 cells) with random unit vectors, written straight into DuckDB and the value log (its log
+is hard-linked from ``bench/retrieve.py --compact --dir DIR`` when ``--vectors-from DIR`` holds one of that
+size); the typed queries are embedded by the real model, so scores are random but every cost is real. From
+500k values the workspace searches through the int8 copy (``retrieval.compact = auto``).
 The baseline, measured in the same process on the same queries, is the engine call alone
 (``Retriever.search``); the ratio says what the UI adds.
 
@@ -29,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import REPO, SHARED_DATA
+from _common import REPO, SHARED_DATA, insert_tables
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -60,6 +66,62 @@ def build_workspace(n_datasets: int, max_rows: int) -> Path:
             summary = run_ingest(ws, folders, max_rows_per_config=max_rows)
         done.write_text(str(summary.totals.values), encoding="utf-8")
         print(f"  built in {time.perf_counter() - t0:.0f} s", flush=True)
+    return path
+
+
+def synthetic_workspace(n_values: int, vectors_from: Path | None) -> Path:
+    """A cached workspace of ``n_values`` synthetic values (see the module docstring)."""
+    import numpy as np
+    import pyarrow as pa
+    from retrieve import N_DATASETS, synthetic_structure
+    from retrieve_compact import write_log
+
+    from engine.datastore.embed import load_embedder
+    from engine.datastore.vindex import VectorLog, log_path
+    from engine.workspace import Workspace
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rebase-tui-bench"
+    path = cache / f"tui-synthetic-{n_values}"
+    if (path / "READY").exists():
+        return path
+    if path.exists():
+        import shutil
+
+        shutil.rmtree(path)
+    t0 = time.perf_counter()
+    print(f"building {path} ({n_values:,} synthetic values)…", flush=True)
+    index, desc = synthetic_structure(n_values, np.random.default_rng([0, 1]))
+    ids = np.arange(1, N_DATASETS + 1)
+    first = index.cell_value[index.offsets[:-1]]
+    tables = {
+        "datasets": pa.table({"id": ids, "name": [f"synthetic/ds{i:03d}" for i in ids], "source_path": [""] * len(ids),
+                              "description": [f"synthetic dataset {i}" for i in ids],
+                              "description_generated": [False] * len(ids), "card": [None] * len(ids),
+                              "status": ["ready"] * len(ids)}),
+        "configs": pa.table({"id": ids, "dataset": ids, "name": ["default"] * len(ids), "split": ["train"] * len(ids),
+                             "columns": [None] * len(ids), "rows_total": [0] * len(ids),
+                             "status": ["ready"] * len(ids)}),
+        "rows": pa.table({"id": index.row_keys, "dataset": index.row_dataset + 1, "config": index.row_dataset + 1,
+                          "row_id": index.row_keys, "data": np.char.add(np.char.add('{"c0": "v', first.astype(str)),
+                                                                        '"}')}),
+        "cell_values": pa.table({"id": np.arange(n_values), "text": np.char.add("v", np.arange(n_values).astype(str)),
+                                 "hash": np.char.add("h", np.arange(n_values).astype(str))}),
+        "cells": pa.table({"row": np.repeat(index.row_keys, np.diff(index.offsets)),
+                           "column": np.char.add("c", index.cell_column.astype(str)), "value": index.cell_value}),
+    }
+    with Workspace(path) as ws:
+        insert_tables(ws, tables)
+        ws.store.set_meta("embedder.name", load_embedder("all-MiniLM-L6-v2").name)
+        ws.store.set_meta("embedder.dim", "384")
+        values = log_path(ws, "values")
+        source = vectors_from / f"n{n_values}" / "values.vectors" if vectors_from else None
+        if source is not None and VectorLog(source, recover=False).count == n_values:
+            os.link(source, values)
+        else:
+            write_log(values, n_values, 384, 0, print)
+        VectorLog(log_path(ws, "descriptions"), 384).append(ids.astype(np.uint64), desc)
+    (path / "READY").write_text(str(n_values), encoding="utf-8")
+    print(f"  built in {time.perf_counter() - t0:.0f} s", flush=True)
     return path
 
 
@@ -164,8 +226,14 @@ def main() -> None:
     p.add_argument("--max-rows", type=int, default=50, help="rows per config of the subset (default 50)")
     p.add_argument("--edits", type=int, default=20)
     p.add_argument("--paint-runs", type=int, default=3)
+    p.add_argument("--synthetic", type=int, help="measure a cached synthetic workspace of this many values")
+    p.add_argument("--vectors-from", type=Path, help="with --synthetic: a bench/retrieve.py --compact --dir "
+                   "folder whose value log of that size is hard-linked instead of written")
     args = p.parse_args()
-    ws_path = Path(args.workspace) if args.workspace else build_workspace(args.datasets, args.max_rows)
+    if args.synthetic:
+        ws_path = synthetic_workspace(args.synthetic, args.vectors_from)
+    else:
+        ws_path = Path(args.workspace) if args.workspace else build_workspace(args.datasets, args.max_rows)
 
     from engine.datastore.embed import set_torch_threads
 

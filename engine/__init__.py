@@ -16,9 +16,10 @@ kernel                ``errors``, ``events``, expected failures, the event proto
                                               what made them (``provenance``), listing and removing
                                               ``datasets``, index ``health`` (docs/datastore.md)
 2. task               ``tasks``               instruction + examples + contamination bans (docs/retrieval.md)
-3. retrieval          ``retrieval/``          ``loading`` the datastore, pure ReBase ``scoring``, the
-                                              ``retriever`` and its ``query_store``, its ``results``, the
-                                              stored ``pool``
+3. retrieval          ``retrieval/``          ``loading`` the datastore, pure ReBase ``scoring`` (of row
+                                              ``subsets`` too), the ``retriever`` and its ``query_store``, its
+                                              ``results``, the stored ``pool``; at scale the int8 copy
+                                              (``compact``), its score ``bounds`` and ``compact_search``
                                               (docs/retrieval.md)
 4. teacher            ``teacher/``            the Ollama ``client``, ``hosts``, ``prompts``, ``ask`` (one example
                                               from the teacher), ``quality`` checks, ``calls`` (cache, SQL),

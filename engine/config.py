@@ -45,6 +45,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("embedder.ray_workers", int, 0, (), "embedder actors on Ray (0: one per GPU, else one per CPU)"),
     Setting("teacher.backend", str, "ollama", ("REBASE_TEACHER_BACKEND",),
             "ollama, or openai for an OpenAI-compatible server (vLLM, llama.cpp, LM Studio)"),
+    Setting("retrieval.compact", str, "auto", ("REBASE_RETRIEVAL_COMPACT",),
+            "exact retrieval from an int8 copy of the value vectors: auto (from 500k values), on or off"),
     Setting("teacher.host", str, "http://127.0.0.1:11434", ("REBASE_OLLAMA_HOST", "OLLAMA_HOST"),
             "Ollama server URL, or the OpenAI-compatible server's base URL (http://HOST:8000/v1)"),
     Setting("teacher.model", str, "llama3.1:8b", ("REBASE_TEACHER_MODEL",), "teacher model name"),

@@ -7,7 +7,9 @@ module does the query embeddings (cached in memory and in the ``query_vectors`` 
 the approximate path. The results are :mod:`engine.retrieval.results`; :mod:`engine.retrieval.pool` stores
 them as a task's pool.
 
-Exact search scores every distinct value once and takes a segment maximum per row. ``approximate=True``
+Exact search scores every distinct value once and takes a segment maximum per row; with ``retrieval.compact``
+(large datastores) it scans an int8 copy instead and re-scores from float32 only the rows that can still win
+(:mod:`engine.retrieval.compact_search`), returning the same list. ``approximate=True``
 asks the usearch HNSW index for the values closest to each query, re-scores exactly every row holding one
 of them, and reports ``exact=True`` when no other row can reach the N-th result (see
 :func:`engine.retrieval.scoring.outside_bound`).
@@ -25,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.errors import EngineError
-from engine.retrieval import scoring
+from engine.retrieval import scoring, subsets
+from engine.retrieval.compact import VectorFile
+from engine.retrieval.compact_search import CompactSearch
 from engine.retrieval.loading import damaged_index, load_datastore, open_value_index, read_signature
 from engine.retrieval.query_store import store_queries, stored_queries
 from engine.retrieval.results import RetrievalResult, RowHit
@@ -100,7 +104,10 @@ class Retriever:
         self._signature = data.signature
         self.dataset_ids: tuple[str, ...] = data.dataset_ids
         self.descriptions: np.ndarray = data.descriptions
-        self.values: np.ndarray = data.values
+        self.values: np.ndarray | VectorFile = data.values
+        self.compact = (CompactSearch.build(data.compact, data.index, len(data.dataset_ids))
+                        if data.compact is not None else None)
+        """The int8 path (``retrieval.compact``): exact search without the float32 values in memory."""
         self.value_keys: np.ndarray = data.value_keys
         self.index: scoring.CellIndex = data.index
         self._row_config = data.row_config
@@ -258,10 +265,14 @@ class Retriever:
         if approximate:
             rows, scored, scores, kept, exact = self._approximate(q, ds_scores, banned_ds, banned, w, top, cap,
                                                                   dedupe)
+        elif self.compact is not None:
+            r = self.compact.rank(q.q_in, q.q_out, ds_scores, banned_ds, w, top, cap, dedupe, banned)
+            rows, scored, scores, kept, exact = r.rows, r.scored, r.scores, r.kept, r.exact
         else:
+            assert isinstance(self.values, np.ndarray)
             scores = scoring.score_rows(self.values, self.index, q.q_in, q.q_out, ds_scores, w)
             allowed = ~banned if banned is not None else None
-            kept = self._select(self.index, scores, allowed, top, cap, dedupe)
+            kept = scoring.select_ranked(self.index, scores, allowed, top, cap, dedupe)
             rows, scored, exact = np.arange(self.index.n_rows), self.index, True
         t2 = time.perf_counter()
         hits = self._hits(rows, scored, scores, kept, fetch_rows)
@@ -269,23 +280,6 @@ class Retriever:
         t3 = time.perf_counter()
         return RetrievalResult(task.name, top, exact, hits, {"embed": t1 - t0, "score": t2 - t1, "fetch": t3 - t2},
                                w, bans, approximate, n_cand)
-
-    def _select(self, index: scoring.CellIndex, scores: scoring.Scores, allowed: np.ndarray | None, top: int,
-                cap: int | None, dedupe: bool) -> np.ndarray:
-        """Positions (in ``index``) of the ranked, diversified top ``top``."""
-        if cap is None and not dedupe:
-            return scoring.top_candidates(scores.final, index.row_keys, top, allowed)
-        k = top
-        n_allowed = index.n_rows if allowed is None else int(allowed.sum())
-        while True:
-            order = scoring.top_candidates(scores.final, index.row_keys, k, allowed)
-            best = None
-            if dedupe:
-                best = index.cell_value[scoring.segment_argmax(scores.cell_in, index.offsets, order)]
-            kept, short = scoring.diversify(order, index.row_dataset, best, top, cap)
-            if not short or k >= n_allowed:
-                return kept
-            k = min(n_allowed, k * 4)
 
     # -- the approximate path ------------------------------------------------------------
     def _value_index(self) -> Any:
@@ -352,14 +346,8 @@ class Retriever:
             rows = rows[~banned[rows]] if banned is not None else rows
             sub = scoring.sub_index(self.index, rows)
             # the same per-value scores as the exact path, bit for bit (see scoring.value_scores)
-            uniq, inverse = np.unique(sub.cell_value, return_inverse=True)
-            per_value = scoring.value_scores(self.values[uniq], np.stack([q_in, q_out]))
-            per_cell = per_value[:, inverse.reshape(-1)]
-            best = scoring.row_max(per_cell, sub.offsets)
-            s_ds = ds_scores[sub.row_dataset]
-            scores = scoring.Scores(best[0], best[1], s_ds, scoring.final_scores(best[0], best[1], s_ds, w),
-                                    np.ascontiguousarray(per_cell[0]), np.ascontiguousarray(per_cell[1]))
-            kept = self._select(sub, scores, None, top, cap, dedupe)
+            scores = subsets.score_subset(self.values, sub, q_in, q_out, ds_scores, w)
+            kept = scoring.select_ranked(sub, scores, None, top, cap, dedupe)
             bound = scoring.outside_bound(theta_in, theta_out, ds_max, w)
             everything = not np.isfinite(theta_in) and not np.isfinite(theta_out)
             if everything:

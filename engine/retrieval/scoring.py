@@ -91,13 +91,18 @@ def build_cell_index(cell_row: np.ndarray, cell_value: np.ndarray, cell_column: 
 
 def sub_index(index: CellIndex, rows: np.ndarray) -> CellIndex:
     """The CellIndex of the given row positions of ``index`` (in that order)."""
+    return _sub_cells(index, rows)[0]
+
+
+def _sub_cells(index: CellIndex, rows: np.ndarray) -> tuple[CellIndex, np.ndarray]:
+    """:func:`sub_index` and the positions of its cells in ``index``'s cell arrays."""
     starts = index.offsets[rows]
     lengths = index.offsets[rows + 1] - starts
     offsets = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     idx = np.repeat(starts, lengths) + np.arange(int(offsets[-1]), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
     return CellIndex(index.row_keys[rows], index.row_dataset[rows], offsets, index.cell_value[idx],
-                     index.cell_column[idx], index.columns)
+                     index.cell_column[idx], index.columns), idx
 
 
 def positions(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray:
@@ -149,7 +154,7 @@ def value_scores(values: np.ndarray, queries: np.ndarray, block: int = VALUE_BLO
         shard(0, n)
     else:
         cuts = [n * i // workers for i in range(workers + 1)]
-        for f in [_executor(workers).submit(shard, cuts[i], cuts[i + 1]) for i in range(workers)]:
+        for f in [executor(workers).submit(shard, cuts[i], cuts[i + 1]) for i in range(workers)]:
             f.result()
     return out
 
@@ -157,7 +162,8 @@ def value_scores(values: np.ndarray, queries: np.ndarray, block: int = VALUE_BLO
 _EXECUTOR: ThreadPoolExecutor | None = None
 
 
-def _executor(workers: int) -> ThreadPoolExecutor:
+def executor(workers: int) -> ThreadPoolExecutor:
+    """The module's thread pool (grown to ``workers`` threads) for sharded numpy/numkong loops."""
     global _EXECUTOR
     if _EXECUTOR is None or _EXECUTOR._max_workers < workers:
         _EXECUTOR = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rebase-score")
@@ -304,6 +310,23 @@ def diversify(order: np.ndarray, row_dataset: np.ndarray, best_value: np.ndarray
     return np.array(kept, dtype=np.int64), True
 
 
+def select_ranked(index: CellIndex, scores: Scores, allowed: np.ndarray | None, top: int,
+                  cap: int | None, dedupe: bool) -> np.ndarray:
+    """Positions (in ``index``) of the ranked, diversified top ``top``: :func:`top_candidates` without a cap
+    or dedupe, else :func:`diversify` over a ranking grown 4x until ``top`` rows are kept or none is left."""
+    if cap is None and not dedupe:
+        return top_candidates(scores.final, index.row_keys, top, allowed)
+    k = top
+    n_allowed = index.n_rows if allowed is None else int(allowed.sum())
+    while True:
+        order = top_candidates(scores.final, index.row_keys, k, allowed)
+        best = index.cell_value[segment_argmax(scores.cell_in, index.offsets, order)] if dedupe else None
+        kept, short = diversify(order, index.row_dataset, best, top, cap)
+        if not short or k >= n_allowed:
+            return kept
+        k = min(n_allowed, k * 4)
+
+
 # -- the approximate path's guarantee --------------------------------------------------------------
 def outside_bound(theta_in: float, theta_out: float, ds_max: float,
                   weights: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> float:
@@ -363,7 +386,14 @@ def score_rows(values: np.ndarray, index: CellIndex, q_in: np.ndarray, q_out: np
         shard(0, n)
     else:
         cuts = [n * i // w for i in range(w + 1)]
-        for f in [_executor(w).submit(shard, cuts[i], cuts[i + 1]) for i in range(w)]:
+        for f in [executor(w).submit(shard, cuts[i], cuts[i + 1]) for i in range(w)]:
             f.result()
     s_ds = np.asarray(dataset_scores, dtype=np.float32)[index.row_dataset]
     return Scores(best_in, best_out, s_ds, final_scores(best_in, best_out, s_ds, weights), cell_in, cell_out)
+
+
+def take_rows(index: CellIndex, scores: Scores, rows: np.ndarray) -> tuple[CellIndex, Scores]:
+    """The given row positions of ``index`` with their scores (cells included), in that order."""
+    sub, idx = _sub_cells(index, rows)
+    return sub, Scores(scores.input[rows], scores.output[rows], scores.dataset[rows], scores.final[rows],
+                       scores.cell_in[idx], scores.cell_out[idx])

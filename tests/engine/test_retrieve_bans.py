@@ -64,3 +64,22 @@ def test_ban_task_name_lists_and_drops_datasets_and_configs(small_datastore, emb
     assert "python_problems:sanitized" in doc["exclude"]
     assert not any(r["dataset_id"] == "python_problems" and r["config"] == "sanitized" for r in doc["results"])
     assert np.any([r["dataset_id"] == "python_problems" for r in doc["results"]])
+
+
+@pytest.mark.parametrize("cap", [None, 2])
+def test_config_bans_on_the_compact_path_give_the_float32_lists(small_datastore, embedder, cap):
+    task = validate(CODE_TASK)
+    bans = ["python_problems:sanitized", "movie_sentiment"]
+    lists = []
+    for mode in ("off", "on"):
+        with Workspace(small_datastore, {"retrieval.compact": mode}) as ws:
+            r = Retriever(ws)
+            r._embedder = embedder
+            assert (r.compact is not None) == (mode == "on")
+            got = r.search(task, top=40, exclude=bans, per_dataset_cap=cap)
+            assert got.exact
+            lists.append([(h.key, h.score) for h in got.results])
+            assert all((h.dataset_id, h.config) != ("python_problems", "sanitized") for h in got.results)
+            assert all(h.dataset_id != "movie_sentiment" for h in got.results)
+    assert [k for k, _ in lists[0]] == [k for k, _ in lists[1]]
+    assert np.allclose([s for _, s in lists[0]], [s for _, s in lists[1]], atol=1e-6)
