@@ -61,12 +61,12 @@ def review_workspace(ws: Any, n_examples: int, n_rows: int = 40) -> None:
     rows that is all its pool, and ``n_examples`` pending examples spread over those rows."""
     import pyarrow as pa
 
-    from engine.tasks import Example, Task, add_task
+    from engine.tasks import Demonstration, Task, add_task
 
     add_task(ws, Task("nli", "Decide whether the premise entails the hypothesis. Answer entailment, neutral or "
                              "contradiction.",
-                      (Example("Premise: A man sleeps. Hypothesis: A person rests.", "entailment"),
-                       Example("Premise: A dog runs. Hypothesis: A cat sleeps.", "neutral")), ()))
+                      (Demonstration("Premise: A man sleeps. Hypothesis: A person rests.", "entailment"),
+                       Demonstration("Premise: A dog runs. Hypothesis: A cat sleeps.", "neutral")), ()))
     ids = list(range(100, 100 + n_rows))
     animals = ("cat", "dog", "bird", "fox")
     premises = [f"Premise {i}: the {animals[i % 4]} sat on mat {i}." for i in range(n_rows)]
