@@ -5,6 +5,9 @@
 -- its answer (null for an example made from one answer).
 alter table examples add column samples integer;
 alter table examples add column agreement double;
+-- The prompt hash an example's call would have had without the task's accepted rules (null: made without
+-- rules): a row already made with the same prompt up to the rules is not made again by a plain transform.
+alter table examples add column base_hash varchar;
 
 -- Rules proposed from the reviewer's rejection reasons. A `prompt` rule is an imperative line added to the
 -- task's prompt once accepted; a `check` rule is a mechanical test every new example must pass.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from engine.teacher.quality import DuplicateIndex
@@ -72,15 +73,19 @@ def examples_by_call(ws: Workspace, task: str, keys: list[str]) -> dict[str, tup
 
 
 def kept_examples(ws: Workspace, task: str, dups: DuplicateIndex, *, except_row: int | None = None,
-                  method: str | None = None) -> None:
+                  method: str | None = None, except_ids: Collection[int] = ()) -> None:
     """Add the task's kept examples (pending, accepted, rejected) to ``dups``, except those of ``except_row``
-    (a row's own examples are alternatives to each other, not duplicates); with ``method``, only the examples
-    that method made (the data of two methods are compared, never merged, so neither may thin the other)."""
+    (a row's own examples are alternatives to each other, not duplicates) and ``except_ids`` (examples about to
+    be replaced); with ``method``, only the examples that method made (the data of two methods are compared,
+    never merged, so neither may thin the other)."""
     sql = "select id, input, output from examples where task = ? and status in ('pending', 'accepted', 'rejected')"
     params: list[Any] = [task]
     if except_row is not None:
         sql += " and row is distinct from ?"
         params.append(except_row)
+    if except_ids:
+        sql += " and id not in (select unnest(?::bigint[]))"
+        params.append([int(i) for i in except_ids])
     if method is not None:
         sql += " and method = ?"
         params.append(method)
@@ -96,7 +101,7 @@ example."""
 
 _CALL_COLUMNS = "key, task, row, model, prompt_hash, options, response, status, error"
 _EXAMPLE_COLUMNS = ("task, row, input, output, reasoning, status, reason, teacher_model, teacher_digest, options, "
-                    "prompt_hash, call_key, raw_response, timings, tokens, method, prompt, samples, agreement")
+                    "prompt_hash, call_key, raw_response, timings, tokens, method, prompt, samples, agreement, base_hash")
 _ROWS_PER_STATEMENT = 256
 
 
@@ -130,9 +135,9 @@ def store_answers(cur: Any, writes: list[Write]) -> list[int]:
             examples += [task, row if row >= 0 else None, answer.input, answer.output, answer.reasoning,
                          answer.status, answer.reason, teacher.settings.model, teacher.digest, options, spec.hash, key,
                          answer.response, json.dumps(answer.timings), json.dumps(answer.tokens), spec.method,
-                         spec.prompt, answer.samples, answer.agreement]
+                         spec.prompt, answer.samples, answer.agreement, spec.base_hash if spec.rules else None]
         cur.execute(f"insert into teacher_calls ({_CALL_COLUMNS}) values {_values(len(chunk), 9)}", calls)
-        got = cur.execute(f"insert into examples ({_EXAMPLE_COLUMNS}) values {_values(len(chunk), 19)} "
+        got = cur.execute(f"insert into examples ({_EXAMPLE_COLUMNS}) values {_values(len(chunk), 20)} "
                           "returning call_key, id", examples).fetchall()
         ids.update((k, int(i)) for k, i in got)
     return [ids[w[3]] for w in writes]
@@ -161,6 +166,16 @@ def pending_made_otherwise(ws: Workspace, task: str, phash: str, method: str) ->
                           "and row is not null and prompt_hash is distinct from ? group by row",
                           [task, method, phash]).fetchall()
     return {int(r): int(i) for r, i in got}
+
+
+def rows_made_before_rules(ws: Workspace, spec: PromptSpec) -> set[int]:
+    """The rows that have a usable example (not failed) made with ``spec``'s prompt up to its rules, under
+    other rules than its own: a change of the task's rules alone does not make them again."""
+    with ws.store.cursor() as cur:
+        got = cur.execute("select distinct row from examples where task = ? and method = ? and row is not null "
+                          "and status <> 'failed' and prompt_hash <> ? and coalesce(base_hash, prompt_hash) = ?",
+                          [spec.task.name, spec.method, spec.hash, spec.base_hash]).fetchall()
+    return {int(r[0]) for r in got}
 
 
 def store_filter(cur: Any, teacher: Teacher, spec: PromptSpec, row: int, example_id: int, key: str,

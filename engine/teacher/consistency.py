@@ -33,6 +33,7 @@ from engine.teacher.plan import slot_seed
 
 if TYPE_CHECKING:
     from engine.tasks import Task
+    from engine.teacher.client import TeacherSettings
     from engine.teacher.prompts import PromptSpec
     from engine.teacher.quality import DuplicateIndex
     from engine.workspace import Workspace
@@ -55,12 +56,16 @@ def check_samples(samples: int, method: str = "rebase") -> None:
 
 
 def answer_keyer(task: Task) -> Callable[[str], str | None]:
-    """How the task's metric extracts an answer to compare (None: the output names no answer).
+    """How the task's metric extracts an answer to compare (None: the output names no answer): the task's
+    ``metric``, else the exact answer for a task whose demonstrations reason to "the answer is X", else the
+    metric inferred from its demonstrations.
 
     EngineError for a task scored by text overlap (BLEU, chrF), whose outputs have no answer to vote on.
     """
     choice = metrics.choose_metric("jsonl", [[e.output] for e in task.examples], task=task)
     metric = choice.metrics[0]
+    if task.reasons and not task.metric:    # reasoning to "the answer is X": X is the answer, whatever X looks like
+        metric = "exact"
     if metric in ("bleu", "chrf"):
         raise EngineError(f"task {task.name} is scored by text overlap ({metric}): its outputs have no answer "
                           "the samples could agree on", fix="leave --samples out for this task")
@@ -112,14 +117,15 @@ def tally(keys: list[str | None]) -> Vote:
     return Vote(top, counts[top] if top is not None else 0, len(keys), tuple((k, counts[k]) for k in ranked))
 
 
-def sample_teachers(teacher: Teacher, samples: int) -> list[Teacher]:
-    """The teacher once per sample, each with its own seed."""
-    return [teacher.with_seed(slot_seed(teacher.settings.seed, i)) for i in range(1, samples + 1)]
+def sample_seeds(settings: TeacherSettings, samples: int) -> list[int]:
+    """The seed of each sample call: the run's seed plus the sample's number."""
+    return [slot_seed(settings.seed, i) for i in range(1, samples + 1)]
 
 
-def sample_keys(task: str, row: int, phash: str, teacher: Teacher, samples: int) -> list[str]:
+def sample_keys(task: str, row: int, phash: str, settings: TeacherSettings, samples: int) -> list[str]:
     """The cache keys of a row's sample calls, in sample order."""
-    return [call_key(task, row, phash, t.settings, "sample") for t in sample_teachers(teacher, samples)]
+    return [call_key(task, row, phash, dataclasses.replace(settings, seed=seed), "sample")
+            for seed in sample_seeds(settings, samples)]
 
 
 StoreSample = Callable[[Teacher, str, Answer], Awaitable[Any]]
@@ -136,8 +142,8 @@ async def ask_voted(ws: Workspace, teacher: Teacher, spec: PromptSpec, row: int,
     call: the row is asked again next run, its finished samples then come from the cache).
     """
     keyer = answer_keyer(spec.task)
-    teachers = sample_teachers(teacher, samples)
-    keys = sample_keys(spec.task.name, row, spec.hash, teacher, samples)
+    teachers = [teacher.with_seed(seed) for seed in sample_seeds(teacher.settings, samples)]
+    keys = sample_keys(spec.task.name, row, spec.hash, teacher.settings, samples)
     cached = await asyncio.to_thread(answered, ws, spec.task.name, keys)
     answers: list[Answer] = []
     for seeded, key in zip(teachers, keys, strict=True):

@@ -22,6 +22,7 @@ from engine.teacher.calls import (
     examples_by_call,
     filter_key,
     pending_made_otherwise,
+    rows_made_before_rules,
     transform_kind,
 )
 from engine.teacher.client import TeacherSettings
@@ -61,7 +62,8 @@ def items_of(ws: Workspace, spec: PromptSpec, settings: TeacherSettings, limit: 
     """The pool rows (or synthesis slots) a run with ``limit`` covers, each with its cache key (its vote key
     with ``samples`` > 1). ``rows`` keeps only those pool rows (a refinement round's); ``redo_pending`` only
     the rows whose pending example was made with another prompt (before the task's rules changed), each item
-    naming the example it replaces."""
+    naming the example it replaces. Otherwise the rows that have a usable example made with the same prompt
+    up to the task's rules are left out: rules apply to new calls, they do not re-make what was made."""
     task = spec.task.name
     if limit is not None and limit < 1:
         raise EngineError(f"--limit {limit} is below 1", fix="pass --limit 1 or more, or leave it out")
@@ -85,6 +87,9 @@ def items_of(ws: Workspace, spec: PromptSpec, settings: TeacherSettings, limit: 
     olds = pending_made_otherwise(ws, task, spec.hash, spec.method) if redo_pending else {}
     if redo_pending:
         pool = [p for p in pool if p.row in olds]
+    else:                       # rows made before the rules changed stay as they are
+        made = rows_made_before_rules(ws, spec)
+        pool = [p for p in pool if p.row not in made]
     kind = transform_kind(samples)
     return [Item(p.rank, p.row, spec.sample(p.data, p.input_column, p.output_column),
                   call_key(task, p.row, spec.hash, settings, kind), replaces=olds.get(p.row)) for p in pool]

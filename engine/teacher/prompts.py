@@ -257,14 +257,19 @@ class PromptSpec:
     method: str = "rebase"
     rules: tuple[str, ...] = ()
     checks: tuple[Check, ...] = ()
+    base_hash: str = ""
+    """The hash without the rules (``hash`` itself when there are none): rows made with the same prompt up to
+    the rules are not made again when the rules change (see :func:`engine.teacher.plan.items_of`)."""
 
     @classmethod
     def build(cls, task: Task, template: str, cot: bool, *, prompt: str = "default",
               method: str = "rebase", rules: tuple[str, ...] = (), checks: tuple[Check, ...] = ()) -> PromptSpec:
         """The spec of ``task`` with ``template`` in the reasoning (``cot``) or direct format."""
         schema = output_schema(task, cot)
+        base = prompt_hash(template, task, schema, prompt, method)
         return cls(task, template, cot, schema, label_set(task, cot),
-                   prompt_hash(template, task, schema, prompt, method, rules), prompt, method, rules, checks)
+                   prompt_hash(template, task, schema, prompt, method, rules) if rules else base, prompt, method,
+                   rules, checks, base)
 
     def messages(self, row: dict[str, Any] | None) -> list[dict[str, str]]:
         """The chat messages asking for one example made from ``row`` (None when synthesizing), the task's

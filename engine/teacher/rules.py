@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 KINDS = ("prompt", "check")
 STATUSES = ("proposed", "accepted", "dropped")
 MAX_RULE_CHARS = 300
-GROUP_OVERLAP = 0.5
-"""Two free-text reasons share a group when their word sets overlap this much (Jaccard)."""
+GROUP_OVERLAP = 0.6
+"""Two free-text reasons share a group when this share of the shorter one's words is in the other's."""
 MECHANICAL = (
     ("label_set", re.compile(r"\blabels?\b|label set|not one of|\bclass(es)?\b|categor|answer set|invalid answer")),
     ("copied_row", re.compile(r"\bcop(y|ies|ied|ying)\b|verbatim|same as the (row|source|data)|\bpaste|unchanged")),
@@ -42,7 +42,8 @@ MECHANICAL = (
     ("language", re.compile(r"\blanguage\b|\benglish\b|wrong script|\bscript\b|translat|not in \w+ish\b")),
 )
 """Reason patterns (matched on the normalised reason, first match wins) that name a mechanical fault."""
-_STOP = frozenset("a an the is are was were it its of to and or in on for this that be with as by at".split())
+_STOP = frozenset("a an the is are was were be been it its of to and or in on at for from with as by this that these "
+                  "those do does did doesn don didn so very too just all any some there here".split())
 
 
 @dataclass(frozen=True)
@@ -135,12 +136,22 @@ def mechanical(reason: str) -> str | None:
 
 
 def _words(reason: str) -> frozenset[str]:
-    return frozenset(w for w in normalise(reason).split() if w not in _STOP) or frozenset(normalise(reason).split())
+    """The reason's content words, contractions opened ("doesn't" → "not") and plural/tense endings cut."""
+    tokens = normalise(reason.casefold().replace("’", "'").replace("n't", " not")).split()
+    words = frozenset(_stem(w) for w in tokens if w not in _STOP)
+    return words or frozenset(tokens)
+
+
+def _stem(word: str) -> str:
+    for suffix, keep in (("ing", 4), ("ed", 4), ("es", 4), ("s", 3)):
+        if word.endswith(suffix) and len(word) - len(suffix) >= keep and not word.endswith("ss"):
+            return word[: -len(suffix)]
+    return word
 
 
 def group_rejections(rejections: list[Rejection]) -> list[ReasonGroup]:
-    """Mechanical reasons grouped by their check; the others greedily, each joining the first group whose first
-    reason shares at least :data:`GROUP_OVERLAP` of their words (Jaccard), in the order given."""
+    """Mechanical reasons grouped by their check; the others greedily, in the order given, each joining the
+    first group whose first reason shares at least :data:`GROUP_OVERLAP` of the shorter word set with it."""
     by_check: dict[str, list[Rejection]] = {}
     free: list[tuple[frozenset[str], list[Rejection]]] = []
     for r in rejections:
@@ -150,8 +161,8 @@ def group_rejections(rejections: list[Rejection]) -> list[ReasonGroup]:
             continue
         words = _words(r.reason)
         for head, members in free:
-            union = head | words
-            if union and len(head & words) / len(union) >= GROUP_OVERLAP:
+            shorter = min(len(head), len(words))
+            if shorter and len(head & words) / shorter >= GROUP_OVERLAP:
                 members.append(r)
                 break
         else:

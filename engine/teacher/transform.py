@@ -175,7 +175,8 @@ async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, 
     teacher = await Teacher.connect(settings, lambda remark: out.put_nowait(Log(remark, "WARNING")))
     try:
         dups = DuplicateIndex(task)
-        await asyncio.to_thread(kept_examples, ws, task.name, dups, method=spec.method)
+        replaced = [it.replaces for it in items if it.replaces is not None]
+        await asyncio.to_thread(partial(kept_examples, ws, task.name, dups, method=spec.method, except_ids=replaced))
         todo, cached = await asyncio.to_thread(plan, ws, spec, settings, items, use_filter)
         if redo_pending:
             await asyncio.to_thread(replace_cached, ws, task.name, items, todo)
