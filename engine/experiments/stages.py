@@ -175,7 +175,7 @@ def _accept(st: Stage, method: str) -> list[int]:
 async def train(st: Stage, method: str, fp: str, ids: list[int]) -> AsyncGenerator[Event, None]:
     """Train the student on the accepted examples ``ids``: start a run (its id recorded at once), re-attach
     to its live worker, or resume it from its checkpoint, and follow it to its end."""
-    from engine.student import launch, runs, supervise
+    from engine.student import launch, runs
 
     key = st.key("train", method)
     yield StageStarted(st.task.name, method, "train")
@@ -193,21 +193,32 @@ async def train(st: Stage, method: str, fp: str, ids: list[int]) -> AsyncGenerat
         path, offset = started.path, started.offset
         st.state.put(key, fp, run=started.run)
         yield Log(f"{st.task.name} ({method}): training run {started.run} on {len(ids)} examples")
-    elif not supervise.worker_alive(path):
-        started = await asyncio.to_thread(launch.resume_training, st.ws, path.name)
+    async for ev in run_to_end(st.ws, path, offset, f"{st.task.name} ({method})"):
+        yield ev
+    summary = await asyncio.to_thread(runs.record, st.ws, path)
+    yield StageDone(st.task.name, method, "train", summary.seconds, False, path.name)
+
+
+async def run_to_end(ws: Workspace, path: Path, offset: int | None, what: str) -> AsyncGenerator[Event, None]:
+    """Follow training run ``path`` to its end as Progress events: from ``offset`` when its worker was just
+    started, else re-attached to its live worker or resumed from its checkpoint. EngineError (``what`` names
+    the run's purpose) when it ends other than finished; closed early, it asks the worker to stop."""
+    from engine.student import launch, runs, supervise
+
+    if offset is None and not supervise.worker_alive(path):
+        started = await asyncio.to_thread(launch.resume_training, ws, path.name)
         offset = started.offset
-        yield Log(f"{st.task.name} ({method}): resuming training run {path.name} from its last checkpoint")
-    else:
-        yield Log(f"{st.task.name} ({method}): following training run {path.name}, still running")
+        yield Log(f"{what}: resuming training run {path.name} from its last checkpoint")
+    elif offset is None:
+        yield Log(f"{what}: following training run {path.name}, still running")
     async with aclosing(_follow(path, offset)) as events:
         async for ev in events:
             yield ev
-    summary = await asyncio.to_thread(runs.record, st.ws, path)
+    summary = await asyncio.to_thread(runs.record, ws, path)
     if summary.status != "finished":
-        raise EngineError(f"{st.task.name} ({method}): training run {path.name} {summary.status}"
+        raise EngineError(f"{what}: training run {path.name} {summary.status}"
                           + (f": {summary.message}" if summary.message else ""),
-                          fix=summary.fix or "run the experiment again to resume it")
-    yield StageDone(st.task.name, method, "train", summary.seconds, False, path.name)
+                          fix=summary.fix or "run the same command again to resume it")
 
 
 async def _follow(path: Path, offset: int | None) -> AsyncGenerator[Event, None]:

@@ -65,6 +65,8 @@ class RoundHit:
     dataset_score: float
     failure: int
     closeness: float
+    input_column: str = ""
+    output_column: str = ""
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,10 @@ def _hits(retriever: Retriever, order: np.ndarray, q: tuple[np.ndarray, np.ndarr
     best = np.maximum.reduceat(sims, sub.offsets[:-1], axis=0)                        # (rows, failures)
     closest = best.argmax(axis=1)
     keys = retriever.index.row_keys[order]
+    cols = retriever.index.columns
+    col_in = sub.cell_column[scoring.segment_argmax(scores.cell_in, sub.offsets, np.arange(len(order)))]
+    col_out = sub.cell_column[scoring.segment_argmax(scores.cell_out, sub.offsets, np.arange(len(order)))]
     return tuple(RoundHit(int(keys[i]), i + 1, float(scores.final[i]), float(scores.input[i]),
                           float(scores.output[i]), float(scores.dataset[i]), int(closest[i]),
-                          float(best[i, closest[i]])) for i in range(len(order)))
+                          float(best[i, closest[i]]), cols[int(col_in[i])], cols[int(col_out[i])])
+                 for i in range(len(order)))
