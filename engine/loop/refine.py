@@ -139,12 +139,13 @@ async def refine(ws: Workspace, run_id: str, teacher: TeacherSettings, *, fresh:
 async def _start(ws: Workspace, run_id: str, top: int | None, evals: EvalOptions) -> AsyncGenerator[Event, None]:
     """Find the run's failures on its validation items, add the rows closest to them to the pool, record it."""
     from engine.student import runs
+    from engine.student.model import has_final_model
     from engine.student.run_config import read_config
     from engine.tasks import get_task
 
     path = runs.run_dir(ws, run_id)
-    summary = await asyncio.to_thread(runs.record, ws, path)
-    if summary.status != "finished":
+    if not has_final_model(path):
+        summary = await asyncio.to_thread(runs.record, ws, path)
         raise EngineError(f"run {run_id} has not finished training ({summary.status})",
                           fix=f"let it finish (`rebase-tui train --resume {run_id}`), then refine it")
     cfg = read_config(path)
