@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import argparse
 
-from rebase_tui.output import add_json_flag, open_workspace, print_json, stderr_console, stdout_console, whole_number
+from rebase_tui.output import (
+    add_json_flag,
+    open_workspace,
+    print_json,
+    stderr_console,
+    stdout_console,
+    whole_number,
+)
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
