@@ -241,6 +241,38 @@ async def _follow(path: Path, offset: int | None) -> AsyncGenerator[Event, None]
             supervise.request_stop(path)
 
 
+# -- refinement rounds ------------------------------------------------------------------------------
+async def refine_round(st: Stage, method: str, fp: str, run: str, ids: list[int]) -> AsyncGenerator[Event, None]:
+    """One refinement round of run ``run`` (trained on the examples ``ids``), unattended: its examples that
+    passed the checks are accepted; records the next run and the examples it trained on."""
+    from engine.loop.refine import RoundDone, refine
+    from engine.loop.rounds import round_examples
+
+    key = st.key("round", method)
+    yield StageStarted(st.task.name, method, "round")
+    if (done := st.state.get(key, fp)) is not None:
+        yield StageDone(st.task.name, method, "round", done["seconds"], True, done["run"])
+        return
+    assert st.teacher is not None
+    t0 = time.monotonic()
+    last = None
+    async with aclosing(refine(st.ws, run, st.teacher, cot=st.cot, prompt=st.prompt, accept=True, example_ids=ids,
+                               evals=st.evals, metric=st.entry.metric)) as events:
+        async for ev in events:
+            if isinstance(ev, RoundDone):
+                last = ev.round
+            elif isinstance(ev, Progress | Log):
+                yield ev
+    if last is None or last.next_run is None:
+        raise EngineError(f"{st.task.name} ({method}): the round's teacher calls did not all finish",
+                          fix="run the experiment again when the teacher answers (finished calls are kept)")
+    accepted = (await asyncio.to_thread(round_examples, st.ws, st.task.name, last.id)).get("accepted", [])
+    seconds = time.monotonic() - t0
+    st.state.put(key, fp, seconds=seconds, run=last.next_run, ids=sorted({*ids, *accepted}), calls=last.rows_added,
+                 round=last.number)
+    yield StageDone(st.task.name, method, "round", seconds, False, last.describe())
+
+
 # -- evaluate ---------------------------------------------------------------------------------------
 def result_rows(task: str, method: str, result: EvalResult, n_train: int, calls: int,
                 seconds: float) -> list[dict[str, Any]]:

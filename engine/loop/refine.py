@@ -35,7 +35,7 @@ from engine.experiments.spec import EvalOptions
 from engine.experiments.stages import drain, run_to_end
 from engine.loop import rounds
 from engine.loop.rounds import Round, RoundFailure
-from engine.loop.validation import Validation, answers, validation_items
+from engine.loop.validation import Validation, answers, round_metric, source_method, validation_items
 from engine.student.evaluate import EvalDone, Prediction, evaluate, read_predictions
 
 if TYPE_CHECKING:
@@ -87,22 +87,23 @@ def round_size(failures: int) -> int:
 
 async def refine(ws: Workspace, run_id: str, teacher: TeacherSettings, *, fresh: bool = False, top: int | None = None,
                  cot: str = "auto", prompt: str = "default", accept: bool = False,
-                 example_ids: Sequence[int] | None = None,
-                 evals: EvalOptions | None = None) -> AsyncGenerator[Event, None]:
+                 example_ids: Sequence[int] | None = None, evals: EvalOptions | None = None,
+                 metric: str | None = None) -> AsyncGenerator[Event, None]:
     """Take the round run ``run_id`` drives as far as it can go (see the module docstring).
 
     ``top`` rows are added (default :func:`round_size`); ``cot`` and ``prompt`` shape the teacher's calls as
     in ``transform``. The call that made the round's examples stops at review (:class:`RoundWaiting`); a later
     call trains once none is pending. ``accept`` accepts the pending ones instead (an unattended experiment).
     The next run trains on every accepted example of the run's method, or on ``example_ids`` (what the run was
-    trained on) plus the round's accepted examples. EngineError, before any work, for a run that cannot be
+    trained on) plus the round's accepted examples. ``metric`` judges the validation answers (default: the
+    task's, see :func:`~engine.loop.validation.round_metric`). EngineError, before any work, for a run that cannot be
     refined (not finished, no task, no validation items, a metric that scores only the whole set, no item
     wrong, no row left near the failures).
     """
     evals = evals or EvalOptions()
     existing = await asyncio.to_thread(rounds.round_for_run, ws, run_id)
     if existing is None:
-        async with aclosing(_start(ws, run_id, top, evals)) as events:
+        async with aclosing(_start(ws, run_id, top, evals, metric)) as events:
             async for ev in events:
                 yield ev
                 if isinstance(ev, RoundStarted):
@@ -136,7 +137,8 @@ async def refine(ws: Workspace, run_id: str, teacher: TeacherSettings, *, fresh:
     yield RoundDone(found)
 
 
-async def _start(ws: Workspace, run_id: str, top: int | None, evals: EvalOptions) -> AsyncGenerator[Event, None]:
+async def _start(ws: Workspace, run_id: str, top: int | None, evals: EvalOptions,
+                 metric: str | None) -> AsyncGenerator[Event, None]:
     """Find the run's failures on its validation items, add the rows closest to them to the pool, record it."""
     from engine.student import runs
     from engine.student.model import has_final_model
@@ -155,8 +157,8 @@ async def _start(ws: Workspace, run_id: str, top: int | None, evals: EvalOptions
                           fix="refine a run trained on a task's accepted examples")
     val = await asyncio.to_thread(validation_items, ws, path, cfg)
     done: EvalDone | None = None
-    async for ev in drain(answers(path, val, max_new_tokens=evals.max_new_tokens, batch_size=evals.batch_size,
-                                  device=evals.device)):
+    async for ev in drain(answers(path, val, metric=round_metric(task, metric), max_new_tokens=evals.max_new_tokens,
+                                  batch_size=evals.batch_size, device=evals.device)):
         if isinstance(ev, EvalDone):
             done = ev
         else:
@@ -232,8 +234,7 @@ def _train(ws: Workspace, found: Round, fresh: bool, example_ids: Sequence[int] 
     if not fresh and not has_final_model(path):
         raise EngineError(f"run {found.run} has no final model to continue from",
                           fix="refine with --fresh (train from the base student)")
-    source = cfg.data.source
-    method = source[source.index("(") + 1:source.rindex(")")] if source.endswith(")") and "(" in source else None
+    method = source_method(cfg)
     ids = sorted({*example_ids, *accepted}) if example_ids is not None else None
     launched = start_training(ws, task=found.task, example_method=method, example_ids=ids,
                               eval_rows=[dict(r) for r in found.validation],
@@ -243,14 +244,16 @@ def _train(ws: Workspace, found: Round, fresh: bool, example_ids: Sequence[int] 
 
 
 async def _finish(ws: Workspace, found: Round, evals: EvalOptions, offset: int | None) -> AsyncGenerator[Event, None]:
-    """Follow the next run to its end, score it on the round's validation items, and record that."""
+    """Follow the next run to its end, score it on the round's validation items with the metric of the scores
+    before, and record that."""
     assert found.next_run is not None
     path = ws.runs_dir / found.next_run
+    metric = ",".join(found.before.metric) or None
     async for ev in run_to_end(ws, path, offset, f"round {found.number} of {found.task}"):
         yield ev
     done: EvalDone | None = None
-    async for ev in drain(evaluate(path, None, max_new_tokens=evals.max_new_tokens, batch_size=evals.batch_size,
-                                   device=evals.device)):
+    async for ev in drain(evaluate(path, None, metric=metric, max_new_tokens=evals.max_new_tokens,
+                                   batch_size=evals.batch_size, device=evals.device)):
         if isinstance(ev, EvalDone):
             done = ev
         elif isinstance(ev, Progress | Log):
