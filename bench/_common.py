@@ -92,6 +92,11 @@ def review_workspace(ws: Any, n_examples: int, n_rows: int = 40) -> None:
             "output": [REVIEW_LABELS[i % 3] for i in range(n_examples)],
             "status": ["pending"] * n_examples, "teacher_model": ["standin:1b"] * n_examples}),
     }
+    insert_tables(ws, tables)
+
+
+def insert_tables(ws: Any, tables: dict[str, Any]) -> None:
+    """Insert Arrow tables into the workspace's tables of the same names, in order, in one transaction."""
     with ws.store.transaction() as cur:
         for name, table in tables.items():
             cur.register("incoming", table)

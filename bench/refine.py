@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import REPO  # noqa: F401  (puts the repository on the import path)
+from _common import insert_tables  # also puts the repository on the import path
 
 CENTRES = 2000
 DIM = 384
@@ -73,12 +73,7 @@ def synthetic_workspace(n_values: int) -> Path:
                            "column": np.char.add("c", index.cell_column.astype(str)), "value": index.cell_value}),
     }
     with Workspace(path) as ws:
-        with ws.store.transaction() as cur:
-            for name, table in tables.items():
-                cur.register("incoming", table)
-                columns = ", ".join(f'"{c}"' for c in table.column_names)
-                cur.execute(f"insert into {name} ({columns}) select {columns} from incoming")
-                cur.unregister("incoming")
+        insert_tables(ws, tables)
         ws.store.set_meta("embedder.name", "sentence-transformers/all-MiniLM-L6-v2")
         ws.store.set_meta("embedder.dim", str(DIM))
         VectorLog(log_path(ws, "values"), DIM).append(np.arange(n_values, dtype=np.uint64), values)
