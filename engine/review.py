@@ -75,13 +75,16 @@ class ExampleRecord:
 
 @dataclass(frozen=True, slots=True)
 class ExampleBrief:
-    """The few fields a review queue shows per example (read in one query for thousands of examples)."""
+    """The few fields a review queue shows per example (read in one query for thousands of examples);
+    ``agreement`` is the share of sampled answers that agreed (``transform --samples``; None otherwise), for
+    sorting the queue by it."""
 
     id: int
     status: str
     edited: bool
     input: str
     output: str
+    agreement: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +159,9 @@ def get_examples(ws: Workspace, ids: list[int]) -> list[ExampleRecord]:
 def briefs(ws: Workspace, task: str) -> list[ExampleBrief]:
     """Every example of ``task`` as queue entries, by id (one query; 5,000 examples in about 10 ms)."""
     with ws.store.cursor() as cur:
-        got = cur.execute("select id, status, edited, input, output from examples where task = ? order by id",
-                          [task]).fetchall()
-    return [ExampleBrief(int(i), st, bool(ed), inp or "", out or "") for i, st, ed, inp, out in got]
+        got = cur.execute("select id, status, edited, input, output, agreement from examples where task = ? "
+                          "order by id", [task]).fetchall()
+    return [ExampleBrief(int(i), st, bool(ed), inp or "", out or "", agree) for i, st, ed, inp, out, agree in got]
 
 
 def source_row(ws: Workspace, row: int) -> SourceRow | None:

@@ -71,6 +71,10 @@ async def test_three_cached_calls_per_row_and_the_majority_kept(mnli_ws, standin
             assert ex.status == "failed" and ex.reason.startswith("no majority among 3 sampled answers")
             assert ex.agreement == pytest.approx(1 / 3)
     assert kept >= 1
+    from engine.review import briefs
+
+    assert {b.id: b.agreement for b in briefs(mnli_ws, "mnli")} == {e.id: e.agreement for e in examples.values()}, \
+        "the review queue carries the agreement (to sort by it)"
     # a re-run repeats no call; the votes are cached under their own keys
     again = await run(mnli_ws, standin, limit=8, samples=3)
     assert again.cached == 8 and standin.chat_requests == 24
