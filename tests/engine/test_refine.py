@@ -77,7 +77,7 @@ async def _task_with_run(ws, srv, tiny_student, **settings) -> tuple[str, set[in
 
 
 async def test_a_round_adds_new_rows_near_the_failures_then_trains_on_everything_accepted(ws, standin, tiny_student,
-                                                                                         tmp_path):
+                                                                                         tmp_path, capsys):
     run, pool = await _task_with_run(ws, standin, tiny_student)
     path = ws.runs_dir / run
     # the run was last scored on a test file: refine never learns from it, it scores the validation split
@@ -145,7 +145,17 @@ async def test_a_round_adds_new_rows_near_the_failures_then_trains_on_everything
     # the rounds, as front ends read them
     ws_path = str(ws.path)
     ws.close()
+    capsys.readouterr()
     assert main(["refine", "mnli", "--rounds", "--json", "-w", ws_path]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)["rounds"]
+    assert (listed["round"], listed["status"], listed["next_run"]) == (1, "done", training.run)
+    assert listed["before"]["n"] == listed["after"]["n"] == len(validation)
+    assert main(["refine", "mnli", "--round", "1", "-w", ws_path]) == 0
+    assert "closest failure" in capsys.readouterr().out
+    import asyncio
+
+    assert await asyncio.to_thread(main, ["refine", run, "--json", "-w", ws_path]) == 0   # it runs its own loop
+    assert json.loads(capsys.readouterr().out)["state"] == "done"
 
 
 async def _iterate(gen):
