@@ -13,7 +13,9 @@ datastore), "warm" every later round. Both give the same rows in the same order 
 
 The synthetic workspace has bench/retrieve.py's structure (rows of 2-4 cells, 30 % of values shared, 200
 datasets) with clustered vectors (each value near one of 2,000 centres, so queries have real neighbours); the
-query texts' vectors are stored in the workspace, so no embedding model is loaded. The values' usearch index
+query texts' vectors are stored in the workspace, so no embedding model is loaded. The failures' vectors are
+near ``--spread`` centres: 2 is a task whose failures share a topic and an answer vocabulary, 7 failures of
+many kinds, whose mean query is short and whose nearest values hardly stand out (the bound prunes least). The values' usearch index
 is built once (about a minute per 100k values here) and cached under ~/.cache/rebase-tui-bench.
 """
 
@@ -84,8 +86,10 @@ def synthetic_workspace(n_values: int) -> Path:
     return path
 
 
-def synthetic_queries(ws, n_failures: int):
-    """A task and its failures whose texts' vectors are stored in the workspace (near a few centres)."""
+def synthetic_queries(ws, n_failures: int, spread: int):
+    """A task and its failures whose texts' vectors are stored in the workspace: the failures' inputs near
+    ``spread`` centres, their outputs near ``spread`` others (a task's failures share a topic and their
+    answers repeat: a small spread; failures of many kinds: a large one)."""
     from engine.retrieval.query_store import store_queries
     from engine.retrieval.refine import Failure
     from engine.tasks import Demonstration, Task
@@ -97,12 +101,12 @@ def synthetic_queries(ws, n_failures: int):
         return _unit(centres[c] + 0.7 * _unit(rng.standard_normal(DIM)))
 
     task = Task("synthetic", "a synthetic task", tuple(Demonstration(f"in {i}", f"out {i}") for i in range(3)))
-    fails = [Failure(f"failure in {i}", f"failure out {i}") for i in range(n_failures)]
+    fails = [Failure(f"failure in {i} of {spread}", f"failure out {i} of {spread}") for i in range(n_failures)]
     vectors = {"a synthetic task": near(0)}
     vectors |= {d.input: near(1 + i) for i, d in enumerate(task.examples)}
     vectors |= {d.output: near(4 + i) for i, d in enumerate(task.examples)}
-    vectors |= {f.input: near(10 + i % 7) for i, f in enumerate(fails)}
-    vectors |= {f.output: near(20 + i % 5) for i, f in enumerate(fails)}
+    vectors |= {f.input: near(10 + i % spread) for i, f in enumerate(fails)}
+    vectors |= {f.output: near(100 + i % spread) for i, f in enumerate(fails)}
     store_queries(ws, ws.store.get_meta("embedder.name"), vectors, 100_000)
     return task, fails
 
@@ -127,19 +131,21 @@ def timed(fn, repeats: int):
     return statistics.median(times), out
 
 
-def run(ws_path: Path, task_file: str | None, n_failures: int, top: int, pool: int, repeats: int) -> None:
+def run(ws_path: Path, task_file: str | None, n_failures: int, top: int, pool: int, repeats: int,
+        spread: int = 0) -> None:
     from engine.retrieval import refine
     from engine.retrieval.pool import pool_keys, store_pool
     from engine.retrieval.retriever import Retriever
     from engine.workspace import Workspace
 
     with Workspace(ws_path) as ws:
-        task, fails = real_queries(task_file, n_failures) if task_file else synthetic_queries(ws, n_failures)
+        task, fails = real_queries(task_file, n_failures) if task_file else synthetic_queries(ws, n_failures, spread)
         t = time.perf_counter()
         retriever = Retriever(ws, threads=1)
+        spread_note = f" spread over {spread} centres" if spread else ""
         print(f"\n## {ws_path}: {retriever.n_values:,} values, {retriever.index.n_rows:,} rows "
-              f"(loaded in {time.perf_counter() - t:.1f} s); {len(fails)} failures, a round of {top} rows, "
-              f"a pool of {pool}", flush=True)
+              f"(loaded in {time.perf_counter() - t:.1f} s); {len(fails)} failures{spread_note}, a round of {top} "
+              f"rows, a pool of {pool}", flush=True)
         store_pool(ws, task, retriever.search(task, top=pool, fetch_rows=False))
         in_pool = pool_keys(ws, task.name)
 
@@ -169,6 +175,8 @@ def main() -> None:
     p.add_argument("--workspace", help="a real ingested workspace instead (with --task)")
     p.add_argument("--task", help="a task file (its folder's ../teacher_outputs/<name>.jsonl gives the failures)")
     p.add_argument("--failures", type=int, default=20)
+    p.add_argument("--spread", type=int, nargs="+", default=[2, 7],
+                   help="synthetic failures: the centres their inputs (and their outputs) are near")
     p.add_argument("--top", type=int, default=100, help="rows the round adds")
     p.add_argument("--pool", type=int, default=1000, help="the task's pool before the round")
     p.add_argument("--repeats", type=int, default=5)
@@ -179,7 +187,8 @@ def main() -> None:
         run(Path(args.workspace), args.task, args.failures, args.top, args.pool, args.repeats)
         return
     for n in args.values:
-        run(synthetic_workspace(n), None, args.failures, args.top, args.pool, args.repeats)
+        for spread in args.spread:
+            run(synthetic_workspace(n), None, args.failures, args.top, args.pool, args.repeats, spread)
 
 
 if __name__ == "__main__":
