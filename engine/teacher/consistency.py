@@ -169,7 +169,8 @@ def decide(answers: list[Answer], keys: list[str | None]) -> Answer:
     vote = tally(keys)
     n = len(answers)
     tokens = sum(a.tokens.get("eval_count", 0) for a in answers)
-    attempts, seconds = max(1, sum(a.attempts for a in answers)), sum(a.seconds for a in answers)
+    # one plus every sample's retries, so a caller counting retries as attempts - 1 counts the samples' retries
+    attempts, seconds = 1 + sum(max(0, a.attempts - 1) for a in answers), sum(a.seconds for a in answers)
     agreement = round(vote.agreement, 6)
     if not vote.majority:
         shown = next((a for a, k in zip(answers, keys, strict=True) if k is not None), answers[0])

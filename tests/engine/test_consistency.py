@@ -47,7 +47,7 @@ def mnli_ws(workspace):
 
 async def test_three_cached_calls_per_row_and_the_majority_kept(mnli_ws, standin):
     f = await run(mnli_ws, standin, limit=8, samples=3)
-    assert standin.chat_requests == 24 and f.requested == 8 and f.call_failures == 0
+    assert standin.chat_requests == 24 and f.requested == 8 and f.call_failures == 0 and f.retries == 0
     spec = prompts.spec_for(mnli_ws, read_task_file(corpus("tasks", "mnli.json")))
     seeds = {r.body["options"]["seed"] for r in standin.requests("/api/chat")}
     assert len(seeds) == 3, "each sample of a row sends its own seed"
@@ -124,7 +124,7 @@ def test_decide_keeps_the_first_usable_majority_sample():
                _answer("?", "failed", "r4"), _answer("Yes", response="r5")]
     kept = decide(answers, ["no", "yes", "yes", None, "yes"])
     assert (kept.response, kept.status, kept.samples, kept.agreement) == ("r3", "pending", 5, 0.6)
-    assert kept.tokens["eval_count"] == 25 and kept.attempts == 5
+    assert kept.tokens["eval_count"] == 25 and kept.attempts == 1, "no sample needed a retry"
     none = decide(answers[:2] + answers[3:4], ["no", "yes", None])
     assert none.status == "failed" and "no ×1, yes ×1, unusable ×1" in (none.reason or "")
 
