@@ -182,3 +182,31 @@ async def test_what_refine_refuses(ws, standin, tiny_student):
     assert val.kind == "carved" and len(val.rows) == len(made) and (path / "refine-validation.jsonl").exists()
     with pytest.raises(EngineError, match="unknown run"):
         await events_of(refine(ws, "no-such-run", teacher(standin)))
+
+
+def test_the_weights_a_continued_run_starts_from(tmp_path, tiny_student):
+    from engine.student.events import TrainingFault
+    from engine.student.model import start_weights
+    from engine.student.run_config import DataInfo, RunConfig
+
+    adapter, full, empty = tmp_path / "adapter", tmp_path / "full", tmp_path / "empty"
+    for folder, marker in ((adapter, "adapter_config.json"), (full, "config.json"), (empty, None)):
+        folder.mkdir()
+        if marker:
+            (folder / marker).write_text("{}", encoding="utf-8")
+
+    def cfg(init):
+        return RunConfig("r", student(tiny_student), DataInfo("", "", 1, 1), 4, init_from=str(init) if init else None)
+
+    latest = tmp_path / "checkpoints" / "step-000004"
+    assert start_weights(cfg(adapter), latest, "lora") == (latest, None), "a resumed run loads its checkpoint"
+    assert start_weights(cfg(None), None, "full") == (None, None)
+    assert start_weights(cfg(adapter), None, "lora") == (adapter, None)
+    assert start_weights(cfg(full), None, "lora") == (None, full), "a new LoRA goes on full weights"
+    assert start_weights(cfg(full), None, "full") == (None, full)
+    with pytest.raises(TrainingFault, match="LoRA adapter"):
+        start_weights(cfg(adapter), None, "full")
+    with pytest.raises(TrainingFault, match="holds no model"):
+        start_weights(cfg(empty), None, "lora")
+    assert RunConfig.from_json(cfg(adapter).to_json()).init_from == str(adapter)
+    assert "init_from" not in cfg(None).to_json(), "run.json of a run from the student is as before"
