@@ -171,7 +171,7 @@ def _exact(retriever: Retriever, rows: np.ndarray, q: tuple[np.ndarray, np.ndarr
     """Exact round scores of the row positions ``rows``, reading only the values their cells use."""
     sub = scoring.sub_index(retriever.index, rows)
     used, inverse = np.unique(sub.cell_value, return_inverse=True)
-    per_value = scoring.value_scores(np.asarray(retriever.values)[used], np.stack(q))
+    per_value = scoring.value_scores(np.asarray(retriever.values[used]), np.stack(q))
     per_cell = per_value[:, inverse.reshape(-1)]
     best = scoring.row_max(per_cell, sub.offsets)
     s_ds = ds[sub.row_dataset]
@@ -221,7 +221,7 @@ def _hits(retriever: Retriever, order: np.ndarray, q: tuple[np.ndarray, np.ndarr
     scores = _exact(retriever, order, q, ds)
     sub = scoring.sub_index(retriever.index, order)
     used, inverse = np.unique(sub.cell_value, return_inverse=True)
-    sims = (np.asarray(retriever.values)[used] @ f_in.T)[inverse.reshape(-1)]       # (cells, failures)
+    sims = (np.asarray(retriever.values[used]) @ f_in.T)[inverse.reshape(-1)]       # (cells, failures)
     best = np.maximum.reduceat(sims, sub.offsets[:-1], axis=0)                        # (rows, failures)
     closest = best.argmax(axis=1)
     keys = retriever.index.row_keys[order]
