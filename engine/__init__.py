@@ -18,12 +18,15 @@ kernel                ``errors``, ``events``, expected failures, the event proto
 2. task               ``tasks``               instruction + examples + contamination bans (docs/retrieval.md)
 3. retrieval          ``retrieval/``          ``loading`` the datastore, pure ReBase ``scoring`` (of row
                                               ``subsets`` too), the ``retriever`` and its ``query_store``, its
-                                              ``results``, the stored ``pool``; at scale the int8 copy
-                                              (``compact``), its score ``bounds`` and ``compact_search``
+                                              ``results``, the stored ``pool``, a refinement round's search
+                                              (``refine``); at scale the int8 copy (``compact``), its score
+                                              ``bounds`` and ``compact_search``
                                               (docs/retrieval.md)
 4. teacher            ``teacher/``            the Ollama ``client``, ``hosts``, ``prompts``, ``ask`` (one example
                                               from the teacher), ``quality`` checks, ``calls`` (cache, SQL),
-                                              ``transform``, its ``writer``, ``regenerate`` (docs/teacher.md)
+                                              ``transform``, its ``writer``, ``regenerate``; ``rules`` from
+                                              rejections (``rule_proposals``, ``rule_checks``), ``redo`` with
+                                              them, self-``consistency`` votes (docs/teacher.md)
 5. review             ``review``              accept / reject / edit / undo, recorded decisions (docs/tui-transform-review-train.md)
 6. student            ``student/``            training data, prompt ``formatting``, ``runs``, the training
                                               ``loop`` and its ``worker`` and ``supervise``-ion, ``evaluate``,
@@ -31,6 +34,9 @@ kernel                ``errors``, ``events``, expected failures, the event proto
 7. experiments        ``experiments/``        the paper's comparison (base, synthesize, rebase, teacher) run
                                               unattended and resumable, its ``spec``, ``runner``, ``stages``,
                                               ``state`` and ``results`` table (README: Reproduce the paper)
+8. loop               ``loop/``               refinement rounds: a run's validation mistakes steer the next
+                                              retrieval (``validation``, ``rounds``, ``refine``)
+                                              (docs/training.md)
 front-end helpers     ``info``, ``demo``,     what ``rebase-tui info`` reports; the demo workspace; whether a
                       ``language``            task's script suits the embedder
 ====================  ======================  =================================================================

@@ -21,7 +21,7 @@ METHODS = ("rebase", "synthesize")
 """How an example was made: from a retrieved row, or by the teacher from the task alone (the baseline)."""
 _FIELDS = ("status", "reason", "input", "output", "reasoning", "edited")
 _COLUMNS = ("e.id, e.task, e.row, e.input, e.output, e.reasoning, e.status, e.reason, e.teacher_model, e.edited, "
-            "e.raw_response, e.created_at, e.updated_at, d.name, c.name, w.row_id, e.method")
+            "e.raw_response, e.created_at, e.updated_at, d.name, c.name, w.row_id, e.method, e.samples, e.agreement")
 _SOURCE_JOINS = ("left join rows w on w.id = e.row left join datasets d on d.id = w.dataset "
                  "left join configs c on c.id = w.config")
 _LIST_SQL = f"select {_COLUMNS} from examples e {_SOURCE_JOINS}"
@@ -39,7 +39,9 @@ class ExampleSource:
 @dataclass(frozen=True, slots=True)
 class ExampleRecord:
     """One row of the ``examples`` table (a teacher-written task example) with its source. ``method`` says how
-    it was made: ``rebase`` (from the retrieved row ``row``) or ``synthesize`` (from the task alone: no row)."""
+    it was made: ``rebase`` (from the retrieved row ``row``) or ``synthesize`` (from the task alone: no row).
+    With ``transform --samples N``, ``samples`` is N and ``agreement`` the share of the sampled answers that
+    agree with this example's (None for an example made from one answer)."""
 
     id: int
     task: str
@@ -56,6 +58,15 @@ class ExampleRecord:
     updated_at: str | None
     source: ExampleSource | None
     method: str = "rebase"
+    samples: int | None = None
+    agreement: float | None = None
+
+    @property
+    def votes(self) -> str:
+        """The agreement as votes (``"2/3"``), empty for an example made from one answer."""
+        if not self.samples or self.agreement is None:
+            return ""
+        return f"{round(self.agreement * self.samples)}/{self.samples}"
 
     def to_json(self) -> dict[str, Any]:
         """The record as ``examples --json`` prints it."""
@@ -64,13 +75,16 @@ class ExampleRecord:
 
 @dataclass(frozen=True, slots=True)
 class ExampleBrief:
-    """The few fields a review queue shows per example (read in one query for thousands of examples)."""
+    """The few fields a review queue shows per example (read in one query for thousands of examples);
+    ``agreement`` is the share of sampled answers that agreed (``transform --samples``; None otherwise), for
+    sorting the queue by it."""
 
     id: int
     status: str
     edited: bool
     input: str
     output: str
+    agreement: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +104,7 @@ def _example(r: tuple[Any, ...]) -> ExampleRecord:
                          created_at=str(r[11]) if r[11] is not None else None,
                          updated_at=str(r[12]) if r[12] is not None else None,
                          source=ExampleSource(r[13], r[14], r[15]) if r[2] is not None else None,
-                         method=r[16] or "rebase")
+                         method=r[16] or "rebase", samples=r[17], agreement=r[18])
 
 
 def check_method(method: str | None) -> None:
@@ -145,9 +159,9 @@ def get_examples(ws: Workspace, ids: list[int]) -> list[ExampleRecord]:
 def briefs(ws: Workspace, task: str) -> list[ExampleBrief]:
     """Every example of ``task`` as queue entries, by id (one query; 5,000 examples in about 10 ms)."""
     with ws.store.cursor() as cur:
-        got = cur.execute("select id, status, edited, input, output from examples where task = ? order by id",
-                          [task]).fetchall()
-    return [ExampleBrief(int(i), st, bool(ed), inp or "", out or "") for i, st, ed, inp, out in got]
+        got = cur.execute("select id, status, edited, input, output, agreement from examples where task = ? "
+                          "order by id", [task]).fetchall()
+    return [ExampleBrief(int(i), st, bool(ed), inp or "", out or "", agree) for i, st, ed, inp, out, agree in got]
 
 
 def source_row(ws: Workspace, row: int) -> SourceRow | None:
@@ -288,6 +302,12 @@ def edit(ws: Workspace, task: str, example_id: int, *, input: str | None = None,
 
 REGENERATED = "regenerated"
 """The reason given to an example replaced by a regeneration (see :func:`record_regeneration`)."""
+REDONE = "redone with the task's rules"
+"""The reason given to a pending example replaced by ``transform --redo-pending``."""
+UNDONE = {REGENERATED: "regeneration undone", REDONE: "redo undone"}
+"""The reason a replacement gets when its replacing is undone."""
+SYSTEM_REASONS = (REGENERATED, REDONE, *UNDONE.values())
+"""Rejections the program made, not the reviewer (rules are never made from them)."""
 
 
 def record_regeneration(cur: Any, task: str, old_id: int, new_id: int) -> int:
@@ -296,12 +316,17 @@ def record_regeneration(cur: Any, task: str, old_id: int, new_id: int) -> int:
     One decision batch of kind ``regenerate`` holds both examples, so one :func:`undo` puts the old example
     back as it was and rejects the new one (reason "regeneration undone"; its teacher call stays cached).
     """
+    return record_replacement(cur, task, old_id, new_id, REGENERATED, "regenerate")
+
+
+def record_replacement(cur: Any, task: str, old_id: int, new_id: int, reason: str, kind: str) -> int:
+    """Inside the caller's transaction: reject ``old_id`` with ``reason`` in favour of ``new_id``, as one
+    decision batch of ``kind`` holding both, so one :func:`undo` restores the old example and rejects the new."""
     state = _state(cur, task, [int(old_id), int(new_id)])
     before_old, after_new = state[int(old_id)], state[int(new_id)]
-    after_old = dict(before_old, status="rejected", reason=REGENERATED)
-    before_new = dict(after_new, status="rejected", reason="regeneration undone")
-    return _record(cur, task, [(int(old_id), before_old, after_old), (int(new_id), before_new, after_new)],
-                   "regenerate")
+    after_old = dict(before_old, status="rejected", reason=reason)
+    before_new = dict(after_new, status="rejected", reason=UNDONE.get(reason, "replacement undone"))
+    return _record(cur, task, [(int(old_id), before_old, after_old), (int(new_id), before_new, after_new)], kind)
 
 
 def regenerated_into(ws: Workspace, task: str, example_id: int) -> int | None:

@@ -17,8 +17,10 @@ the teacher's predictions; training runs are ordinary runs under ``runs/``. Kill
 again, the experiment continues where it stopped: the call cache repeats no teacher call, and a finished
 training run is never redone.
 
-The per-task stage list is the place to add stages (such as refinement rounds that retrain on the student's
-mistakes): each new stage is a generator of :mod:`engine.experiments.stages` with its own state key.
+With ``rounds = N``, ``rebase`` is followed by N refinement rounds (:mod:`engine.loop.refine`): each refines the
+last run on its validation mistakes, accepts the round's examples that passed the checks, trains the next run
+from the last one and scores it on the test file (the column ``rebase+rK``). The per-task stage list is the
+place to add stages: each is a generator of :mod:`engine.experiments.stages` with its own state key.
 
 The experiment works in the given workspace: it stores each task's pool (replacing an earlier one), accepts the
 pending examples its own calls made, and adds runs. A workspace of its own keeps it apart from other work.
@@ -37,7 +39,7 @@ from engine.errors import EngineError
 from engine.events import Event
 from engine.experiments import stages
 from engine.experiments.results import SPEC_COPY, ExperimentResults, ResultRow, experiment_dir, write_results
-from engine.experiments.spec import ExperimentSpec, TaskEntry
+from engine.experiments.spec import ExperimentSpec, TaskEntry, round_method
 from engine.experiments.state import State, file_digest, fingerprint
 from engine.tasks import Task
 from engine.workspace import Workspace
@@ -91,6 +93,10 @@ def check(ws: Workspace, spec: ExperimentSpec) -> Checked:
                 check_4bit(run_settings.device, run_settings.method)
         except EngineError as exc:
             raise EngineError(f"{where}: [student] {exc.message}", exc.fix) from None
+        if spec.rounds and not run_settings.eval_fraction:
+            raise EngineError(f"{where}: rounds need a validation hold-out to find the student's mistakes on, but "
+                              "[student] trains on every example (eval_fraction 0)",
+                              fix="set eval_fraction = 0.1 (or more) in [student], or leave rounds out")
     return Checked(tuple(tasks), teacher, train, run_settings)
 
 
@@ -147,6 +153,13 @@ class _Prints:
     def answers(self) -> str:
         return fingerprint("teacher", self.task, self.teacher, self.test)
 
+    def round(self, k: int) -> str:
+        before = self.train("rebase") if k == 1 else self.round(k - 1)
+        return fingerprint("round", k, before, self.teacher, self.spec.prompt, self.spec.cot)
+
+    def eval_round(self, k: int, run: str) -> str:
+        return fingerprint("eval", self.round(k), run, self.test)
+
 
 async def run_experiment(ws: Workspace, spec: ExperimentSpec) -> AsyncGenerator[Event, None]:
     """Run (or continue) the experiment ``spec`` in ``ws`` (see the module docstring); ends with
@@ -196,6 +209,9 @@ async def _task(st: stages.Stage, spec: ExperimentSpec, fp: _Prints,
                                                 calls=data["calls"]):
             yield ev
         current[st.key("eval", method)] = fp.eval(method, run)
+        if method == "rebase":
+            async for ev in _rounds(st, spec, fp, current, run, data, spent):
+                yield ev
     if "base" in spec.methods:
         assert first_run is not None
         async for ev in stages.evaluate_student(st, "base", fp.base(first_run), first_run, base=True, spent=0.0,
@@ -206,6 +222,24 @@ async def _task(st: stages.Stage, spec: ExperimentSpec, fp: _Prints,
         async for ev in stages.evaluate_teacher(st, fp.answers()):
             yield ev
         current[st.key("eval", "teacher")] = fp.answers()
+
+
+async def _rounds(st: stages.Stage, spec: ExperimentSpec, fp: _Prints, current: dict[str, str], run: str,
+                  data: dict[str, Any], spent: float) -> AsyncGenerator[Event, None]:
+    """The refinement rounds after rebase: each refines the last run, then its new run is scored on the test
+    file under the column ``rebase+rK``."""
+    ids, calls = list(data["ids"]), int(data["calls"])
+    for k in range(1, spec.rounds + 1):
+        method = round_method(k)
+        async for ev in stages.refine_round(st, method, fp.round(k), run, ids):
+            yield ev
+        done = _entry(st, "round", method, fp.round(k))
+        run, ids = done["run"], done["ids"]
+        spent, calls = spent + done["seconds"] + _run_seconds(st.ws, run), calls + done["calls"]
+        async for ev in stages.evaluate_student(st, method, fp.eval_round(k, run), run, base=False, spent=spent,
+                                                calls=calls):
+            yield ev
+        current[st.key("eval", method)] = fp.eval_round(k, run)
 
 
 def _entry(st: stages.Stage, stage: str, method: str, fp: str) -> dict[str, Any]:
@@ -226,10 +260,10 @@ def _results(spec: ExperimentSpec, names: tuple[str, ...], state: State,
     entry an edited spec no longer stands behind is left out), in the spec's order of tasks and methods."""
     rows: list[ResultRow] = []
     for name in names:
-        for method in spec.methods:
+        for method in spec.columns:
             key = f"eval/{name}/{method}"
             entry = state.get(key, current[key]) if key in current else None
             rows += [ResultRow.from_json(r) for r in (entry or {}).get("rows", [])]
     done = {(r.task, r.method) for r in rows}
-    complete = all((t, m) in done for t in names for m in spec.methods)
-    return ExperimentResults(spec.name, spec.methods, names, tuple(rows), complete)
+    complete = all((t, m) in done for t in names for m in spec.columns)
+    return ExperimentResults(spec.name, spec.columns, names, tuple(rows), complete)

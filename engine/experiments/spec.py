@@ -4,6 +4,7 @@
 
     name = "bbh-small"                                 # the folder experiments/<name>/ of the workspace
     methods = ["base", "synthesize", "rebase", "teacher"]
+    rounds = 2                                         # optional: refinement rounds after rebase (default 0)
     [teacher]                                          # every key optional: the workspace's settings otherwise
     model = "qwen2.5:14b"                              # also host, backend, temperature, seed, concurrency,
     prompt = "paper"                                   # num_ctx, num_predict; prompt default|paper; cot auto|on|off
@@ -23,7 +24,9 @@
 The methods: ``base`` is the untrained student (evaluated through the base of a run this experiment trained, so it
 needs ``synthesize`` or ``rebase`` too), ``synthesize`` trains on examples the teacher wrote from the task alone,
 ``rebase`` on examples it made from the task's retrieved rows, ``teacher`` is the teacher itself answering the
-test set few-shot (the ceiling).
+test set few-shot (the ceiling). ``rounds = N`` follows ``rebase`` with N refinement rounds (``rebase-tui refine``:
+the run's validation mistakes steer more retrieval, the round's examples are accepted when they pass the checks,
+and the next run continues from the last one); each round's run is a column of its own, ``rebase+r1``...
 
 Every problem is found at once and reported one line each, naming the file and the key
 (``paper.toml: tasks[2].examples must be a whole number of at least 1, got "ten"``). Values that only the
@@ -62,6 +65,11 @@ EVAL_KEYS: dict[str, type | tuple[type, ...]] = {"max_new_tokens": int, "batch_s
 TASK_KEYS: dict[str, type | tuple[type, ...]] = {"task": str, "test": str, "examples": int, "metric": str,
                                                  "exclude": list}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+
+
+def round_method(k: int) -> str:
+    """The results' name of the run trained after refinement round ``k``."""
+    return f"rebase+r{k}"
 
 
 class SpecError(EngineError):
@@ -111,6 +119,12 @@ class ExperimentSpec:
     student: dict[str, Any] = field(default_factory=dict)
     eval: EvalOptions = field(default_factory=EvalOptions)
     text: str = ""
+    rounds: int = 0
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The results table's methods: the spec's, then one ``rebase+rK`` per refinement round."""
+        return self.methods + tuple(round_method(k) for k in range(1, self.rounds + 1))
 
     @property
     def data_methods(self) -> tuple[str, ...]:
@@ -168,13 +182,19 @@ def parse_spec(data: dict[str, Any], path: Path, text: str = "") -> ExperimentSp
     """Check a spec's parsed TOML (relative paths are taken from ``path``'s folder)."""
     problems: list[str] = []
     base = path.resolve().parent
-    unknown = sorted(set(data) - {"name", "methods", "teacher", "student", "eval", "tasks"})
+    unknown = sorted(set(data) - {"name", "methods", "rounds", "teacher", "student", "eval", "tasks"})
     for key in unknown:
-        problems.append(f"unknown key {key!r} (allowed: name, methods, teacher, student, eval, tasks)")
+        problems.append(f"unknown key {key!r} (allowed: name, methods, rounds, teacher, student, eval, tasks)")
     name = data.get("name")
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         problems.append(f"name must be letters, digits, '_', '-' or '.' (it names a folder), got {name!r}")
     methods = _methods(data.get("methods"), problems)
+    rounds = data.get("rounds", 0)
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
+        problems.append(f"rounds must be a whole number of at least 0, got {rounds!r}")
+        rounds = 0
+    elif rounds and "rebase" not in methods:
+        problems.append("rounds: refinement rounds follow the rebase method, so methods must hold rebase")
     teacher = _typed(data.get("teacher", {}), "[teacher]", TEACHER_KEYS, problems)
     prompt, cot = teacher.pop("prompt", "default"), teacher.pop("cot", "auto")
     if prompt not in ("default", "paper"):
@@ -197,7 +217,8 @@ def parse_spec(data: dict[str, Any], path: Path, text: str = "") -> ExperimentSp
         raise SpecError(path, problems)
     assert isinstance(name, str)
     return ExperimentSpec(path=path.resolve(), name=name, methods=methods, tasks=tasks, teacher=teacher,
-                          prompt=prompt, cot=cot, student=student, eval=EvalOptions(**evals), text=text)
+                          prompt=prompt, cot=cot, student=student, eval=EvalOptions(**evals), text=text,
+                          rounds=rounds)
 
 
 def _methods(value: Any, problems: list[str]) -> tuple[str, ...]:

@@ -175,7 +175,7 @@ def _accept(st: Stage, method: str) -> list[int]:
 async def train(st: Stage, method: str, fp: str, ids: list[int]) -> AsyncGenerator[Event, None]:
     """Train the student on the accepted examples ``ids``: start a run (its id recorded at once), re-attach
     to its live worker, or resume it from its checkpoint, and follow it to its end."""
-    from engine.student import launch, runs, supervise
+    from engine.student import launch, runs
 
     key = st.key("train", method)
     yield StageStarted(st.task.name, method, "train")
@@ -193,21 +193,32 @@ async def train(st: Stage, method: str, fp: str, ids: list[int]) -> AsyncGenerat
         path, offset = started.path, started.offset
         st.state.put(key, fp, run=started.run)
         yield Log(f"{st.task.name} ({method}): training run {started.run} on {len(ids)} examples")
-    elif not supervise.worker_alive(path):
-        started = await asyncio.to_thread(launch.resume_training, st.ws, path.name)
+    async for ev in run_to_end(st.ws, path, offset, f"{st.task.name} ({method})"):
+        yield ev
+    summary = await asyncio.to_thread(runs.record, st.ws, path)
+    yield StageDone(st.task.name, method, "train", summary.seconds, False, path.name)
+
+
+async def run_to_end(ws: Workspace, path: Path, offset: int | None, what: str) -> AsyncGenerator[Event, None]:
+    """Follow training run ``path`` to its end as Progress events: from ``offset`` when its worker was just
+    started, else re-attached to its live worker or resumed from its checkpoint. EngineError (``what`` names
+    the run's purpose) when it ends other than finished; closed early, it asks the worker to stop."""
+    from engine.student import launch, runs, supervise
+
+    if offset is None and not supervise.worker_alive(path):
+        started = await asyncio.to_thread(launch.resume_training, ws, path.name)
         offset = started.offset
-        yield Log(f"{st.task.name} ({method}): resuming training run {path.name} from its last checkpoint")
-    else:
-        yield Log(f"{st.task.name} ({method}): following training run {path.name}, still running")
+        yield Log(f"{what}: resuming training run {path.name} from its last checkpoint")
+    elif offset is None:
+        yield Log(f"{what}: following training run {path.name}, still running")
     async with aclosing(_follow(path, offset)) as events:
         async for ev in events:
             yield ev
-    summary = await asyncio.to_thread(runs.record, st.ws, path)
+    summary = await asyncio.to_thread(runs.record, ws, path)
     if summary.status != "finished":
-        raise EngineError(f"{st.task.name} ({method}): training run {path.name} {summary.status}"
+        raise EngineError(f"{what}: training run {path.name} {summary.status}"
                           + (f": {summary.message}" if summary.message else ""),
-                          fix=summary.fix or "run the experiment again to resume it")
-    yield StageDone(st.task.name, method, "train", summary.seconds, False, path.name)
+                          fix=summary.fix or "run the same command again to resume it")
 
 
 async def _follow(path: Path, offset: int | None) -> AsyncGenerator[Event, None]:
@@ -228,6 +239,38 @@ async def _follow(path: Path, offset: int | None) -> AsyncGenerator[Event, None]
     finally:
         if not ended:
             supervise.request_stop(path)
+
+
+# -- refinement rounds ------------------------------------------------------------------------------
+async def refine_round(st: Stage, method: str, fp: str, run: str, ids: list[int]) -> AsyncGenerator[Event, None]:
+    """One refinement round of run ``run`` (trained on the examples ``ids``), unattended: its examples that
+    passed the checks are accepted; records the next run and the examples it trained on."""
+    from engine.loop.refine import RoundDone, refine
+    from engine.loop.rounds import round_examples
+
+    key = st.key("round", method)
+    yield StageStarted(st.task.name, method, "round")
+    if (done := st.state.get(key, fp)) is not None:
+        yield StageDone(st.task.name, method, "round", done["seconds"], True, done["run"])
+        return
+    assert st.teacher is not None
+    t0 = time.monotonic()
+    last = None
+    async with aclosing(refine(st.ws, run, st.teacher, cot=st.cot, prompt=st.prompt, accept=True, example_ids=ids,
+                               evals=st.evals, metric=st.entry.metric)) as events:
+        async for ev in events:
+            if isinstance(ev, RoundDone):
+                last = ev.round
+            elif isinstance(ev, Progress | Log):
+                yield ev
+    if last is None or last.next_run is None:
+        raise EngineError(f"{st.task.name} ({method}): the round's teacher calls did not all finish",
+                          fix="run the experiment again when the teacher answers (finished calls are kept)")
+    accepted = (await asyncio.to_thread(round_examples, st.ws, st.task.name, last.id)).get("accepted", [])
+    seconds = time.monotonic() - t0
+    st.state.put(key, fp, seconds=seconds, run=last.next_run, ids=sorted({*ids, *accepted}), calls=last.rows_added,
+                 round=last.number)
+    yield StageDone(st.task.name, method, "round", seconds, False, last.describe())
 
 
 # -- evaluate ---------------------------------------------------------------------------------------

@@ -361,6 +361,21 @@ class Retriever:
             k = min(self.n_values, k * 4)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    # -- for searches built on this one (a refinement round's, engine.retrieval.refine) -----------
+    @property
+    def signature(self) -> tuple[Any, ...]:
+        """What the loaded datastore was (the datasets' count, ids and newest time; see :meth:`is_stale`)."""
+        return self._signature
+
+    def nearest_values(self, q: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+        """Positions of about ``k`` values nearest ``q`` (usearch) and theta: every other value scores at most
+        theta (every value and -inf when ``k`` covers them). EngineError for a missing or damaged index."""
+        return self._nearest_values(q, k)
+
+    def rows_of_values(self, value_pos: np.ndarray) -> np.ndarray:
+        """Row positions holding any of the values ``value_pos`` (sorted, unique)."""
+        return self._rows_of_values(value_pos)
+
     # -- results -------------------------------------------------------------------------
     def _hits(self, rows: np.ndarray, scored: scoring.CellIndex, scores: scoring.Scores, kept: np.ndarray,
               fetch_rows: bool) -> tuple[RowHit, ...]:

@@ -39,7 +39,8 @@ class LaunchedRun:
 
 def start_training(ws: Workspace, *, task: str | None = None, data: str | Path | None = None,
                    example_method: str | None = None, example_ids: Sequence[int] | None = None,
-                   **overrides: Any) -> LaunchedRun:
+                   eval_rows: list[dict[str, Any]] | None = None, init_from: str | Path | None = None,
+                   settings: RunSettings | None = None, **overrides: Any) -> LaunchedRun:
     """Create a run on ``data`` (a JSONL or BIG-Bench-Hard file) or on ``task``'s accepted examples, and
     start its worker.
 
@@ -48,12 +49,15 @@ def start_training(ws: Workspace, *, task: str | None = None, data: str | Path |
     among these ids (see :func:`~engine.student.training_data.accepted_examples`). ``overrides`` are
     :class:`~engine.student.run_config.RunSettings` fields, ``recipe`` and the flat LoRA keys (see
     :func:`~engine.student.run_config.settings_from_config`); None values keep the recipe's or the workspace's
-    settings. The student (and 4-bit support, when asked) is checked before any run directory exists, so a
-    missing model leaves nothing behind.
+    settings; ``settings`` (a whole RunSettings, such as the run being continued) replaces them all.
+    ``eval_rows`` is the validation split (``{"input", "output"}`` rows, never trained on: a training row
+    equal to one is left out) instead of a split of the data; ``init_from`` a finished model folder (another
+    run's ``model/``) training continues from. The student (and 4-bit support, when asked) is checked before
+    any run directory exists, so a missing model leaves nothing behind.
     """
     task_obj = tasks.resolve_task(ws, task) if task else None
     if data is not None:
-        rows = read_examples_file(data)
+        rows: list[dict[str, Any]] = list(read_examples_file(data))
         source = str(data)
     elif task_obj is not None:
         rows = accepted_examples(ws, task_obj.name, method=example_method, ids=example_ids)
@@ -65,9 +69,13 @@ def start_training(ws: Workspace, *, task: str | None = None, data: str | Path |
     else:
         raise EngineError("nothing to train on",
                           fix="name a task with accepted examples, or pass --data FILE")
-    settings = settings_from_config(ws.config, **overrides)
+    if eval_rows is not None:
+        held = {(r["input"], r["output"]) for r in eval_rows}
+        rows = [r for r in rows if (r["input"], r["output"]) not in held]
+    settings = settings or settings_from_config(ws.config, **overrides)
     _check_loadable(settings)
-    return _launch(ws, runs.create_run(ws, rows, settings, task=task_obj, source=source))
+    return _launch(ws, runs.create_run(ws, rows, settings, task=task_obj, source=source, eval_rows=eval_rows,
+                                       init_from=str(init_from) if init_from is not None else None))
 
 
 def _check_loadable(settings: RunSettings) -> None:

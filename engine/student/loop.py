@@ -49,6 +49,7 @@ from engine.student.model import (
     resolve_device,
     save_checkpoint,
     save_final,
+    start_weights,
     uses_bf16_autocast,
 )
 from engine.student.run_config import read_config
@@ -222,10 +223,10 @@ class _Attempt:
         if self.method == "auto":
             self.method = choose_method("auto", count_parameters(s.student, s.trust_remote_code))
         latest = self.latest
+        adapter, full = start_weights(self.cfg, latest, self.method)
         self.model, self.dtype = load_model(
             s.student, self.device, method=self.method, trust_remote_code=s.trust_remote_code,
-            adapter=latest if latest is not None and self.method == "lora" else None,
-            full_weights=latest if latest is not None and self.method == "full" else None,
+            adapter=adapter, full_weights=full,
             gradient_checkpointing=s.gradient_checkpointing, lora=s.lora, load_in_4bit=s.load_in_4bit)
         if s.max_memory_mb:
             self.rlimit = _cap_memory(s.max_memory_mb)

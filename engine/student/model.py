@@ -330,6 +330,25 @@ def load_optimizer_state(optimizer: Any, checkpoint: Path, device: str) -> None:
         optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", map_location=device, weights_only=True))
 
 
+def start_weights(cfg: RunConfig, latest: Path | None, method: str) -> tuple[Path | None, Path | None]:
+    """``(adapter, full weights)`` a run loads: its newest checkpoint ``latest`` when it resumes, else the weights
+    it continues from (``cfg.init_from``: a LoRA adapter, or full weights a new LoRA may go on), else none."""
+    if latest is not None:
+        return (latest, None) if method == "lora" else (None, latest)
+    if not cfg.init_from:
+        return None, None
+    init = Path(cfg.init_from)
+    if (init / "adapter_config.json").exists():
+        if method != "lora":
+            raise TrainingFault("config", f"run {cfg.id} continues from a LoRA adapter ({init}) but trains the "
+                                          "full model", fix="train it with --lora, or start it afresh")
+        return init, None
+    if not (init / "config.json").exists():
+        raise TrainingFault("config", f"run {cfg.id} continues from {init}, which holds no model",
+                            fix="start it afresh (refine --fresh), or train the run it continues again")
+    return None, init
+
+
 def final_model_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "model"
 

@@ -2,7 +2,7 @@
 (:class:`RunConfig`: id, task context, data hash, ``total_steps``), stored once as ``run.json``.
 
 ``run.json`` is one flat JSON object: the settings' keys, then ``id``, ``task``, ``instruction``,
-``examples``, ``data``, ``total_steps`` and ``created``. Reading it ignores keys it does not know and fills
+``examples``, ``data``, ``total_steps``, ``created`` and, for a run that continues another, ``init_from``. Reading it ignores keys it does not know and fills
 keys an older writer left out with the values that writer's runs used (the defaults; a warm-up of 3 % of the
 steps), so every run directory ever written still loads and shows how it was trained.
 """
@@ -215,6 +215,9 @@ class RunConfig:
     examples: tuple[tuple[str, str], ...] = ()
     """The task's demonstrations ``(input, output)``, part of every prompt."""
     created: float = 0.0
+    init_from: str | None = None
+    """The folder of the weights training starts from (another run's final model: a LoRA adapter or full
+    weights) instead of the student's own; None for a run from the student."""
 
     @property
     def eval_every(self) -> int:
@@ -224,7 +227,8 @@ class RunConfig:
     def to_json(self) -> dict[str, Any]:
         return {**self.settings.to_json(), "id": self.id, "task": self.task, "instruction": self.instruction,
                 "examples": [{"input": i, "output": o} for i, o in self.examples], "data": asdict(self.data),
-                "total_steps": self.total_steps, "created": self.created}
+                "total_steps": self.total_steps, "created": self.created,
+                **({"init_from": self.init_from} if self.init_from else {})}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> RunConfig:
@@ -238,7 +242,7 @@ class RunConfig:
                    total_steps=int(obj["total_steps"]), task=obj.get("task"),
                    instruction=obj.get("instruction") or "",
                    examples=tuple((e["input"], e["output"]) for e in obj.get("examples") or []),
-                   created=float(obj.get("created") or 0.0))
+                   created=float(obj.get("created") or 0.0), init_from=obj.get("init_from") or None)
 
 
 def trust_notice(cfg: RunConfig) -> str | None:

@@ -75,10 +75,11 @@ def total_steps(n_train: int, batch_size: int, grad_accum: int, epochs: float, m
 
 
 def create_run(ws: Workspace, rows: list[dict[str, Any]], settings: RunSettings, *, task: Task | None = None,
-               source: str = "", eval_rows: list[dict[str, Any]] | None = None) -> Path:
+               source: str = "", eval_rows: list[dict[str, Any]] | None = None, init_from: str | None = None) -> Path:
     """Freeze the data and config of a new run into its directory and record it; return the directory.
 
-    ``eval_rows`` (else a seeded split of ``rows`` by ``settings.eval_fraction``) is the validation split.
+    ``eval_rows`` (else a seeded split of ``rows`` by ``settings.eval_fraction``) is the validation split;
+    ``init_from`` the model folder training continues from (see :class:`~engine.student.run_config.RunConfig`).
     """
     if not rows:
         raise EngineError("no training examples", fix="accept examples in review, or pass --data FILE")
@@ -103,7 +104,7 @@ def create_run(ws: Workspace, rows: list[dict[str, Any]], settings: RunSettings,
                     task=task.name if task is not None else None,
                     instruction=task.instruction if task is not None else "",
                     examples=tuple((e.input, e.output) for e in task.examples) if task is not None else (),
-                    created=time.time())
+                    created=time.time(), init_from=init_from)
     warmup = settings.warmup_steps if settings.warmup_steps is not None else default_warmup(steps)
     cfg = replace(cfg, settings=replace(settings, eval_every=cfg.eval_every, warmup_steps=warmup))  # the values used
     write_config(path, cfg)

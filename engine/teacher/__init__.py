@@ -13,4 +13,7 @@ rows into task examples.
   commit of concurrent calls.
 - ``plan``: a run's items (pool rows or synthesis slots) with their cache keys; ``transform``: the whole pool
   (or N synthesized examples), concurrently, resumable; ``regenerate``: one example asked for again.
+- ``rules``: rules for the teacher made from rejection reasons (their SQL, rates before and after);
+  ``rule_proposals``: grouping the reasons and asking the teacher; ``rule_checks``: the mechanical checks;
+  ``redo``: pending examples made again with the rules; ``consistency``: ``transform --samples N`` votes.
 """

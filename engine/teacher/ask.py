@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from engine.teacher.client import ChatResult, TeacherCallFailed, TeacherSettings, chat, open_backend
 from engine.teacher.prompts import PromptSpec
 from engine.teacher.quality import DuplicateIndex, Parsed, Unusable, parse_reply
+from engine.teacher.rule_checks import run_checks
 
 if TYPE_CHECKING:
     from engine.teacher.backend import Backend
@@ -80,6 +81,10 @@ class Answer:
     timings: dict[str, float]
     tokens: dict[str, int]
     fault: str | None = None
+    samples: int | None = None
+    """With ``transform --samples N``: the N answers sampled (this one is the kept one; None: one answer)."""
+    agreement: float | None = None
+    """With ``transform --samples N``: the share of the sampled answers that agree with this one's."""
 
     @property
     def input(self) -> str:
@@ -92,6 +97,21 @@ class Answer:
     @property
     def reasoning(self) -> str | None:
         return self.parsed.reasoning if self.parsed else None
+
+
+def judge(spec: PromptSpec, content: str, done_reason: str | None, dups: DuplicateIndex,
+          row: dict[str, Any] | None) -> tuple[Parsed | None, str, str | None]:
+    """A reply as an example: ``(parsed, status, reason)`` after the checks every new example passes (parse,
+    fields, label set, the task's accepted check rules on ``row``, duplicates of ``dups``); status is
+    ``pending``, ``duplicate`` or ``failed``. Also used on a stored reply (a cached sample)."""
+    parsed: Parsed | None = None
+    try:
+        parsed = parse_reply(content, cot=spec.cot, labels=spec.labels, done_reason=done_reason)
+        run_checks(spec.checks, spec.task, parsed, row)
+        reason = dups.check(parsed.input, parsed.output)
+        return parsed, "duplicate" if reason else "pending", reason
+    except Unusable as exc:
+        return parsed, "failed", exc.reason
 
 
 def throttled(emit: Callable[[str], None], interval: float) -> Callable[[Callable[[], str]], None]:
@@ -114,7 +134,7 @@ async def ask_example(teacher: Teacher, spec: PromptSpec, row: dict[str, Any] | 
                       on_text: Callable[[Callable[[], str]], None] | None = None,
                       remember_as: str | None = None) -> Answer:
     """Ask for one example made from ``row`` (None: written from the task alone, for a synthesizing spec) and
-    check it (parse, fields, label set, duplicates of ``dups``).
+    check it (see :func:`judge`).
 
     ``on_text`` receives a getter of the streamed text so far after each piece (see :func:`throttled`). With
     ``remember_as``, a usable example is added to ``dups`` under that label before this returns, so calls
@@ -131,13 +151,7 @@ async def ask_example(teacher: Teacher, spec: PromptSpec, row: dict[str, Any] | 
                       exc.partial or None, False, "; ".join(exc.errors), exc.attempts, 0.0,
                       {"prompt_ms": prompt_ms}, {}, exc.kind)
     t1 = time.perf_counter()
-    parsed: Parsed | None = None
-    try:
-        parsed = parse_reply(res.content, cot=spec.cot, labels=spec.labels, done_reason=res.done_reason)
-        reason = dups.check(parsed.input, parsed.output)
-        status = "duplicate" if reason else "pending"
-    except Unusable as exc:
-        status, reason = "failed", exc.reason
+    parsed, status, reason = judge(spec, res.content, res.done_reason, dups, row)
     if status == "pending" and parsed is not None and remember_as is not None:
         dups.add(parsed.input, parsed.output, remember_as)
     timings = {"prompt_ms": prompt_ms, "call_s": round(res.seconds, 4), "ttfb_s": round(res.ttfb or 0.0, 4),

@@ -5,6 +5,9 @@ when it is not Ollama: keys made before there were backends stay valid), written
 transaction, so a re-run repeats no finished call. A call that could not be made or answered is stored as
 ``failed`` and replaced when it is asked again.
 
+With ``transform --samples N`` a row's N sample calls are stored under keys of kind ``sample`` (each with
+its own seed) and its example under the row's *vote* key (kind ``vote:N``, prompt hash ``vote:<hash>``).
+
 A synthesized example has no source row: its call is stored under the negative number of its slot (slot 3
 is row -3, with a seed of its own in its options) and its example's ``row`` is null. Every example records
 the method that made it (``rebase`` or ``synthesize``) and the prompt wording (``default`` or ``paper``).
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from engine.teacher.quality import DuplicateIndex
@@ -33,6 +37,11 @@ def call_key(task: str, row: int, phash: str, settings: TeacherSettings, kind: s
     if settings.backend != "ollama":
         parts.append(settings.backend)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def transform_kind(samples: int) -> str:
+    """The kind of a row's transform key: one call, or the vote of ``samples`` sample calls (``vote:N``)."""
+    return f"vote:{samples}" if samples > 1 else "transform"
 
 
 def filter_key(task: str, row: int, phash: str, settings: TeacherSettings) -> str:
@@ -64,15 +73,19 @@ def examples_by_call(ws: Workspace, task: str, keys: list[str]) -> dict[str, tup
 
 
 def kept_examples(ws: Workspace, task: str, dups: DuplicateIndex, *, except_row: int | None = None,
-                  method: str | None = None) -> None:
+                  method: str | None = None, except_ids: Collection[int] = ()) -> None:
     """Add the task's kept examples (pending, accepted, rejected) to ``dups``, except those of ``except_row``
-    (a row's own examples are alternatives to each other, not duplicates); with ``method``, only the examples
-    that method made (the data of two methods are compared, never merged, so neither may thin the other)."""
+    (a row's own examples are alternatives to each other, not duplicates) and ``except_ids`` (examples about to
+    be replaced); with ``method``, only the examples that method made (the data of two methods are compared,
+    never merged, so neither may thin the other)."""
     sql = "select id, input, output from examples where task = ? and status in ('pending', 'accepted', 'rejected')"
     params: list[Any] = [task]
     if except_row is not None:
         sql += " and row is distinct from ?"
         params.append(except_row)
+    if except_ids:
+        sql += " and id not in (select unnest(?::bigint[]))"
+        params.append([int(i) for i in except_ids])
     if method is not None:
         sql += " and method = ?"
         params.append(method)
@@ -88,7 +101,7 @@ example."""
 
 _CALL_COLUMNS = "key, task, row, model, prompt_hash, options, response, status, error"
 _EXAMPLE_COLUMNS = ("task, row, input, output, reasoning, status, reason, teacher_model, teacher_digest, options, "
-                    "prompt_hash, call_key, raw_response, timings, tokens, method, prompt")
+                    "prompt_hash, call_key, raw_response, timings, tokens, method, prompt, samples, agreement, base_hash")
 _ROWS_PER_STATEMENT = 256
 
 
@@ -102,7 +115,9 @@ def store_answers(cur: Any, writes: list[Write]) -> list[int]:
     One statement per table for many calls: a DuckDB statement costs about half a millisecond to run, so a
     run's concurrent answers written one by one (75 ms for 64) would hold every worker longer than the
     calls' own bookkeeping; written together they take 10 ms. A ``retry`` write replaces the failed call
-    stored under its key and its failed example.
+    stored under its key and its failed example. The answer of a self-consistency vote (``answer.samples``)
+    is stored under the row's vote key with the prompt hash ``vote:<hash>``: it records a decision, the
+    sample calls themselves are stored by :func:`store_sample`.
     """
     ids: dict[str, int] = {}
     for start in range(0, len(writes), _ROWS_PER_STATEMENT):
@@ -114,14 +129,15 @@ def store_answers(cur: Any, writes: list[Write]) -> list[int]:
             if retry:      # delete, then insert: "insert or replace" is slower in DuckDB
                 cur.execute("delete from examples where task = ? and call_key = ? and status = 'failed'", [task, key])
                 cur.execute("delete from teacher_calls where key = ?", [key])
-            calls += [key, task, row, teacher.settings.model, spec.hash, options, answer.response,
+            call_hash = f"vote:{spec.hash}" if answer.samples else spec.hash
+            calls += [key, task, row, teacher.settings.model, call_hash, options, answer.response,
                       "ok" if answer.call_ok else "failed", answer.error]
             examples += [task, row if row >= 0 else None, answer.input, answer.output, answer.reasoning,
                          answer.status, answer.reason, teacher.settings.model, teacher.digest, options, spec.hash, key,
                          answer.response, json.dumps(answer.timings), json.dumps(answer.tokens), spec.method,
-                         spec.prompt]
+                         spec.prompt, answer.samples, answer.agreement, spec.base_hash if spec.rules else None]
         cur.execute(f"insert into teacher_calls ({_CALL_COLUMNS}) values {_values(len(chunk), 9)}", calls)
-        got = cur.execute(f"insert into examples ({_EXAMPLE_COLUMNS}) values {_values(len(chunk), 17)} "
+        got = cur.execute(f"insert into examples ({_EXAMPLE_COLUMNS}) values {_values(len(chunk), 20)} "
                           "returning call_key, id", examples).fetchall()
         ids.update((k, int(i)) for k, i in got)
     return [ids[w[3]] for w in writes]
@@ -131,6 +147,35 @@ def store_answer(cur: Any, teacher: Teacher, spec: PromptSpec, row: int, key: st
                  retry: bool) -> int:
     """Write one call and its example (see :func:`store_answers`); return the example id."""
     return store_answers(cur, [(teacher, spec, row, key, answer, retry)])[0]
+
+
+def store_sample(cur: Any, teacher: Teacher, spec: PromptSpec, row: int, key: str, answer: Answer) -> None:
+    """Write one sample call of a self-consistency vote (no example of its own; a failed one is replaced when
+    it is asked again)."""
+    cur.execute("delete from teacher_calls where key = ?", [key])
+    cur.execute(f"insert into teacher_calls ({_CALL_COLUMNS}) values {_values(1, 9)}",
+                [key, spec.task.name, row, teacher.settings.model, spec.hash, stored_options(teacher.settings),
+                 answer.response, "ok" if answer.call_ok else "failed", answer.error])
+
+
+def pending_made_otherwise(ws: Workspace, task: str, phash: str, method: str) -> dict[int, int]:
+    """``{row: example id}`` of the task's pending examples made with another prompt than ``phash`` (before
+    the task's rules changed, say) by ``method``; the newest per row."""
+    with ws.store.cursor() as cur:
+        got = cur.execute("select row, max(id) from examples where task = ? and status = 'pending' and method = ? "
+                          "and row is not null and prompt_hash is distinct from ? group by row",
+                          [task, method, phash]).fetchall()
+    return {int(r): int(i) for r, i in got}
+
+
+def rows_made_before_rules(ws: Workspace, spec: PromptSpec) -> set[int]:
+    """The rows that have a usable example (not failed) made with ``spec``'s prompt up to its rules, under
+    other rules than its own: a change of the task's rules alone does not make them again."""
+    with ws.store.cursor() as cur:
+        got = cur.execute("select distinct row from examples where task = ? and method = ? and row is not null "
+                          "and status <> 'failed' and prompt_hash <> ? and coalesce(base_hash, prompt_hash) = ?",
+                          [spec.task.name, spec.method, spec.hash, spec.base_hash]).fetchall()
+    return {int(r[0]) for r in got}
 
 
 def store_filter(cur: Any, teacher: Teacher, spec: PromptSpec, row: int, example_id: int, key: str,
@@ -163,8 +208,8 @@ def answered(ws: Workspace, task: str, keys: list[str]) -> dict[str, str]:
 
 def store_answer_call(ws: Workspace, teacher: Teacher, task: str, key: str, prompt_hash: str,
                       response: str | None, error: str | None) -> None:
-    """Record a call that answered a test item (no source row, no example): a finished one is never repeated,
-    a failed one is asked again next time."""
+    """Record a call that made no example (a test item answered, a rule proposed: no source row): a finished
+    one is never repeated, a failed one is asked again next time."""
     with ws.store.transaction() as cur:
         cur.execute("delete from teacher_calls where key = ?", [key])
         cur.execute("insert into teacher_calls (key, task, row, model, prompt_hash, options, response, status, "

@@ -8,6 +8,7 @@ Shared by :func:`engine.teacher.transform.transform` and by callers that need to
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,15 @@ from engine.errors import EngineError
 from engine.retrieval.pool import load_pool
 from engine.tasks import resolve_task
 from engine.teacher import prompts
-from engine.teacher.calls import call_key, call_states, examples_by_call, filter_key
+from engine.teacher.calls import (
+    call_key,
+    call_states,
+    examples_by_call,
+    filter_key,
+    pending_made_otherwise,
+    rows_made_before_rules,
+    transform_kind,
+)
 from engine.teacher.client import TeacherSettings
 from engine.teacher.prompts import PromptSpec
 from engine.workspace import Workspace
@@ -33,6 +42,7 @@ class Item:
     seed: int | None = None
     call: bool = True                    # False: cached, only the filter pass is missing
     retry: bool = False                  # a failed call of an earlier run is stored under this key
+    replaces: int | None = None          # --redo-pending: the pending example a usable new one replaces
     example_id: int | None = None
     example: tuple[str, str] | None = None
 
@@ -47,8 +57,13 @@ def slot_seed(base: int, slot: int) -> int:
     return 1 + (base + slot - 1) % (2**31 - 1)
 
 
-def items_of(ws: Workspace, spec: PromptSpec, settings: TeacherSettings, limit: int | None) -> list[Item]:
-    """The pool rows (or synthesis slots) a run with ``limit`` covers, each with its cache key."""
+def items_of(ws: Workspace, spec: PromptSpec, settings: TeacherSettings, limit: int | None, *, samples: int = 1,
+             rows: Collection[int] | None = None, redo_pending: bool = False) -> list[Item]:
+    """The pool rows (or synthesis slots) a run with ``limit`` covers, each with its cache key (its vote key
+    with ``samples`` > 1). ``rows`` keeps only those pool rows (a refinement round's); ``redo_pending`` only
+    the rows whose pending example was made with another prompt (before the task's rules changed), each item
+    naming the example it replaces. Otherwise the rows that have a usable example made with the same prompt
+    up to the task's rules are left out: rules apply to new calls, they do not re-make what was made."""
     task = spec.task.name
     if limit is not None and limit < 1:
         raise EngineError(f"--limit {limit} is below 1", fix="pass --limit 1 or more, or leave it out")
@@ -66,17 +81,28 @@ def items_of(ws: Workspace, spec: PromptSpec, settings: TeacherSettings, limit: 
     if not pool:
         raise EngineError(f"task {task!r} has no retrieved rows to transform",
                           fix=f"run `rebase-tui retrieve {task}` first")
+    if rows is not None:
+        wanted = set(rows)
+        pool = [p for p in pool if p.row in wanted]
+    olds = pending_made_otherwise(ws, task, spec.hash, spec.method) if redo_pending else {}
+    if redo_pending:
+        pool = [p for p in pool if p.row in olds]
+    else:                       # rows made before the rules changed stay as they are
+        made = rows_made_before_rules(ws, spec)
+        pool = [p for p in pool if p.row not in made]
+    kind = transform_kind(samples)
     return [Item(p.rank, p.row, spec.sample(p.data, p.input_column, p.output_column),
-                  call_key(task, p.row, spec.hash, settings)) for p in pool]
+                  call_key(task, p.row, spec.hash, settings, kind), replaces=olds.get(p.row)) for p in pool]
 
 
 def call_keys(ws: Workspace, task_ref: str, settings: TeacherSettings, *, limit: int | None = None,
-              cot: str = "auto", prompt: str = "default", method: str = "rebase") -> list[str]:
+              cot: str = "auto", prompt: str = "default", method: str = "rebase", samples: int = 1,
+              rows: Collection[int] | None = None) -> list[str]:
     """The cache keys of the calls :func:`transform` makes with these arguments, in order (what a caller
     needs to find the examples that run made, e.g. with :func:`engine.teacher.calls.examples_by_call`)."""
     task = resolve_task(ws, task_ref)
     spec = prompts.spec_for(ws, task, cot=cot, prompt=prompt, method=method)
-    return [it.key for it in items_of(ws, spec, settings, limit)]
+    return [it.key for it in items_of(ws, spec, settings, limit, samples=samples, rows=rows)]
 
 
 def plan(ws: Workspace, spec: PromptSpec, settings: TeacherSettings, items: list[Item],

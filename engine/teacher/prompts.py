@@ -25,12 +25,15 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError
 from engine.review import METHODS
 from engine.tasks import Task, final_answer
 from engine.teacher import paper_prompt
+
+if TYPE_CHECKING:
+    from engine.teacher.rule_checks import Check
 
 FIELD_CHARS = 250
 PROMPT_VERSION = "1"
@@ -220,15 +223,18 @@ def filter_messages(task: Task, example_input: str, example_output: str) -> list
 
 
 def prompt_hash(template: str, task: Task, schema: dict[str, Any], prompt: str = "default",
-                method: str = "rebase") -> str:
-    """Hash of everything that shapes a transform prompt except the row. The wording and the method enter it
-    only when they are not the defaults, so the hashes made before those choices existed stay the same."""
+                method: str = "rebase", rules: tuple[str, ...] = ()) -> str:
+    """Hash of everything that shapes a transform prompt except the row. The wording, the method and the
+    task's accepted rules enter it only when they are not the defaults (none), so the hashes made before those
+    choices existed stay the same."""
     parts: list[Any] = [PROMPT_VERSION, template, task.instruction, [[e.input, e.output] for e in task.examples],
                         schema]
     if prompt != "default":
         parts.append(f"prompt:{prompt}")
     if method != "rebase":
         parts.append(f"method:{method}")
+    if rules:
+        parts.append(["rules", list(rules)])
     blob = json.dumps(parts, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -237,8 +243,9 @@ def prompt_hash(template: str, task: Task, schema: dict[str, Any], prompt: str =
 class PromptSpec:
     """Everything that shapes a task's transform calls except the row: the template, the format (reasoning
     or direct), the answer schema the server constrains replies to, the label set answers must come from, the
-    wording (``prompt``) and the ``method``, and the hash of all of it (part of every call's cache key, so a
-    changed prompt means new calls)."""
+    wording (``prompt``), the ``method`` and the task's accepted ``rules``, and the hash of all of it (part of
+    every call's cache key, so a changed prompt means new calls). ``checks`` are the task's accepted check
+    rules: they judge replies, so they are not part of the hash (a cached reply is judged when it is made)."""
 
     task: Task
     template: str
@@ -248,17 +255,31 @@ class PromptSpec:
     hash: str
     prompt: str = "default"
     method: str = "rebase"
+    rules: tuple[str, ...] = ()
+    checks: tuple[Check, ...] = ()
+    base_hash: str = ""
+    """The hash without the rules (``hash`` itself when there are none): rows made with the same prompt up to
+    the rules are not made again when the rules change (see :func:`engine.teacher.plan.items_of`)."""
 
     @classmethod
     def build(cls, task: Task, template: str, cot: bool, *, prompt: str = "default",
-              method: str = "rebase") -> PromptSpec:
+              method: str = "rebase", rules: tuple[str, ...] = (), checks: tuple[Check, ...] = ()) -> PromptSpec:
         """The spec of ``task`` with ``template`` in the reasoning (``cot``) or direct format."""
         schema = output_schema(task, cot)
+        base = prompt_hash(template, task, schema, prompt, method)
         return cls(task, template, cot, schema, label_set(task, cot),
-                   prompt_hash(template, task, schema, prompt, method), prompt, method)
+                   prompt_hash(template, task, schema, prompt, method, rules) if rules else base, prompt, method,
+                   rules, checks, base)
 
     def messages(self, row: dict[str, Any] | None) -> list[dict[str, str]]:
-        """The chat messages asking for one example made from ``row`` (None when synthesizing)."""
+        """The chat messages asking for one example made from ``row`` (None when synthesizing), the task's
+        accepted rules closing the last one."""
+        out = self._messages(row)
+        if self.rules:
+            out[-1] = dict(out[-1], content=out[-1]["content"].rstrip("\n") + "\n\n" + render_rules(self.rules))
+        return out
+
+    def _messages(self, row: dict[str, Any] | None) -> list[dict[str, str]]:
         if self.prompt != "paper":
             if row is None:
                 text = fill(self.template, instruction=self.task.instruction, examples=render_examples(self.task))
@@ -281,10 +302,12 @@ class PromptSpec:
         return data
 
     def describe(self) -> str:
-        """The format in words, for logs: "direct format, label set {Yes, No}"."""
+        """The format in words, for logs: "direct format, label set {Yes, No}, 2 rules"."""
         labels = f", label set {self.labels.describe()}" if self.labels else ""
         wording = ", the paper's prompt" if self.prompt == "paper" else ""
-        return f"{'reasoning' if self.cot else 'direct'} format{labels}{wording}"
+        rules = f", {len(self.rules)} rule(s)" if self.rules else ""
+        checks = f", {len(self.checks)} check(s)" if self.checks else ""
+        return f"{'reasoning' if self.cot else 'direct'} format{labels}{wording}{rules}{checks}"
 
 
 def check_choices(prompt: str, method: str) -> None:
@@ -300,13 +323,24 @@ def check_choices(prompt: str, method: str) -> None:
 def spec_for(ws: Any, task: Task, *, cot: str = "auto", prompt: str = "default",
              method: str = "rebase") -> PromptSpec:
     """The spec a transform of ``task`` uses: the template follows the wording and the method (the task's
-    stored template is this project's wording for retrieved rows; the other three are fixed)."""
+    stored template is this project's wording for retrieved rows; the other three are fixed), with the task's
+    accepted rules and checks."""
+    from engine.teacher.rules import accepted_rules
+
     check_choices(prompt, method)
     if prompt == "paper":
         template = paper_prompt.PAPER_TEMPLATE if method == "rebase" else paper_prompt.PAPER_SYNTHESIZE_TEMPLATE
     else:
         template = get_template(ws, task.name) if method == "rebase" else SYNTHESIZE_TEMPLATE
-    return PromptSpec.build(task, template, resolve_cot(task, cot), prompt=prompt, method=method)
+    rules, checks = accepted_rules(ws, task.name)
+    return PromptSpec.build(task, template, resolve_cot(task, cot), prompt=prompt, method=method, rules=rules,
+                            checks=checks)
+
+
+def render_rules(rules: tuple[str, ...]) -> str:
+    """The task's accepted rules as the prompt shows them."""
+    lines = "\n".join(f"{i}. {rule}" for i, rule in enumerate(rules, 1))
+    return f"Rules the new example must follow (from the reviewer of earlier examples):\n{lines}\n"
 
 
 def compose_output(reasoning: str, answer: str) -> str:

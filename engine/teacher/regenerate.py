@@ -4,7 +4,7 @@
 (:class:`~engine.teacher.transform.ExampleText` while the reply streams, :class:`~engine.events.Log`) plus one
 :class:`Regenerated` per example asked for. Each regeneration is one fresh teacher call for the example's
 source row, with the same prompt template and format (reasoning or direct, taken from the example's prompt
-hash) and the current teacher settings, except that regeneration ``n`` of a row (1, 2, ...: the first slot
+hash), the task's accepted rules and checks as they are now, and the current teacher settings, except that regeneration ``n`` of a row (1, 2, ...: the first slot
 not used yet) sends the seed ``teacher.seed + n``, so even a fixed-seed teacher gives a new answer. ``n``
 is part of the cache key (``call_key(..., kind="regenerate:n")``), so the call never collides with the
 row's transform call: a re-run of ``transform`` still repeats nothing, and each finished regeneration is
@@ -40,6 +40,7 @@ from engine.teacher.calls import call_key, kept_examples, store_answer
 from engine.teacher.client import TeacherSettings
 from engine.teacher.prompts import PromptSpec
 from engine.teacher.quality import DuplicateIndex
+from engine.teacher.rules import accepted_rules
 from engine.teacher.transform import ExampleText
 from engine.workspace import Workspace
 
@@ -150,8 +151,11 @@ async def regenerate(ws: Workspace, task_ref: str, ids: list[int], settings: Tea
         return
     found = await asyncio.to_thread(_examples, ws, task.name, ids)
     template = prompts.get_template(ws, task.name)
-    specs = {spec.hash: spec for spec in (PromptSpec.build(task, template, c) for c in (True, False))}
-    forced = PromptSpec.build(task, template, prompts.resolve_cot(task, cot or "auto"))
+    rules, checks = await asyncio.to_thread(accepted_rules, ws, task.name)
+    current = {c: PromptSpec.build(task, template, c, rules=rules, checks=checks) for c in (True, False)}
+    # the format an example was made in, told by its prompt hash with or without the task's current rules
+    specs = {PromptSpec.build(task, template, c, rules=r).hash: current[c] for c in (True, False) for r in ((), rules)}
+    forced = current[prompts.resolve_cot(task, cot or "auto")]
     teacher = await Teacher.connect(settings)
     try:
         yield Log(f"{task.name}: asking {settings.model} on {settings.url} again for {len(ids)} example(s)")

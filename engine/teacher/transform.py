@@ -27,6 +27,12 @@ own (the run's seed plus the slot number), so the slots' cache keys differ and a
 each differently; everything else (schema, checks, duplicates, cache, resume, the filter) is the same.
 ``prompt="paper"`` sends the released ReBase prompt instead of this project's (see
 :mod:`engine.teacher.prompts`).
+
+``samples=N`` (N >= 3) asks N times per row and keeps a majority answer (:mod:`engine.teacher.consistency`).
+``rows`` limits the run to those pool rows (a refinement round's). ``redo_pending`` re-transforms, with the
+task's current prompt (its accepted rules), the rows whose pending example was made with an earlier one: a
+usable new example replaces the old, which is rejected ("redone with the task's rules") in the same
+transaction, as one undoable review decision.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import collections
 import dataclasses
 import json
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Collection
 from contextlib import aclosing
 from dataclasses import dataclass
 from functools import partial
@@ -46,18 +52,21 @@ from engine.events import Event, Log, Progress
 from engine.rate import RateMeter
 from engine.tasks import resolve_task
 from engine.teacher import prompts
-from engine.teacher.ask import Teacher, ask_example, throttled
+from engine.teacher.ask import Answer, Teacher, ask_example, throttled
 from engine.teacher.calls import (
     FILTER_REJECTED,
     filter_key,
     kept_examples,
     store_answers,
     store_filter,
+    store_sample,
 )
 from engine.teacher.client import TeacherCallFailed, TeacherSettings
+from engine.teacher.consistency import answer_keyer, ask_voted, check_samples
 from engine.teacher.plan import Item, items_of, plan
 from engine.teacher.prompts import PromptSpec
 from engine.teacher.quality import DuplicateIndex
+from engine.teacher.redo import replace_cached, store_replacing
 from engine.teacher.writer import GroupWriter
 from engine.workspace import Workspace
 
@@ -87,6 +96,7 @@ class ExampleDone(Event):
     reasoning: str | None = None
     attempts: int = 1
     seconds: float = 0.0
+    agreement: float | None = None  # --samples: the share of the sampled answers agreeing with this one
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,23 +155,31 @@ class _Counts:
 
 async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, limit: int | None = None,
                     cot: str = "auto", use_filter: bool = False, prompt: str = "default", method: str = "rebase",
+                    samples: int = 1, rows: Collection[int] | None = None, redo_pending: bool = False,
                     text_interval: float = 0.2, progress_interval: float = 0.25) -> AsyncGenerator[Event, None]:
     """Transform the first ``limit`` rows of the task's pool into examples, or with ``method="synthesize"``
     write ``limit`` examples from the task alone (see the module docstring).
 
     Raises EngineError before any work when the task has no pool (synthesis needs none, but a ``limit``), the
-    teacher's host is unreachable or the model is not there. Close the generator (``aclose()``) to cancel:
-    finished calls are kept.
+    teacher's host is unreachable or the model is not there, or ``samples`` cannot vote. Close the generator
+    (``aclose()``) to cancel: finished calls are kept.
     """
     task = resolve_task(ws, task_ref)
+    check_samples(samples, method)
+    if samples > 1:
+        answer_keyer(task)              # refuses a task whose answers cannot be compared, before any call
     spec = prompts.spec_for(ws, task, cot=cot, prompt=prompt, method=method)
-    items = await asyncio.to_thread(items_of, ws, spec, settings, limit)
+    items = await asyncio.to_thread(partial(items_of, ws, spec, settings, limit, samples=samples, rows=rows,
+                                            redo_pending=redo_pending))
     out: asyncio.Queue[Event | None] = asyncio.Queue()
     teacher = await Teacher.connect(settings, lambda remark: out.put_nowait(Log(remark, "WARNING")))
     try:
         dups = DuplicateIndex(task)
-        await asyncio.to_thread(kept_examples, ws, task.name, dups, method=spec.method)
+        replaced = [it.replaces for it in items if it.replaces is not None]
+        await asyncio.to_thread(partial(kept_examples, ws, task.name, dups, method=spec.method, except_ids=replaced))
         todo, cached = await asyncio.to_thread(plan, ws, spec, settings, items, use_filter)
+        if redo_pending:
+            await asyncio.to_thread(replace_cached, ws, task.name, items, todo)
         new_calls = sum(1 for it in todo if it.call)
         what = "examples to write from the task alone" if spec.method == "synthesize" else "rows requested"
         yield Log(f"{task.name}: {len(items)} {what}, {cached} already done (cached), {new_calls} to "
@@ -170,7 +188,7 @@ async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, 
         if spec.method == "synthesize" and settings.temperature == 0 and new_calls > 1:
             yield Log("temperature 0: a teacher that does not sample writes the same example for every seed "
                       "(the copies are caught as duplicates); raise --temperature", "WARNING")
-        run = _Run(ws, teacher, spec, dups, use_filter, text_interval, out)
+        run = _Run(ws, teacher, spec, dups, use_filter, text_interval, out, samples)
         async with aclosing(run.events(todo, len(items), cached, progress_interval)) as events:
             async for ev in events:
                 yield ev
@@ -183,10 +201,11 @@ class _Run:
     each answer through the group writer and put their events on ``out``; None on ``out`` means they ended."""
 
     def __init__(self, ws: Workspace, teacher: Teacher, spec: PromptSpec, dups: DuplicateIndex,
-                 use_filter: bool, text_interval: float, out: asyncio.Queue[Event | None]) -> None:
+                 use_filter: bool, text_interval: float, out: asyncio.Queue[Event | None], samples: int = 1) -> None:
         self.ws, self.teacher, self.spec, self.dups = ws, teacher, spec, dups
         self.use_filter, self.text_interval = use_filter, text_interval
         self.out = out
+        self.samples = samples
         self.counts = _Counts()
         self.started = time.perf_counter()
 
@@ -270,10 +289,13 @@ class _Run:
     async def _ask(self, it: Item, writer: GroupWriter) -> bool:
         """Ask for the item's example and store it; True when it is usable (pending)."""
         teacher = self.teacher.with_seed(it.seed) if it.seed is not None else self.teacher
-        answer = await ask_example(
-            teacher, self.spec, it.data, self.dups, remember_as=it.label,
-            on_text=throttled(lambda text: self.out.put_nowait(ExampleText(it.row, it.rank, text)),
-                              self.text_interval))
+        on_text = throttled(lambda text: self.out.put_nowait(ExampleText(it.row, it.rank, text)), self.text_interval)
+        if self.samples > 1:
+            store = partial(self._store_sample, writer, it.row)
+            answer = await ask_voted(self.ws, teacher, self.spec, it.row, it.data, self.dups, self.samples, store,
+                                     remember_as=it.label, on_text=on_text)
+        else:
+            answer = await ask_example(teacher, self.spec, it.data, self.dups, remember_as=it.label, on_text=on_text)
         c = self.counts
         if answer.attempts == 0:        # not sent: the host went away meanwhile
             c.skipped += 1
@@ -282,7 +304,9 @@ class _Run:
             c.faults[answer.fault] += 1
         c.retries += max(0, answer.attempts - 1)
         c.tokens += answer.tokens.get("eval_count", 0)
-        ex_id = await writer.submit_row(store_answers, (teacher, self.spec, it.row, it.key, answer, it.retry))
+        write = (teacher, self.spec, it.row, it.key, answer, it.retry)
+        ex_id = await (writer.submit_row(store_replacing, (write, it.replaces)) if it.replaces is not None
+                       else writer.submit_row(store_answers, write))
         if answer.status == "pending":
             c.done += 1
         elif answer.status == "duplicate":
@@ -293,8 +317,13 @@ class _Run:
         it.example_id = ex_id
         it.example = (answer.input, answer.output) if answer.parsed else None
         self.out.put_nowait(ExampleDone(it.row, it.rank, ex_id, answer.status, answer.reason, answer.input,
-                                        answer.output, answer.reasoning, answer.attempts, answer.seconds))
+                                        answer.output, answer.reasoning, answer.attempts, answer.seconds,
+                                        answer.agreement))
         return answer.status == "pending"
+
+    async def _store_sample(self, writer: GroupWriter, row: int, teacher: Teacher, key: str, answer: Answer) -> None:
+        """Store one finished sample call of a vote (before the row's other samples are asked)."""
+        await writer.submit(store_sample, teacher, self.spec, row, key, answer)
 
     async def _filter(self, it: Item, writer: GroupWriter) -> None:
         """The paper's filter pass: ask whether the new example fits the task; reject it when it does not."""

@@ -1,4 +1,5 @@
-"""`rebase-tui examples TASK`: the task's examples with their state and source row."""
+"""`rebase-tui examples TASK`: the task's examples with their state, source row and, for examples made with
+``transform --samples N``, their agreement (votes of N)."""
 
 from __future__ import annotations
 
@@ -39,13 +40,16 @@ def run(args: argparse.Namespace) -> int:
                       f"examples for {task.name} — create them with "
                       f"`rebase-tui transform {task.name} --model M`")
         return 0
-    table = Table("id", "status", "input", "output", "source", title=f"{task.name}: " +
-                  ", ".join(f"{n} {s}" for s, n in tally.items() if n), title_justify="left")
+    voted = any(e.samples for e in items)
+    columns = ["id", "status", *(["agree"] if voted else []), "input", "output", "source"]
+    table = Table(*columns, title=f"{task.name}: " + ", ".join(f"{n} {s}" for s, n in tally.items() if n),
+                  title_justify="left")
     for e in items:
         src = e.source
         where = f"{src.dataset}/{src.config}#{src.row_id}" if src else \
             "(synthesized)" if e.method == "synthesize" else "—"
         output = e.output if e.status != "failed" else f"({e.reason})"
-        table.add_row(str(e.id), e.status, escape(e.input[:120]), escape(output[:80]), escape(where))
+        agree = [e.votes or "—"] if voted else []
+        table.add_row(str(e.id), e.status, *agree, escape(e.input[:120]), escape(output[:80]), escape(where))
     console.print(table)
     return 0

@@ -13,6 +13,8 @@ The spec (TOML; relative paths are taken from the spec's folder):
 
   name = "bbh-small"                        the folder experiments/<name>/ in the workspace
   methods = ["base", "synthesize", "rebase", "teacher"]
+  rounds = 2                                optional: refinement rounds after rebase (`rebase-tui refine`),
+                                            each a column rebase+r1, rebase+r2... (needs [student] eval_fraction)
   [teacher]   model, host, backend, temperature, seed, concurrency, num_ctx, num_predict,
               prompt = "default" | "paper", cot = "auto" | "on" | "off"  (the workspace's settings otherwise)
   [student]   model, recipe = "default" | "paper", and any train setting: epochs, max_steps, lr,

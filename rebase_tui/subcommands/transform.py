@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import argparse
 
-from rebase_tui.output import add_json_flag, open_workspace, print_json, stderr_console, stdout_console
+from rebase_tui.output import (
+    add_json_flag,
+    open_workspace,
+    print_json,
+    stderr_console,
+    stdout_console,
+    whole_number,
+)
 
 BACKEND_CHOICES = ("ollama", "openai")
 
@@ -46,6 +53,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--cot", choices=("auto", "on", "off"), default="auto",
                    help="reasoning + answer fields (auto: when the task's examples end in 'the answer is X')")
     p.add_argument("--filter", action="store_true", help="second pass: ask the teacher whether each example fits")
+    p.add_argument("--samples", type=whole_number(1), default=1, metavar="N",
+                   help="self-consistency: ask N times per row (N >= 3, distinct seeds, all cached) and keep the "
+                        "example only when most sampled answers agree; its agreement is stored")
+    p.add_argument("--redo-pending", action="store_true",
+                   help="re-transform the rows whose pending example was made before the task's current rules "
+                        "(`rebase-tui rules`); each usable new example replaces the old one (undoable in review)")
     p.add_argument("--prompt-file", metavar="FILE",
                    help="store FILE as the task's prompt template ({instruction}, {examples}, {row}) and use it")
     p.add_argument("--reset-prompt", action="store_true", help="go back to the default prompt template")
@@ -145,7 +158,8 @@ async def _consume(ws, task: str, settings, args: argparse.Namespace):
     with bar:
         tid = bar.add_task("transform", total=None, msg="")
         async with aclosing(transform(ws, task, settings, limit=args.limit, cot=args.cot, use_filter=args.filter,
-                                      prompt=args.prompt, method=args.method)) as events:
+                                      prompt=args.prompt, method=args.method, samples=args.samples,
+                                      redo_pending=args.redo_pending)) as events:
             async for ev in events:
                 if isinstance(ev, ProgressEvent):
                     speed = f"{ev.rate:.2f}" if ev.rate is not None else "--"

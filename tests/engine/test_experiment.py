@@ -140,7 +140,7 @@ examples = 4
 @pytest.mark.parametrize(("text", "lines"), [
     ('name = "x"\nmethods = [\n', ["exp.toml: not valid TOML"]),
     ('name = "a b"\nmethods = ["base", "teacher", "rebasee", "teacher"]\ncolour = 1\n',
-     ["exp.toml: unknown key 'colour' (allowed: name, methods, teacher, student, eval, tasks)",
+     ["exp.toml: unknown key 'colour' (allowed: name, methods, rounds, teacher, student, eval, tasks)",
       "exp.toml: name must be letters, digits, '_', '-' or '.' (it names a folder), got 'a b'",
       "exp.toml: methods: 'rebasee' is not one of base, synthesize, rebase, teacher",
       "exp.toml: methods: a method is listed twice",
