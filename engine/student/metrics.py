@@ -300,10 +300,12 @@ def choose_metric(layout: str, references: Sequence[Sequence[str]], *, task: Any
         return MetricChoice(("squad",), (), "SQuAD layout: extractive QA with several references")
     if layout == "bbh":
         return MetricChoice(("exact",), (), "BIG-Bench-Hard: exact answer")
-    if layout == "mconala" or (firsts and sum(bool(_CODE_MARKS.search(r)) for r in firsts) > 0.5 * len(firsts)):
-        return MetricChoice(("bleu", "chrf"), (), "the references are code: text overlap")
     if task is not None and task.reasons:
         return MetricChoice(("exact",), (), "the task's examples reason to a final answer: exact answer")
+    if firsts and sum(bool(_ANSWER_IS.search(r)) for r in firsts) > 0.5 * len(firsts):
+        return MetricChoice(("exact",), (), "the references reason to a final answer: exact answer")
+    if layout == "mconala" or (firsts and sum(bool(_CODE_MARKS.search(r)) for r in firsts) > 0.5 * len(firsts)):
+        return MetricChoice(("bleu", "chrf"), (), "the references are code: text overlap")
     keyed = {normalize_exact(label) for label in labels}
     if len(labels) >= 2 and firsts and all(normalize_exact(r) in keyed for r in firsts):
         return MetricChoice(("accuracy",), labels, f"every reference is one of the labels {', '.join(labels)}")

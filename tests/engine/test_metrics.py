@@ -179,6 +179,10 @@ def test_metric_chosen_from_the_task_or_the_data():
     cot = validate({"name": "arith", "instruction": "Compute.", "examples": [
         {"input": "1+1", "output": "1 plus 1 is 2. So the answer is 2."}]})
     assert M.choose_metric("jsonl", [["2"]], task=cot).metrics == ("exact",)
+    # a reasoning validation split ("not True = False. So the answer is False.") is not code
+    reasoning = [["not True = False. So the answer is False."], ["True or x = True. So the answer is True."]]
+    assert M.choose_metric("jsonl", reasoning, task=cot).metrics == ("exact",)
+    assert M.choose_metric("jsonl", reasoning).metrics == ("exact",)
     bbh = read_testset(DATA / "bbh_mixed.json")
     assert M.choose_metric(bbh.layout, bbh.references).metrics == ("exact",), "dyck brackets are not code"
     assert M.choose_metric("jsonl", [["2"]], explicit="bleu, chrf").metrics == ("bleu", "chrf")
