@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import ClassVar
 
 from textual.app import App
@@ -11,6 +12,15 @@ from textual.theme import Theme
 from engine.errors import EngineError
 from engine.workspace import Workspace
 from rebase_tui.palette import StageCommands
+from rebase_tui.quitting import (
+    TrackedExecutor,
+    install_signal_handlers,
+    question,
+    remove_signal_handlers,
+    running_jobs,
+    stop_jobs,
+)
+from rebase_tui.screens.base import StageScreen
 from rebase_tui.screens.data import DataScreen
 from rebase_tui.screens.retrieve import RetrieveScreen
 from rebase_tui.screens.review import ReviewScreen
@@ -18,7 +28,10 @@ from rebase_tui.screens.task import TaskScreen
 from rebase_tui.screens.train import TrainScreen
 from rebase_tui.screens.transform import TransformScreen
 from rebase_tui.themes import VARIABLE_DEFAULTS, discover_themes
+from rebase_tui.widgets.dialogs import ConfirmDialog
 from rebase_tui.widgets.stage_bar import STAGES
+
+log = logging.getLogger(__name__)
 
 
 class RebaseApp(App[None]):
@@ -36,8 +49,11 @@ class RebaseApp(App[None]):
     }
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "toggle_help", "Help", id="app.help", tooltip="show or hide the keys of this screen"),
-        Binding("ctrl+q", "quit", "Quit", id="app.quit", tooltip="quit (running training continues)",
+        Binding("ctrl+q", "quit", "Quit", id="app.quit",
+                tooltip="quit (asks first when a job would be interrupted; running training continues)",
                 priority=True),
+        Binding("ctrl+c", "quit", "Quit", id="app.quit_c", show=False, priority=True,
+                tooltip="quit, as ctrl+q"),
         *(Binding(key, f"stage('{name}')", label, id=f"stage.{name}", tooltip=f"go to the {label} stage",
                   show=False)
           for name, key, label in STAGES),
@@ -59,11 +75,23 @@ class RebaseApp(App[None]):
 
         self.live = LiveRetrieval(self)
         """The task draft, the retriever (loaded by a warm-up worker) and the live search."""
+        self.closing = False
+        """True once quitting has begun: screens start no new work."""
+        self.exit_note = ""
+        """The one line to print after the app has quit (empty: none)."""
+        self.workspace_closed = False
+        """True once the workspace was closed after every job had stopped."""
+        self.executor = TrackedExecutor()
+        self._signals: list[int] = []
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(VARIABLE_DEFAULTS)
 
     def on_mount(self) -> None:
+        import asyncio
+
+        asyncio.get_running_loop().set_default_executor(self.executor)
+        self._signals = install_signal_handlers(self._on_signal)
         wanted = self.workspace.config["ui.theme"]
         if wanted in self.available_themes:
             self.theme = wanted
@@ -117,6 +145,83 @@ class RebaseApp(App[None]):
             parts.append(f"embedder {embedder}")
         return " · ".join(parts)
 
+    # -- quitting --------------------------------------------------------------------------
+    async def action_quit(self) -> None:
+        """Quit: ask first when a job would be interrupted (y quits, n/escape stays), then stop in order."""
+        if self.closing:
+            return
+        if isinstance(self.screen, QuitDialog):
+            self.screen.dismiss(True)  # the quit key again answers yes
+            return
+        jobs = running_jobs(self)
+        if not jobs:
+            self.begin_close()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.begin_close(jobs)
+
+        self.push_screen(QuitDialog(question(jobs), yes="Quit"), answered)
+
+    def _on_signal(self, name: str) -> None:
+        """SIGTERM or SIGHUP: quit without asking (there may be nobody left to answer)."""
+        log.info("%s received: quitting", name)
+        self.begin_close(running_jobs(self))
+
+    def begin_close(self, interrupted: list[str] | None = None) -> None:
+        """Stop every job in order, then exit (the workspace closes on unmount)."""
+        if self.closing:
+            return
+        self.closing = True
+        self.exit_note = exit_note(interrupted or [], self.following_run())
+        self.run_worker(self._close(), name="quit", group="quit", exit_on_error=False,
+                        description="stop the jobs, then quit")
+
+    async def _close(self) -> None:
+        stoppers = [self.live.stop]
+        for screen in self.stage_screens():
+            stoppers += screen.stoppers()
+        self.stopped_cleanly = await stop_jobs(self, self.executor, stoppers)
+        self.exit()
+
+    stopped_cleanly = False
+    """True when every job stopped before the deadline (the workspace may be closed)."""
+
+    def stage_screens(self) -> list[StageScreen]:
+        """The stage screens made so far (one per mode visited)."""
+        return [s for stack in self._screen_stacks.values() for s in stack if isinstance(s, StageScreen)]
+
+    def following_run(self) -> str:
+        """The training run the Train screen follows (it goes on after a quit), or empty."""
+        for screen in self.stage_screens():
+            run = getattr(screen, "following_run", "")
+            if run:
+                return str(run)
+        return ""
+
     def on_unmount(self) -> None:
-        self.live.shutdown()
-        self.workspace.close()
+        remove_signal_handlers(self._signals)
+        if not self.closing:  # an exit that did not come through begin_close (a test, an error)
+            self.live.shutdown()
+            self.stopped_cleanly = self.executor.wait_idle(5.0)
+        if self.stopped_cleanly:
+            try:
+                self.workspace.close()
+                self.workspace_closed = True
+            except Exception:  # never a traceback on the way out: the process exit releases the file
+                log.exception("closing the workspace failed")
+
+
+class QuitDialog(ConfirmDialog):
+    """The confirmation before a quit that interrupts a job (a class of its own: the quit key answers it)."""
+
+
+def exit_note(interrupted: list[str], following: str) -> str:
+    """The one line printed after quitting: what was stopped, and a training run that goes on."""
+    parts = []
+    if interrupted:
+        parts.append(f"stopped {' and '.join(interrupted)}; finished work is kept — run it again to resume")
+    if following:
+        parts.append(f"training run {following} continues in the background (rebase-tui runs)")
+    return "; ".join(parts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
@@ -45,7 +46,23 @@ class StageScreen(Screen):
 
     def on_mount(self) -> None:
         self.refresh_state()
-        self.set_interval(1.0, self._leave_empty_state)
+        self.every(1.0, self._leave_empty_state)
+
+    def every(self, seconds: float, callback: Callable[[], object], name: str | None = None) -> None:
+        """Call ``callback`` every ``seconds`` until the app starts quitting (a poll never starts new work on
+        a workspace that is being closed)."""
+
+        def tick() -> None:
+            if not self.rebase.closing:
+                callback()
+
+        self.set_interval(seconds, tick, name=name)
+
+    def stoppers(self) -> list[Callable[[float], bool]]:
+        """Threads of this screen's own to stop before the workspace closes: each is called with the seconds
+        left (off the event loop) and returns True once its thread has stopped. Most screens have none (their
+        jobs run as workers, which quitting cancels and waits for)."""
+        return []
 
     def _leave_empty_state(self) -> None:
         """While the empty state shows, notice when the stage gets something to show (another screen's

@@ -274,6 +274,19 @@ class ReviewScreen(StageScreen):
             else:
                 self._paint_examples(result)
 
+    def stoppers(self) -> list[Any]:
+        """The reader and writer threads: decisions already sent are written before the workspace closes."""
+
+        def reader(_timeout: float) -> bool:
+            self._reader.shutdown(wait=True, cancel_futures=True)
+            return True
+
+        def writer(_timeout: float) -> bool:
+            self._writer.shutdown(wait=True)
+            return True
+
+        return [reader, writer]
+
     def on_unmount(self) -> None:
         self._reader.shutdown(wait=True, cancel_futures=True)  # a running read must end before the close
         self._writer.shutdown(wait=True)  # decisions already sent are written before the workspace closes

@@ -75,6 +75,11 @@ class TrainScreen(StageScreen):
         self._gpu: float | None = None
 
     @property
+    def following_run(self) -> str:
+        """The run followed live (its worker goes on after the app quits), or empty."""
+        return self.run_path.name if self.following and self.run_path is not None else ""
+
+    @property
     def status(self) -> str:
         """The open run's status (created, running, finished, stopped, failed; empty when none is open)."""
         return self.view.status if self.view is not None else ""
@@ -115,7 +120,7 @@ class TrainScreen(StageScreen):
         table.add_columns("run", "status", "step", "train", "eval")
         super().on_mount()
         self._paint_stats()
-        self.set_interval(1.0, self._poll_files, name="train-poll")
+        self.every(1.0, self._poll_files, name="train-poll")
 
     def empty_message(self) -> str | None:
         from engine.student.runs import run_dirs

@@ -42,6 +42,8 @@ class StreamView(VerticalScroll):
 
     def update_text(self, key: Hashable, title: str, text: str) -> None:
         """Show ``text`` (everything generated so far) for generation ``key``."""
+        if not self.is_attached:  # an event that arrived after the screen went away (the app is quitting)
+            return
         card = self.cards.get(key)
         body = Content(text[-TAIL_CHARS:] if len(text) > TAIL_CHARS else text)
         if card is None:
