@@ -7,9 +7,11 @@ from typing import ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.signal import Signal
 from textual.theme import Theme
 
-from engine.errors import EngineError
+from engine.config import Config
+from engine.errors import ConfigError, EngineError
 from engine.workspace import Workspace
 from rebase_tui.palette import StageCommands
 from rebase_tui.quitting import (
@@ -83,6 +85,10 @@ class RebaseApp(App[None]):
         """True once the workspace was closed after every job had stopped."""
         self.executor = TrackedExecutor()
         self._signals: list[int] = []
+        self.config_signal: Signal[Config] = Signal(self, "config")
+        """Published with the new settings whenever they change (a form's choice, or config.toml edited by
+        `rebase-tui config` while the app runs): forms show the new values."""
+        self._config_problem = ""
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return dict(VARIABLE_DEFAULTS)
@@ -103,16 +109,46 @@ class RebaseApp(App[None]):
             self.notify("some theme files were skipped:\n" + "\n".join(self.theme_problems),
                         severity="warning", timeout=10)
         self.theme_changed_signal.subscribe(self, self._remember_theme)
+        self.set_interval(1.0, self._watch_config)
         self.switch_mode(self.initial_stage)
         self.call_after_refresh(self.live.start_warmup)  # after the first paint: torch loads off-thread
 
     def _remember_theme(self, theme: Theme) -> None:
         """Persist the chosen theme in the workspace config."""
         if theme.name != self.workspace.config["ui.theme"]:
-            try:
-                self.workspace.set_setting("ui.theme", theme.name)
-            except (EngineError, OSError) as exc:
-                self.notify(f"could not save the theme choice: {exc}", severity="error")
+            self.choose("ui.theme", theme.name)
+
+    # -- settings: config.toml is the one source of truth -----------------------------------
+    def choose(self, key: str, value: object) -> bool:
+        """Save a choice made in a form (in effect at once, on every screen); False when it was refused
+        (the reason is shown)."""
+        try:
+            self.workspace.choose(key, value)
+        except (EngineError, OSError) as exc:
+            self.notify(f"could not save {key}: {exc}", severity="error", timeout=8)
+            return False
+        self.config_signal.publish(self.workspace.config)
+        return True
+
+    def _watch_config(self) -> None:
+        """Pick up config.toml changed by another process (`rebase-tui config KEY VALUE`)."""
+        if self.closing:
+            return
+        try:
+            changed = self.workspace.reload_config()
+        except ConfigError as exc:
+            if str(exc) != self._config_problem:
+                self._config_problem = str(exc)
+                self.notify(f"config.toml changed but was not applied: {exc}", severity="error", timeout=15)
+            return
+        self._config_problem = ""
+        if not changed:
+            return
+        wanted = self.workspace.config["ui.theme"]
+        if wanted != self.theme and wanted in self.available_themes:
+            self.theme = wanted
+        self.config_signal.publish(self.workspace.config)
+        self.notify("settings reloaded from config.toml", timeout=3)
 
     # -- actions -------------------------------------------------------------------------
     def action_stage(self, name: str) -> None:

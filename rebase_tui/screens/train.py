@@ -21,7 +21,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.widgets import Button, DataTable, Label, Sparkline, Static
+from textual.widgets import Button, DataTable, Input, Label, Select, Sparkline, Static
 
 from engine.errors import EngineError
 from engine.events import Progress
@@ -114,6 +114,7 @@ class TrainScreen(StageScreen):
 
     def on_mount(self) -> None:
         self.query_one("#tr-form", StudentForm).fill(self.rebase.workspace.config)
+        self.rebase.config_signal.subscribe(self, self._config_changed)
         self.query_one("#tr-results").border_title = "results"
         table = self.query_one("#tr-runs", DataTable)
         table.border_title = "runs (enter opens)"
@@ -142,6 +143,35 @@ class TrainScreen(StageScreen):
         self.query_one("#train-main").display = self.empty_message() is None
         if self.is_mounted and not self.following:
             self.action_refresh_runs()
+
+    # -- the student form: choices are saved as the workspace's settings -------------------------
+    @on(Input.Blurred, "#tr-form Input")
+    @on(Input.Submitted, "#tr-form Input")
+    def _student_field_done(self, event: Input.Blurred | Input.Submitted) -> None:
+        if event.input.id:
+            self._save_student_field(event.input.id.removeprefix("tr-"))
+
+    def _save_student_field(self, fid: str) -> None:
+        """Save form field ``fid`` as its workspace setting (fields without one, and bad values, are not)."""
+        from rebase_tui.widgets.student_form import FIELDS
+
+        key = next((f[2] for f in FIELDS if f[0] == fid), None)
+        text = self.query_one(f"#tr-{fid}", Input).value.strip()
+        if key and text and text != str(self.rebase.workspace.config[key]):
+            self.rebase.choose(key, text)
+
+    def _config_changed(self, config: object) -> None:
+        """Settings changed elsewhere (another form, `rebase-tui config`): show them unless a field is being
+        edited."""
+        form = self.query_one("#tr-form", StudentForm)
+        if not any(w.has_focus for w in form.query("Input, Select")):
+            form.fill(config)
+
+    @on(Select.Changed, "#tr-method")
+    def _method_chosen(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str) and event.value != "auto" \
+                and event.value != self.rebase.workspace.config["student.method"]:
+            self.rebase.choose("student.method", event.value)
 
     # -- runs list -------------------------------------------------------------------------------
     def action_refresh_runs(self) -> None:

@@ -33,9 +33,13 @@ from rebase_tui.widgets.stat_panel import StatPanel
 from rebase_tui.widgets.stream_view import StreamView
 
 if TYPE_CHECKING:
+    from engine.config import Config
     from engine.teacher.client import TeacherSettings
 
 COT_MODES = ("auto", "on", "off")
+#: Form fields that are workspace settings: a value chosen here is saved in config.toml.
+FORM_SETTINGS = {"#t-host": "teacher.host", "#t-model": "teacher.model", "#t-temperature": "teacher.temperature",
+                 "#t-concurrency": "teacher.concurrency"}
 
 
 class TransformScreen(StageScreen):
@@ -83,6 +87,7 @@ class TransformScreen(StageScreen):
                              compact=True)
                 yield Input(id="t-concurrency", compact=True, type="integer")
                 yield Input(id="t-limit", compact=True, type="integer", placeholder="all")
+            yield Static("", id="t-env-note")
             with Horizontal(id="transform-status"):
                 with Vertical(id="transform-progress"):
                     yield Static("", id="t-state")
@@ -94,10 +99,8 @@ class TransformScreen(StageScreen):
                 yield LogTail("log · failures with raw replies", id="t-log")
 
     def on_mount(self) -> None:
-        cfg = self.rebase.workspace.config
-        self.query_one("#t-host", Input).value = str(cfg["teacher.host"])
-        self.query_one("#t-temperature", Input).value = str(cfg["teacher.temperature"])
-        self.query_one("#t-concurrency", Input).value = str(cfg["teacher.concurrency"])
+        self._show_settings(self.rebase.workspace.config)
+        self.rebase.config_signal.subscribe(self, self._config_changed)
         for wid, label in (("#t-host", "host"), ("#t-model", "model"), ("#t-temperature", "temperature"),
                            ("#t-cot", "chain of thought"), ("#t-concurrency", "concurrency"),
                            ("#t-limit", "rows (blank: all)")):
@@ -129,6 +132,65 @@ class TransformScreen(StageScreen):
                 bar.update(total=max(self.total, 1), progress=0)
         self._paint_state()
 
+    # -- the form: the workspace's settings, and choices saved there -------------------------
+    def _show_settings(self, cfg: Config) -> None:
+        """Put the teacher settings into the form (fields being edited keep what is typed)."""
+        for wid, key in FORM_SETTINGS.items():
+            if wid == "#t-model":
+                continue
+            field = self.query_one(wid, Input)
+            if not field.has_focus and field.value != str(cfg[key]):
+                field.value = str(cfg[key])
+        self._show_env_note(cfg)
+
+    def _show_env_note(self, cfg: Config) -> None:
+        """Say where the environment decides a teacher setting instead of the form."""
+        notes = []
+        for key in FORM_SETTINGS.values():
+            source = cfg.sources.get(key, "")
+            name = key.split(".", 1)[1]
+            if source.startswith("env:"):
+                notes.append(f"{name} from ${source[4:]}")
+            elif variable := self.rebase.workspace.overridden_by(key):
+                notes.append(f"{name} chosen here; ${variable} wins again at the next start")
+        note = self.query_one("#t-env-note", Static)
+        note.display = bool(notes)
+        note.update(Content("ⓘ " + " · ".join(notes) if notes else ""))
+
+    def _config_changed(self, cfg: Config) -> None:
+        host_before = self.query_one("#t-host", Input).value
+        self._show_settings(cfg)
+        select = self.query_one("#t-model", Select)
+        if cfg["teacher.model"] != select.value and cfg["teacher.model"] in self.models:
+            with select.prevent(Select.Changed):
+                select.value = cfg["teacher.model"]
+        if self.query_one("#t-host", Input).value != host_before or cfg["teacher.model"] != select.value:
+            self.action_check()
+
+    def _save_field(self, wid: str) -> None:
+        """Save the form field ``wid`` as the workspace's setting (when it holds a valid value)."""
+        key = FORM_SETTINGS.get(wid)
+        if key is None:
+            return
+        text = self.query_one(wid, Input).value.strip()
+        if not text or text == str(self.rebase.workspace.config[key]):
+            return
+        if self.rebase.choose(key, text):
+            self._show_env_note(self.rebase.workspace.config)
+
+    @on(Input.Blurred)
+    def _field_left(self, event: Input.Blurred) -> None:
+        if event.input.id is not None:
+            self._save_field(f"#{event.input.id}")
+
+    @on(Select.Changed, "#t-model")
+    def _model_chosen(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
+            if event.value in self.models and self.teacher_problem.startswith("model "):
+                self._set_problem("")  # the problem was the model, and this one is installed
+            if event.value != self.rebase.workspace.config["teacher.model"]:
+                self.rebase.choose("teacher.model", event.value)
+
     # -- teacher check -----------------------------------------------------------------------
     def settings(self) -> TeacherSettings:
         """The teacher settings from config, overridden by the form (EngineError when a value is bad)."""
@@ -155,7 +217,7 @@ class TransformScreen(StageScreen):
 
     def action_check(self) -> None:
         """Ask Ollama for its models (in an async worker); the banner shows any problem."""
-        self.run_worker(self._check(), name="teacher-check", group="teacher-check", exclusive=True,
+        self.run_worker(self._check, name="teacher-check", group="teacher-check", exclusive=True,
                         exit_on_error=False, description="check the teacher")
 
     async def _check(self) -> None:
@@ -180,7 +242,8 @@ class TransformScreen(StageScreen):
 
         match = match_model(self.models, current)
         if match is not None:
-            select.value = match
+            with select.prevent(Select.Changed):
+                select.value = match
             self._set_problem("")
         else:
             names = ", ".join(self.models) or "none"
@@ -195,11 +258,14 @@ class TransformScreen(StageScreen):
 
     @on(Input.Submitted, "#t-host")
     def _host_changed(self) -> None:
+        self._save_field("#t-host")
         self.query_one("#t-stream").focus()
         self.action_check()
 
     @on(Input.Submitted)
-    def _field_done(self) -> None:
+    def _field_done(self, event: Input.Submitted) -> None:
+        if event.input.id is not None:
+            self._save_field(f"#{event.input.id}")
         self.query_one("#t-stream").focus()
 
     # -- running -------------------------------------------------------------------------------
