@@ -127,11 +127,13 @@ class _Counts:
 
 async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, limit: int | None = None,
                     cot: str = "auto", use_filter: bool = False, text_interval: float = 0.2,
-                    progress_interval: float = 0.25) -> AsyncGenerator[Event, None]:
+                    progress_interval: float = 0.25, gate: asyncio.Event | None = None
+                    ) -> AsyncGenerator[Event, None]:
     """Transform the first ``limit`` rows of the task's pool into examples (see the module docstring).
 
     Raises EngineError before any work when the task has no pool, Ollama is unreachable or the model is
-    not installed. Close the generator (``aclose()``) to cancel: finished calls are kept.
+    not installed. Close the generator (``aclose()``) to cancel: finished calls are kept. ``gate`` pauses:
+    while it is cleared no new call starts (the calls in flight finish and are stored); set it to go on.
     """
     task = resolve_task(ws, task_ref)
     pool = await asyncio.to_thread(load_pool, ws, task.name, limit)
@@ -148,7 +150,7 @@ async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, 
         new_calls = sum(1 for it in todo if it.call)
         yield Log(f"{task.name}: {len(pool)} rows requested, {cached} already done (cached), {new_calls} to "
                   f"transform with {settings.model} on {settings.url} ({spec.describe()})")
-        run = _Run(ws, teacher, spec, dups, use_filter, text_interval)
+        run = _Run(ws, teacher, spec, dups, use_filter, text_interval, gate)
         async with aclosing(run.events(todo, len(pool), cached, progress_interval)) as events:
             async for ev in events:
                 yield ev
@@ -191,9 +193,9 @@ class _Run:
     each answer through the group writer and put their events on ``out``; None on ``out`` means they ended."""
 
     def __init__(self, ws: Workspace, teacher: Teacher, spec: PromptSpec, dups: DuplicateIndex,
-                 use_filter: bool, text_interval: float) -> None:
+                 use_filter: bool, text_interval: float, gate: asyncio.Event | None = None) -> None:
         self.ws, self.teacher, self.spec, self.dups = ws, teacher, spec, dups
-        self.use_filter, self.text_interval = use_filter, text_interval
+        self.use_filter, self.text_interval, self.gate = use_filter, text_interval, gate
         self.out: asyncio.Queue[Event | None] = asyncio.Queue()
         self.counts = _Counts()
         self.started = time.perf_counter()
@@ -260,6 +262,8 @@ class _Run:
 
     async def _work(self, queue: asyncio.Queue[_Item], writer: GroupWriter) -> None:
         while True:
+            if self.gate is not None:
+                await self.gate.wait()  # paused: no new call starts
             try:
                 it = queue.get_nowait()
             except asyncio.QueueEmpty:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.content import Content
 from textual.screen import Screen
@@ -19,9 +20,24 @@ if TYPE_CHECKING:
 
 class StageScreen(Screen):
     """Base of the six stage screens. Subclasses set ``STAGE`` and override :meth:`compose_body`
-    and :meth:`empty_message` (None when the stage has something to show)."""
+    and :meth:`empty_message` (None when the stage has something to show).
+
+    ``PANES`` names the screen's panes in order, as ``(selector, label)``: ``alt+1`` … ``alt+N`` put the
+    focus in them from anywhere (a pane that cannot take focus passes it to its first widget that can), so
+    no pane is more than one key away however many fields sit before it.
+    """
 
     STAGE = ""
+    PANES: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        if "PANES" in cls.__dict__ and cls.PANES:
+            stage = cls.__dict__.get("STAGE", "") or cls.__name__.lower()
+            cls.BINDINGS = [*cls.__dict__.get("BINDINGS", []), *(
+                Binding(f"alt+{i}", f"pane({i})", f"Go to the {label} pane", show=False,
+                        id=f"{stage}.pane.{i}", tooltip=f"alt+{i}: focus the {label} pane", priority=True)
+                for i, (_selector, label) in enumerate(cls.PANES, start=1))]
+        super().__init_subclass__(**kwargs)
 
     @property
     def rebase(self) -> RebaseApp:
@@ -57,6 +73,18 @@ class StageScreen(Screen):
                 callback()
 
         self.set_interval(seconds, tick, name=name)
+
+    def action_pane(self, number: int) -> None:
+        """Focus pane ``number`` (1-based) of ``PANES``."""
+        if not 1 <= number <= len(self.PANES):
+            return
+        found = self.query(self.PANES[number - 1][0])
+        if not found:
+            return
+        pane = found.first()
+        target = pane if pane.focusable else next((w for w in pane.query("*") if w.focusable), None)
+        if target is not None:
+            target.focus()
 
     def stoppers(self) -> list[Callable[[float], bool]]:
         """Threads of this screen's own to stop before the workspace closes: each is called with the seconds

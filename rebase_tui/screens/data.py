@@ -70,12 +70,16 @@ class DataScreen(StageScreen):
     CSS_PATH = "data.tcss"
     COMMANDS = {ScreenActions}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+j", "ingest", "Ingest", id="data.ingest",
+        Binding("ctrl+j", "ingest", "Ingest", id="data.ingest", priority=True,
                 tooltip="ingest the path typed below with the options beside it"),
-        Binding("ctrl+g", "cancel_ingest", "Cancel ingest", id="data.cancel",
+        Binding("ctrl+g", "cancel_ingest", "Cancel ingest", id="data.cancel", priority=True,
                 tooltip="stop the running ingest (what is finished is kept; run again to resume)"),
-        Binding("ctrl+l", "focus_path", "Path", id="data.path", tooltip="type the path to ingest"),
+        Binding("ctrl+l", "focus_path", "Path", id="data.path", priority=True, tooltip="type the path to ingest"),
+        Binding("ctrl+r", "check", "Check index", id="data.check_any", priority=True,
+                tooltip="verify that the store and the vector index agree"),
     ]
+    PANES = (("#ds-table", "datasets"), ("#ds-card-pane", "dataset card"), ("#ingest-path", "ingest form"),
+             ("#ingest-log", "ingest log"))
 
     def __init__(self) -> None:
         super().__init__()

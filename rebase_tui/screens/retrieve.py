@@ -52,12 +52,14 @@ class RetrieveScreen(StageScreen):
     COMMANDS = {ScreenActions}
     AUTO_FOCUS = "#rq-instruction"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+j", "use_as_pool", "Use as pool", id="retrieve.pool",
+        Binding("ctrl+j", "use_as_pool", "Use as pool", id="retrieve.pool", priority=True,
                 tooltip="store this ranking as the task's pool for the teacher"),
-        Binding("ctrl+n", "next_example", "Next example", id="retrieve.next_example",
+        Binding("ctrl+n", "next_example", "Next example", id="retrieve.next_example", priority=True,
                 tooltip="edit the next example of the task"),
-        Binding("ctrl+r", "rerun", "Re-rank", id="retrieve.rerun", tooltip="search again now"),
+        Binding("ctrl+r", "rerun", "Re-rank", id="retrieve.rerun", priority=True, tooltip="search again now"),
     ]
+    PANES = (("#rq-instruction", "instruction"), ("#rq-example-input", "example"), ("#rq-top", "controls"),
+             ("#rq-results", "results"), ("#rq-detail-pane", "row detail"))
 
     def __init__(self) -> None:
         super().__init__()

@@ -31,8 +31,8 @@ from rebase_tui.widgets.example_list import ExampleList
 from rebase_tui.widgets.review_queue import FILTERS, ReviewQueue
 
 #: Actions that need the list to have focus (single letters are safe only then: in a text field they are typing).
-LIST_ACTIONS = {"accept", "reject", "reject_reason", "edit", "undo", "accept_all", "reject_all",
-                "regenerate", "filter", "cycle_filter", "search"}
+LIST_ACTIONS = {"accept", "reject", "reject_reason", "edit", "accept_all", "reject_all",
+                "regenerate", "filter", "cycle_filter"}
 
 
 def _read_detail(ws: Any, example_id: int) -> tuple[ExampleRecord | None, str, Any]:
@@ -66,7 +66,14 @@ class ReviewScreen(StageScreen):
                   tooltip=f"show {name} examples") for i, name in enumerate(FILTERS, start=1)],
         Binding("slash", "search", "Search", id="review.search", tooltip="search input and output text"),
         Binding("escape", "clear_search", "Clear search", show=False, id="review.clear_search"),
+        Binding("ctrl+j", "next_pending", "Next pending", id="review.start", priority=True,
+                tooltip="put the cursor on the next pending example (the list gets the focus)"),
+        Binding("ctrl+f", "search", "Search", id="review.search_any", show=False, priority=True,
+                tooltip="search input and output text"),
+        Binding("ctrl+z", "undo", "Undo", id="review.undo_any", show=False, priority=True,
+                tooltip="undo the last decision (survives restarts)"),
     ]
+    PANES = (("#review-list", "examples"), ("#review-card", "example"), ("#review-source", "source row"))
 
     def __init__(self) -> None:
         super().__init__()
@@ -296,6 +303,20 @@ class ReviewScreen(StageScreen):
         await asyncio.get_running_loop().run_in_executor(self._writer, lambda: None)
         for worker in [w for w in self.workers if w.group == "review-write"]:
             await worker.wait()
+
+    def action_next_pending(self) -> None:
+        """Focus the list and put the cursor on the next pending example (wrapping around)."""
+        lst = self.example_list
+        lst.focus()
+        rows = lst.rows
+        if not rows:
+            return
+        order = list(range(lst.cursor + 1, len(rows))) + list(range(0, lst.cursor + 1))
+        nxt = next((i for i in order if rows[i].status == "pending"), None)
+        if nxt is None:
+            self.notify("no pending example in this list", timeout=3)
+        else:
+            lst.move_to(nxt)
 
     def action_accept(self) -> None:
         """Accept the example under the cursor and go to the next."""

@@ -91,11 +91,17 @@ class TaskScreen(StageScreen):
     CSS_PATH = "task.tcss"
     COMMANDS = {ScreenActions}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+s", "save", "Save", id="task.save", tooltip="validate and store the task"),
-        Binding("ctrl+n", "new_task", "New", id="task.new", tooltip="start a new task"),
-        Binding("ctrl+o", "import_task", "Import", id="task.import", tooltip="import a task JSON file"),
-        Binding("ctrl+t", "export_task", "Export", id="task.export", tooltip="write the task to a JSON file"),
+        Binding("ctrl+s", "save", "Save", id="task.save", priority=True, tooltip="validate and store the task"),
+        Binding("ctrl+j", "save_and_retrieve", "Save + retrieve", id="task.start", priority=True,
+                tooltip="save the task, then rank the datastore's rows for it (F4)"),
+        Binding("ctrl+n", "new_task", "New", id="task.new", priority=True, tooltip="start a new task"),
+        Binding("ctrl+o", "import_task", "Import", id="task.import", priority=True,
+                tooltip="import a task JSON file"),
+        Binding("ctrl+t", "export_task", "Export", id="task.export", priority=True,
+                tooltip="write the task to a JSON file"),
     ]
+    PANES = (("#task-list", "tasks"), ("#task-name", "name"), ("#task-instruction", "instruction"),
+             ("#task-examples", "examples"), ("#example-input", "example input"), ("#task-exclude", "exclusions"))
 
     def __init__(self) -> None:
         super().__init__()
@@ -351,6 +357,12 @@ class TaskScreen(StageScreen):
         self.refresh_state()
         self._show_problems()
         self.notify(f"saved task {task.name}")
+
+    def action_save_and_retrieve(self) -> None:
+        """Save the task; once it is saved, go to the Retrieve stage, which ranks rows for it."""
+        self.action_save()
+        if self.draft.stored is not None and not self.draft.dirty:
+            self.rebase.action_stage("retrieve")
 
     def action_new_task(self) -> None:
         """Start a new, empty task."""

@@ -42,6 +42,19 @@ if TYPE_CHECKING:
     from engine.student.launch import LaunchedRun
     from engine.student.summary import RunSummary
     from engine.student.training_data import DatasetExport
+    from rebase_tui.widgets.export_dialog import ExportChoice
+
+class RunsTable(DataTable):
+    """The training runs; ``enter`` opens one, the letters act on the open run."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("v", "screen.evaluate", "Eval", id="train.runs.eval", tooltip="evaluate the open run"),
+        Binding("d", "screen.export_dataset", "Export data", id="train.runs.export_dataset",
+                tooltip="export the task's accepted examples"),
+        Binding("m", "screen.export_model", "Export model", id="train.runs.export_model",
+                tooltip="export the open run's model with an Ollama Modelfile"),
+    ]
+
 
 class TrainScreen(StageScreen):
     """A student form, the runs list, live panels of the followed run, and its results."""
@@ -51,17 +64,19 @@ class TrainScreen(StageScreen):
     COMMANDS = {ScreenActions}
     AUTO_FOCUS = "#tr-runs"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+j,ctrl+enter", "start", "Start", id="train.start",
+        Binding("ctrl+j,ctrl+enter", "start", "Start", id="train.start", priority=True,
                 tooltip="train the student on the task's accepted examples"),
-        Binding("x", "stop", "Stop", id="train.stop", tooltip="stop the run gracefully (checkpoint first)"),
-        Binding("l", "toggle_log", "Log scale", id="train.log_scale", tooltip="loss chart: log/linear scale"),
-        Binding("v", "evaluate", "Eval", id="train.eval", tooltip="evaluate the open run on its validation split"),
-        Binding("d", "export_dataset", "Export data", show=False, id="train.export_dataset",
-                tooltip="export the task's accepted examples (JSONL with provenance)"),
-        Binding("m", "export_model", "Export model", id="train.export_model",
-                tooltip="export the open run's model with an Ollama Modelfile"),
-        Binding("R", "refresh_runs", "Refresh runs", show=False, id="train.refresh"),
+        Binding("ctrl+g", "stop", "Stop", id="train.stop", priority=True,
+                tooltip="stop the run gracefully (checkpoint first)"),
+        Binding("ctrl+r", "evaluate", "Eval", id="train.eval", priority=True,
+                tooltip="evaluate the open run on its validation split"),
+        Binding("ctrl+t", "export", "Export…", id="train.export", priority=True,
+                tooltip="export the accepted examples (six formats) or the open run's model"),
+        Binding("ctrl+l", "toggle_log", "Log scale", id="train.log_scale", priority=True,
+                tooltip="loss chart: log/linear scale"),
     ]
+    PANES = (("#tr-form", "student form"), ("#tr-runs", "runs"), ("#tr-chart", "loss chart"),
+             ("#tr-log", "worker log"), ("#tr-results", "results"))
 
     def __init__(self) -> None:
         super().__init__()
@@ -89,7 +104,7 @@ class TrainScreen(StageScreen):
         with Horizontal(id="train-main"):
             with Vertical(id="train-left"):
                 yield StudentForm(id="tr-form")
-                yield DataTable(id="tr-runs", cursor_type="row", zebra_stripes=True)
+                yield RunsTable(id="tr-runs", cursor_type="row", zebra_stripes=True)
             with Vertical(id="train-right"):
                 with Horizontal(id="tr-panels"):
                     yield StatPanel("run", id="tr-stats")
@@ -365,30 +380,54 @@ class TrainScreen(StageScreen):
         path = self.run_path
         run_events(self, "eval", lambda: evaluate(path), description=f"evaluate {path.name}")
 
-    def action_export_dataset(self) -> None:
-        """Export the task's accepted examples as JSONL with provenance into the workspace's exports/."""
+    def action_export(self, what: str | None = None) -> None:
+        """Choose what to export (the accepted examples in one of six formats, or the open run's model) and
+        where, then export it in a thread; a notification gives the path written."""
+        from engine.student.training_data import EXPORT_FORMATS
+        from rebase_tui.widgets.export_dialog import ExportDialog
+
         task = self._train_task()
-        if not task:
-            self.notify("no task with accepted examples", severity="warning")
+        run = self.run_path.name if self.run_path is not None and not self.following else None
+        if not task and not run:
+            self.notify("nothing to export yet: accept examples in Review (F6), or open a finished run",
+                        severity="warning")
             return
+        default = what or ("model" if run and not task else "jsonl")
+        self.app.push_screen(ExportDialog(EXPORT_FORMATS, self.rebase.workspace.exports_dir, task, run, default),
+                             self._export_chosen)
+
+    def _export_chosen(self, choice: ExportChoice | None) -> None:
+        if choice is None:
+            return
+        if choice.what == "model":
+            from engine.student.export import export_model
+
+            if self.run_path is None:
+                return
+            self.notify(f"exporting the model of run {self.run_path.name}…", timeout=3)
+            run_call(self, "export-model", export_model, self.run_path, choice.path)
+            return
+        task = self._train_task()
 
         def export() -> DatasetExport:
             from engine.student.training_data import export_dataset
             from engine.tasks import resolve_task
 
             ws = self.rebase.workspace
-            return export_dataset(ws, resolve_task(ws, task), "jsonl", ws.exports_dir / f"{task}.jsonl")
+            return export_dataset(ws, resolve_task(ws, str(task)), choice.what, choice.path)
 
         run_call(self, "export-dataset", export)
 
-    def action_export_model(self) -> None:
-        """Export the open run's model (HF folder + Ollama Modelfile) into exports/<run>."""
-        if self.run_path is None or self.following:
-            return
-        from engine.student.export import export_model
+    def action_export_dataset(self) -> None:
+        """Export the task's accepted examples (the dialog offers the six formats)."""
+        self.action_export("jsonl")
 
-        run_call(self, "export-model", export_model, self.run_path,
-                 self.rebase.workspace.exports_dir / self.run_path.name)
+    def action_export_model(self) -> None:
+        """Export the open run's model (HF folder + Ollama Modelfile)."""
+        if self.run_path is None or self.following:
+            self.notify("open a finished run first (enter on a run)", severity="warning")
+            return
+        self.action_export("model")
 
     # -- results ----------------------------------------------------------------------------------
     def _show_results(self, extra: str = "") -> None:
@@ -445,13 +484,16 @@ class TrainScreen(StageScreen):
             case "export-dataset":
                 if message.ok:
                     data: DatasetExport = message.result
-                    self._show_results(f"dataset: {data.rows} rows → {data.path}")
+                    self.notify(f"exported {data.rows:,} examples as {data.format} to {data.path}", timeout=10)
+                    log.add(f"dataset: {data.rows} rows as {data.format} → {data.path}")
                 else:
-                    self._show_results(f"dataset export failed: {message.error}")
+                    self.notify(f"dataset export failed: {message.error}", severity="error", timeout=15)
             case "export-model":
                 if message.ok:
                     model: ModelExport = message.result
-                    self._show_results(f"model ({model.kind}) → {model.path}\nModelfile: {model.modelfile}\n"
-                                       f"then run: {model.ollama_create}")
+                    self.notify(f"exported the model ({model.kind}) to {model.path}; serve it with: "
+                                f"{model.ollama_create}", timeout=15)
+                    log.add(f"model ({model.kind}) → {model.path}; Modelfile {model.modelfile}; "
+                            f"then run: {model.ollama_create}")
                 else:
-                    self._show_results(f"model export failed: {message.error}")
+                    self.notify(f"model export failed: {message.error}", severity="error", timeout=15)

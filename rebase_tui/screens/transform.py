@@ -49,16 +49,19 @@ class TransformScreen(StageScreen):
     CSS_PATH = "transform.tcss"
     COMMANDS = {ScreenActions}
     AUTO_FOCUS = "#t-stream"
-    """Single-letter keys act when no field has focus: the stream view has it on open (tab reaches the form)."""
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+j,ctrl+enter", "start", "Start", id="transform.start",
-                tooltip="transform the pool with the teacher (skips rows already done)"),
-        Binding("space", "pause", "Pause/resume", id="transform.pause",
-                tooltip="pause (finished rows are kept) or resume"),
-        Binding("x", "cancel", "Cancel", id="transform.cancel", tooltip="stop the run (finished rows are kept)"),
-        Binding("c", "check", "Check teacher", id="transform.check",
+        Binding("ctrl+j,ctrl+enter", "start", "Start", id="transform.start", priority=True,
+                tooltip="transform the pool with the teacher (skips rows already done); resumes after a pause"),
+        Binding("ctrl+z", "pause", "Pause/resume", id="transform.pause", priority=True,
+                tooltip="pause: no new request starts, those in flight finish and are kept; again resumes"),
+        Binding("ctrl+g", "cancel", "Stop", id="transform.cancel", priority=True,
+                tooltip="stop the run (finished rows are kept; starting again skips them)"),
+        Binding("ctrl+r", "check", "Check teacher", id="transform.check", priority=True,
                 tooltip="check that Ollama answers and the model is installed"),
     ]
+    PANES = (("#transform-settings", "teacher settings"), ("#t-stream", "generations"), ("#t-log", "log"))
+    """Stage-wide actions are ctrl-chords (they work whatever has focus, a text field included); alt+1…3
+    jump to the panes."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -254,7 +257,7 @@ class TransformScreen(StageScreen):
         self.teacher_problem = problem
         banner = self.query_one("#teacher-banner", Static)
         banner.display = bool(problem)
-        banner.update(Content(f"⚠ {problem}   (c: check again)" if problem else ""))
+        banner.update(Content(f"⚠ {problem}   (ctrl+r: check again)" if problem else ""))
 
     @on(Input.Submitted, "#t-host")
     def _host_changed(self) -> None:
@@ -330,8 +333,8 @@ class TransformScreen(StageScreen):
         self._paint_state()
 
     def _paint_state(self) -> None:
-        label = {"idle": "idle — ctrl+j starts", "running": "running — space pauses, x cancels",
-                 "paused": "paused — space resumes, x cancels"}[self.state]
+        label = {"idle": "idle — ctrl+j starts", "running": "running — ctrl+z pauses, ctrl+g stops",
+                 "paused": "paused — ctrl+z resumes, ctrl+g stops"}[self.state]
         task = f"task {self.task_name} · pool {self.total:,} rows · " if self.task_name else ""
         self.query_one("#t-state", Static).update(Content(task + label))
 

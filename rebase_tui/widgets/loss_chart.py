@@ -41,7 +41,7 @@ def resample(points: Sequence[tuple[float, float]], n: int) -> list[tuple[float,
     return out
 
 
-class LossChart(Widget):
+class LossChart(Widget, can_focus=True):
     """Train loss and eval loss against step; ``log_scale`` plots log10(loss)."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"loss-chart--train", "loss-chart--eval", "loss-chart--axis"}

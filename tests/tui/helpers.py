@@ -32,3 +32,41 @@ async def search_settled(pilot) -> None:  # type: ignore[no-untyped-def]
 
     await until(pilot, settled, what="the newest search to be shown")
     await pilot.pause()
+
+
+def screen_lines(app) -> list[str]:  # type: ignore[no-untyped-def]
+    """The text of every line of the current screen, as the terminal would show it."""
+    return ["".join(seg.text for seg in strip) for strip in app.screen._compositor.render_strips()]
+
+
+def _luminance(color) -> float:  # type: ignore[no-untyped-def]
+    def channel(c: int) -> float:
+        v = c / 255
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
+    r, g, b = color.triplet if color.triplet is not None else color.get_truecolor()
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+def contrast(fg, bg) -> float:  # type: ignore[no-untyped-def]
+    """The WCAG contrast ratio of two rich colours (1 to 21)."""
+    a, b = sorted((_luminance(fg), _luminance(bg)), reverse=True)
+    return (a + 0.05) / (b + 0.05)
+
+
+def illegible(app, minimum: float = 2.5) -> list[str]:  # type: ignore[no-untyped-def]
+    """The runs of visible text on the current screen whose colour is too close to their background:
+    ``'line 3: "text" 1.2:1'`` for each (empty when everything is legible)."""
+    found = []
+    for y, strip in enumerate(app.screen._compositor.render_strips()):
+        for seg in strip:
+            style = seg.style
+            text = seg.text.strip()
+            if not text or style is None or style.color is None or style.bgcolor is None:
+                continue
+            if all(ch in "▁▔▏▕▎▊▌▐│─╭╮╰╯┃━╸╺ " for ch in text):
+                continue  # borders and rules are drawn on purpose in quiet colours
+            ratio = contrast(style.color, style.bgcolor)
+            if ratio < minimum:
+                found.append(f"line {y}: {text[:40]!r} {ratio:.1f}:1")
+    return found

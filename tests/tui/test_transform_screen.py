@@ -106,14 +106,14 @@ async def test_banner_when_unreachable_then_start_once_ollama_is_back(tmp_path):
         back = OllamaStandin(models=[m for m in __import__("tests.ollama_standin", fromlist=["x"]).DEFAULT_MODELS
                                      if m.name == "llama3.1:8b"], port=port).start()
         try:
-            await pilot.press("c")
+            await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: "ollama pull qwen2.5:0.5b" in str(_banner(app).render()))
         finally:
             back.stop()
         # And with the model: the banner goes, and starting works without restarting the app.
         again = OllamaStandin(port=port).start()
         try:
-            await pilot.press("c")
+            await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: not _banner(app).display)
             seen.clear()
             await pilot.press("ctrl+j")

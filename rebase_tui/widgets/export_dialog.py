@@ -1,0 +1,127 @@
+"""The export dialog: what to export (the accepted examples in one of the CLI's formats, or the open run's
+model) and where; ``enter`` exports, ``escape`` cancels. It returns an :class:`ExportChoice`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Select, Static
+
+from rebase_tui.widgets.dialogs import DIALOG_CSS
+from rebase_tui.widgets.path_input import PathInput
+
+#: The file name ending of each dataset format (``hf`` is a folder).
+SUFFIXES = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet", "hf": "", "chat": ".chat.jsonl",
+            "alpaca": ".alpaca.json"}
+#: What each choice writes, as the dialog says it.
+DESCRIPTIONS = {
+    "jsonl": "one JSON object per example, with provenance",
+    "csv": "one row per example, with provenance",
+    "parquet": "one row per example, with provenance",
+    "hf": "a folder for datasets.load_dataset (Parquet + card)",
+    "chat": "TRL conversational: {\"messages\": [system, user, assistant]}",
+    "alpaca": "{\"instruction\", \"input\", \"output\"}",
+    "model": "the open run's student: a Hugging Face folder + an Ollama Modelfile",
+}
+
+
+@dataclass(frozen=True)
+class ExportChoice:
+    """What to export (``model`` or a dataset format) and the path to write."""
+
+    what: str
+    path: Path
+
+
+class ExportDialog(ModalScreen["ExportChoice | None"]):
+    """Choose a format (or the model) and a path; the path follows the format until it is edited."""
+
+    DEFAULT_CSS = DIALOG_CSS.replace("PathDialog", "ExportDialog") + """
+    ExportDialog Select { width: 1fr; margin-bottom: 1; }
+    ExportDialog #export-what-help { color: $text-muted; height: auto; margin-bottom: 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="export.cancel", tooltip="close without exporting"),
+    ]
+
+    def __init__(self, formats: tuple[str, ...], folder: Path, task: str | None, run: str | None,
+                 what: str = "jsonl") -> None:
+        super().__init__()
+        self.formats = formats
+        self.folder = folder
+        self.task = task
+        self.run = run
+        self.what = what if what in self._choices() else self._choices()[0]
+        self._edited = False
+
+    def _choices(self) -> list[str]:
+        return [*(self.formats if self.task else ()), *(("model",) if self.run else ())]
+
+    def default_path(self, what: str) -> Path:
+        """exports/<task><suffix> for a dataset, exports/<run> for the model."""
+        if what == "model":
+            return self.folder / str(self.run)
+        return self.folder / f"{self.task}{SUFFIXES.get(what, '.' + what)}"
+
+    def compose(self) -> ComposeResult:
+        options = [(f"model of run {self.run}" if c == "model" else f"dataset · {c}", c) for c in self._choices()]
+        with Vertical():
+            yield Label(Content(f"Export{f' task {self.task}' if self.task else ''} — enter exports, escape cancels"))
+            yield Select(options, value=self.what, allow_blank=False, id="export-what")
+            yield Static(Content(DESCRIPTIONS.get(self.what, "")), id="export-what-help")
+            yield PathInput(str(self.default_path(self.what)), id="export-path")
+            yield Static("", classes="dialog-error", id="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Export", variant="primary", id="ok")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        # enter exports at once with the format offered; shift+tab reaches the format
+        path = self.query_one("#export-path", PathInput)
+        path.focus()
+        path.cursor_position = len(path.value)
+
+    @on(Select.Changed, "#export-what")
+    def _what_changed(self, event: Select.Changed) -> None:
+        if not isinstance(event.value, str):
+            return
+        self.what = event.value
+        self.query_one("#export-what-help", Static).update(Content(DESCRIPTIONS.get(self.what, "")))
+        if not self._edited:
+            path = self.query_one("#export-path", PathInput)
+            with path.prevent(PathInput.Changed):
+                path.value = str(self.default_path(self.what))
+
+    @on(PathInput.Changed, "#export-path")
+    def _path_edited(self) -> None:
+        self._edited = True
+
+    @on(PathInput.Submitted, "#export-path")
+    def _submitted(self) -> None:
+        self._accept()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "ok":
+            self._accept()
+        else:
+            self.dismiss(None)
+
+    def _accept(self) -> None:
+        text = self.query_one("#export-path", PathInput).value.strip()
+        if not text:
+            self.query_one("#dialog-error", Static).update(Content("type a path (tab completes)"))
+            return
+        self.dismiss(ExportChoice(self.what, Path(text).expanduser()))
+
+    def action_cancel(self) -> None:
+        """Close without exporting."""
+        self.dismiss(None)
