@@ -80,6 +80,14 @@ class ExampleDone(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class InFlight(Event):
+    """How many pool rows are being asked of the teacher right now (a state snapshot): after a pause it
+    counts down to 0 as the calls in flight finish."""
+
+    calls: int
+
+
+@dataclass(frozen=True, slots=True)
 class TransformFinished(Event):
     """The run's figures (also what `rebase-tui transform --json` prints)."""
 
@@ -198,6 +206,7 @@ class _Run:
         self.use_filter, self.text_interval, self.gate = use_filter, text_interval, gate
         self.out: asyncio.Queue[Event | None] = asyncio.Queue()
         self.counts = _Counts()
+        self.in_flight = 0
         self.started = time.perf_counter()
 
     async def events(self, todo: list[_Item], total: int, cached: int,
@@ -268,10 +277,18 @@ class _Run:
                 it = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            if it.call and not await self._ask(it, writer):
-                continue
-            if self.use_filter:
-                await self._filter(it, writer)
+            self._busy(1)
+            try:
+                if it.call and not await self._ask(it, writer):
+                    continue
+                if self.use_filter:
+                    await self._filter(it, writer)
+            finally:
+                self._busy(-1)
+
+    def _busy(self, change: int) -> None:
+        self.in_flight += change
+        self.out.put_nowait(InFlight(self.in_flight))
 
     async def _ask(self, it: _Item, writer: GroupWriter) -> bool:
         """Ask for the row's example and store it; True when it is usable (pending)."""

@@ -33,6 +33,7 @@ from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.log_tail import LogTail
 from rebase_tui.widgets.loss_chart import LossChart
 from rebase_tui.widgets.run_support import FileTail, RunView, format_value, gpu_mb, results_text, rss_mb
+from rebase_tui.widgets.settings_form import SettingsFields
 from rebase_tui.widgets.stat_panel import StatPanel
 from rebase_tui.widgets.student_form import StudentForm
 
@@ -128,6 +129,9 @@ class TrainScreen(StageScreen):
                             yield Static("", id="tr-results-text")
 
     def on_mount(self) -> None:
+        from rebase_tui.widgets.student_form import FIELDS
+
+        self.form_settings = SettingsFields(self, {f"#tr-{f[0]}": f[2] for f in FIELDS if f[2]})
         self.query_one("#tr-form", StudentForm).fill(self.rebase.workspace.config)
         self.rebase.config_signal.subscribe(self, self._config_changed)
         self.query_one("#tr-results").border_title = "results"
@@ -164,16 +168,7 @@ class TrainScreen(StageScreen):
     @on(Input.Submitted, "#tr-form Input")
     def _student_field_done(self, event: Input.Blurred | Input.Submitted) -> None:
         if event.input.id:
-            self._save_student_field(event.input.id.removeprefix("tr-"))
-
-    def _save_student_field(self, fid: str) -> None:
-        """Save form field ``fid`` as its workspace setting (fields without one, and bad values, are not)."""
-        from rebase_tui.widgets.student_form import FIELDS
-
-        key = next((f[2] for f in FIELDS if f[0] == fid), None)
-        text = self.query_one(f"#tr-{fid}", Input).value.strip()
-        if key and text and text != str(self.rebase.workspace.config[key]):
-            self.rebase.choose(key, text)
+            self.form_settings.save(f"#{event.input.id}")
 
     def _config_changed(self, config: object) -> None:
         """Settings changed elsewhere (another form, `rebase-tui config`): show them unless a field is being

@@ -11,6 +11,7 @@ app keeps working. Each start builds a fresh client, so Ollama coming back needs
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on
@@ -18,19 +19,19 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.widgets import Input, Label, ProgressBar, Select, Static
+from textual.widgets import Input, Label, Select, Static
 
 from engine.errors import EngineError
 from engine.events import Log, Progress
-from engine.rate import format_seconds
 from engine.retrieval.pool import pool_sizes
 from rebase_tui.jobs import describe_error, run_async_events
 from rebase_tui.messages import EngineEvent, JobFinished
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.log_tail import LogTail
-from rebase_tui.widgets.stat_panel import StatPanel
+from rebase_tui.widgets.settings_form import SettingsFields
 from rebase_tui.widgets.stream_view import StreamView
+from rebase_tui.widgets.transform_status import TransformStatus
 
 if TYPE_CHECKING:
     from engine.config import Config
@@ -65,13 +66,23 @@ class TransformScreen(StageScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.state = "idle"  # idle | running | paused
+        self.state = "idle"  # idle | running | pausing | paused
         self.task_name: str | None = None
+        """The selected task (the app's), whose pool and examples the screen shows."""
+        self.job_task: str | None = None
+        """The task the running (or paused) transform works on."""
+        self.in_flight = 0
+        """Teacher calls of the run in flight now (the engine's InFlight)."""
         self.models: list[str] = []
         self.teacher_problem: str = ""
         self.counts: dict[str, int] = {}
+        """The selected task's examples by state, as stored."""
         self.total = 0
         self._job: Any = None
+        self._gate: asyncio.Event | None = None
+        self._counts_due = False
+        self._last_run = ""
+        self.form_settings = SettingsFields(self, FORM_SETTINGS)
 
     # -- layout ----------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
@@ -91,18 +102,14 @@ class TransformScreen(StageScreen):
                 yield Input(id="t-concurrency", compact=True, type="integer")
                 yield Input(id="t-limit", compact=True, type="integer", placeholder="all")
             yield Static("", id="t-env-note")
-            with Horizontal(id="transform-status"):
-                with Vertical(id="transform-progress"):
-                    yield Static("", id="t-state")
-                    yield ProgressBar(id="t-progress", show_eta=False)
-                    yield Static("", id="t-message")
-                yield StatPanel("counts", id="t-stats")
+            yield TransformStatus(id="transform-status")
             with Horizontal(id="transform-live"):
                 yield StreamView(keep=4, id="t-stream")
                 yield LogTail("log · failures with raw replies", id="t-log")
 
     def on_mount(self) -> None:
-        self._show_settings(self.rebase.workspace.config)
+        self.form_settings.show(self.rebase.workspace.config)
+        self._show_env_note(self.rebase.workspace.config)
         self.rebase.config_signal.subscribe(self, self._config_changed)
         for wid, label in (("#t-host", "host"), ("#t-model", "model"), ("#t-temperature", "temperature"),
                            ("#t-cot", "chain of thought"), ("#t-concurrency", "concurrency"),
@@ -110,7 +117,6 @@ class TransformScreen(StageScreen):
             self.query_one(wid).tooltip = label
         self.query_one("#t-stream", StreamView).border_title = "generations in flight"
         super().on_mount()
-        self._paint_stats()
         self.action_check()
 
     def empty_message(self) -> str | None:
@@ -128,71 +134,50 @@ class TransformScreen(StageScreen):
         pools = pool_sizes(self.rebase.workspace)
         wanted = self.rebase.task_name
         self.task_name = wanted if wanted in pools else (next(iter(pools)) if pools else None)
-        if self.state == "idle":
-            self.total = pools.get(self.task_name or "", 0)
-            bar = self.query_one("#t-progress", ProgressBar)
-            if bar.total is None:  # an empty, determinate bar until the first run (no animation)
-                bar.update(total=max(self.total, 1), progress=0)
+        self.total = pools.get(self.task_name or "", 0)
+        self._refresh_counts()
+        if not self._mine():
+            self.query_one(TransformStatus).show_idle(self.total, sum(self.counts.values()), self._last_run)
         self._paint_state()
 
-    # -- the form: the workspace's settings, and choices saved there -------------------------
-    def _show_settings(self, cfg: Config) -> None:
-        """Put the teacher settings into the form (fields being edited keep what is typed)."""
-        for wid, key in FORM_SETTINGS.items():
-            if wid == "#t-model":
-                continue
-            field = self.query_one(wid, Input)
-            if not field.has_focus and field.value != str(cfg[key]):
-                field.value = str(cfg[key])
-        self._show_env_note(cfg)
+    def _mine(self) -> bool:
+        """True while a run of the selected task is going on (its progress is this task's)."""
+        return self.state != "idle" and self.job_task == self.task_name
 
+    def _refresh_counts(self) -> None:
+        """Read the selected task's examples by state again (the one source of the counts)."""
+        from engine.review import counts
+
+        self._counts_due = False
+        self.counts = counts(self.rebase.workspace, self.task_name) if self.task_name else {}
+        self.query_one(TransformStatus).show_counts(self.counts)
+
+    # -- the form: the workspace's settings, and choices saved there -------------------------
     def _show_env_note(self, cfg: Config) -> None:
-        """Say where the environment decides a teacher setting instead of the form."""
-        notes = []
-        for key in FORM_SETTINGS.values():
-            source = cfg.sources.get(key, "")
-            name = key.split(".", 1)[1]
-            if source.startswith("env:"):
-                notes.append(f"{name} from ${source[4:]}")
-            elif variable := self.rebase.workspace.overridden_by(key):
-                notes.append(f"{name} chosen here; ${variable} wins again at the next start")
+        text = self.form_settings.env_note(cfg)
         note = self.query_one("#t-env-note", Static)
-        note.display = bool(notes)
-        note.update(Content("ⓘ " + " · ".join(notes) if notes else ""))
+        note.display = bool(text)
+        note.update(Content(text))
 
     def _config_changed(self, cfg: Config) -> None:
-        host_before = self.query_one("#t-host", Input).value
-        self._show_settings(cfg)
-        select = self.query_one("#t-model", Select)
-        if cfg["teacher.model"] != select.value and cfg["teacher.model"] in self.models:
-            with select.prevent(Select.Changed):
-                select.value = cfg["teacher.model"]
-        if self.query_one("#t-host", Input).value != host_before or cfg["teacher.model"] != select.value:
+        before = (self.query_one("#t-host", Input).value, self.query_one("#t-model", Select).value)
+        self.form_settings.show(cfg)
+        self._show_env_note(cfg)
+        after = (self.query_one("#t-host", Input).value, self.query_one("#t-model", Select).value)
+        if after != before or cfg["teacher.model"] != after[1]:
             self.action_check()
-
-    def _save_field(self, wid: str) -> None:
-        """Save the form field ``wid`` as the workspace's setting (when it holds a valid value)."""
-        key = FORM_SETTINGS.get(wid)
-        if key is None:
-            return
-        text = self.query_one(wid, Input).value.strip()
-        if not text or text == str(self.rebase.workspace.config[key]):
-            return
-        if self.rebase.choose(key, text):
-            self._show_env_note(self.rebase.workspace.config)
 
     @on(Input.Blurred)
     def _field_left(self, event: Input.Blurred) -> None:
-        if event.input.id is not None:
-            self._save_field(f"#{event.input.id}")
+        if event.input.id and self.form_settings.save(f"#{event.input.id}"):
+            self._show_env_note(self.rebase.workspace.config)
 
     @on(Select.Changed, "#t-model")
     def _model_chosen(self, event: Select.Changed) -> None:
         if isinstance(event.value, str):
             if event.value in self.models and self.teacher_problem.startswith("model "):
                 self._set_problem("")  # the problem was the model, and this one is installed
-            if event.value != self.rebase.workspace.config["teacher.model"]:
-                self.rebase.choose("teacher.model", event.value)
+            self.form_settings.save("#t-model")
 
     # -- teacher check -----------------------------------------------------------------------
     def settings(self) -> TeacherSettings:
@@ -259,31 +244,31 @@ class TransformScreen(StageScreen):
         banner.display = bool(problem)
         banner.update(Content(f"⚠ {problem}   (ctrl+r: check again)" if problem else ""))
 
-    @on(Input.Submitted, "#t-host")
-    def _host_changed(self) -> None:
-        self._save_field("#t-host")
-        self.query_one("#t-stream").focus()
-        self.action_check()
-
     @on(Input.Submitted)
     def _field_done(self, event: Input.Submitted) -> None:
-        if event.input.id is not None:
-            self._save_field(f"#{event.input.id}")
+        if event.input.id:
+            self.form_settings.save(f"#{event.input.id}")
         self.query_one("#t-stream").focus()
+        if event.input.id == "t-host":
+            self.action_check()
 
     # -- running -------------------------------------------------------------------------------
+    # idle → running (ctrl+j) → pausing (ctrl+z: no new request starts; those in flight finish and are
+    # stored) → paused (nothing in flight) → running (ctrl+z or ctrl+j); ctrl+g stops from any of them.
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "start":
-            return self.state == "idle" or None
-        if action == "pause":
-            return self.state in {"running", "paused"} or None
-        if action == "cancel":
-            return self.state in {"running", "paused"} or None
+            return self.state in {"idle", "pausing", "paused"} or None
+        if action in {"pause", "cancel"}:
+            return self.state != "idle" or None
         return True
 
     def action_start(self) -> None:
-        """Start transforming the task's pool (rows already done are skipped: they are cached)."""
-        if self.state == "running" or not self.task_name:
+        """Start transforming the task's pool (rows already done are skipped: they are cached); after a
+        pause, resume."""
+        if self.state in {"pausing", "paused"}:
+            self._resume()
+            return
+        if self.state != "idle" or not self.task_name:
             return
         try:
             settings = self.settings()
@@ -296,36 +281,39 @@ class TransformScreen(StageScreen):
         from engine.teacher.transform import transform
 
         task, ws = self.task_name, self.rebase.workspace
-        if self.state == "idle":
-            self.counts = {}
-            self.query_one("#t-stream", StreamView).clear()
+        self.query_one("#t-stream", StreamView).clear()
+        gate = self._gate = asyncio.Event()
+        gate.set()
+        self.job_task, self.in_flight = task, 0
         self._set_state("running")
         self._job = run_async_events(self, "transform", lambda: transform(
-            ws, task, settings, limit=limit_n, cot=str(cot)), description=f"transform {task}")
+            ws, task, settings, limit=limit_n, cot=str(cot), gate=gate), description=f"transform {task}")
 
     def action_pause(self) -> None:
-        """Pause (close the run; finished rows are kept) or resume (start again, skipping them)."""
-        if self.state == "running":
-            self._set_state("paused")
-            if self._job is not None:
-                self._job.cancel()
-        elif self.state == "paused":
-            self.action_start()
+        """Pause (no new request starts; the requests in flight finish and are kept) or resume."""
+        if self.state == "running" and self._gate is not None:
+            self._gate.clear()
+            self._set_state("pausing" if self.in_flight else "paused")
+        elif self.state in {"pausing", "paused"}:
+            self._resume()
+
+    def _resume(self) -> None:
+        if self._gate is not None:
+            self._gate.set()
+        self._set_state("running")
 
     def action_cancel(self) -> None:
         """Stop the run after a confirmation; finished rows stay stored."""
-        if self.state not in {"running", "paused"}:
+        if self.state == "idle":
             return
         from rebase_tui.widgets.dialogs import ConfirmDialog
 
         def confirmed(ok: bool | None) -> None:
-            if ok:
-                if self._job is not None:
-                    self._job.cancel()
-                self._set_state("idle")
+            if ok and self._job is not None:
+                self._job.cancel()  # the JobFinished that follows puts the screen back to idle
 
-        self.app.push_screen(ConfirmDialog("Stop transforming? Rows already done are kept; starting again "
-                                           "skips them.", yes="Stop"), confirmed)
+        self.app.push_screen(ConfirmDialog(f"Stop transforming task {self.job_task}? Rows already done are "
+                                           "kept; starting again skips them.", yes="Stop"), confirmed)
 
     def _set_state(self, state: str) -> None:
         self.state = state
@@ -333,27 +321,23 @@ class TransformScreen(StageScreen):
         self._paint_state()
 
     def _paint_state(self) -> None:
-        label = {"idle": "idle — ctrl+j starts", "running": "running — ctrl+z pauses, ctrl+g stops",
-                 "paused": "paused — ctrl+z resumes, ctrl+g stops"}[self.state]
-        task = f"task {self.task_name} · pool {self.total:,} rows · " if self.task_name else ""
-        self.query_one("#t-state", Static).update(Content(task + label))
-
-    def _paint_stats(self) -> None:
-        c = self.counts
-        finished = sum(c.values())
-        self.query_one("#t-stats", StatPanel).set([
-            ("done", c.get("pending", 0) + c.get("accepted", 0)),
-            ("failed", c.get("failed", 0)),
-            ("duplicates", c.get("duplicate", 0)),
-            ("filtered", c.get("rejected", 0)),
-            ("finished", finished),
-        ])
+        n = self.in_flight
+        label = {"idle": "idle — ctrl+j starts",
+                 "running": f"running, {n} in flight — ctrl+z pauses, ctrl+g stops",
+                 "pausing": f"pausing: no new request starts; {n} in flight finishing — ctrl+z resumes",
+                 "paused": "paused: nothing in flight — ctrl+z resumes, ctrl+g stops"}[self.state]
+        if self.state != "idle" and self.job_task != self.task_name:
+            label = f"idle — a transform of task {self.job_task} is {self.state} (F8 switches to it)"
+        total = sum(self.counts.values())
+        task = (f"task {self.task_name} · pool {self.total:,} rows · {total:,} example{'' if total == 1 else 's'} · "
+                if self.task_name else "")
+        self.query_one(TransformStatus).show_state(task + label)
 
     @on(EngineEvent)
     def _engine_event(self, message: EngineEvent) -> None:
         if message.job != "transform":
             return
-        from engine.teacher.transform import ExampleDone, ExampleText, TransformFinished
+        from engine.teacher.transform import ExampleDone, ExampleText, InFlight, TransformFinished
 
         event = message.event
         stream = self.query_one("#t-stream", StreamView)
@@ -362,31 +346,38 @@ class TransformScreen(StageScreen):
             case ExampleText(row=row, rank=rank, text=text):
                 stream.update_text(row, f"#{rank} · row {row}", text)
             case ExampleDone():
-                self.counts[event.status] = self.counts.get(event.status, 0) + 1
                 note = event.status + (f": {event.reason}" if event.reason else "")
-                stream.finish(event.row, note, failed=event.status == "failed")
+                final = f"{event.input}\n→ {event.output}" if event.output else ""
+                stream.finish(event.row, note, failed=event.status == "failed", final=final)
                 if event.status == "failed":
                     raw = self._raw_reply(event.example_id)
                     log.add(f"✗ #{event.rank} row {event.row}: {event.reason or 'failed'}"
                             + (f"\n  raw: {raw}" if raw else ""))
-                self._paint_stats()
-            case Progress(done=done, total=total, message=text, rate=rate, eta_s=eta_s):
-                bar = self.query_one("#t-progress", ProgressBar)
-                if total:
-                    self.total = total
-                bar.update(total=total, progress=done)
-                remaining = (total or 0) - done
-                speed = f"{rate:.2f} examples/s" if rate is not None else "-- examples/s"
-                self.query_one("#t-message", Static).update(Content(
-                    f"{done:,}/{total or 0:,} · {remaining:,} remaining · {text} · {speed} · "
-                    f"ETA {format_seconds(eta_s)}"))
+                if not self._counts_due:  # at most a few reads a second, however fast examples arrive
+                    self._counts_due = True
+                    self.set_timer(0.25, self._counts_changed)
+            case InFlight(calls=calls):
+                self.in_flight = calls
+                if self.state == "pausing" and calls == 0:
+                    self._set_state("paused")
+                else:
+                    self._paint_state()
+            case Progress():
+                if self._mine():
+                    self.query_one(TransformStatus).show_progress(event)
             case Log(message=text, level=level):
                 if self.teacher_problem:
                     self._set_problem("")  # the teacher answered
                 log.add(("" if level == "INFO" else f"{level}: ") + text)
             case TransformFinished():
-                log.add(f"finished: {event.done} new, {event.failed} failed, {event.duplicates} duplicates, "
-                        f"{event.cached} cached, {event.seconds:.1f} s")
+                self._last_run = (f"last run of {self.job_task}: {event.done} new, {event.failed} failed, "
+                                  f"{event.duplicates} duplicates, {event.cached} already done, {event.seconds:.1f} s")
+                log.add(self._last_run)
+
+    def _counts_changed(self) -> None:
+        if self.is_attached and self.task_name == self.job_task:
+            self._refresh_counts()
+            self._paint_state()
 
     def _raw_reply(self, example_id: int | None) -> str:
         from engine.teacher.calls import raw_response
@@ -399,14 +390,17 @@ class TransformScreen(StageScreen):
     def _job_finished(self, message: JobFinished) -> None:
         if message.job != "transform":
             return
-        self._job = None
+        task, self._job, self._gate, self.in_flight = self.job_task, None, None, 0
+        self.job_task = None
         if message.outcome == "error":
             self._set_problem(message.error)
             self.query_one("#t-log", LogTail).add(f"ERROR: {message.error}")
-            self._set_state("idle")
+            self._last_run = f"last run of {task} failed: {message.error}"
         elif message.outcome == "done":
             self._set_problem("")
-            self._set_state("idle")
-            self.notify(f"transform finished: {self.counts.get('pending', 0)} new examples — review them (F6)")
-        elif self.state != "paused":
-            self._set_state("idle")
+            self.notify(f"transform of {task} finished — review the examples (F6)")
+        else:
+            self._last_run = f"last run of {task} stopped; finished rows are kept (ctrl+j goes on)"
+        self._set_state("idle")
+        if self.is_current or self.is_attached:
+            self.refresh_state()

@@ -18,6 +18,13 @@ from textual.widgets import Static
 TAIL_CHARS = 600
 
 
+def _body(text: str) -> Content:
+    """The card text: the tail of what was generated, control characters shown inertly."""
+    from rebase_tui.inert import inert
+
+    return Content(inert(text[-TAIL_CHARS:] if len(text) > TAIL_CHARS else text))
+
+
 class StreamCard(Static):
     """One generation's text so far."""
 
@@ -45,7 +52,7 @@ class StreamView(VerticalScroll):
         if not self.is_attached:  # an event that arrived after the screen went away (the app is quitting)
             return
         card = self.cards.get(key)
-        body = Content(text[-TAIL_CHARS:] if len(text) > TAIL_CHARS else text)
+        body = _body(text)
         if card is None:
             card = StreamCard(body, classes="-streaming")
             card.border_title = title
@@ -56,11 +63,14 @@ class StreamView(VerticalScroll):
         else:
             card.update(body)
 
-    def finish(self, key: Hashable, note: str = "", failed: bool = False) -> None:
-        """Mark generation ``key`` as finished (``note`` goes in the card's subtitle)."""
+    def finish(self, key: Hashable, note: str = "", failed: bool = False, final: str = "") -> None:
+        """Mark generation ``key`` as finished (``note`` goes in the card's subtitle); ``final`` replaces
+        the streamed text (the snapshots are throttled, so the last one may stop short of the end)."""
         card = self.cards.get(key)
         if card is None:
             return
+        if final:
+            card.update(_body(final))
         card.remove_class("-streaming")
         card.set_class(failed, "-failed")
         card.border_subtitle = note

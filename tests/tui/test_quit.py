@@ -25,6 +25,7 @@ def _rows_done(ws: Workspace) -> tuple[int, int]:
 
 async def test_quit_during_a_transform_asks_then_stops_in_order_and_resumes(tmp_path, standin_factory):
     srv = standin_factory(num_parallel=2, latency=0.05, token_delay=0.01)
+    srv.hold_after(4)  # the teacher then holds every call: the run is still going when the quit comes
     ws_dir = tmp_path / "ws"
     ws = Workspace(ws_dir, {"teacher.host": srv.url, "teacher.model": "qwen2.5:0.5b"})
     make_datastore(ws, 40)
@@ -33,7 +34,8 @@ async def test_quit_during_a_transform_asks_then_stops_in_order_and_resumes(tmp_
         screen = app.screen
         await until(pilot, lambda: screen.query_one("#t-model", Select).value == "qwen2.5:0.5b", 20, "models")
         await pilot.press("ctrl+j")
-        await until(pilot, lambda: sum(screen.counts.values()) >= 2, 30, "a few examples")
+        await until(pilot, lambda: sum(screen.counts.values()) >= 2 and srv.chat_requests > srv.chat_completed, 30,
+                    "a few examples, and calls in flight")
         # ctrl+q asks; n stays (the transform goes on)
         await pilot.press("ctrl+q")
         await until(pilot, lambda: isinstance(app.screen, QuitDialog), 5, "the quit question")
@@ -61,6 +63,7 @@ async def test_quit_during_a_transform_asks_then_stops_in_order_and_resumes(tmp_
     try:
         stored, distinct = _rows_done(ws)
         assert 2 <= stored == distinct < 40
+        srv.release()
         settings = TeacherSettings.from_config(ws.config, host=srv.url, model="qwen2.5:0.5b")
         finished = [e async for e in transform(ws, "nli", settings) if isinstance(e, TransformFinished)]
         assert finished[0].cached == stored
@@ -104,6 +107,7 @@ async def test_sigterm_quits_without_asking(tmp_path, standin_factory):
     import signal
 
     srv = standin_factory(num_parallel=2, latency=0.05, token_delay=0.01)
+    srv.hold_after(2)
     ws = Workspace(tmp_path / "ws", {"teacher.host": srv.url, "teacher.model": "qwen2.5:0.5b"})
     make_datastore(ws, 30)
     app = RebaseApp(ws, stage="transform", task="nli")
