@@ -66,7 +66,9 @@ class RebaseApp(App[None]):
         super().__init__()
         self.workspace = workspace
         self.initial_stage = stage if stage in self.MODES else "data"
-        self.task_name = task
+        self.task_signal: Signal[str | None] = Signal(self, "task")
+        """Published with the task's name whenever another task is selected (every screen shows that one)."""
+        self._task_name = task
         self.theme_problems: list[str] = []
         themes, problems = discover_themes()
         for theme in themes:
@@ -150,6 +152,17 @@ class RebaseApp(App[None]):
         self.config_signal.publish(self.workspace.config)
         self.notify("settings reloaded from config.toml", timeout=3)
 
+    @property
+    def task_name(self) -> str | None:
+        """The selected task: the one every screen shows (its stage bar, pool, examples and runs)."""
+        return self._task_name
+
+    @task_name.setter
+    def task_name(self, name: str | None) -> None:
+        if name != self._task_name:
+            self._task_name = name
+            self.task_signal.publish(name)
+
     # -- actions -------------------------------------------------------------------------
     def action_stage(self, name: str) -> None:
         """Go to a stage's screen."""
@@ -175,8 +188,9 @@ class RebaseApp(App[None]):
     def status_text(self) -> str:
         """A short status for the stage bar."""
         embedder = self.workspace.store.get_meta("embedder.name")
-        parts = [f"task {self.task_name}"] if self.task_name else []
-        parts.append(f"datasets {self.count('datasets'):,}")
+        parts = [f"task {self.task_name}"] if self.task_name else ["no task selected"]
+        n = self.count("datasets")
+        parts.append(f"{n:,} dataset{'' if n == 1 else 's'}")
         if embedder:
             parts.append(f"embedder {embedder}")
         return " · ".join(parts)

@@ -63,6 +63,12 @@ class StageScreen(Screen):
     def on_mount(self) -> None:
         self.refresh_state()
         self.every(1.0, self._leave_empty_state)
+        self.rebase.task_signal.subscribe(self, self._other_task_selected)
+
+    def _other_task_selected(self, _task: object) -> None:
+        """Another task was selected: the screen in view shows it at once (the others on their return)."""
+        if self.is_current:
+            self.refresh_state()
 
     def every(self, seconds: float, callback: Callable[[], object], name: str | None = None) -> None:
         """Call ``callback`` every ``seconds`` until the app starts quitting (a poll never starts new work on

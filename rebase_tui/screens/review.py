@@ -250,6 +250,9 @@ class ReviewScreen(StageScreen):
             idx = positions.get(ex_id)
             if idx is not None:
                 lst.refresh_row(idx)
+        card = self.query_one("#review-card", ExampleCard)
+        if card.shown_id in ids:  # the card says what the row says, before the write returns
+            card.restatus(status)
         self._paint_summary()
         if advance and lst.cursor < len(lst.rows) - 1:
             lst.move_to(lst.cursor + 1)

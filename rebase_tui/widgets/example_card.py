@@ -33,6 +33,8 @@ class ExampleCard(VerticalScroll):
 
     shown_id: int | None = None
     """The id of the example on the card (None: blank)."""
+    shown: ExampleRecord | None = None
+    """The example on the card."""
 
     def compose(self) -> ComposeResult:
         yield Static("", id="card-body")
@@ -40,6 +42,7 @@ class ExampleCard(VerticalScroll):
     def show(self, example: ExampleRecord | None, missing_id: int | None = None) -> None:
         """Show ``example``, or a blank card (naming ``missing_id`` when that example no longer exists)."""
         body = self.query_one("#card-body", Static)
+        self.shown = example
         self.shown_id = example.id if example is not None else missing_id
         if example is None:
             body.update(Content("no example selected" if missing_id is None
@@ -60,6 +63,14 @@ class ExampleCard(VerticalScroll):
             parts.append(_section("Raw response", example.raw_response))
         body.update(Content("\n").join(parts))
         self.scroll_home(animate=False)
+
+
+    def restatus(self, status: str) -> None:
+        """Show the example on the card in state ``status`` (a decision painted before it is written)."""
+        if self.shown is not None and self.shown.status != status:
+            import dataclasses
+
+            self.show(dataclasses.replace(self.shown, status=status, reason=None))
 
 
 class SourceRowView(VerticalScroll):
