@@ -57,27 +57,30 @@ class ExportDialog(ModalScreen["ExportChoice | None"]):
         super().__init__()
         self.formats = formats
         self.folder = folder
-        self.task = task
-        self.run = run
+        self.task_name = task
+        self.run_name = run
         self.what = what if what in self._choices() else self._choices()[0]
-        self._edited = False
+        self._auto_path = str(self.default_path(self.what))
+        """The path the dialog filled in: it follows the format until the user types another."""
 
     def _choices(self) -> list[str]:
-        return [*(self.formats if self.task else ()), *(("model",) if self.run else ())]
+        return [*(self.formats if self.task_name else ()), *(("model",) if self.run_name else ())]
 
     def default_path(self, what: str) -> Path:
         """exports/<task><suffix> for a dataset, exports/<run> for the model."""
         if what == "model":
-            return self.folder / str(self.run)
-        return self.folder / f"{self.task}{SUFFIXES.get(what, '.' + what)}"
+            return self.folder / str(self.run_name)
+        return self.folder / f"{self.task_name}{SUFFIXES.get(what, '.' + what)}"
 
     def compose(self) -> ComposeResult:
-        options = [(f"model of run {self.run}" if c == "model" else f"dataset · {c}", c) for c in self._choices()]
+        options = [(f"model of run {self.run_name}" if c == "model" else f"dataset · {c}", c)
+                   for c in self._choices()]
+        what = f" task {self.task_name}" if self.task_name else ""
         with Vertical():
-            yield Label(Content(f"Export{f' task {self.task}' if self.task else ''} — enter exports, escape cancels"))
+            yield Label(Content(f"Export{what} — enter exports, escape cancels"))
             yield Select(options, value=self.what, allow_blank=False, id="export-what")
             yield Static(Content(DESCRIPTIONS.get(self.what, "")), id="export-what-help")
-            yield PathInput(str(self.default_path(self.what)), id="export-path")
+            yield PathInput(self._auto_path, id="export-path")
             yield Static("", classes="dialog-error", id="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Export", variant="primary", id="ok")
@@ -95,14 +98,9 @@ class ExportDialog(ModalScreen["ExportChoice | None"]):
             return
         self.what = event.value
         self.query_one("#export-what-help", Static).update(Content(DESCRIPTIONS.get(self.what, "")))
-        if not self._edited:
-            path = self.query_one("#export-path", PathInput)
-            with path.prevent(PathInput.Changed):
-                path.value = str(self.default_path(self.what))
-
-    @on(PathInput.Changed, "#export-path")
-    def _path_edited(self) -> None:
-        self._edited = True
+        path = self.query_one("#export-path", PathInput)
+        if path.value.strip() in ("", self._auto_path):
+            self._auto_path = path.value = str(self.default_path(self.what))
 
     @on(PathInput.Submitted, "#export-path")
     def _submitted(self) -> None:
