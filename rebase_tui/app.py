@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.signal import Signal
 from textual.theme import Theme
 
@@ -119,6 +120,14 @@ class RebaseApp(App[None]):
         """Persist the chosen theme in the workspace config."""
         if theme.name != self.workspace.config["ui.theme"]:
             self.choose("ui.theme", theme.name)
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """A toast. Messages name tasks, paths and teacher replies, so they are never read as markup and their
+        control characters are shown inertly."""
+        from rebase_tui.inert import inert
+
+        super().notify(inert(message), title=inert(title), severity=severity, timeout=timeout, markup=False)
 
     # -- settings: config.toml is the one source of truth -----------------------------------
     def choose(self, key: str, value: object) -> bool:

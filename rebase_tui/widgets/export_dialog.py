@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -31,6 +31,26 @@ DESCRIPTIONS = {
     "alpaca": "{\"instruction\", \"input\", \"output\"}",
     "model": "the open run's student: a Hugging Face folder + an Ollama Modelfile",
 }
+
+
+def export_dataset_job(ws: Any, task: str | None, choice: ExportChoice) -> Any:
+    """Export ``task``'s accepted examples as ``choice`` says (runs in a thread; returns the engine's
+    DatasetExport)."""
+    from engine.errors import EngineError
+    from engine.student.training_data import export_dataset
+    from engine.tasks import resolve_task
+
+    if not task:
+        raise EngineError("no task with accepted examples", fix="pick a task (F8) and accept examples in Review (F6)")
+    return export_dataset(ws, resolve_task(ws, task), choice.what, choice.path)
+
+
+def export_notice(result: Any) -> str:
+    """What an export wrote, where (a DatasetExport or a ModelExport), in one line."""
+    if hasattr(result, "rows"):
+        return f"exported {result.rows:,} examples as {result.format} to {result.path}"
+    return (f"exported the model ({result.kind}) to {result.path} (Modelfile {result.modelfile}); serve it with: "
+            f"{result.ollama_create}")
 
 
 @dataclass(frozen=True)
