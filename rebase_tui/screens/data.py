@@ -161,8 +161,8 @@ class DataScreen(StageScreen):
         generated = " (generated)" if d.description_generated else ""
         parts: list[str | tuple[str, str]] = [
             (d.name, "bold $accent"), "\n",
-            (f"{d.configs:,} configs · {d.rows:,} rows · {d.cells:,} cells", "$text-muted"), "\n",
-            (f"from {d.source_path}", "$text-muted"), "\n\n",
+            (f"{d.configs:,} configs · {d.rows:,} rows · {d.cells:,} cells", "$foreground-muted"), "\n",
+            (f"from {d.source_path}", "$foreground-muted"), "\n\n",
             (f"Description{generated}", "bold"), "\n", d.description, "\n",
         ]
         if d.card:

@@ -28,7 +28,7 @@ class ExampleCard(VerticalScroll):
     DEFAULT_CSS = """
     ExampleCard { height: 1fr; padding: 0 1; }
     ExampleCard > #card-body { height: auto; }
-    ExampleCard.-streaming > #card-body { color: $text-muted; }
+    ExampleCard.-streaming > #card-body { color: $foreground-muted; }
     """
 
     shown_id: int | None = None
@@ -55,7 +55,7 @@ class ExampleCard(VerticalScroll):
             line += f" · {example.reason}"
         if example.teacher_model:
             line += f" · {example.teacher_model}"
-        parts = [Content.styled(line + "\n", "$text-muted"), _section("Input", example.input),
+        parts = [Content.styled(line + "\n", "$foreground-muted"), _section("Input", example.input),
                  _section("Output", example.output)]
         if example.reasoning:
             parts.append(_section("Reasoning", example.reasoning))
@@ -78,7 +78,7 @@ class SourceRowView(VerticalScroll):
 
     DEFAULT_CSS = """
     SourceRowView { height: 1fr; padding: 0 1; }
-    SourceRowView > #source-origin { color: $text-muted; height: auto; margin-bottom: 1; }
+    SourceRowView > #source-origin { color: $foreground-muted; height: auto; margin-bottom: 1; }
     SourceRowView > #source-body { height: auto; }
     """
 

@@ -66,7 +66,7 @@ class ExportDialog(ModalScreen["ExportChoice | None"]):
 
     DEFAULT_CSS = DIALOG_CSS.replace("PathDialog", "ExportDialog") + """
     ExportDialog Select { width: 1fr; margin-bottom: 1; }
-    ExportDialog #export-what-help { color: $text-muted; height: auto; margin-bottom: 1; }
+    ExportDialog #export-what-help { color: $foreground-muted; height: auto; margin-bottom: 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="export.cancel", tooltip="close without exporting"),

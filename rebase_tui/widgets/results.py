@@ -54,7 +54,7 @@ def row_detail(r: RowHit) -> Content:
             parts.append("\n")
             parts.append((cell_text(value), "$text $success 15%"))
         else:
-            parts.append((column, "bold $text-muted"))
+            parts.append((column, "bold $foreground-muted"))
             parts.append("\n")
             parts.append(cell_text(value))
         parts.append("\n")

@@ -57,7 +57,7 @@ class StageBar(Widget):
                     "keys": label if name == self.current else ""}[style]
             item = f" {key.upper()}{' ' + text if text else ''} "
             width += len(item) + 1
-            look = "bold reverse" if name == self.current else "dim"
+            look = "bold reverse" if name == self.current else "$foreground-muted"
             markup.append(f"[{look} @click=app.stage('{name}')]{item}[/]")
         return Content.from_markup(" ".join(markup)), width - 1
 
@@ -79,4 +79,4 @@ class StageBar(Widget):
                 break
             else:
                 break
-        return bar + Content.styled(f"   {status}", "dim") if status else bar
+        return bar + Content.styled(f"   {status}", "$foreground-muted") if status else bar

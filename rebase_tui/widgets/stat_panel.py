@@ -24,6 +24,6 @@ class StatPanel(Static):
         """Show ``items`` as ``label  value`` lines."""
         self.values = {label: str(value) for label, value in items}
         width = max((len(k) for k in self.values), default=0)
-        lines = [Content.assemble((f"{label:<{width}}", "$text-muted"), "  ", Content(value))
+        lines = [Content.assemble((f"{label:<{width}}", "$foreground-muted"), "  ", Content(value))
                  for label, value in self.values.items()]
         self.update(Content("\n").join(lines))

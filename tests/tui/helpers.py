@@ -66,6 +66,8 @@ def illegible(app, minimum: float = 2.5) -> list[str]:  # type: ignore[no-untype
                 continue
             if all(ch in "▁▔▏▕▎▊▌▐│─╭╮╰╯┃━╸╺ " for ch in text):
                 continue  # borders and rules are drawn on purpose in quiet colours
+            if style.color == style.bgcolor:
+                continue  # drawn in the background colour on purpose: nothing is shown (an empty checkbox)
             ratio = contrast(style.color, style.bgcolor)
             if ratio < minimum:
                 found.append(f"line {y}: {text[:40]!r} {ratio:.1f}:1")

@@ -74,7 +74,7 @@ async def test_short_run_updates_panels_then_eval_and_export(tmp_path, tiny_stud
         await wait_for(pilot, lambda: table.row_count == 1)
         # log scale toggle
         await pilot.press("ctrl+l")
-        assert chart.log_scale and "log scale" in chart.border_title
+        assert chart.log_scale and "log scale" in str(chart.border_title)
         # eval from the screen: metrics and sample predictions appear.
         await pilot.press("v")
         await wait_for(pilot, lambda: any(isinstance(m, JobFinished) and m.job == "eval" for m in seen), 120)
