@@ -62,6 +62,9 @@ class RebaseApp(App[None]):
           for name, key, label in STAGES),
     ]
     COMMANDS = App.COMMANDS | {StageCommands}
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (32, "-tall")]
+    """Screens get -narrow/-wide and -short/-tall classes from the terminal's size: the layouts fit 80×24."""
 
     def __init__(self, workspace: Workspace, stage: str = "data", task: str | None = None) -> None:
         super().__init__()

@@ -58,6 +58,11 @@ def progress_text(event: Progress) -> str:
     return f"{text} · {event.message}" if event.message else text
 
 
+def plural(n: int, noun: str) -> str:
+    """``1 config``, ``2 configs``, ``1,000 rows``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _one_line(text: str, width: int) -> str:
     line = " ".join(str(text).split())
     return line if len(line) <= width else line[: width - 1] + "…"
@@ -96,14 +101,16 @@ class DataScreen(StageScreen):
                 yield Static("", id="ds-card")
         with Vertical(id="ingest-pane"):
             with Horizontal(id="ingest-form"):
-                yield Label("Ingest", classes="control-label")
-                yield PathInput(id="ingest-path")
-                yield Label("Max rows/config", classes="control-label")
-                yield Input("1000", id="ingest-max", type="integer", tooltip="0 = all rows")
+                yield Label("Ingest path", classes="control-label")
+                yield PathInput(id="ingest-path", compact=True)
+            with Horizontal(id="ingest-options"):
+                yield Label("Max rows per config", classes="control-label")
+                yield Input("1000", id="ingest-max", type="integer", tooltip="0 = all rows", compact=True)
                 yield Label("Split", classes="control-label")
-                yield Input("train", id="ingest-split")
+                yield Input("train", id="ingest-split", compact=True)
                 yield Label("Batch", classes="control-label")
-                yield Input("", id="ingest-batch", type="integer", placeholder="auto")
+                yield Input("", id="ingest-batch", type="integer", placeholder="auto", compact=True,
+                            valid_empty=True)
             with Horizontal(id="ingest-progress-row"):
                 yield ProgressBar(id="ingest-progress", show_eta=False)
                 yield Static("", id="ingest-message")
@@ -133,6 +140,8 @@ class DataScreen(StageScreen):
 
     def refresh_state(self) -> None:
         super().refresh_state()
+        # an empty table says nothing the empty state does not: its room goes to the ingest form
+        self.query_one("#data-main").display = self.empty_message() is None
         self._fill_table()
 
     # -- datasets ------------------------------------------------------------------------
@@ -161,7 +170,8 @@ class DataScreen(StageScreen):
         generated = " (generated)" if d.description_generated else ""
         parts: list[str | tuple[str, str]] = [
             (d.name, "bold $accent"), "\n",
-            (f"{d.configs:,} configs · {d.rows:,} rows · {d.cells:,} cells", "$foreground-muted"), "\n",
+            (f"{plural(d.configs, 'config')} · {plural(d.rows, 'row')} · {plural(d.cells, 'cell')}",
+             "$foreground-muted"), "\n",
             (f"from {d.source_path}", "$foreground-muted"), "\n\n",
             (f"Description{generated}", "bold"), "\n", d.description, "\n",
         ]

@@ -78,16 +78,16 @@ class RetrieveScreen(StageScreen):
             yield PlainTextArea(id="rq-instruction", placeholder="what the task asks (re-ranks as you type)")
             with Horizontal(id="rq-example-row"):
                 yield Label("Example", id="rq-example-label")
-                yield Input(id="rq-example-input", placeholder="example input")
-                yield Input(id="rq-example-output", placeholder="example output")
+                yield Input(id="rq-example-input", placeholder="example input", compact=True)
+                yield Input(id="rq-example-output", placeholder="example output", compact=True)
             with Horizontal(id="rq-controls"):
                 yield Label("Top", classes="control-label")
-                yield Input(str(self.rebase.live.params.top), id="rq-top", type="integer")
-                yield Label("Per-dataset cap", classes="control-label")
-                yield Input("", id="rq-cap", type="integer", placeholder="none")
+                yield Input(str(self.rebase.live.params.top), id="rq-top", type="integer", compact=True)
+                yield Label("Cap per dataset", classes="control-label")
+                yield Input("", id="rq-cap", type="integer", placeholder="none", compact=True, valid_empty=True)
                 yield Label("Weights in,out,ds", classes="control-label")
-                yield Input(format_weights(self.rebase.live.params.weights), id="rq-weights")
-                yield Checkbox("dedupe", self.rebase.live.params.dedupe, id="rq-dedupe")
+                yield Input(format_weights(self.rebase.live.params.weights), id="rq-weights", compact=True)
+                yield Checkbox("dedupe", self.rebase.live.params.dedupe, id="rq-dedupe", compact=True)
             with Horizontal(id="rq-status-row"):
                 yield Static("", id="rq-status")
                 yield Static("", id="rq-timing")

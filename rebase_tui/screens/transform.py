@@ -89,9 +89,8 @@ class TransformScreen(StageScreen):
         with Vertical(id="transform-pane"):
             yield Static("", id="teacher-banner")
             with Horizontal(id="transform-labels"):
-                for wid, label in (("host", "host"), ("model", "model"), ("temperature", "temperature"),
-                                   ("cot", "chain of thought"), ("concurrency", "concurrency"),
-                                   ("limit", "rows")):
+                for wid, label in (("host", "host"), ("model", "model"), ("temperature", "temp"),
+                                   ("cot", "reasoning"), ("concurrency", "parallel"), ("limit", "rows")):
                     yield Label(label, id=f"t-label-{wid}")
             with Horizontal(id="transform-settings"):
                 yield Input(id="t-host", compact=True)
@@ -111,9 +110,10 @@ class TransformScreen(StageScreen):
         self.form_settings.show(self.rebase.workspace.config)
         self._show_env_note(self.rebase.workspace.config)
         self.rebase.config_signal.subscribe(self, self._config_changed)
-        for wid, label in (("#t-host", "host"), ("#t-model", "model"), ("#t-temperature", "temperature"),
-                           ("#t-cot", "chain of thought"), ("#t-concurrency", "concurrency"),
-                           ("#t-limit", "rows (blank: all)")):
+        for wid, label in (("#t-host", "Ollama host"), ("#t-model", "teacher model"), ("#t-temperature", "temperature"),
+                           ("#t-cot", "reasoning: chain of thought (auto, on, off)"),
+                           ("#t-concurrency", "requests in parallel (match OLLAMA_NUM_PARALLEL)"),
+                           ("#t-limit", "rows of the pool to transform (blank: all)")):
             self.query_one(wid).tooltip = label
         self.query_one("#t-stream", StreamView).border_title = "generations in flight"
         super().on_mount()

@@ -134,11 +134,11 @@ class LossChart(Widget, can_focus=True):
         train = [to_dot(p) for p in drawn.get("train", [])]
         for i, (dx, dy) in enumerate(train):
             plot("train", dx, dy)
-            if i:  # join to the previous point with a vertical run
+            if i:  # join to the previous point: a line through the dots between them
                 px, py = train[i - 1]
-                step = 1 if dy > py else -1
-                for yy in range(py, dy, step):
-                    plot("train", dx if abs(dx - px) <= 1 else (px + dx) // 2, yy)
+                n = max(abs(dx - px), abs(dy - py))
+                for k in range(1, n):
+                    plot("train", px + round((dx - px) * k / n), py + round((dy - py) * k / n))
         for dx, dy in (to_dot(p) for p in drawn.get("eval", [])):
             owner[dy // 4][dx // 2] = "eval"  # a marker cell: drawn as EVAL_MARK over the line
         lo, hi = y0, y1

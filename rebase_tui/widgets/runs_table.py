@@ -70,8 +70,16 @@ class RunsTable(DataTable):
             self.add_column(label, key=key, width=width or self._task_width())
 
     def _task_width(self) -> int:
-        fixed = sum(w for *_, w in COLUMNS) + 2 * len(COLUMNS)
-        return max(6, (self.size.width or 44) - fixed - 3)
+        fixed = sum(w for *_, w in COLUMNS) + 2 * len(COLUMNS)  # each column has one cell of padding a side
+        return max(4, (self.size.width or 42) - fixed - 1)
+
+    def on_resize(self) -> None:
+        """Give the task column what the fixed columns leave, and redraw the rows at that width."""
+        width = self._task_width()
+        if "task" in self.columns and self.columns["task"].width != width:
+            self.columns["task"].width = width
+            shown, self.summaries = self.summaries, []
+            self.fill(shown)
 
     def fill(self, summaries: Sequence[RunSummary]) -> None:
         """Show ``summaries`` newest first; rows that are already there are updated in place."""
