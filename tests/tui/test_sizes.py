@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from engine import review
+from engine.tasks import add_task
 from engine.workspace import Workspace
 from rebase_tui.app import RebaseApp
-from engine.tasks import add_task
 from tests.tui.helpers import screen_lines, search_settled, until
 from tests.tui.snapshot import assert_snapshot
 from tests.tui.toy_workspace import TASK, add_examples, add_run, make_datastore
