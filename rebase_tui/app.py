@@ -60,6 +60,8 @@ class RebaseApp(App[None]):
         *(Binding(key, f"stage('{name}')", label, id=f"stage.{name}", tooltip=f"go to the {label} stage",
                   show=False)
           for name, key, label in STAGES),
+        Binding("f8", "switch_task", "Tasks", id="app.switch_task", priority=True,
+                tooltip="switch to another task (every screen shows the selected one)"),
     ]
     COMMANDS = App.COMMANDS | {StageCommands}
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (110, "-wide")]
@@ -180,6 +182,46 @@ class RebaseApp(App[None]):
         """Go to a stage's screen."""
         if name in self.MODES and self.current_mode != name:
             self.switch_mode(name)
+
+    def action_switch_task(self) -> None:
+        """Pick another task (typing filters)."""
+        from engine.tasks import list_tasks
+        from rebase_tui.widgets.task_switcher import TaskSwitcher
+
+        if isinstance(self.screen, TaskSwitcher):
+            return
+        names = [t.name for t in list_tasks(self.workspace)]
+        if not names:
+            self.notify("no tasks yet: write one on the Task screen (F3)", severity="warning")
+            return
+
+        def chosen(name: str | None) -> None:
+            if name:
+                self.select_task(name)
+
+        self.push_screen(TaskSwitcher(names, self.task_name), chosen)
+
+    def select_task(self, name: str) -> None:
+        """Make ``name`` the selected task everywhere (asks before dropping unsaved edits of the draft)."""
+        from engine.tasks import get_task
+        from rebase_tui.live import TaskDraft
+
+        task = get_task(self.workspace, name)
+        if task is None:
+            self.notify(f"task {name} no longer exists", severity="error")
+            return
+        draft = self.live.draft
+
+        def load(yes: bool | None = True) -> None:
+            if yes:
+                self.live.load(TaskDraft.from_task(task), "app")
+                self.notify(f"task {name} selected", timeout=2)
+
+        if draft.stored != name and draft.dirty and any(draft.to_spec().values()):
+            what = draft.stored or "the new task"
+            self.push_screen(ConfirmDialog(f"Discard the unsaved changes to {what}?", yes="Discard"), load)
+        else:
+            load()
 
     def action_toggle_help(self) -> None:
         """Show or hide the help panel (the keys of the focused widget and screen)."""

@@ -24,6 +24,7 @@ from textual.worker import Worker
 from engine.datastore.datasets import DatasetInfo, list_datasets, remove_dataset
 from engine.datastore.health import CheckReport, check
 from engine.datastore.ingest import IngestDone, IngestSummary
+from engine.errors import EngineError
 from engine.events import Event, Progress
 from engine.events import Log as LogEvent
 from engine.rate import format_seconds
@@ -39,9 +40,12 @@ DESCRIPTION_PREVIEW = 40
 
 
 class DatasetTable(DataTable):
-    """The datasets. ``delete`` removes the highlighted one (asks first), ``c`` checks the index."""
+    """The datasets. ``enter`` opens one (configs, columns, first rows), ``delete`` removes it (asks first),
+    ``c`` checks the index."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "screen.open_dataset", "Open", id="data.open",
+                tooltip="show the highlighted dataset's configs, columns and first rows"),
         Binding("delete", "screen.remove_dataset", "Remove dataset", id="data.remove",
                 tooltip="remove the highlighted dataset, its rows and vectors (asks first)"),
         Binding("c", "screen.check", "Check index", id="data.check",
@@ -304,6 +308,22 @@ class DataScreen(StageScreen):
         self.refresh_state()
         self.rebase.live.datastore_changed()
         self.action_check()
+
+    def action_open_dataset(self) -> None:
+        """Show the highlighted dataset's configs, columns and first rows."""
+        from engine.datastore.preview import preview_dataset
+        from rebase_tui.widgets.dataset_detail import DatasetDetail
+
+        table = self.query_one("#ds-table", DatasetTable)
+        if not self._datasets or not table.row_count:
+            return
+        name = self._datasets[min(table.cursor_row, len(self._datasets) - 1)].name
+        try:
+            preview = preview_dataset(self.rebase.workspace, name)
+        except EngineError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.app.push_screen(DatasetDetail(preview))
 
     # -- remove and check ----------------------------------------------------------------
     def action_remove_dataset(self) -> None:

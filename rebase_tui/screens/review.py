@@ -28,21 +28,16 @@ from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.example_card import ExampleCard, SourceRowView
 from rebase_tui.widgets.example_editor import ExampleEditor, ReasonDialog
 from rebase_tui.widgets.example_list import ExampleList
+from rebase_tui.widgets.review_details import ReviewDetails
 from rebase_tui.widgets.review_queue import FILTERS, ReviewQueue
+from rebase_tui.widgets.review_regenerate import ReviewRegenerate
 
 #: Actions that need the list to have focus (single letters are safe only then: in a text field they are typing).
 LIST_ACTIONS = {"accept", "reject", "reject_reason", "edit", "accept_all", "reject_all",
                 "regenerate", "filter", "cycle_filter"}
 
 
-def _read_detail(ws: Any, example_id: int) -> tuple[ExampleRecord | None, str, Any]:
-    """(example, source origin, source fields) of one example (two short queries; any thread)."""
-    example = backend.get_example(ws, example_id)
-    origin, data = backend.source_of(ws, example)
-    return example, origin, data
-
-
-class ReviewScreen(StageScreen):
+class ReviewScreen(ReviewDetails, ReviewRegenerate, StageScreen):
     """The examples of the current task, their states, and one example beside its source row."""
 
     STAGE = "review"
@@ -116,7 +111,8 @@ class ReviewScreen(StageScreen):
         self.query_one("#review-pane").display = not empty
         if empty:
             return
-        task = backend.current_task(self.rebase.workspace, self.rebase.task_name)
+        # the selected task's examples (none yet is shown as such); with no task selected, the latest one's
+        task = self.rebase.task_name or backend.current_task(self.rebase.workspace, None)
         if task != self._loaded_for or backend.changed_since_load(self.rebase.workspace, self):
             self.reload(task)
         self.example_list.focus()
@@ -141,70 +137,10 @@ class ReviewScreen(StageScreen):
 
     def _paint_summary(self) -> None:
         label = f"task {self.task_name}   " if self.task_name else ""
+        if self.task_name and not self.queue.rows:
+            label += "no examples yet: the teacher writes them on the Transform stage (F5)   "
         # One line of fixed size (height 1, width 1fr): no relayout of the screen per decision.
         self.query_one("#review-filters", Static).update(Content(label + self.queue.summary()), layout=False)
-
-    @on(ExampleList.Highlighted, "#review-list")
-    def _highlighted(self, message: ExampleList.Highlighted) -> None:
-        """Show the example under the cursor right after the list's own repaint: the cursor move is
-        painted first, then the card (from the cache when prefetched, else one query)."""
-        row = message.row
-        if row is None:
-            self._show_detail(None)
-            return
-        self._wanted = row.id
-        self.call_after_refresh(self._load_detail, row.id)
-
-    def _load_detail(self, example_id: int) -> None:
-        if self._wanted != example_id:
-            return  # the cursor moved on before this ran: only the newest row is loaded
-        self._show_detail(example_id)
-
-    def _detail(self, example_id: int) -> tuple[ExampleRecord | None, str, Any]:
-        """(example, source origin, source fields), cached per example until a decision changes it."""
-        got = self._details.get(example_id)
-        if got is None:
-            got = _read_detail(self.rebase.workspace, example_id)
-            self._stale.discard(example_id)
-            self._details[example_id] = got
-            if len(self._details) > 512:
-                self._details.pop(next(iter(self._details)))
-        return got
-
-    def _show_detail(self, example_id: int | None) -> None:
-        card = self.query_one("#review-card", ExampleCard)
-        source = self.query_one("#review-source", SourceRowView)
-        if example_id is None:
-            card.show(None)
-            source.show("", None)
-            return
-        example, origin, data = self._detail(example_id)
-        card.show(example, missing_id=example_id)
-        if source.shown_origin != origin:
-            source.show(origin, data)
-        nxt = self.example_list.cursor + 1
-        if nxt < len(self.example_list.rows) and self.example_list.rows[nxt].id not in self._details:
-            self.call_after_refresh(self._prefetch, self.example_list.rows[nxt].id)
-
-    def _prefetch(self, example_id: int) -> None:
-        """Load the next row's details on the reader thread, so the usual next key (a, r, j) finds them
-        cached and the UI thread never waits on DuckDB for it."""
-        if example_id in self._details or example_id in self._prefetching:
-            return
-        self._prefetching.add(example_id)
-        self.run_worker(self._prefetch_async(example_id), group="review-prefetch", exclusive=False,
-                        exit_on_error=False, description="prefetch the next example")
-
-    async def _prefetch_async(self, example_id: int) -> None:
-        ws = self.rebase.workspace
-        try:
-            got = await asyncio.get_running_loop().run_in_executor(self._reader, _read_detail, ws, example_id)
-        except Exception:  # a prefetch is only a hint: the row loads normally when shown
-            return
-        finally:
-            self._prefetching.discard(example_id)
-        if example_id not in self._details and example_id not in self._stale:
-            self._details[example_id] = got
 
     # -- keys ------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -367,7 +303,8 @@ class ReviewScreen(StageScreen):
             self._optimistic([example_id], "accepted", advance=True)
             self._write(backend.edit, example_id, fields, ids=[example_id])
 
-        self.app.push_screen(ExampleEditor(example), saved)
+        origin, data = backend.source_of(self.rebase.workspace, example)
+        self.app.push_screen(ExampleEditor(example, origin, data), saved)
 
     def action_undo(self) -> None:
         """Undo the last decision of this task (the decision log survives restarts)."""
@@ -458,65 +395,3 @@ class ReviewScreen(StageScreen):
         current = self.example_list.current
         self.queue.apply(search=text)
         self._show_rows(keep_id=current.id if current else None)
-
-    def action_regenerate(self) -> None:
-        """Ask the teacher again for the source row of the example under the cursor."""
-        row = self.example_list.current
-        if row is None or not self.task_name:
-            return
-        if row.id in self._regenerating:
-            self.notify(f"#{row.id} is already being regenerated")
-            return
-        self._regenerating.add(row.id)
-        self.notify(f"asking the teacher again for #{row.id}'s source row…", timeout=3)
-        self.run_worker(self._regenerate(row.id), name="regenerate", group="regenerate",
-                        exit_on_error=False, description="regenerate an example")
-
-    async def _regenerate(self, example_id: int) -> None:
-        task = self.task_name
-        try:
-            result, examples = await backend.regenerate(self.rebase.workspace, task, example_id)
-        except EngineError as exc:  # Ollama unreachable, model missing, example gone: nothing changed
-            self.notify(str(exc), severity="error", timeout=10)
-            return
-        except Exception as exc:  # the UI never dies with the teacher
-            from rebase_tui.jobs import describe_error
-
-            self.notify(describe_error(exc), severity="error", timeout=10)
-            return
-        finally:
-            self._regenerating.discard(example_id)
-        if task != self.task_name:
-            return
-        if result.example_id is None:
-            self.notify(f"#{example_id}: {result.reason}", severity="error", timeout=10)
-            return
-        self._show_regenerated(example_id, examples)
-        if result.cached:
-            self.notify(f"#{example_id} was already regenerated as #{result.example_id}", timeout=4)
-        elif result.replaced:
-            self.notify(f"#{example_id} regenerated → #{result.example_id} (pending; u undoes)", timeout=4)
-        else:
-            self.notify(f"#{example_id} regenerated → #{result.example_id} ({result.status}: {result.reason})",
-                        severity="warning", timeout=8)
-
-    def _show_regenerated(self, old_id: int, examples: list[ExampleRecord]) -> None:
-        """Repaint the old example, put the new one right below it, and move the cursor to the new one."""
-        new = [e for e in examples if e.id != old_id]
-        known = [e for e in examples if e.id in self.queue.by_id]
-        if known:
-            self._paint_examples(known)
-        if not new:
-            return
-        new_id = new[0].id
-        if new_id not in self.queue.by_id or self.queue.index_of(new_id) is None:
-            row = self.queue.update(new[0])
-            at = self.queue.index_of(old_id)
-            self.queue.shown.insert(at + 1 if at is not None else len(self.queue.shown), row)
-            self.example_list.set_rows(self.queue.shown)
-            self._paint_summary()
-        idx = self.queue.index_of(new_id)
-        if idx is not None:
-            self.example_list.move_to(idx)
-            self._details.pop(new_id, None)
-            self._show_detail(new_id)

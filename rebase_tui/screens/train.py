@@ -47,7 +47,6 @@ class TrainScreen(StageScreen):
     STAGE = "train"
     CSS_PATH = "train.tcss"
     COMMANDS = {ScreenActions}
-    AUTO_FOCUS = "#tr-runs"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+j,ctrl+enter", "start", "Start", id="train.start", priority=True,
                 tooltip="train the student on the task's accepted examples"),
@@ -92,14 +91,23 @@ class TrainScreen(StageScreen):
 
     # -- layout ----------------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
-        with Horizontal(id="train-main"):
-            with Vertical(id="train-left"):
-                yield StudentForm(id="tr-form")
-                yield RunsTable(id="tr-runs")
-            yield RunPanels(id="train-right")
+        # The form and the panels (some sixty widgets) are mounted after the first paint: the stage shows at
+        # once, with a loading indicator, instead of after the second or two that mounting them takes.
+        yield Horizontal(id="train-main")
 
     def on_mount(self) -> None:
+        self.query_one("#train-main").loading = True
+        self.call_after_refresh(self._build)
+
+    async def _build(self) -> None:
         from rebase_tui.widgets.student_form import FIELDS
+
+        main = self.query_one("#train-main")
+        self.shown_loading = main.loading and self.is_current  # the frame was painted before the build
+        await main.mount_all([Vertical(StudentForm(id="tr-form"), RunsTable(id="tr-runs"), id="train-left"),
+                              RunPanels(id="train-right")])
+        main.loading = False
+        self.built = True
 
         self.form_settings = SettingsFields(self, {f"#tr-{f[0]}": f[2] for f in FIELDS if f[2]})
         self.query_one("#tr-form", StudentForm).fill(self.rebase.workspace.config)
@@ -111,6 +119,8 @@ class TrainScreen(StageScreen):
         self._paint_stats()
         self.every(1.0, self._poll_files, name="train-poll")
         self.every(2.0, self._poll_runs, name="runs-poll")
+        if self.focused is None:
+            self.query_one("#tr-runs").focus()
 
     def empty_message(self) -> str | None:
         from engine.student.runs import run_dirs
@@ -127,7 +137,14 @@ class TrainScreen(StageScreen):
 
         return bool(accepted_tasks(self.rebase.workspace))
 
+    built = False
+    """True once the form and the panels are mounted (see compose_body)."""
+    shown_loading = False
+    """True when the screen was painted, with its loading indicator, before the form and panels were built."""
+
     def refresh_state(self) -> None:
+        if not self.built:
+            return
         super().refresh_state()
         self.query_one("#train-main").display = self.empty_message() is None
         if self.is_mounted and not self.following:
@@ -250,6 +267,8 @@ class TrainScreen(StageScreen):
 
     # -- actions ----------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if not self.built and action not in ("pane",):
+            return None  # still mounting the form and the panels
         if action == "start":
             return (not self.following) or None
         if action == "stop":

@@ -132,8 +132,8 @@ class TransformScreen(StageScreen):
         if empty:
             return
         pools = pool_sizes(self.rebase.workspace)
-        wanted = self.rebase.task_name
-        self.task_name = wanted if wanted in pools else (next(iter(pools)) if pools else None)
+        # the selected task, pool or not (a task without one says so); with none selected, the first pool's
+        self.task_name = self.rebase.task_name or next(iter(pools), None)
         self.total = pools.get(self.task_name or "", 0)
         self._refresh_counts()
         if not self._mine():
@@ -270,6 +270,10 @@ class TransformScreen(StageScreen):
             return
         if self.state != "idle" or not self.task_name:
             return
+        if not self.total:
+            self.notify(f"task {self.task_name} has no pool yet: rank rows for it on the Retrieve stage (F4, "
+                        "ctrl+j stores them)", severity="warning")
+            return
         try:
             settings = self.settings()
             limit = self.query_one("#t-limit", Input).value.strip()
@@ -331,6 +335,8 @@ class TransformScreen(StageScreen):
         total = sum(self.counts.values())
         task = (f"task {self.task_name} · pool {self.total:,} rows · {total:,} example{'' if total == 1 else 's'} · "
                 if self.task_name else "")
+        if self.task_name and not self.total and self.state == "idle":
+            label = "no pool yet — rank rows for it on the Retrieve stage (F4)"
         self.query_one(TransformStatus).show_state(task + label)
 
     @on(EngineEvent)

@@ -62,8 +62,8 @@ async def test_export_offers_the_formats_and_says_where(tmp_path):
 def test_every_action_has_a_footer_entry():
     from rebase_tui.screens.data import DatasetTable
     from rebase_tui.screens.retrieve import ResultsTable
-    from rebase_tui.screens.task import ExampleTable, TaskList
-    from rebase_tui.screens.train import RunsTable
+    from rebase_tui.widgets.runs_table import RunsTable
+    from rebase_tui.widgets.task_tables import ExampleTable, TaskList
 
     missing = []
     for owner in (DataScreen, DatasetTable, TaskScreen, TaskList, ExampleTable, RetrieveScreen, ResultsTable,
