@@ -60,6 +60,10 @@ class RebaseApp(App[None]):
         *(Binding(key, f"stage('{name}')", label, id=f"stage.{name}", tooltip=f"go to the {label} stage",
                   show=False)
           for name, key, label in STAGES),
+        # tab moves the focus from the app itself, before any later key of the same burst is handed on: keys
+        # typed (or pasted) right after a tab land in the newly focused field instead of the old one
+        Binding("tab", "move_focus(1)", show=False, priority=True),
+        Binding("shift+tab", "move_focus(-1)", show=False, priority=True),
         Binding("f8", "switch_task", "Tasks", id="app.switch_task", priority=True,
                 tooltip="switch to another task (every screen shows the selected one)"),
     ]
@@ -182,6 +186,18 @@ class RebaseApp(App[None]):
         """Go to a stage's screen."""
         if name in self.MODES and self.current_mode != name:
             self.switch_mode(name)
+
+    def action_move_focus(self, step: int) -> None:
+        """Next (1) or previous (-1) widget; in a path field, tab first accepts the completion shown."""
+        from rebase_tui.widgets.path_input import PathInput
+
+        focused = self.focused
+        if step > 0 and isinstance(focused, PathInput):
+            focused.action_complete()  # completes, or moves on when there is nothing to complete
+        elif step > 0:
+            self.screen.focus_next()
+        else:
+            self.screen.focus_previous()
 
     def action_switch_task(self) -> None:
         """Pick another task (typing filters)."""
