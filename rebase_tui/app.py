@@ -84,7 +84,9 @@ class RebaseApp(App[None]):
         for theme in themes:
             self.register_theme(theme)
         self.theme_problems = [f"{p.path.name}: {p.reason}" for p in problems]
-        self.sub_title = str(workspace.path)
+        from rebase_tui.inert import inert
+
+        self.sub_title = inert(str(workspace.path))
         from rebase_tui.live import LiveRetrieval
 
         self.live = LiveRetrieval(self)

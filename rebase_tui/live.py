@@ -23,6 +23,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from textual.signal import Signal
@@ -244,7 +245,8 @@ class LiveRetrieval:
             return
         delay = self.debounce_s if delay is None else delay
         self.generation += 1
-        self.app.run_worker(self._search(self.generation, time.perf_counter(), delay), name="search",
+        # a partial, not a coroutine: a request superseded before it starts never creates one left unawaited
+        self.app.run_worker(partial(self._search, self.generation, time.perf_counter(), delay), name="search",
                             group="search", exclusive=True, exit_on_error=False,
                             description="live retrieval")
 

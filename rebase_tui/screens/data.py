@@ -35,6 +35,7 @@ from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.dialogs import ConfirmDialog
 from rebase_tui.widgets.path_input import PathInput
 from rebase_tui.widgets.results import parse_int
+from rebase_tui.widgets.text import one_line, plain, shown
 
 DESCRIPTION_PREVIEW = 40
 
@@ -65,11 +66,6 @@ def progress_text(event: Progress) -> str:
 def plural(n: int, noun: str) -> str:
     """``1 config``, ``2 configs``, ``1,000 rows``."""
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
-def _one_line(text: str, width: int) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 class DataScreen(StageScreen):
@@ -155,8 +151,8 @@ class DataScreen(StageScreen):
         self._datasets = list_datasets(self.rebase.workspace)
         table.clear()
         table.add_rows([
-            [Text(d.name + ("" if d.ready else " (ingesting)")), f"{d.configs:,}", f"{d.rows:,}",
-             f"{d.cells:,}", Text(_one_line(d.description, DESCRIPTION_PREVIEW))]
+            [Text(one_line(d.name, 60) + ("" if d.ready else " (ingesting)")), f"{d.configs:,}", f"{d.rows:,}",
+             f"{d.cells:,}", Text(one_line(d.description, DESCRIPTION_PREVIEW))]
             for d in self._datasets
         ])
         if self._datasets:
@@ -173,14 +169,14 @@ class DataScreen(StageScreen):
         d = self._datasets[min(table.cursor_row, len(self._datasets) - 1)]
         generated = " (generated)" if d.description_generated else ""
         parts: list[str | tuple[str, str]] = [
-            (d.name, "bold $accent"), "\n",
+            (shown(d.name, 200), "bold $accent"), "\n",
             (f"{plural(d.configs, 'config')} · {plural(d.rows, 'row')} · {plural(d.cells, 'cell')}",
              "$foreground-muted"), "\n",
-            (f"from {d.source_path}", "$foreground-muted"), "\n\n",
-            (f"Description{generated}", "bold"), "\n", d.description, "\n",
+            (f"from {shown(d.source_path, 500)}", "$foreground-muted"), "\n\n",
+            (f"Description{generated}", "bold"), "\n", shown(d.description), "\n",
         ]
         if d.card:
-            parts += ["\n", ("Card", "bold"), "\n", d.card]
+            parts += ["\n", ("Card", "bold"), "\n", shown(d.card)]
         card.update(Content.assemble(*parts))
 
     # -- ingest --------------------------------------------------------------------------
@@ -235,7 +231,7 @@ class DataScreen(StageScreen):
         self.ingest_summary = None
         log = self.query_one("#ingest-log", Log)
         log.display = True
-        log.write_line(f"ingest {path} (max {max_rows} rows per config, split {split})")
+        log.write_line(one_line(f"ingest {path} (max {max_rows} rows per config, split {split})", 2000))
         self.query_one("#ingest-progress-row").display = True
         self.query_one("#ingest-progress", ProgressBar).update(total=None, progress=0)
         self.query_one("#ingest-message", Static).update(Content("starting (loading the embedder)…"))
@@ -259,10 +255,10 @@ class DataScreen(StageScreen):
         if isinstance(event, Progress):
             bar = self.query_one("#ingest-progress", ProgressBar)
             bar.update(total=event.total, progress=event.done)
-            self.query_one("#ingest-message", Static).update(Content(progress_text(event)))
+            self.query_one("#ingest-message", Static).update(plain(progress_text(event), 2000))
         elif isinstance(event, LogEvent):
             prefix = "" if event.level == "INFO" else f"{event.level}: "
-            log.write_line(prefix + event.message)
+            log.write_line(one_line(prefix + event.message, 2000))
         elif isinstance(event, IngestDone):
             self.ingest_summary = event.summary
 
@@ -289,7 +285,7 @@ class DataScreen(StageScreen):
             if summary.skipped:
                 log.write_line(f"{len(summary.skipped)} file(s) or folder(s) skipped:")
             for item in summary.skipped:
-                log.write_line(f"  {item.path}: {item.reason}")
+                log.write_line(one_line(f"  {item.path}: {item.reason}", 2000))
         if message.outcome == "done":
             text = "ingest finished"
             self.notify(text)
@@ -299,8 +295,8 @@ class DataScreen(StageScreen):
         else:
             text = f"ingest failed: {message.error}"
             self.notify(text, severity="error", timeout=15)
-        log.write_line(text)
-        self.query_one("#ingest-message", Static).update(Content(text))
+        log.write_line(one_line(text, 2000))
+        self.query_one("#ingest-message", Static).update(plain(text, 2000))
         self.query_one("#ingest-progress-row").display = message.outcome != "done"
         self._datastore_changed()
 
@@ -364,7 +360,7 @@ class DataScreen(StageScreen):
         pane = self.query_one("#ds-health", Static)
         pane.remove_class("-error")
         if not message.ok:
-            pane.update(Content(f"{self._embedder_text()} · index check failed: {message.error}"))
+            pane.update(plain(f"{self._embedder_text()} · index check failed: {message.error}", 2000))
             pane.add_class("-error")
             return
         report: CheckReport = message.result
@@ -376,4 +372,4 @@ class DataScreen(StageScreen):
                     + "; ".join(str(p) for p in problems[:3]) + " — run `rebase-tui check --repair`")
         else:
             text = f"{self._embedder_text()} · index: healthy{count}"
-        pane.update(Content(text))
+        pane.update(plain(text, 2000))

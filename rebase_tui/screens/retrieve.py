@@ -24,11 +24,13 @@ from engine.errors import EngineError
 from engine.retrieval.results import RowHit
 from engine.retrieval.scoring import parse_weights
 from engine.tasks import TaskError, validate
+from rebase_tui.inert import inert
 from rebase_tui.live import SearchOutcome, SearchParams
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.editor import PlainTextArea
 from rebase_tui.widgets.results import format_weights, parse_int, row_detail, row_preview
+from rebase_tui.widgets.text import one_line, plain
 
 PREVIEW = 40
 #: Most rows the table shows (the pool may hold more).
@@ -139,10 +141,10 @@ class RetrieveScreen(StageScreen):
     # -- the draft -----------------------------------------------------------------------
     def _show_draft(self) -> None:
         d = self.rebase.live.draft
-        self.query_one("#rq-instruction", PlainTextArea).set_text(d.instruction)
+        self.query_one("#rq-instruction", PlainTextArea).set_text(inert(d.instruction))
         self._example = min(self._example, max(0, len(d.examples) - 1))
         pair = d.examples[self._example] if d.examples else ["", ""]
-        for wid, text in (("#rq-example-input", pair[0]), ("#rq-example-output", pair[1])):
+        for wid, text in (("#rq-example-input", inert(pair[0])), ("#rq-example-output", inert(pair[1]))):
             widget = self.query_one(wid, Input)
             if widget.value != text:
                 widget.value = text
@@ -203,7 +205,7 @@ class RetrieveScreen(StageScreen):
             weights = params.weights
         dedupe = self.query_one("#rq-dedupe", Checkbox).value
         if problems or top is None:
-            self.query_one("#rq-status", Static).update(Content("✗ " + "; ".join(problems)))
+            self.query_one("#rq-status", Static).update(plain("✗ " + "; ".join(problems), 500))
             self.query_one("#rq-status", Static).add_class("-error")
             return
         new = SearchParams(top, cap, weights, dedupe)
@@ -243,7 +245,7 @@ class RetrieveScreen(StageScreen):
     def _cells(r: RowHit) -> list[Any]:
         # the column shows the first PREVIEW characters; the detail pane shows the whole row
         return [str(r.rank), f"{r.score:.3f}", f"{r.input_score:.3f}", f"{r.output_score:.3f}",
-                f"{r.dataset_score:.3f}", Text(r.dataset_id), Text(row_preview(r))]
+                f"{r.dataset_score:.3f}", Text(one_line(r.dataset_id, 80)), Text(row_preview(r))]
 
     def _show_facets(self, rows: list[RowHit]) -> None:
         counts = Counter(r.dataset_id for r in rows)
@@ -254,7 +256,7 @@ class RetrieveScreen(StageScreen):
             more = len(counts) - 12
             text = (f"{len(rows)} rows from {len(counts)} datasets: " + " · ".join(parts)
                     + (f" · +{more} more" if more > 0 else ""))
-        self.query_one("#rq-facets", Static).update(Content(text))
+        self.query_one("#rq-facets", Static).update(plain(text, 2000))
 
     def _current_row(self) -> RowHit | None:
         if self.shown is None:
@@ -294,7 +296,7 @@ class RetrieveScreen(StageScreen):
                     + " · x excludes the dataset under the cursor · ctrl+j stores the pool")
         else:
             text = ""
-        status.update(Content(text))
+        status.update(plain(text, 2000))
         timing = ""
         if self.shown is not None and not searching and not self.shown.error:
             ms = (self.shown.finished_at - self.shown.requested_at) * 1000

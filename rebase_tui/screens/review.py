@@ -17,7 +17,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.content import Content
 from textual.widgets import Input, Static
 
 from engine.errors import EngineError
@@ -31,6 +30,7 @@ from rebase_tui.widgets.example_list import ExampleList
 from rebase_tui.widgets.review_details import ReviewDetails
 from rebase_tui.widgets.review_queue import FILTERS, ReviewQueue
 from rebase_tui.widgets.review_regenerate import ReviewRegenerate
+from rebase_tui.widgets.text import plain
 
 #: Actions that need the list to have focus (single letters are safe only then: in a text field they are typing).
 LIST_ACTIONS = {"accept", "reject", "reject_reason", "edit", "accept_all", "reject_all",
@@ -140,7 +140,7 @@ class ReviewScreen(ReviewDetails, ReviewRegenerate, StageScreen):
         if self.task_name and not self.queue.rows:
             label += "no examples yet: the teacher writes them on the Transform stage (F5)   "
         # One line of fixed size (height 1, width 1fr): no relayout of the screen per decision.
-        self.query_one("#review-filters", Static).update(Content(label + self.queue.summary()), layout=False)
+        self.query_one("#review-filters", Static).update(plain(label + self.queue.summary(), 500), layout=False)
 
     # -- keys ------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

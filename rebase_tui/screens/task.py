@@ -28,6 +28,7 @@ from engine.tasks import (
     remove_task,
     validate,
 )
+from rebase_tui.inert import inert
 from rebase_tui.live import TaskDraft
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
@@ -35,6 +36,7 @@ from rebase_tui.widgets.dialogs import ConfirmDialog
 from rebase_tui.widgets.editor import PlainTextArea
 from rebase_tui.widgets.task_files import TaskFileActions
 from rebase_tui.widgets.task_tables import PREVIEW, ExampleTable, TaskList, field_of, preview, split_ids
+from rebase_tui.widgets.text import plain
 
 
 class TaskScreen(TaskFileActions, StageScreen):
@@ -129,7 +131,7 @@ class TaskScreen(TaskFileActions, StageScreen):
         names = [t.name for t in list_tasks(self.rebase.workspace)]
         highlighted = task_list.highlighted
         task_list.clear_options()
-        task_list.add_options([Option(Content(n), id=n) for n in names])
+        task_list.add_options([Option(plain(n, 200), id=n) for n in names])
         current = self.draft.stored
         if current in names:
             task_list.highlighted = names.index(current)
@@ -140,12 +142,13 @@ class TaskScreen(TaskFileActions, StageScreen):
         """Put the draft into the widgets (only where they differ, so cursors stay put)."""
         d = self.draft
         name = self.query_one("#task-name", Input)
-        if name.value != d.name:
-            name.value = d.name
-        self.query_one("#task-instruction", PlainTextArea).set_text(d.instruction)
+        # editors show the text inertly too: what is shown (a control character as its symbol) is what is kept
+        if name.value != inert(d.name):
+            name.value = inert(d.name)
+        self.query_one("#task-instruction", PlainTextArea).set_text(inert(d.instruction))
         exclude = self.query_one("#task-exclude", Input)
         if split_ids(exclude.value) != d.exclude:
-            exclude.value = ", ".join(d.exclude)
+            exclude.value = inert(", ".join(d.exclude))
         self._fill_examples()
         self._show_problems()
 
@@ -166,8 +169,8 @@ class TaskScreen(TaskFileActions, StageScreen):
         inp.disabled = out.disabled = not has
         if has:
             i, o = self.draft.examples[self._example]
-            inp.set_text(i)
-            out.set_text(o)
+            inp.set_text(inert(i))
+            out.set_text(inert(o))
             label = f"Input of example {self._example + 1} of {len(self.draft.examples)}"
         else:
             inp.set_text("")
@@ -183,7 +186,7 @@ class TaskScreen(TaskFileActions, StageScreen):
         for fld, items in by_field.items():
             widget = self.query_one(f"#{fld}-error", Static)
             widget.display = bool(items)
-            widget.update(Content("\n".join(f"✗ {p}" for p in items)))
+            widget.update(plain("\n".join(f"✗ {p}" for p in items), 2000))
         d = self.draft
         if problems:
             status = f"{len(problems)} problem(s) to fix before saving"
@@ -193,7 +196,7 @@ class TaskScreen(TaskFileActions, StageScreen):
             status = f"unsaved changes to {d.stored} (ctrl+s saves)"
         else:
             status = f"saved as {d.stored}"
-        self.query_one("#task-status", Static).update(Content(status))
+        self.query_one("#task-status", Static).update(plain(status, 500))
 
     def _edited(self) -> None:
         """The user changed the draft here."""
@@ -303,7 +306,7 @@ class TaskScreen(TaskFileActions, StageScreen):
             add_task(ws, task, replace=task.name == self.draft.stored)
         except EngineError as exc:
             self.query_one("#name-error", Static).display = True
-            self.query_one("#name-error", Static).update(Content(f"✗ {exc}"))
+            self.query_one("#name-error", Static).update(plain(f"✗ {exc}", 2000))
             self.notify(str(exc), severity="error")
             return
         self.draft.name, self.draft.stored = task.name, task.name

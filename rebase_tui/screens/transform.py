@@ -31,6 +31,7 @@ from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.log_tail import LogTail
 from rebase_tui.widgets.settings_form import SettingsFields
 from rebase_tui.widgets.stream_view import StreamView
+from rebase_tui.widgets.text import plain
 from rebase_tui.widgets.transform_status import TransformStatus
 
 if TYPE_CHECKING:
@@ -242,7 +243,7 @@ class TransformScreen(StageScreen):
         self.teacher_problem = problem
         banner = self.query_one("#teacher-banner", Static)
         banner.display = bool(problem)
-        banner.update(Content(f"⚠ {problem}   (ctrl+r: check again)" if problem else ""))
+        banner.update(plain(f"⚠ {problem}   (ctrl+r: check again)" if problem else "", 2000))
 
     @on(Input.Submitted)
     def _field_done(self, event: Input.Submitted) -> None:

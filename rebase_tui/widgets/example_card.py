@@ -16,10 +16,11 @@ from textual.content import Content
 from textual.widgets import Static
 
 from engine.review import ExampleRecord
+from rebase_tui.widgets.text import plain, shown
 
 
 def _section(title: str, body: str) -> Content:
-    return Content.assemble((title, "bold $text-accent"), "\n", Content(body if body else "—"), "\n")
+    return Content.assemble((shown(title, 200), "bold $text-accent"), "\n", plain(body) if body else "—", "\n")
 
 
 class ExampleCard(VerticalScroll):
@@ -55,7 +56,7 @@ class ExampleCard(VerticalScroll):
             line += f" · {example.reason}"
         if example.teacher_model:
             line += f" · {example.teacher_model}"
-        parts = [Content.styled(line + "\n", "$foreground-muted"), _section("Input", example.input),
+        parts = [Content.styled(shown(line, 500) + "\n", "$foreground-muted"), _section("Input", example.input),
                  _section("Output", example.output)]
         if example.reasoning:
             parts.append(_section("Reasoning", example.reasoning))
@@ -92,7 +93,7 @@ class SourceRowView(VerticalScroll):
     def show(self, origin: str, data: Mapping[str, Any] | str | None) -> None:
         """Show a row's ``origin`` (dataset/config/row id) and its fields (a mapping or JSON text)."""
         self.shown_origin = origin
-        self.query_one("#source-origin", Static).update(Content(origin))
+        self.query_one("#source-origin", Static).update(plain(origin, 500))
         if isinstance(data, str):
             try:
                 data = json.loads(data)

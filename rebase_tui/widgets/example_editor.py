@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, TextArea
 
 from engine.review import ExampleRecord
+from rebase_tui.inert import inert
 from rebase_tui.widgets.example_card import SourceRowView
 
 _CSS = """
@@ -54,12 +55,12 @@ class ExampleEditor(ModalScreen["dict[str, str] | None"]):
             with Horizontal(id="edit-main"):
                 with Vertical(id="edit-fields"):
                     yield Label("Input")
-                    yield TextArea(self.example.input, id="edit-input")
+                    yield TextArea(inert(self.example.input), id="edit-input")
                     yield Label("Output")
-                    yield TextArea(self.example.output, id="edit-output")
+                    yield TextArea(inert(self.example.output), id="edit-output")
                     if self.example.reasoning is not None:
                         yield Label("Reasoning")
-                        yield TextArea(self.example.reasoning, id="edit-reasoning")
+                        yield TextArea(inert(self.example.reasoning), id="edit-reasoning")
                 yield SourceRowView(id="edit-source")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save + accept", variant="primary", id="save")

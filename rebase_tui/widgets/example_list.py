@@ -22,6 +22,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from rebase_tui.inert import inert
+
 #: Status → the short label shown in the list's status column.
 STATUS_LABELS = {
     "pending": "pending",
@@ -33,9 +35,10 @@ STATUS_LABELS = {
 
 
 def flatten(text: str, limit: int = 400) -> str:
-    """One display line: newlines and control characters become spaces (text is never markup)."""
-    text = text[:limit]
-    return "".join(ch if ch >= " " and ch != "\x7f" else " " for ch in text)
+    """One display line: newlines and tabs become spaces, other control characters their visible symbols
+    (text is never markup)."""
+    text = inert(text[:limit])
+    return "".join(" " if ch in "\n\t" else ch for ch in text)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from rebase_tui.widgets.log_tail import LogTail
 from rebase_tui.widgets.loss_chart import LossChart
 from rebase_tui.widgets.run_support import FileTail, RunView, results_text
 from rebase_tui.widgets.stat_panel import StatPanel
+from rebase_tui.widgets.text import plain
 
 if TYPE_CHECKING:
     from engine.events import Event
@@ -114,8 +115,7 @@ class RunPanels(Vertical):
         """The open run's evaluations and sample predictions (and ``extra``)."""
         if self.run_path is not None:
             status = self.view.status if self.view is not None else ""
-            self.query_one("#tr-results-text", Static).update(
-                Content(inert(results_text(self.run_path, status, extra))))
+            self.query_one("#tr-results-text", Static).update(plain(results_text(self.run_path, status, extra)))
 
     def show_eval_progress(self, ev: Progress) -> None:
         self.query_one("#tr-results-text", Static).update(Content(

@@ -9,6 +9,8 @@ from __future__ import annotations
 from textual.content import Content
 from textual.widget import Widget
 
+from rebase_tui.inert import inert
+
 #: (stage name, key, label), in pipeline order.
 STAGES: tuple[tuple[str, str, str], ...] = (
     ("data", "f2", "Data"),
@@ -47,7 +49,7 @@ class StageBar(Widget):
 
     def set_status(self, status: str) -> None:
         """Show ``status`` (plain text, never markup; parts separated by `` · ``, most important first)."""
-        self.status = status
+        self.status = inert(status)
         self.refresh()
 
     def _stages(self, style: str) -> tuple[Content, int]:

@@ -25,6 +25,12 @@ def _body(text: str) -> Content:
     return Content(inert(text[-TAIL_CHARS:] if len(text) > TAIL_CHARS else text))
 
 
+def inert_title(title: str) -> str:
+    from rebase_tui.widgets.text import one_line
+
+    return one_line(title, 200)
+
+
 class StreamCard(Static):
     """One generation's text so far."""
 
@@ -55,7 +61,7 @@ class StreamView(VerticalScroll):
         body = _body(text)
         if card is None:
             card = StreamCard(body, classes="-streaming")
-            card.border_title = title
+            card.border_title = inert_title(title)
             self.cards[key] = card
             self._trim()
             self.mount(card)
@@ -73,7 +79,9 @@ class StreamView(VerticalScroll):
             card.update(_body(final))
         card.remove_class("-streaming")
         card.set_class(failed, "-failed")
-        card.border_subtitle = note
+        from rebase_tui.widgets.text import one_line
+
+        card.border_subtitle = one_line(note, 200)
 
     @property
     def streaming(self) -> int:

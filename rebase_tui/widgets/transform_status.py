@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.content import Content
 from textual.widgets import ProgressBar, Static
 
 from engine.events import Progress
 from engine.rate import format_seconds
 from rebase_tui.widgets.stat_panel import StatPanel
+from rebase_tui.widgets.text import plain
 
 #: The example states shown, in order, with their labels.
 COUNTED = (("pending", "pending"), ("accepted", "accepted"), ("rejected", "rejected"), ("failed", "failed"),
@@ -45,17 +45,17 @@ class TransformStatus(Horizontal):
 
     def show_state(self, text: str) -> None:
         """The state line (task, pool, what runs and which keys act)."""
-        self.query_one("#t-state", Static).update(Content(text))
+        self.query_one("#t-state", Static).update(plain(text, 500))
 
     def show_progress(self, event: Progress) -> None:
         """A running job's progress."""
         self.query_one("#t-progress", ProgressBar).update(total=event.total or 1, progress=event.done)
-        self.query_one("#t-message", Static).update(Content(progress_line(event)))
+        self.query_one("#t-message", Static).update(plain(progress_line(event), 500))
 
     def show_idle(self, pool: int, done: int, note: str = "") -> None:
         """No run of this task: the pool's share already transformed, and how the last run ended."""
         self.query_one("#t-progress", ProgressBar).update(total=max(pool, 1), progress=min(done, pool))
-        self.query_one("#t-message", Static).update(Content(note))
+        self.query_one("#t-message", Static).update(plain(note, 2000))
 
     def show_counts(self, counts: dict[str, int]) -> None:
         """The task's examples by state (as stored)."""

@@ -72,3 +72,18 @@ def illegible(app, minimum: float = 2.5) -> list[str]:  # type: ignore[no-untype
             if ratio < minimum:
                 found.append(f"line {y}: {text[:40]!r} {ratio:.1f}:1")
     return found
+
+
+_RAW = set(range(0x00, 0x20)) | set(range(0x7F, 0xA0)) | {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
+                                                           *range(0x2066, 0x206A)}
+
+
+def raw_controls(app) -> list[str]:  # type: ignore[no-untyped-def]
+    """Lines of the current screen (modal screens included) that would write a control character, a C1 code
+    or a bidirectional override to the terminal: ``'line 3: "a\\x1b[2J…"'`` for each."""
+    found = []
+    for y, strip in enumerate(app.screen._compositor.render_strips()):
+        text = "".join(seg.text for seg in strip)
+        if any(ord(ch) in _RAW for ch in text):
+            found.append(f"line {y}: {text.strip()[:60]!r}")
+    return found
