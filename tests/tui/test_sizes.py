@@ -51,6 +51,8 @@ async def test_snapshot(tmp_path, request, stage, size, small_datastore):
     if stage in ("data", "task", "retrieve"):  # the real small datastore: ingested datasets, ranked rows
         ws, run = Workspace(small_datastore, {"ui.theme": "rebase-dark"}), None
         add_task(ws, TASK)
+        with ws.store.cursor() as cur:  # the card shows where a dataset came from: not this clone's path
+            cur.execute("update datasets set source_path = 'datastore/' || name")
     else:
         ws, run = _ws(tmp_path / "ws")
     app = RebaseApp(ws, stage=stage, task="nli")
