@@ -219,6 +219,7 @@ class TrainScreen(StageScreen):
             self.panels.apply(event)
         self.panels.show_results()
         self._paint_stats()
+        self.refresh_bindings()  # eval and export act on the open run
 
     # -- following --------------------------------------------------------------------------------
     def attach(self, path: Path, offset: int | None = None) -> None:
