@@ -90,6 +90,8 @@ class TrainScreen(StageScreen):
         return self.view.status if self.view is not None else ""
 
     # -- layout ----------------------------------------------------------------------------------
+    AUTO_FOCUS = None  # the runs table takes the focus once it is built (see _build)
+
     def compose_body(self) -> ComposeResult:
         # The form and the panels (some sixty widgets) are mounted after the first paint: the stage shows at
         # once, with a loading indicator, instead of after the second or two that mounting them takes.
@@ -119,8 +121,7 @@ class TrainScreen(StageScreen):
         self._paint_stats()
         self.every(1.0, self._poll_files, name="train-poll")
         self.every(2.0, self._poll_runs, name="runs-poll")
-        if self.focused is None:
-            self.query_one("#tr-runs").focus()
+        self.query_one("#tr-runs").focus()  # the runs: their letters act at once, the form is alt+1 away
 
     def empty_message(self) -> str | None:
         from engine.student.runs import run_dirs
