@@ -122,6 +122,10 @@ class RebaseApp(App[None]):
         if self.theme_problems:
             self.notify("some theme files were skipped:\n" + "\n".join(self.theme_problems),
                         severity="warning", timeout=10)
+        if self._task_name is None:  # every screen shows one task: the first stored one until another is picked
+            from engine.tasks import list_tasks
+
+            self._task_name = next((t.name for t in list_tasks(self.workspace)), None)
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.set_interval(1.0, self._watch_config)
         self.switch_mode(self.initial_stage)

@@ -371,7 +371,7 @@ class TransformScreen(StageScreen):
                     self._paint_state()
             case Progress():
                 if self._mine():
-                    self.query_one(TransformStatus).show_progress(event)
+                    self.query_one(TransformStatus).show_progress(event, running=self.state == "running")
             case Log(message=text, level=level):
                 if self.teacher_problem:
                     self._set_problem("")  # the teacher answered

@@ -22,12 +22,15 @@ COUNTED = (("pending", "pending"), ("accepted", "accepted"), ("rejected", "rejec
            ("duplicate", "duplicates"))
 
 
-def progress_line(event: Progress) -> str:
-    """``12/100 · 88 remaining · this run: 12 new, … · 3.74 examples/s · ETA 0:24`` (the engine's figures)."""
+def progress_line(event: Progress, running: bool = True) -> str:
+    """``12/100 · 88 remaining · this run: 12 new, … · 3.74 examples/s · ETA 0:24`` (the engine's figures);
+    while paused, no rate or ETA (they only say that nothing is being asked)."""
     total = event.total or 0
+    line = f"{event.done:,}/{total:,} · {max(0, total - event.done):,} remaining · this run: {event.message}"
+    if not running:
+        return line + " · paused"
     speed = f"{event.rate:.2f} examples/s" if event.rate is not None else "-- examples/s"
-    return (f"{event.done:,}/{total:,} · {max(0, total - event.done):,} remaining · this run: {event.message} · "
-            f"{speed} · ETA {format_seconds(event.eta_s)}")
+    return f"{line} · {speed} · ETA {format_seconds(event.eta_s)}"
 
 
 class TransformStatus(Horizontal):
@@ -47,10 +50,10 @@ class TransformStatus(Horizontal):
         """The state line (task, pool, what runs and which keys act)."""
         self.query_one("#t-state", Static).update(plain(text, 500))
 
-    def show_progress(self, event: Progress) -> None:
-        """A running job's progress."""
+    def show_progress(self, event: Progress, running: bool = True) -> None:
+        """A run's progress (``running`` False while it is paused)."""
         self.query_one("#t-progress", ProgressBar).update(total=event.total or 1, progress=event.done)
-        self.query_one("#t-message", Static).update(plain(progress_line(event), 500))
+        self.query_one("#t-message", Static).update(plain(progress_line(event, running), 500))
 
     def show_idle(self, pool: int, done: int, note: str = "") -> None:
         """No run of this task: the pool's share already transformed, and how the last run ended."""

@@ -149,6 +149,8 @@ async def test_pause_under_load_starts_no_new_request_and_in_flight_ones_finish(
         srv.release()  # the calls in flight finish
         await wait_for(pilot, lambda: screen.state == "paused", 20)
         assert "nothing in flight" in str(screen.query_one("#t-state", Static).render())
+        await pilot.pause(0.6)  # the engine's next progress event while paused
+        assert "ETA" not in str(screen.query_one("#t-message", Static).render()), "no ETA while paused"
         paused_at = srv.chat_requests
         assert paused_at == requested, "no request started after the pause"
         stored = sum(_examples(ws).values())
