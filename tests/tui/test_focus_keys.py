@@ -96,6 +96,14 @@ async def test_train_panes_without_tabbing(tmp_path):
         assert screen.focused is screen.query_one("#tr-results")
         await pilot.press("alt+2")
         assert screen.focused is screen.query_one("#tr-runs")
+        # ctrl+↓/↑ step through the panes, from a text field too
+        screen.query_one("#tr-student").focus()
+        await pilot.press("ctrl+down")
+        assert screen.focused is screen.query_one("#tr-runs")
+        await pilot.press("ctrl+down")
+        assert screen.focused is screen.query_one("#tr-chart")
+        await pilot.press("ctrl+up", "ctrl+up")
+        assert screen.query_one("#tr-form") in screen.focused.ancestors
         # the stage-wide keys stay in the footer while a text field has the focus
         screen.query_one("#tr-student").focus()
         await pilot.pause()
