@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -113,6 +113,7 @@ class TrainScreen(StageScreen):
 
         self.form_settings = SettingsFields(self, {f"#tr-{f[0]}": f[2] for f in FIELDS if f[2]})
         self.query_one("#tr-form", StudentForm).fill(self.rebase.workspace.config)
+        self._show_env_note(self.rebase.workspace.config)
         self.rebase.config_signal.subscribe(self, self._config_changed)
         table = self.query_one("#tr-runs", RunsTable)
         table.border_title = "runs (enter opens)"
@@ -164,6 +165,11 @@ class TrainScreen(StageScreen):
         form = self.query_one("#tr-form", StudentForm)
         if not any(w.has_focus for w in form.query("Input, Select")):
             form.fill(config)
+        self._show_env_note(config)
+
+    def _show_env_note(self, config: Any) -> None:
+        """The form's bottom border names an environment variable that decides a field (REBASE_STUDENT)."""
+        self.query_one("#tr-form").border_subtitle = self.form_settings.env_note(config)
 
     @on(Select.Changed, "#tr-method")
     def _method_chosen(self, event: Select.Changed) -> None:

@@ -100,3 +100,13 @@ async def test_the_form_names_an_environment_override(tmp_path, monkeypatch):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert "model from $REBASE_TEACHER_MODEL" in text_of(app.screen.query_one("#t-env-note", Static))
+
+
+async def test_the_student_form_names_an_environment_override(tmp_path, monkeypatch):
+    monkeypatch.setenv("REBASE_STUDENT", "/models/from-env")
+    ws = Workspace(tmp_path / "ws")
+    make_datastore(ws, 4)
+    app = RebaseApp(ws, stage="train", task="nli")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.built, 20, "the Train screen")
+        assert "model from $REBASE_STUDENT" in str(app.screen.query_one("#tr-form").border_subtitle)
