@@ -28,20 +28,20 @@ from rebase_tui.jobs import run_async_events, run_call, run_events
 from rebase_tui.messages import EngineEvent, JobFinished
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
-from rebase_tui.widgets.export_dialog import export_dataset_job, export_notice
+from rebase_tui.widgets.export_dialog import export_notice
 from rebase_tui.widgets.log_tail import LogTail
 from rebase_tui.widgets.run_panels import RunPanels
 from rebase_tui.widgets.run_support import RunView, gpu_mb, rss_mb
 from rebase_tui.widgets.runs_table import RunsTable, read_runs
 from rebase_tui.widgets.settings_form import SettingsFields
 from rebase_tui.widgets.student_form import StudentForm
+from rebase_tui.widgets.train_exports import TrainExports
 
 if TYPE_CHECKING:
     from engine.student.launch import LaunchedRun
     from engine.student.summary import RunSummary
-    from rebase_tui.widgets.export_dialog import ExportChoice
 
-class TrainScreen(StageScreen):
+class TrainScreen(TrainExports, StageScreen):
     """A student form, the runs list, live panels of the followed run, and its results."""
 
     STAGE = "train"
@@ -343,44 +343,6 @@ class TrainScreen(StageScreen):
 
         path = self.run_path
         run_events(self, "eval", lambda: evaluate(path), description=f"evaluate {path.name}")
-
-    def action_export(self, what: str | None = None) -> None:
-        """Choose what to export (the accepted examples in one of six formats, or the open run's model) and
-        where, then export it in a thread; a notification gives the path written."""
-        from engine.student.training_data import EXPORT_FORMATS
-        from rebase_tui.widgets.export_dialog import ExportDialog
-
-        task = self._train_task()
-        run = self.run_path.name if self.run_path is not None and not self.following else None
-        if not task and not run:
-            self.notify("nothing to export yet: accept examples in Review (F6), or open a finished run",
-                        severity="warning")
-            return
-        default = what or ("model" if run and not task else "jsonl")
-        self.app.push_screen(ExportDialog(EXPORT_FORMATS, self.rebase.workspace.exports_dir, task, run, default),
-                             self._export_chosen)
-
-    def _export_chosen(self, choice: ExportChoice | None) -> None:
-        if choice is None:
-            return
-        if choice.what == "model" and self.run_path is not None:
-            from engine.student.export import export_model
-
-            self.notify(f"exporting the model of run {self.run_path.name}…", timeout=3)
-            run_call(self, "export-model", export_model, self.run_path, choice.path)
-        elif choice.what != "model":
-            run_call(self, "export-dataset", export_dataset_job, self.rebase.workspace, self._train_task(), choice)
-
-    def action_export_dataset(self) -> None:
-        """Export the task's accepted examples (the dialog offers the six formats)."""
-        self.action_export("jsonl")
-
-    def action_export_model(self) -> None:
-        """Export the open run's model (HF folder + Ollama Modelfile)."""
-        if self.run_path is None or self.following:
-            self.notify("open a finished run first (enter on a run)", severity="warning")
-            return
-        self.action_export("model")
 
     # -- results ----------------------------------------------------------------------------------
     def _record_open_run(self, log: LogTail) -> None:
