@@ -305,6 +305,8 @@ class RebaseApp(App[None]):
                         description="stop the jobs, then quit")
 
     async def _close(self) -> None:
+        if self.executor.active or self.live.warming:
+            self.notify("quitting: waiting for the running work to stop…", timeout=30)
         stoppers = [self.live.stop]
         for screen in self.stage_screens():
             stoppers += screen.stoppers()
