@@ -3,13 +3,23 @@
 Every setting has a dotted key (``teacher.host``), a type, a default, and optionally environment
 variables. ``config.toml`` in the workspace holds the user's values as TOML tables
 (``[teacher] host = "..."``). Invalid files are reported with the file, the key and the expected type.
+
+A few environment variables are machine-wide defaults that other programs read too (``OLLAMA_HOST``): a
+value saved in the workspace is a choice made for that workspace, so it wins over them (``fallback_env``);
+the program's own variables (``REBASE_OLLAMA_HOST``) win over the file as usual.
+
+``config.toml`` is written atomically (a temporary file renamed over it) under a lock file, so the app and
+``rebase-tui config`` may both write it at any time without a torn or lost update; writing it never needs
+the workspace's DuckDB file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +36,8 @@ class Setting:
     default: Any
     env: tuple[str, ...] = ()
     help: str = ""
+    fallback_env: tuple[str, ...] = ()
+    """Environment variables used only when config.toml does not set the key (machine-wide defaults)."""
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -47,8 +59,9 @@ SETTINGS: tuple[Setting, ...] = (
             "ollama, or openai for an OpenAI-compatible server (vLLM, llama.cpp, LM Studio)"),
     Setting("retrieval.compact", str, "auto", ("REBASE_RETRIEVAL_COMPACT",),
             "exact retrieval from an int8 copy of the value vectors: auto (from 500k values), on or off"),
-    Setting("teacher.host", str, "http://127.0.0.1:11434", ("REBASE_OLLAMA_HOST", "OLLAMA_HOST"),
-            "Ollama server URL, or the OpenAI-compatible server's base URL (http://HOST:8000/v1)"),
+    Setting("teacher.host", str, "http://127.0.0.1:11434", ("REBASE_OLLAMA_HOST",),
+            "Ollama server URL, or the OpenAI-compatible server's base URL (http://HOST:8000/v1)",
+            fallback_env=("OLLAMA_HOST",)),
     Setting("teacher.model", str, "llama3.1:8b", ("REBASE_TEACHER_MODEL",), "teacher model name"),
     Setting("teacher.temperature", float, 0.7, (), "sampling temperature"),
     Setting("teacher.seed", int, 0, (), "sampling seed (0: random)"),
@@ -149,13 +162,18 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None,
                 environ: Mapping[str, str] | None = None) -> Config:
-    """Resolve every setting: CLI overrides > environment > config file > default."""
+    """Resolve every setting: CLI overrides > environment > config file > fallback environment > default."""
     environ = os.environ if environ is None else environ
     from_file = read_config_file(path) if path is not None else {}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for s in SETTINGS:
         values[s.key], sources[s.key] = s.default, "default"
+        for name in s.fallback_env:
+            if environ.get(name):
+                values[s.key] = _convert(s, environ[name], f"environment variable {name}")
+                sources[s.key] = f"env:{name}"
+                break
         if s.key in from_file:
             values[s.key], sources[s.key] = from_file[s.key], "config"
         for name in s.env:
@@ -178,21 +196,74 @@ def _toml_value(value: Any) -> str:
     return f'"{s}"'
 
 
-def save_setting(path: Path, key: str, value: Any) -> None:
-    """Set one key in config.toml, keeping the user's other keys (rewrites the file atomically)."""
+def save_setting(path: Path, key: str, value: Any) -> Any:
+    """Set one key in config.toml, keeping the user's other keys and tables; return the value as stored.
+
+    The file is rewritten atomically under a lock file beside it, so concurrent writers (the app and
+    ``rebase-tui config``) never tear it or lose each other's keys. ConfigError for an unknown key, a value
+    of the wrong type, or a config.toml that is not valid (it is left as it is).
+    """
     setting = SETTINGS_BY_KEY.get(key)
     if setting is None:
-        raise ConfigError(f"unknown setting {key}")
-    current = read_config_file(path)
-    current[key] = _convert(setting, value, "command line")
-    sections: dict[str, dict[str, Any]] = {}
-    for k, v in current.items():
-        section, name = k.split(".", 1)
-        sections.setdefault(section, {})[name] = v
+        raise ConfigError(f"unknown setting {key}", fix="known settings: " + ", ".join(SETTINGS_BY_KEY))
+    converted = _convert(setting, value, "command line")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(path):
+        read_config_file(path)  # validates what is there: never rewrite a file the user must fix first
+        tables: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        section, name = key.split(".", 1)
+        tables.setdefault(section, {})[name] = converted
+        _write_atomically(path, _toml_text(tables))
+    return converted
+
+
+def _toml_text(tables: Mapping[str, Any]) -> str:
     lines = ["# rebase-tui workspace settings (see README: Configuration)"]
-    for section in sorted(sections):
-        lines.append(f"\n[{section}]")
-        lines += [f"{name} = {_toml_value(v)}" for name, v in sorted(sections[section].items())]
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(path)
+
+    def table(title: str, items: Mapping[str, Any]) -> None:
+        lines.append(f"\n[{title}]")
+        lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in sorted(items.items())
+                     if not isinstance(v, dict))
+        for k, v in sorted(items.items()):
+            if isinstance(v, dict):
+                table(f"{title}.{_toml_key(k)}", v)
+
+    for section in sorted(tables):
+        table(section, tables[section])
+    return "\n".join(lines) + "\n"
+
+
+def _toml_key(name: str) -> str:
+    bare = name.replace("_", "").replace("-", "").isalnum()
+    return name if bare else _toml_value(name)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``<path>.lock`` (advisory; where the platform has no flock, none)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the atomic rename still keeps the file whole
+        yield
+        return
+    with open(path.with_name(path.name + ".lock"), "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file in the same folder, flush it to disk, rename it over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

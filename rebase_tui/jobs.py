@@ -22,7 +22,8 @@ Usage from a screen::
 Thread workers cannot be interrupted: they check ``is_cancelled`` between events, so engine generators
 must yield at least a few times per second (they do: progress is time-batched at about 4 Hz).
 A job's name is also its worker group; ``exclusive=True`` (the default) cancels a running job of the
-same name when a new one starts.
+same name when a new one starts. Once the app is quitting (``app.closing``) no new job starts: its worker
+returns at once, so nothing begins to use the workspace while it is being closed.
 """
 
 from __future__ import annotations
@@ -53,6 +54,15 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, EngineError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def _closing(node: DOMNode) -> bool:
+    """True once the app quits (see :mod:`rebase_tui.quitting`)."""
+    return bool(getattr(node.app, "closing", False))
+
+
+def _nothing() -> None:
+    return None
 
 
 def run_events(node: DOMNode, job: str, make: Callable[[], Iterator[Event]], *,
@@ -91,7 +101,7 @@ def run_events(node: DOMNode, job: str, make: Callable[[], Iterator[Event]], *,
         node.post_message(JobFinished(job, outcome, result, error))
         return result
 
-    return node.run_worker(work, name=job, group=job, thread=True, exclusive=exclusive,
+    return node.run_worker(_nothing if _closing(node) else work, name=job, group=job, thread=True, exclusive=exclusive,
                            exit_on_error=False, description=description or job)
 
 
@@ -126,7 +136,11 @@ def run_async_events(node: DOMNode, job: str, make: Callable[[], AsyncIterator[E
             node.post_message(JobFinished(job, outcome, None, error))
         return None
 
-    return node.run_worker(work, name=job, group=job, exclusive=exclusive, exit_on_error=False,
+    async def nothing() -> None:
+        return None
+
+    return node.run_worker(nothing() if _closing(node) else work(), name=job, group=job, exclusive=exclusive,
+                           exit_on_error=False,
                            description=description or job)
 
 
@@ -148,5 +162,5 @@ def run_call(node: DOMNode, job: str, fn: Callable[..., Any], *args: Any, exclus
         node.post_message(JobFinished(job, "done", result))
         return result
 
-    return node.run_worker(work, name=job, group=job, thread=True, exclusive=exclusive,
+    return node.run_worker(_nothing if _closing(node) else work, name=job, group=job, thread=True, exclusive=exclusive,
                            exit_on_error=False, description=job)

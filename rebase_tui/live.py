@@ -23,6 +23,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from textual.signal import Signal
@@ -174,7 +175,7 @@ class LiveRetrieval:
 
     def start_warmup(self) -> None:
         """Load the retriever in the background (called after the first paint)."""
-        if self.ready or self.warming:
+        if self.ready or self.warming or self.app.closing:
             return
         if not self.app.count("datasets"):
             self.warm_error = "the datastore is empty: ingest datasets first (F2)"
@@ -240,9 +241,12 @@ class LiveRetrieval:
     def request(self, delay: float | None = None) -> None:
         """Ask for a search of the current draft; it starts after ``delay`` seconds (default: the
         debounce) unless a newer request comes first."""
+        if self.app.closing:
+            return
         delay = self.debounce_s if delay is None else delay
         self.generation += 1
-        self.app.run_worker(self._search(self.generation, time.perf_counter(), delay), name="search",
+        # a partial, not a coroutine: a request superseded before it starts never creates one left unawaited
+        self.app.run_worker(partial(self._search, self.generation, time.perf_counter(), delay), name="search",
                             group="search", exclusive=True, exit_on_error=False,
                             description="live retrieval")
 
@@ -290,8 +294,14 @@ class LiveRetrieval:
         return store_pool(self.app.workspace, task, outcome.result)
 
     def shutdown(self) -> None:
-        """Stop the retrieval thread (pending work is dropped)."""
+        """Stop the retrieval thread without waiting (pending work is dropped)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def stop(self, timeout: float) -> bool:
+        """Drop pending work and wait for the search or warm-up in progress to end (it reads the workspace,
+        which must not close under it). Blocks; call off the event loop. True once the thread has ended."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        return True
 
 
 def _is_expected(exc: BaseException) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -23,9 +24,16 @@ def open_workspace(args: argparse.Namespace, overrides: dict[str, Any] | None = 
     return Workspace.open(getattr(args, "workspace", None), overrides)
 
 
+#: Characters JSON leaves raw with ensure_ascii=False that a terminal acts on: C1 controls (0x80-0x9f, 0x9b is
+#: a CSI) and bidirectional overrides. Escaped as \\uXXXX they read back as the same text.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
 def print_json(obj: Any) -> None:
-    """Print exactly one JSON document on stdout."""
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n")
+    """Print exactly one JSON document on stdout (no character in it can act on a terminal)."""
+    text = json.dumps(obj, ensure_ascii=False, indent=2, default=str)
+    text = _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 

@@ -101,12 +101,14 @@ def test_config_precedence(tmp_path):
     env = {"OLLAMA_HOST": "http://env:2", "REBASE_TEACHER_MODEL": "from-env"}
     cfg = load_config(path, {"teacher.model": "from-cli"}, environ=env)
     assert cfg["teacher.model"] == "from-cli" and cfg.sources["teacher.model"] == "cli"
-    assert cfg["teacher.host"] == "http://env:2" and cfg.sources["teacher.host"] == "env:OLLAMA_HOST"
+    # OLLAMA_HOST is a machine-wide default: a host saved for the workspace wins over it
+    assert cfg["teacher.host"] == "http://file:1" and cfg.sources["teacher.host"] == "config"
+    assert load_config(tmp_path / "none.toml", None, environ=env).sources["teacher.host"] == "env:OLLAMA_HOST"
     assert cfg["student.epochs"] == 2.0 and cfg.sources["student.epochs"] == "config"
     assert cfg["embedder.model"] == "all-MiniLM-L6-v2" and cfg.sources["embedder.model"] == "default"
-    # REBASE_OLLAMA_HOST wins over OLLAMA_HOST.
+    # REBASE_OLLAMA_HOST wins over OLLAMA_HOST and over the file.
     cfg = load_config(path, None, environ={**env, "REBASE_OLLAMA_HOST": "http://mine:3"})
-    assert cfg["teacher.host"] == "http://mine:3"
+    assert cfg["teacher.host"] == "http://mine:3" and cfg.sources["teacher.host"] == "env:REBASE_OLLAMA_HOST"
 
 
 @pytest.mark.parametrize("text, needle", [

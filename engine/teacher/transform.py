@@ -100,6 +100,14 @@ class ExampleDone(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class InFlight(Event):
+    """How many pool rows are being asked of the teacher right now (a state snapshot): after a pause it
+    counts down to 0 as the calls in flight finish."""
+
+    calls: int
+
+
+@dataclass(frozen=True, slots=True)
 class TransformFinished(Event):
     """The run's figures (also what `rebase-tui transform --json` prints).
 
@@ -156,13 +164,15 @@ class _Counts:
 async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, limit: int | None = None,
                     cot: str = "auto", use_filter: bool = False, prompt: str = "default", method: str = "rebase",
                     samples: int = 1, rows: Collection[int] | None = None, redo_pending: bool = False,
-                    text_interval: float = 0.2, progress_interval: float = 0.25) -> AsyncGenerator[Event, None]:
+                    text_interval: float = 0.2, progress_interval: float = 0.25,
+                    gate: asyncio.Event | None = None) -> AsyncGenerator[Event, None]:
     """Transform the first ``limit`` rows of the task's pool into examples, or with ``method="synthesize"``
     write ``limit`` examples from the task alone (see the module docstring).
 
     Raises EngineError before any work when the task has no pool (synthesis needs none, but a ``limit``), the
     teacher's host is unreachable or the model is not there, or ``samples`` cannot vote. Close the generator
-    (``aclose()``) to cancel: finished calls are kept.
+    (``aclose()``) to cancel: finished calls are kept. ``gate`` pauses: while it is cleared no new call starts
+    (the calls in flight finish and are stored); set it to go on.
     """
     task = resolve_task(ws, task_ref)
     check_samples(samples, method)
@@ -188,7 +198,7 @@ async def transform(ws: Workspace, task_ref: str, settings: TeacherSettings, *, 
         if spec.method == "synthesize" and settings.temperature == 0 and new_calls > 1:
             yield Log("temperature 0: a teacher that does not sample writes the same example for every seed "
                       "(the copies are caught as duplicates); raise --temperature", "WARNING")
-        run = _Run(ws, teacher, spec, dups, use_filter, text_interval, out, samples)
+        run = _Run(ws, teacher, spec, dups, use_filter, text_interval, out, samples, gate)
         async with aclosing(run.events(todo, len(items), cached, progress_interval)) as events:
             async for ev in events:
                 yield ev
@@ -201,12 +211,14 @@ class _Run:
     each answer through the group writer and put their events on ``out``; None on ``out`` means they ended."""
 
     def __init__(self, ws: Workspace, teacher: Teacher, spec: PromptSpec, dups: DuplicateIndex,
-                 use_filter: bool, text_interval: float, out: asyncio.Queue[Event | None], samples: int = 1) -> None:
+                 use_filter: bool, text_interval: float, out: asyncio.Queue[Event | None], samples: int = 1,
+                 gate: asyncio.Event | None = None) -> None:
         self.ws, self.teacher, self.spec, self.dups = ws, teacher, spec, dups
-        self.use_filter, self.text_interval = use_filter, text_interval
+        self.use_filter, self.text_interval, self.gate = use_filter, text_interval, gate
         self.out = out
         self.samples = samples
         self.counts = _Counts()
+        self.in_flight = 0
         self.started = time.perf_counter()
 
     async def events(self, todo: list[Item], total: int, cached: int,
@@ -277,14 +289,24 @@ class _Run:
 
     async def _work(self, queue: asyncio.Queue[Item], writer: GroupWriter) -> None:
         while not self.teacher.backend.breaker.tripped:     # the host is gone: leave the rest for a later run
+            if self.gate is not None:
+                await self.gate.wait()  # paused: no new call starts
             try:
                 it = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            if it.call and not await self._ask(it, writer):
-                continue
-            if self.use_filter:
-                await self._filter(it, writer)
+            self._busy(1)
+            try:
+                if it.call and not await self._ask(it, writer):
+                    continue
+                if self.use_filter:
+                    await self._filter(it, writer)
+            finally:
+                self._busy(-1)
+
+    def _busy(self, change: int) -> None:
+        self.in_flight += change
+        self.out.put_nowait(InFlight(self.in_flight))
 
     async def _ask(self, it: Item, writer: GroupWriter) -> bool:
         """Ask for the item's example and store it; True when it is usable (pending)."""

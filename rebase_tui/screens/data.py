@@ -24,6 +24,7 @@ from textual.worker import Worker
 from engine.datastore.datasets import DatasetInfo, list_datasets, remove_dataset
 from engine.datastore.health import CheckReport, check
 from engine.datastore.ingest import IngestDone, IngestSummary
+from engine.errors import EngineError
 from engine.events import Event, Progress
 from engine.events import Log as LogEvent
 from engine.rate import format_seconds
@@ -34,14 +35,18 @@ from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.dialogs import ConfirmDialog
 from rebase_tui.widgets.path_input import PathInput
 from rebase_tui.widgets.results import parse_int
+from rebase_tui.widgets.text import one_line, plain, shown
 
 DESCRIPTION_PREVIEW = 40
 
 
 class DatasetTable(DataTable):
-    """The datasets. ``delete`` removes the highlighted one (asks first), ``c`` checks the index."""
+    """The datasets. ``enter`` opens one (configs, columns, first rows), ``delete`` removes it (asks first),
+    ``c`` checks the index."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "screen.open_dataset", "Open", id="data.open",
+                tooltip="show the highlighted dataset's configs, columns and first rows"),
         Binding("delete", "screen.remove_dataset", "Remove dataset", id="data.remove",
                 tooltip="remove the highlighted dataset, its rows and vectors (asks first)"),
         Binding("c", "screen.check", "Check index", id="data.check",
@@ -58,9 +63,9 @@ def progress_text(event: Progress) -> str:
     return f"{text} · {event.message}" if event.message else text
 
 
-def _one_line(text: str, width: int) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= width else line[: width - 1] + "…"
+def plural(n: int, noun: str) -> str:
+    """``1 config``, ``2 configs``, ``1,000 rows``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 class DataScreen(StageScreen):
@@ -70,12 +75,16 @@ class DataScreen(StageScreen):
     CSS_PATH = "data.tcss"
     COMMANDS = {ScreenActions}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+j", "ingest", "Ingest", id="data.ingest",
+        Binding("ctrl+j", "ingest", "Ingest", id="data.ingest", priority=True,
                 tooltip="ingest the path typed below with the options beside it"),
-        Binding("ctrl+g", "cancel_ingest", "Cancel ingest", id="data.cancel",
+        Binding("ctrl+g", "cancel_ingest", "Cancel ingest", id="data.cancel", priority=True,
                 tooltip="stop the running ingest (what is finished is kept; run again to resume)"),
-        Binding("ctrl+l", "focus_path", "Path", id="data.path", tooltip="type the path to ingest"),
+        Binding("ctrl+l", "focus_path", "Path", id="data.path", priority=True, tooltip="type the path to ingest"),
+        Binding("ctrl+r", "check", "Check index", id="data.check_any", priority=True,
+                tooltip="verify that the store and the vector index agree"),
     ]
+    PANES = (("#ds-table", "datasets"), ("#ds-card-pane", "dataset card"), ("#ingest-path", "ingest form"),
+             ("#ingest-log", "ingest log"))
 
     def __init__(self) -> None:
         super().__init__()
@@ -92,14 +101,16 @@ class DataScreen(StageScreen):
                 yield Static("", id="ds-card")
         with Vertical(id="ingest-pane"):
             with Horizontal(id="ingest-form"):
-                yield Label("Ingest", classes="control-label")
-                yield PathInput(id="ingest-path")
-                yield Label("Max rows/config", classes="control-label")
-                yield Input("1000", id="ingest-max", type="integer", tooltip="0 = all rows")
+                yield Label("Ingest path", classes="control-label")
+                yield PathInput(id="ingest-path", compact=True)
+            with Horizontal(id="ingest-options"):
+                yield Label("Max rows per config", classes="control-label")
+                yield Input("1000", id="ingest-max", type="integer", tooltip="0 = all rows", compact=True)
                 yield Label("Split", classes="control-label")
-                yield Input("train", id="ingest-split")
+                yield Input("train", id="ingest-split", compact=True)
                 yield Label("Batch", classes="control-label")
-                yield Input("", id="ingest-batch", type="integer", placeholder="auto")
+                yield Input("", id="ingest-batch", type="integer", placeholder="auto", compact=True,
+                            valid_empty=True)
             with Horizontal(id="ingest-progress-row"):
                 yield ProgressBar(id="ingest-progress", show_eta=False)
                 yield Static("", id="ingest-message")
@@ -129,6 +140,8 @@ class DataScreen(StageScreen):
 
     def refresh_state(self) -> None:
         super().refresh_state()
+        # an empty table says nothing the empty state does not: its room goes to the ingest form
+        self.query_one("#data-main").display = self.empty_message() is None
         self._fill_table()
 
     # -- datasets ------------------------------------------------------------------------
@@ -138,8 +151,8 @@ class DataScreen(StageScreen):
         self._datasets = list_datasets(self.rebase.workspace)
         table.clear()
         table.add_rows([
-            [Text(d.name + ("" if d.ready else " (ingesting)")), f"{d.configs:,}", f"{d.rows:,}",
-             f"{d.cells:,}", Text(_one_line(d.description, DESCRIPTION_PREVIEW))]
+            [Text(one_line(d.name, 60) + ("" if d.ready else " (ingesting)")), f"{d.configs:,}", f"{d.rows:,}",
+             f"{d.cells:,}", Text(one_line(d.description, DESCRIPTION_PREVIEW))]
             for d in self._datasets
         ])
         if self._datasets:
@@ -156,13 +169,14 @@ class DataScreen(StageScreen):
         d = self._datasets[min(table.cursor_row, len(self._datasets) - 1)]
         generated = " (generated)" if d.description_generated else ""
         parts: list[str | tuple[str, str]] = [
-            (d.name, "bold $accent"), "\n",
-            (f"{d.configs:,} configs · {d.rows:,} rows · {d.cells:,} cells", "$text-muted"), "\n",
-            (f"from {d.source_path}", "$text-muted"), "\n\n",
-            (f"Description{generated}", "bold"), "\n", d.description, "\n",
+            (shown(d.name, 200), "bold $accent"), "\n",
+            (f"{plural(d.configs, 'config')} · {plural(d.rows, 'row')} · {plural(d.cells, 'cell')}",
+             "$foreground-muted"), "\n",
+            (f"from {shown(d.source_path, 500)}", "$foreground-muted"), "\n\n",
+            (f"Description{generated}", "bold"), "\n", shown(d.description), "\n",
         ]
         if d.card:
-            parts += ["\n", ("Card", "bold"), "\n", d.card]
+            parts += ["\n", ("Card", "bold"), "\n", shown(d.card)]
         card.update(Content.assemble(*parts))
 
     # -- ingest --------------------------------------------------------------------------
@@ -221,7 +235,7 @@ class DataScreen(StageScreen):
         self.ingest_summary = None
         log = self.query_one("#ingest-log", Log)
         log.display = True
-        log.write_line(f"ingest {path} (max {max_rows} rows per config, split {split})")
+        log.write_line(one_line(f"ingest {path} (max {max_rows} rows per config, split {split})", 2000))
         self.query_one("#ingest-progress-row").display = True
         self.query_one("#ingest-progress", ProgressBar).update(total=None, progress=0)
         self.query_one("#ingest-message", Static).update(Content("starting (loading the embedder)…"))
@@ -245,10 +259,10 @@ class DataScreen(StageScreen):
         if isinstance(event, Progress):
             bar = self.query_one("#ingest-progress", ProgressBar)
             bar.update(total=event.total, progress=event.done)
-            self.query_one("#ingest-message", Static).update(Content(progress_text(event)))
+            self.query_one("#ingest-message", Static).update(plain(progress_text(event), 2000))
         elif isinstance(event, LogEvent):
             prefix = "" if event.level == "INFO" else f"{event.level}: "
-            log.write_line(prefix + event.message)
+            log.write_line(one_line(prefix + event.message, 2000))
         elif isinstance(event, IngestDone):
             self.ingest_summary = event.summary
 
@@ -275,7 +289,7 @@ class DataScreen(StageScreen):
             if summary.skipped:
                 log.write_line(f"{len(summary.skipped)} file(s) or folder(s) skipped:")
             for item in summary.skipped:
-                log.write_line(f"  {item.path}: {item.reason}")
+                log.write_line(one_line(f"  {item.path}: {item.reason}", 2000))
         if message.outcome == "done":
             text = "ingest finished"
             self.notify(text)
@@ -285,8 +299,8 @@ class DataScreen(StageScreen):
         else:
             text = f"ingest failed: {message.error}"
             self.notify(text, severity="error", timeout=15)
-        log.write_line(text)
-        self.query_one("#ingest-message", Static).update(Content(text))
+        log.write_line(one_line(text, 2000))
+        self.query_one("#ingest-message", Static).update(plain(text, 2000))
         self.query_one("#ingest-progress-row").display = message.outcome != "done"
         self._datastore_changed()
 
@@ -294,6 +308,22 @@ class DataScreen(StageScreen):
         self.refresh_state()
         self.rebase.live.datastore_changed()
         self.action_check()
+
+    def action_open_dataset(self) -> None:
+        """Show the highlighted dataset's configs, columns and first rows."""
+        from engine.datastore.preview import preview_dataset
+        from rebase_tui.widgets.dataset_detail import DatasetDetail
+
+        table = self.query_one("#ds-table", DatasetTable)
+        if not self._datasets or not table.row_count:
+            return
+        name = self._datasets[min(table.cursor_row, len(self._datasets) - 1)].name
+        try:
+            preview = preview_dataset(self.rebase.workspace, name)
+        except EngineError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.app.push_screen(DatasetDetail(preview))
 
     # -- remove and check ----------------------------------------------------------------
     def action_remove_dataset(self) -> None:
@@ -334,7 +364,7 @@ class DataScreen(StageScreen):
         pane = self.query_one("#ds-health", Static)
         pane.remove_class("-error")
         if not message.ok:
-            pane.update(Content(f"{self._embedder_text()} · index check failed: {message.error}"))
+            pane.update(plain(f"{self._embedder_text()} · index check failed: {message.error}", 2000))
             pane.add_class("-error")
             return
         report: CheckReport = message.result
@@ -346,4 +376,4 @@ class DataScreen(StageScreen):
                     + "; ".join(str(p) for p in problems[:3]) + " — run `rebase-tui check --repair`")
         else:
             text = f"{self._embedder_text()} · index: healthy{count}"
-        pane.update(Content(text))
+        pane.update(plain(text, 2000))

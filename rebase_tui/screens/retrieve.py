@@ -24,11 +24,13 @@ from engine.errors import EngineError
 from engine.retrieval.results import RowHit
 from engine.retrieval.scoring import parse_weights
 from engine.tasks import TaskError, validate
+from rebase_tui.inert import inert
 from rebase_tui.live import SearchOutcome, SearchParams
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.editor import PlainTextArea
 from rebase_tui.widgets.results import format_weights, parse_int, row_detail, row_preview
+from rebase_tui.widgets.text import one_line, plain
 
 PREVIEW = 40
 #: Most rows the table shows (the pool may hold more).
@@ -52,12 +54,14 @@ class RetrieveScreen(StageScreen):
     COMMANDS = {ScreenActions}
     AUTO_FOCUS = "#rq-instruction"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+j", "use_as_pool", "Use as pool", id="retrieve.pool",
+        Binding("ctrl+j", "use_as_pool", "Use as pool", id="retrieve.pool", priority=True,
                 tooltip="store this ranking as the task's pool for the teacher"),
-        Binding("ctrl+n", "next_example", "Next example", id="retrieve.next_example",
+        Binding("ctrl+n", "next_example", "Next example", id="retrieve.next_example", priority=True,
                 tooltip="edit the next example of the task"),
-        Binding("ctrl+r", "rerun", "Re-rank", id="retrieve.rerun", tooltip="search again now"),
+        Binding("ctrl+r", "rerun", "Re-rank", id="retrieve.rerun", priority=True, tooltip="search again now"),
     ]
+    PANES = (("#rq-instruction", "instruction"), ("#rq-example-input", "example"), ("#rq-top", "controls"),
+             ("#rq-results", "results"), ("#rq-detail-pane", "row detail"))
 
     def __init__(self) -> None:
         super().__init__()
@@ -76,16 +80,16 @@ class RetrieveScreen(StageScreen):
             yield PlainTextArea(id="rq-instruction", placeholder="what the task asks (re-ranks as you type)")
             with Horizontal(id="rq-example-row"):
                 yield Label("Example", id="rq-example-label")
-                yield Input(id="rq-example-input", placeholder="example input")
-                yield Input(id="rq-example-output", placeholder="example output")
+                yield Input(id="rq-example-input", placeholder="example input", compact=True)
+                yield Input(id="rq-example-output", placeholder="example output", compact=True)
             with Horizontal(id="rq-controls"):
                 yield Label("Top", classes="control-label")
-                yield Input(str(self.rebase.live.params.top), id="rq-top", type="integer")
-                yield Label("Per-dataset cap", classes="control-label")
-                yield Input("", id="rq-cap", type="integer", placeholder="none")
+                yield Input(str(self.rebase.live.params.top), id="rq-top", type="integer", compact=True)
+                yield Label("Cap per dataset", classes="control-label")
+                yield Input("", id="rq-cap", type="integer", placeholder="none", compact=True, valid_empty=True)
                 yield Label("Weights in,out,ds", classes="control-label")
-                yield Input(format_weights(self.rebase.live.params.weights), id="rq-weights")
-                yield Checkbox("dedupe", self.rebase.live.params.dedupe, id="rq-dedupe")
+                yield Input(format_weights(self.rebase.live.params.weights), id="rq-weights", compact=True)
+                yield Checkbox("dedupe", self.rebase.live.params.dedupe, id="rq-dedupe", compact=True)
             with Horizontal(id="rq-status-row"):
                 yield Static("", id="rq-status")
                 yield Static("", id="rq-timing")
@@ -137,10 +141,10 @@ class RetrieveScreen(StageScreen):
     # -- the draft -----------------------------------------------------------------------
     def _show_draft(self) -> None:
         d = self.rebase.live.draft
-        self.query_one("#rq-instruction", PlainTextArea).set_text(d.instruction)
+        self.query_one("#rq-instruction", PlainTextArea).set_text(inert(d.instruction))
         self._example = min(self._example, max(0, len(d.examples) - 1))
         pair = d.examples[self._example] if d.examples else ["", ""]
-        for wid, text in (("#rq-example-input", pair[0]), ("#rq-example-output", pair[1])):
+        for wid, text in (("#rq-example-input", inert(pair[0])), ("#rq-example-output", inert(pair[1]))):
             widget = self.query_one(wid, Input)
             if widget.value != text:
                 widget.value = text
@@ -201,7 +205,7 @@ class RetrieveScreen(StageScreen):
             weights = params.weights
         dedupe = self.query_one("#rq-dedupe", Checkbox).value
         if problems or top is None:
-            self.query_one("#rq-status", Static).update(Content("✗ " + "; ".join(problems)))
+            self.query_one("#rq-status", Static).update(plain("✗ " + "; ".join(problems), 500))
             self.query_one("#rq-status", Static).add_class("-error")
             return
         new = SearchParams(top, cap, weights, dedupe)
@@ -241,7 +245,7 @@ class RetrieveScreen(StageScreen):
     def _cells(r: RowHit) -> list[Any]:
         # the column shows the first PREVIEW characters; the detail pane shows the whole row
         return [str(r.rank), f"{r.score:.3f}", f"{r.input_score:.3f}", f"{r.output_score:.3f}",
-                f"{r.dataset_score:.3f}", Text(r.dataset_id), Text(row_preview(r))]
+                f"{r.dataset_score:.3f}", Text(one_line(r.dataset_id, 80)), Text(row_preview(r))]
 
     def _show_facets(self, rows: list[RowHit]) -> None:
         counts = Counter(r.dataset_id for r in rows)
@@ -252,7 +256,7 @@ class RetrieveScreen(StageScreen):
             more = len(counts) - 12
             text = (f"{len(rows)} rows from {len(counts)} datasets: " + " · ".join(parts)
                     + (f" · +{more} more" if more > 0 else ""))
-        self.query_one("#rq-facets", Static).update(Content(text))
+        self.query_one("#rq-facets", Static).update(plain(text, 2000))
 
     def _current_row(self) -> RowHit | None:
         if self.shown is None:
@@ -292,7 +296,7 @@ class RetrieveScreen(StageScreen):
                     + " · x excludes the dataset under the cursor · ctrl+j stores the pool")
         else:
             text = ""
-        status.update(Content(text))
+        status.update(plain(text, 2000))
         timing = ""
         if self.shown is not None and not searching and not self.shown.error:
             ms = (self.shown.finished_at - self.shown.requested_at) * 1000

@@ -17,7 +17,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.content import Content
 from textual.widgets import Input, Static
 
 from engine.errors import EngineError
@@ -28,21 +27,17 @@ from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.example_card import ExampleCard, SourceRowView
 from rebase_tui.widgets.example_editor import ExampleEditor, ReasonDialog
 from rebase_tui.widgets.example_list import ExampleList
+from rebase_tui.widgets.review_details import ReviewDetails
 from rebase_tui.widgets.review_queue import FILTERS, ReviewQueue
+from rebase_tui.widgets.review_regenerate import ReviewRegenerate
+from rebase_tui.widgets.text import plain
 
 #: Actions that need the list to have focus (single letters are safe only then: in a text field they are typing).
-LIST_ACTIONS = {"accept", "reject", "reject_reason", "edit", "undo", "accept_all", "reject_all",
-                "regenerate", "filter", "cycle_filter", "search"}
+LIST_ACTIONS = {"accept", "reject", "reject_reason", "edit", "accept_all", "reject_all",
+                "regenerate", "filter", "cycle_filter"}
 
 
-def _read_detail(ws: Any, example_id: int) -> tuple[ExampleRecord | None, str, Any]:
-    """(example, source origin, source fields) of one example (two short queries; any thread)."""
-    example = backend.get_example(ws, example_id)
-    origin, data = backend.source_of(ws, example)
-    return example, origin, data
-
-
-class ReviewScreen(StageScreen):
+class ReviewScreen(ReviewDetails, ReviewRegenerate, StageScreen):
     """The examples of the current task, their states, and one example beside its source row."""
 
     STAGE = "review"
@@ -51,22 +46,28 @@ class ReviewScreen(StageScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "accept", "Accept", id="review.accept", tooltip="accept the example, go to the next"),
         Binding("r", "reject", "Reject", id="review.reject", tooltip="reject the example, go to the next"),
-        Binding("R", "reject_reason", "Reject…", show=False, id="review.reject_reason",
-                tooltip="reject with a reason"),
         Binding("e", "edit", "Edit", id="review.edit", tooltip="edit input/output; saving accepts"),
         Binding("u", "undo", "Undo", id="review.undo", tooltip="undo the last decision (survives restarts)"),
-        Binding("n", "regenerate", "Regenerate", show=False, id="review.regenerate",
-                tooltip="ask the teacher again for the same source row"),
-        Binding("A", "accept_all", "Accept shown", show=False, id="review.accept_all",
-                tooltip="accept every example the filter shows"),
-        Binding("X", "reject_all", "Reject shown", show=False, id="review.reject_all",
-                tooltip="reject every example the filter shows"),
         Binding("f", "cycle_filter", "Filter", id="review.filter", tooltip="next state filter"),
+        Binding("slash", "search", "Search", id="review.search", tooltip="search input and output text"),
+        Binding("n", "regenerate", "Regenerate", id="review.regenerate",
+                tooltip="ask the teacher again for the same source row"),
+        Binding("A", "accept_all", "Accept shown", id="review.accept_all",
+                tooltip="accept every example the filter shows"),
+        Binding("X", "reject_all", "Reject shown", id="review.reject_all",
+                tooltip="reject every example the filter shows"),
+        Binding("R", "reject_reason", "Reject…", id="review.reject_reason", tooltip="reject with a reason"),
         *[Binding(str(i), f"filter('{name}')", f"Show {name}", show=False, id=f"review.filter.{name}",
                   tooltip=f"show {name} examples") for i, name in enumerate(FILTERS, start=1)],
-        Binding("slash", "search", "Search", id="review.search", tooltip="search input and output text"),
         Binding("escape", "clear_search", "Clear search", show=False, id="review.clear_search"),
+        Binding("ctrl+j", "next_pending", "Next pending", id="review.start", priority=True,
+                tooltip="put the cursor on the next pending example (the list gets the focus)"),
+        Binding("ctrl+f", "search", "Search", id="review.search_any", show=False, priority=True,
+                tooltip="search input and output text"),
+        Binding("ctrl+z", "undo", "Undo", id="review.undo_any", show=False, priority=True,
+                tooltip="undo the last decision (survives restarts)"),
     ]
+    PANES = (("#review-list", "examples"), ("#review-card", "example"), ("#review-source", "source row"))
 
     def __init__(self) -> None:
         super().__init__()
@@ -110,7 +111,8 @@ class ReviewScreen(StageScreen):
         self.query_one("#review-pane").display = not empty
         if empty:
             return
-        task = backend.current_task(self.rebase.workspace, self.rebase.task_name)
+        # the selected task's examples (none yet is shown as such); with no task selected, the latest one's
+        task = self.rebase.task_name or backend.current_task(self.rebase.workspace, None)
         if task != self._loaded_for or backend.changed_since_load(self.rebase.workspace, self):
             self.reload(task)
         self.example_list.focus()
@@ -135,70 +137,10 @@ class ReviewScreen(StageScreen):
 
     def _paint_summary(self) -> None:
         label = f"task {self.task_name}   " if self.task_name else ""
+        if self.task_name and not self.queue.rows:
+            label += "no examples yet: the teacher writes them on the Transform stage (F5)   "
         # One line of fixed size (height 1, width 1fr): no relayout of the screen per decision.
-        self.query_one("#review-filters", Static).update(Content(label + self.queue.summary()), layout=False)
-
-    @on(ExampleList.Highlighted, "#review-list")
-    def _highlighted(self, message: ExampleList.Highlighted) -> None:
-        """Show the example under the cursor right after the list's own repaint: the cursor move is
-        painted first, then the card (from the cache when prefetched, else one query)."""
-        row = message.row
-        if row is None:
-            self._show_detail(None)
-            return
-        self._wanted = row.id
-        self.call_after_refresh(self._load_detail, row.id)
-
-    def _load_detail(self, example_id: int) -> None:
-        if self._wanted != example_id:
-            return  # the cursor moved on before this ran: only the newest row is loaded
-        self._show_detail(example_id)
-
-    def _detail(self, example_id: int) -> tuple[ExampleRecord | None, str, Any]:
-        """(example, source origin, source fields), cached per example until a decision changes it."""
-        got = self._details.get(example_id)
-        if got is None:
-            got = _read_detail(self.rebase.workspace, example_id)
-            self._stale.discard(example_id)
-            self._details[example_id] = got
-            if len(self._details) > 512:
-                self._details.pop(next(iter(self._details)))
-        return got
-
-    def _show_detail(self, example_id: int | None) -> None:
-        card = self.query_one("#review-card", ExampleCard)
-        source = self.query_one("#review-source", SourceRowView)
-        if example_id is None:
-            card.show(None)
-            source.show("", None)
-            return
-        example, origin, data = self._detail(example_id)
-        card.show(example, missing_id=example_id)
-        if source.shown_origin != origin:
-            source.show(origin, data)
-        nxt = self.example_list.cursor + 1
-        if nxt < len(self.example_list.rows) and self.example_list.rows[nxt].id not in self._details:
-            self.call_after_refresh(self._prefetch, self.example_list.rows[nxt].id)
-
-    def _prefetch(self, example_id: int) -> None:
-        """Load the next row's details on the reader thread, so the usual next key (a, r, j) finds them
-        cached and the UI thread never waits on DuckDB for it."""
-        if example_id in self._details or example_id in self._prefetching:
-            return
-        self._prefetching.add(example_id)
-        self.run_worker(self._prefetch_async(example_id), group="review-prefetch", exclusive=False,
-                        exit_on_error=False, description="prefetch the next example")
-
-    async def _prefetch_async(self, example_id: int) -> None:
-        ws = self.rebase.workspace
-        try:
-            got = await asyncio.get_running_loop().run_in_executor(self._reader, _read_detail, ws, example_id)
-        except Exception:  # a prefetch is only a hint: the row loads normally when shown
-            return
-        finally:
-            self._prefetching.discard(example_id)
-        if example_id not in self._details and example_id not in self._stale:
-            self._details[example_id] = got
+        self.query_one("#review-filters", Static).update(plain(label + self.queue.summary(), 500), layout=False)
 
     # -- keys ------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -243,6 +185,9 @@ class ReviewScreen(StageScreen):
             idx = positions.get(ex_id)
             if idx is not None:
                 lst.refresh_row(idx)
+        card = self.query_one("#review-card", ExampleCard)
+        if card.shown_id in ids:  # the card says what the row says, before the write returns
+            card.restatus(status)
         self._paint_summary()
         if advance and lst.cursor < len(lst.rows) - 1:
             lst.move_to(lst.cursor + 1)
@@ -274,6 +219,19 @@ class ReviewScreen(StageScreen):
             else:
                 self._paint_examples(result)
 
+    def stoppers(self) -> list[Any]:
+        """The reader and writer threads: decisions already sent are written before the workspace closes."""
+
+        def reader(_timeout: float) -> bool:
+            self._reader.shutdown(wait=True, cancel_futures=True)
+            return True
+
+        def writer(_timeout: float) -> bool:
+            self._writer.shutdown(wait=True)
+            return True
+
+        return [reader, writer]
+
     def on_unmount(self) -> None:
         self._reader.shutdown(wait=True, cancel_futures=True)  # a running read must end before the close
         self._writer.shutdown(wait=True)  # decisions already sent are written before the workspace closes
@@ -283,6 +241,20 @@ class ReviewScreen(StageScreen):
         await asyncio.get_running_loop().run_in_executor(self._writer, lambda: None)
         for worker in [w for w in self.workers if w.group == "review-write"]:
             await worker.wait()
+
+    def action_next_pending(self) -> None:
+        """Focus the list and put the cursor on the next pending example (wrapping around)."""
+        lst = self.example_list
+        lst.focus()
+        rows = lst.rows
+        if not rows:
+            return
+        order = list(range(lst.cursor + 1, len(rows))) + list(range(0, lst.cursor + 1))
+        nxt = next((i for i in order if rows[i].status == "pending"), None)
+        if nxt is None:
+            self.notify("no pending example in this list", timeout=3)
+        else:
+            lst.move_to(nxt)
 
     def action_accept(self) -> None:
         """Accept the example under the cursor and go to the next."""
@@ -331,7 +303,8 @@ class ReviewScreen(StageScreen):
             self._optimistic([example_id], "accepted", advance=True)
             self._write(backend.edit, example_id, fields, ids=[example_id])
 
-        self.app.push_screen(ExampleEditor(example), saved)
+        origin, data = backend.source_of(self.rebase.workspace, example)
+        self.app.push_screen(ExampleEditor(example, origin, data), saved)
 
     def action_undo(self) -> None:
         """Undo the last decision of this task (the decision log survives restarts)."""
@@ -422,65 +395,3 @@ class ReviewScreen(StageScreen):
         current = self.example_list.current
         self.queue.apply(search=text)
         self._show_rows(keep_id=current.id if current else None)
-
-    def action_regenerate(self) -> None:
-        """Ask the teacher again for the source row of the example under the cursor."""
-        row = self.example_list.current
-        if row is None or not self.task_name:
-            return
-        if row.id in self._regenerating:
-            self.notify(f"#{row.id} is already being regenerated")
-            return
-        self._regenerating.add(row.id)
-        self.notify(f"asking the teacher again for #{row.id}'s source row…", timeout=3)
-        self.run_worker(self._regenerate(row.id), name="regenerate", group="regenerate",
-                        exit_on_error=False, description="regenerate an example")
-
-    async def _regenerate(self, example_id: int) -> None:
-        task = self.task_name
-        try:
-            result, examples = await backend.regenerate(self.rebase.workspace, task, example_id)
-        except EngineError as exc:  # Ollama unreachable, model missing, example gone: nothing changed
-            self.notify(str(exc), severity="error", timeout=10)
-            return
-        except Exception as exc:  # the UI never dies with the teacher
-            from rebase_tui.jobs import describe_error
-
-            self.notify(describe_error(exc), severity="error", timeout=10)
-            return
-        finally:
-            self._regenerating.discard(example_id)
-        if task != self.task_name:
-            return
-        if result.example_id is None:
-            self.notify(f"#{example_id}: {result.reason}", severity="error", timeout=10)
-            return
-        self._show_regenerated(example_id, examples)
-        if result.cached:
-            self.notify(f"#{example_id} was already regenerated as #{result.example_id}", timeout=4)
-        elif result.replaced:
-            self.notify(f"#{example_id} regenerated → #{result.example_id} (pending; u undoes)", timeout=4)
-        else:
-            self.notify(f"#{example_id} regenerated → #{result.example_id} ({result.status}: {result.reason})",
-                        severity="warning", timeout=8)
-
-    def _show_regenerated(self, old_id: int, examples: list[ExampleRecord]) -> None:
-        """Repaint the old example, put the new one right below it, and move the cursor to the new one."""
-        new = [e for e in examples if e.id != old_id]
-        known = [e for e in examples if e.id in self.queue.by_id]
-        if known:
-            self._paint_examples(known)
-        if not new:
-            return
-        new_id = new[0].id
-        if new_id not in self.queue.by_id or self.queue.index_of(new_id) is None:
-            row = self.queue.update(new[0])
-            at = self.queue.index_of(old_id)
-            self.queue.shown.insert(at + 1 if at is not None else len(self.queue.shown), row)
-            self.example_list.set_rows(self.queue.shown)
-            self._paint_summary()
-        idx = self.queue.index_of(new_id)
-        if idx is not None:
-            self.example_list.move_to(idx)
-            self._details.pop(new_id, None)
-            self._show_detail(new_id)

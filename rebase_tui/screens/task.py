@@ -9,10 +9,8 @@ a task JSON file and ``ctrl+t`` exports one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import ClassVar
 
-from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -27,75 +25,40 @@ from engine.tasks import (
     add_task,
     get_task,
     list_tasks,
-    read_task_file,
     remove_task,
     validate,
-    write_task_file,
 )
+from rebase_tui.inert import inert
 from rebase_tui.live import TaskDraft
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
-from rebase_tui.widgets.dialogs import ConfirmDialog, PathDialog
+from rebase_tui.widgets.dialogs import ConfirmDialog
 from rebase_tui.widgets.editor import PlainTextArea
-
-PREVIEW = 50
-
-
-def preview(text: str, width: int = PREVIEW) -> Text:
-    """One line of untrusted text, verbatim (never markup), cut to ``width``."""
-    line = " ".join(text.split())
-    return Text(line if len(line) <= width else line[: width - 1] + "…")
+from rebase_tui.widgets.task_files import TaskFileActions
+from rebase_tui.widgets.task_tables import PREVIEW, ExampleTable, TaskList, field_of, preview, split_ids
+from rebase_tui.widgets.text import plain
 
 
-def field_of(problem: str) -> str:
-    """Which editor field a validation problem concerns: name, instruction, examples or exclude."""
-    low = problem.lower()
-    if low.startswith(("example", "no examples")):
-        return "examples"
-    if "source_datasets_to_exclude" in low:
-        return "exclude"
-    if "instruction" in low:
-        return "instruction"
-    return "name"
-
-
-class TaskList(OptionList):
-    """The stored tasks. ``enter`` opens one, ``delete`` removes it (with confirmation)."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("delete", "screen.remove_task", "Remove task", id="task.remove",
-                tooltip="remove the highlighted task (asks first)"),
-    ]
-
-
-class ExampleTable(DataTable):
-    """The examples of the draft. ``a`` adds one, ``delete`` removes the highlighted one, ``shift+↑/↓``
-    (or ``K``/``J``) move it; the editors below edit the highlighted example."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("a,insert", "screen.add_example", "Add example", id="task.example.add",
-                tooltip="add an empty example and edit it"),
-        Binding("delete,d", "screen.delete_example", "Delete example", id="task.example.delete",
-                tooltip="delete the highlighted example"),
-        Binding("shift+up,K", "screen.move_example(-1)", "Move up", id="task.example.up",
-                tooltip="move the highlighted example up"),
-        Binding("shift+down,J", "screen.move_example(1)", "Move down", id="task.example.down",
-                tooltip="move the highlighted example down"),
-    ]
-
-
-class TaskScreen(StageScreen):
+class TaskScreen(TaskFileActions, StageScreen):
     """The tasks of this workspace, and the editor of the selected (or a new) task."""
 
     STAGE = "task"
     CSS_PATH = "task.tcss"
     COMMANDS = {ScreenActions}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+s", "save", "Save", id="task.save", tooltip="validate and store the task"),
-        Binding("ctrl+n", "new_task", "New", id="task.new", tooltip="start a new task"),
-        Binding("ctrl+o", "import_task", "Import", id="task.import", tooltip="import a task JSON file"),
-        Binding("ctrl+t", "export_task", "Export", id="task.export", tooltip="write the task to a JSON file"),
+        Binding("ctrl+s", "save", "Save", id="task.save", priority=True, tooltip="validate and store the task"),
+        Binding("ctrl+j", "save_and_retrieve", "Save + retrieve", id="task.start", priority=True,
+                tooltip="save the task, then rank the datastore's rows for it (F4)"),
+        Binding("ctrl+n", "new_task", "New", id="task.new", priority=True, tooltip="start a new task"),
+        Binding("ctrl+o", "import_task", "Import", id="task.import", priority=True,
+                tooltip="import a task JSON file"),
+        Binding("ctrl+t", "export_task", "Export", id="task.export", priority=True,
+                tooltip="write the task to a JSON file"),
+        Binding("ctrl+r", "revert", "Revert", id="task.revert", priority=True,
+                tooltip="drop the unsaved changes: back to the task as stored (asks first)"),
     ]
+    PANES = (("#task-list", "tasks"), ("#task-name", "name"), ("#task-instruction", "instruction"),
+             ("#task-examples", "examples"), ("#example-input", "example input"), ("#task-exclude", "exclusions"))
 
     def __init__(self) -> None:
         super().__init__()
@@ -168,7 +131,7 @@ class TaskScreen(StageScreen):
         names = [t.name for t in list_tasks(self.rebase.workspace)]
         highlighted = task_list.highlighted
         task_list.clear_options()
-        task_list.add_options([Option(Content(n), id=n) for n in names])
+        task_list.add_options([Option(plain(n, 200), id=n) for n in names])
         current = self.draft.stored
         if current in names:
             task_list.highlighted = names.index(current)
@@ -179,12 +142,13 @@ class TaskScreen(StageScreen):
         """Put the draft into the widgets (only where they differ, so cursors stay put)."""
         d = self.draft
         name = self.query_one("#task-name", Input)
-        if name.value != d.name:
-            name.value = d.name
-        self.query_one("#task-instruction", PlainTextArea).set_text(d.instruction)
+        # editors show the text inertly too: what is shown (a control character as its symbol) is what is kept
+        if name.value != inert(d.name):
+            name.value = inert(d.name)
+        self.query_one("#task-instruction", PlainTextArea).set_text(inert(d.instruction))
         exclude = self.query_one("#task-exclude", Input)
-        if _split_ids(exclude.value) != d.exclude:
-            exclude.value = ", ".join(d.exclude)
+        if split_ids(exclude.value) != d.exclude:
+            exclude.value = inert(", ".join(d.exclude))
         self._fill_examples()
         self._show_problems()
 
@@ -205,8 +169,8 @@ class TaskScreen(StageScreen):
         inp.disabled = out.disabled = not has
         if has:
             i, o = self.draft.examples[self._example]
-            inp.set_text(i)
-            out.set_text(o)
+            inp.set_text(inert(i))
+            out.set_text(inert(o))
             label = f"Input of example {self._example + 1} of {len(self.draft.examples)}"
         else:
             inp.set_text("")
@@ -222,7 +186,7 @@ class TaskScreen(StageScreen):
         for fld, items in by_field.items():
             widget = self.query_one(f"#{fld}-error", Static)
             widget.display = bool(items)
-            widget.update(Content("\n".join(f"✗ {p}" for p in items)))
+            widget.update(plain("\n".join(f"✗ {p}" for p in items), 2000))
         d = self.draft
         if problems:
             status = f"{len(problems)} problem(s) to fix before saving"
@@ -232,7 +196,7 @@ class TaskScreen(StageScreen):
             status = f"unsaved changes to {d.stored} (ctrl+s saves)"
         else:
             status = f"saved as {d.stored}"
-        self.query_one("#task-status", Static).update(Content(status))
+        self.query_one("#task-status", Static).update(plain(status, 500))
 
     def _edited(self) -> None:
         """The user changed the draft here."""
@@ -249,7 +213,7 @@ class TaskScreen(StageScreen):
 
     @on(Input.Changed, "#task-exclude")
     def _exclude_changed(self, event: Input.Changed) -> None:
-        ids = _split_ids(event.value)
+        ids = split_ids(event.value)
         if ids != self.draft.exclude:
             self.draft.exclude = ids
             self._edited()
@@ -342,7 +306,7 @@ class TaskScreen(StageScreen):
             add_task(ws, task, replace=task.name == self.draft.stored)
         except EngineError as exc:
             self.query_one("#name-error", Static).display = True
-            self.query_one("#name-error", Static).update(Content(f"✗ {exc}"))
+            self.query_one("#name-error", Static).update(plain(f"✗ {exc}", 2000))
             self.notify(str(exc), severity="error")
             return
         self.draft.name, self.draft.stored = task.name, task.name
@@ -351,6 +315,29 @@ class TaskScreen(StageScreen):
         self.refresh_state()
         self._show_problems()
         self.notify(f"saved task {task.name}")
+
+    def action_save_and_retrieve(self) -> None:
+        """Save the task; once it is saved, go to the Retrieve stage, which ranks rows for it."""
+        self.action_save()
+        if self.draft.stored is not None and not self.draft.dirty:
+            self.rebase.action_stage("retrieve")
+
+    def action_revert(self) -> None:
+        """Back to the task as stored, dropping the unsaved changes (after a confirmation)."""
+        name = self.draft.stored
+        if name is None:
+            self.notify("this task was never saved: nothing to revert to (ctrl+n starts afresh)", severity="warning")
+            return
+        if not self.draft.dirty:
+            self.notify(f"{name} has no unsaved changes", timeout=3)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._open(name)
+                self.notify(f"reverted {name} to its stored version", timeout=3)
+
+        self.app.push_screen(ConfirmDialog(f"Drop the unsaved changes to {name}?", yes="Revert"), answered)
 
     def action_new_task(self) -> None:
         """Start a new, empty task."""
@@ -412,59 +399,3 @@ class TaskScreen(StageScreen):
             self.notify(f"removed task {name}")
 
         self.app.push_screen(ConfirmDialog(f"Remove task {name} and its pool?", yes="Remove"), answered)
-
-    def action_import_task(self) -> None:
-        """Import a task JSON file (stored at once; a task of the same name is replaced after asking)."""
-
-        def chosen(path: str | None) -> None:
-            if not path:
-                return
-            try:
-                task = read_task_file(Path(path).expanduser())
-            except EngineError as exc:
-                self.notify(str(exc), severity="error", timeout=10)
-                return
-
-            def store(replace: bool | None = True) -> None:
-                if not replace:
-                    return
-                add_task(self.rebase.workspace, task, replace=True)
-                self.refresh_state()
-                self._open(task.name)
-                self.notify(f"imported task {task.name} from {path}")
-
-            if get_task(self.rebase.workspace, task.name) is not None:
-                self.app.push_screen(ConfirmDialog(f"A task named {task.name} exists. Replace it?",
-                                                   yes="Replace"), store)
-            else:
-                store()
-
-        self.app.push_screen(PathDialog("Import a task JSON file", ok="Import"), chosen)
-
-    def action_export_task(self) -> None:
-        """Write the draft to a task JSON file (it must be valid)."""
-        try:
-            task = validate(self.draft.to_spec())
-        except TaskError as exc:
-            self._show_errors = True
-            self._show_problems()
-            self.notify(f"cannot export: {len(exc.problems)} problem(s), shown next to the fields",
-                        severity="error")
-            return
-
-        def write(path: str | None) -> None:
-            if not path:
-                return
-            try:
-                target = write_task_file(task, Path(path))
-            except EngineError as exc:
-                self.notify(str(exc), severity="error")
-                return
-            self.notify(f"exported task {task.name} to {target}")
-
-        self.app.push_screen(PathDialog("Export the task to a JSON file", f"{task.name}.json", ok="Export"),
-                             write)
-
-
-def _split_ids(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]

@@ -14,65 +14,75 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.content import Content
-from textual.widgets import Button, DataTable, Label, Sparkline, Static
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Input, Select
 
 from engine.errors import EngineError
 from engine.events import Progress
-from engine.rate import format_seconds
 from rebase_tui.jobs import run_async_events, run_call, run_events
 from rebase_tui.messages import EngineEvent, JobFinished
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
+from rebase_tui.widgets.export_dialog import export_notice
 from rebase_tui.widgets.log_tail import LogTail
-from rebase_tui.widgets.loss_chart import LossChart
-from rebase_tui.widgets.run_support import FileTail, RunView, format_value, gpu_mb, results_text, rss_mb
-from rebase_tui.widgets.stat_panel import StatPanel
+from rebase_tui.widgets.run_panels import RunPanels
+from rebase_tui.widgets.run_support import RunView, gpu_mb, rss_mb
+from rebase_tui.widgets.runs_table import RunsTable, read_runs
+from rebase_tui.widgets.settings_form import SettingsFields
 from rebase_tui.widgets.student_form import StudentForm
+from rebase_tui.widgets.train_exports import TrainExports
 
 if TYPE_CHECKING:
-    from engine.events import Event
-    from engine.student.export import ModelExport
     from engine.student.launch import LaunchedRun
     from engine.student.summary import RunSummary
-    from engine.student.training_data import DatasetExport
 
-class TrainScreen(StageScreen):
+class TrainScreen(TrainExports, StageScreen):
     """A student form, the runs list, live panels of the followed run, and its results."""
 
     STAGE = "train"
     CSS_PATH = "train.tcss"
     COMMANDS = {ScreenActions}
-    AUTO_FOCUS = "#tr-runs"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+j,ctrl+enter", "start", "Start", id="train.start",
+        Binding("ctrl+j,ctrl+enter", "start", "Start", id="train.start", priority=True,
                 tooltip="train the student on the task's accepted examples"),
-        Binding("x", "stop", "Stop", id="train.stop", tooltip="stop the run gracefully (checkpoint first)"),
-        Binding("l", "toggle_log", "Log scale", id="train.log_scale", tooltip="loss chart: log/linear scale"),
-        Binding("v", "evaluate", "Eval", id="train.eval", tooltip="evaluate the open run on its validation split"),
-        Binding("d", "export_dataset", "Export data", show=False, id="train.export_dataset",
-                tooltip="export the task's accepted examples (JSONL with provenance)"),
-        Binding("m", "export_model", "Export model", id="train.export_model",
-                tooltip="export the open run's model with an Ollama Modelfile"),
-        Binding("R", "refresh_runs", "Refresh runs", show=False, id="train.refresh"),
+        Binding("ctrl+g", "stop", "Stop", id="train.stop", priority=True,
+                tooltip="stop the run gracefully (checkpoint first)"),
+        Binding("ctrl+r", "evaluate", "Eval", id="train.eval", priority=True,
+                tooltip="evaluate the open run on its validation split"),
+        Binding("ctrl+t", "export", "Export…", id="train.export", priority=True,
+                tooltip="export the accepted examples (six formats) or the open run's model"),
+        Binding("ctrl+l", "toggle_log", "Log scale", id="train.log_scale", priority=True,
+                tooltip="loss chart: log/linear scale"),
     ]
+    PANES = (("#tr-form", "student form"), ("#tr-runs", "runs"), ("#tr-chart", "loss chart"),
+             ("#tr-log", "worker log"), ("#tr-results", "results"))
 
     def __init__(self) -> None:
         super().__init__()
         self.run_path: Path | None = None
         """The run the panels show (followed live while its worker runs)."""
         self.following = False
-        self.view: RunView | None = None
-        """The open run as the panels show it."""
-        self._stderr: FileTail | None = None
         self._pid: int | None = None
         self._gpu: float | None = None
+
+    @property
+    def following_run(self) -> str:
+        """The run followed live (its worker goes on after the app quits), or empty."""
+        return self.run_path.name if self.following and self.run_path is not None else ""
+
+    @property
+    def panels(self) -> RunPanels:
+        return self.query_one(RunPanels)
+
+    @property
+    def view(self) -> RunView | None:
+        """The open run as the panels show it."""
+        return self.panels.view
 
     @property
     def status(self) -> str:
@@ -80,42 +90,39 @@ class TrainScreen(StageScreen):
         return self.view.status if self.view is not None else ""
 
     # -- layout ----------------------------------------------------------------------------------
+    AUTO_FOCUS = None  # the runs table takes the focus once it is built (see _build)
+
     def compose_body(self) -> ComposeResult:
-        with Horizontal(id="train-main"):
-            with Vertical(id="train-left"):
-                yield StudentForm(id="tr-form")
-                yield DataTable(id="tr-runs", cursor_type="row", zebra_stripes=True)
-            with Vertical(id="train-right"):
-                with Horizontal(id="tr-panels"):
-                    yield StatPanel("run", id="tr-stats")
-                    with Vertical(id="tr-sparks"):
-                        yield Label("learning rate", classes="spark-label")
-                        yield Sparkline([], id="tr-spark-lr")
-                        yield Label("tokens/s", classes="spark-label")
-                        yield Sparkline([], id="tr-spark-tps")
-                yield LossChart(id="tr-chart")
-                with Horizontal(id="tr-bottom"):
-                    yield LogTail("worker log (stderr.log)", id="tr-log")
-                    with Vertical(id="tr-results-pane"):
-                        with Horizontal(id="tr-buttons"):
-                            yield Button("Eval", id="tr-eval", compact=True, action="screen.evaluate",
-                                         tooltip="v: evaluate the open run")
-                            yield Button("Export data", id="tr-export-data", compact=True,
-                                         action="screen.export_dataset", tooltip="d: accepted examples as JSONL")
-                            yield Button("Export model", id="tr-export-model", compact=True,
-                                         action="screen.export_model", tooltip="m: model folder + Ollama Modelfile")
-                        with VerticalScroll(id="tr-results"):
-                            yield Static("", id="tr-results-text")
+        # The form and the panels (some sixty widgets) are mounted after the first paint: the stage shows at
+        # once, with a loading indicator, instead of after the second or two that mounting them takes.
+        yield Horizontal(id="train-main")
 
     def on_mount(self) -> None:
+        self.query_one("#train-main").loading = True
+        self.call_after_refresh(self._build)
+
+    async def _build(self) -> None:
+        from rebase_tui.widgets.student_form import FIELDS
+
+        main = self.query_one("#train-main")
+        self.shown_loading = main.loading and self.is_current  # the frame was painted before the build
+        await main.mount_all([Vertical(StudentForm(id="tr-form"), RunsTable(id="tr-runs"), id="train-left"),
+                              RunPanels(id="train-right")])
+        main.loading = False
+        self.built = True
+
+        self.form_settings = SettingsFields(self, {f"#tr-{f[0]}": f[2] for f in FIELDS if f[2]})
         self.query_one("#tr-form", StudentForm).fill(self.rebase.workspace.config)
-        self.query_one("#tr-results").border_title = "results"
-        table = self.query_one("#tr-runs", DataTable)
+        self._show_env_note(self.rebase.workspace.config)
+        self.rebase.config_signal.subscribe(self, self._config_changed)
+        table = self.query_one("#tr-runs", RunsTable)
         table.border_title = "runs (enter opens)"
-        table.add_columns("run", "status", "step", "train", "eval")
+        table.loading = True  # until the first listing arrives (gathered off the UI thread)
         super().on_mount()
         self._paint_stats()
-        self.set_interval(1.0, self._poll_files, name="train-poll")
+        self.every(1.0, self._poll_files, name="train-poll")
+        self.every(2.0, self._poll_runs, name="runs-poll")
+        self.query_one("#tr-runs").focus()  # the runs: their letters act at once, the form is alt+1 away
 
     def empty_message(self) -> str | None:
         from engine.student.runs import run_dirs
@@ -132,11 +139,43 @@ class TrainScreen(StageScreen):
 
         return bool(accepted_tasks(self.rebase.workspace))
 
+    built = False
+    """True once the form and the panels are mounted (see compose_body)."""
+    shown_loading = False
+    """True when the screen was painted, with its loading indicator, before the form and panels were built."""
+
     def refresh_state(self) -> None:
+        if not self.built:
+            return
         super().refresh_state()
         self.query_one("#train-main").display = self.empty_message() is None
         if self.is_mounted and not self.following:
             self.action_refresh_runs()
+
+    # -- the student form: choices are saved as the workspace's settings -------------------------
+    @on(Input.Blurred, "#tr-form Input")
+    @on(Input.Submitted, "#tr-form Input")
+    def _student_field_done(self, event: Input.Blurred | Input.Submitted) -> None:
+        if event.input.id:
+            self.form_settings.save(f"#{event.input.id}")
+
+    def _config_changed(self, config: object) -> None:
+        """Settings changed elsewhere (another form, `rebase-tui config`): show them unless a field is being
+        edited."""
+        form = self.query_one("#tr-form", StudentForm)
+        if not any(w.has_focus for w in form.query("Input, Select")):
+            form.fill(config)
+        self._show_env_note(config)
+
+    def _show_env_note(self, config: Any) -> None:
+        """The form's bottom border names an environment variable that decides a field (REBASE_STUDENT)."""
+        self.query_one("#tr-form").border_subtitle = self.form_settings.env_note(config)
+
+    @on(Select.Changed, "#tr-method")
+    def _method_chosen(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str) and event.value != "auto" \
+                and event.value != self.rebase.workspace.config["student.method"]:
+            self.rebase.choose("student.method", event.value)
 
     # -- runs list -------------------------------------------------------------------------------
     def action_refresh_runs(self) -> None:
@@ -145,12 +184,16 @@ class TrainScreen(StageScreen):
 
         run_call(self, "runs-list", runs.reconcile, self.rebase.workspace)
 
+    def _poll_runs(self) -> None:
+        """Every few seconds while the screen is in view: the runs as their directories say (read only; a
+        run started by the CLI appears, a running one's step and status move)."""
+        if self.is_current and not any(w.group == "runs-list" and not w.is_finished for w in self.workers):
+            run_call(self, "runs-list", read_runs, self.rebase.workspace)
+
     def _fill_runs(self, summaries: list[RunSummary]) -> None:
-        table = self.query_one("#tr-runs", DataTable)
-        table.clear()
-        for s in summaries:
-            table.add_row(Content(s.run), Content(s.status), f"{s.steps}/{s.total_steps}",
-                          format_value(s.train_loss, ".3f"), format_value(s.eval_loss, ".3f"), key=s.run)
+        table = self.query_one("#tr-runs", RunsTable)
+        table.loading = False
+        table.fill(summaries)
         from engine.student import supervise
 
         if not self.following:
@@ -180,9 +223,10 @@ class TrainScreen(StageScreen):
 
         self._reset(path)
         for event in load_events(path):
-            self._apply(event)
-        self._show_results()
+            self.panels.apply(event)
+        self.panels.show_results()
         self._paint_stats()
+        self.refresh_bindings()  # eval and export act on the open run
 
     # -- following --------------------------------------------------------------------------------
     def attach(self, path: Path, offset: int | None = None) -> None:
@@ -198,25 +242,7 @@ class TrainScreen(StageScreen):
 
     def _reset(self, path: Path) -> None:
         self.run_path = path
-        self.view = RunView(path.name)
-        self.query_one("#tr-chart", LossChart).clear()
-        self.query_one("#tr-spark-lr", Sparkline).data = []
-        self.query_one("#tr-spark-tps", Sparkline).data = []
-        self.query_one("#tr-log", LogTail).clear()
-        self._stderr = FileTail(path / "stderr.log")
-        self.query_one("#tr-results-text", Static).update("")
-        self._poll_files()
-
-    def _apply(self, event: Event) -> None:
-        """Fold one training event into the panels."""
-        from engine.student.events import EvalMetrics, StepMetrics, TrainEvent
-
-        if self.view is not None and isinstance(event, TrainEvent):
-            self.view.apply(event)
-        if isinstance(event, StepMetrics):
-            self.query_one("#tr-chart", LossChart).add("train", event.step, event.loss)
-        elif isinstance(event, EvalMetrics):
-            self.query_one("#tr-chart", LossChart).add("eval", event.step, event.eval_loss)
+        self.panels.reset(path)
 
     @on(EngineEvent)
     def _engine_event(self, message: EngineEvent) -> None:
@@ -224,8 +250,8 @@ class TrainScreen(StageScreen):
             from engine.student.events import CheckpointSaved, RunEnded
 
             event = message.event
-            self._apply(event)
-            log = self.query_one("#tr-log", LogTail)
+            self.panels.apply(event)
+            log = self.panels.log
             if isinstance(event, CheckpointSaved):
                 log.add(f"checkpoint at step {event.step}")
             if isinstance(event, RunEnded) and self.view is not None:
@@ -234,28 +260,14 @@ class TrainScreen(StageScreen):
                     log.add(f"  hint: {hint}")
             self._paint_stats()
         elif message.job == "eval" and isinstance(message.event, Progress):
-            ev = message.event
-            self.query_one("#tr-results-text", Static).update(Content(
-                f"evaluating… {ev.done}/{ev.total} {ev.unit} ({ev.message}) · ETA {format_seconds(ev.eta_s)}"))
+            self.panels.show_eval_progress(message.event)
 
     def _paint_stats(self) -> None:
-        view = self.view
-        self.query_one("#tr-spark-lr", Sparkline).data = list(view.lr_history) if view else []
-        self.query_one("#tr-spark-tps", Sparkline).data = list(view.tps_history) if view else []
-        if view is None:
-            self.query_one("#tr-stats", StatPanel).set([
-                ("run", "none open"), ("", "ctrl+j starts one on the accepted examples"),
-                ("", "enter on a run opens it")])
-            return
-        rss = rss_mb(self._pid) if self.following else None
-        self.query_one("#tr-stats", StatPanel).set(view.stat_rows(rss, self._gpu))
+        self.panels.paint(rss_mb(self._pid) if self.following else None, self._gpu if self.following else None)
 
     def _poll_files(self) -> None:
         """Once a second: new lines of the worker's stderr.log, and memory figures."""
-        if self._stderr is not None:
-            text = self._stderr.read()
-            if text:
-                self.query_one("#tr-log", LogTail).add(text)
+        self.panels.read_stderr()
         if self.following:
             if shutil.which("nvidia-smi") is not None:
                 run_call(self, "gpu-memory", gpu_mb, self._pid)
@@ -263,6 +275,8 @@ class TrainScreen(StageScreen):
 
     # -- actions ----------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if not self.built and action not in ("pane",):
+            return None  # still mounting the form and the panels
         if action == "start":
             return (not self.following) or None
         if action == "stop":
@@ -288,7 +302,7 @@ class TrainScreen(StageScreen):
             return
         from engine.student.launch import start_training
 
-        self.query_one("#tr-log", LogTail).add(f"starting a run on {task}'s accepted examples…")
+        self.panels.log.add(f"starting a run on {task}'s accepted examples…")
         run_call(self, "train-start", start_training, self.rebase.workspace, task=task, **form)
 
     def _train_task(self) -> str | None:
@@ -311,7 +325,7 @@ class TrainScreen(StageScreen):
             if ok:
                 from engine.student import supervise
 
-                self.query_one("#tr-log", LogTail).add("stopping: the worker saves a checkpoint, then exits…")
+                self.panels.log.add("stopping: the worker saves a checkpoint, then exits…")
                 run_call(self, "train-stop", supervise.stop, path, 60.0)
 
         self.app.push_screen(ConfirmDialog(f"Stop run {path.name}? It saves a checkpoint first; "
@@ -319,7 +333,7 @@ class TrainScreen(StageScreen):
 
     def action_toggle_log(self) -> None:
         """Loss chart: switch between linear and log scale."""
-        self.query_one("#tr-chart", LossChart).toggle_log()
+        self.panels.chart.toggle_log()
 
     def action_evaluate(self) -> None:
         """Evaluate the open run on its validation split (thread worker; metrics and predictions shown)."""
@@ -330,37 +344,7 @@ class TrainScreen(StageScreen):
         path = self.run_path
         run_events(self, "eval", lambda: evaluate(path), description=f"evaluate {path.name}")
 
-    def action_export_dataset(self) -> None:
-        """Export the task's accepted examples as JSONL with provenance into the workspace's exports/."""
-        task = self._train_task()
-        if not task:
-            self.notify("no task with accepted examples", severity="warning")
-            return
-
-        def export() -> DatasetExport:
-            from engine.student.training_data import export_dataset
-            from engine.tasks import resolve_task
-
-            ws = self.rebase.workspace
-            return export_dataset(ws, resolve_task(ws, task), "jsonl", ws.exports_dir / f"{task}.jsonl")
-
-        run_call(self, "export-dataset", export)
-
-    def action_export_model(self) -> None:
-        """Export the open run's model (HF folder + Ollama Modelfile) into exports/<run>."""
-        if self.run_path is None or self.following:
-            return
-        from engine.student.export import export_model
-
-        run_call(self, "export-model", export_model, self.run_path,
-                 self.rebase.workspace.exports_dir / self.run_path.name)
-
     # -- results ----------------------------------------------------------------------------------
-    def _show_results(self, extra: str = "") -> None:
-        if self.run_path is not None:
-            self.query_one("#tr-results-text", Static).update(
-                Content(results_text(self.run_path, self.status, extra)))
-
     def _record_open_run(self, log: LogTail) -> None:
         """Record the open run's summary in DuckDB before its results show, so that whoever sees them (or
         quits right after) finds the run's end in the runs table."""
@@ -375,7 +359,7 @@ class TrainScreen(StageScreen):
 
     @on(JobFinished)
     def _job_finished(self, message: JobFinished) -> None:
-        log = self.query_one("#tr-log", LogTail)
+        log = self.panels.log
         match message.job:
             case "runs-list":
                 if message.ok:
@@ -395,7 +379,7 @@ class TrainScreen(StageScreen):
                 self.refresh_bindings()
                 self._record_open_run(log)
                 self._paint_stats()
-                self._show_results()
+                self.panels.show_results()
                 self.action_refresh_runs()
             case "train-stop":
                 log.add(f"stop: {message.result if message.ok else message.error}")
@@ -403,20 +387,11 @@ class TrainScreen(StageScreen):
                 if message.ok:
                     self._gpu = message.result
             case "eval":
+                self.panels.show_results("" if message.ok else f"evaluation failed: {message.error}")
+            case "export-dataset" | "export-model":
                 if message.ok:
-                    self._show_results()
+                    self.notify(export_notice(message.result), timeout=15)
+                    log.add(export_notice(message.result))
                 else:
-                    self._show_results(f"evaluation failed: {message.error}")
-            case "export-dataset":
-                if message.ok:
-                    data: DatasetExport = message.result
-                    self._show_results(f"dataset: {data.rows} rows → {data.path}")
-                else:
-                    self._show_results(f"dataset export failed: {message.error}")
-            case "export-model":
-                if message.ok:
-                    model: ModelExport = message.result
-                    self._show_results(f"model ({model.kind}) → {model.path}\nModelfile: {model.modelfile}\n"
-                                       f"then run: {model.ollama_create}")
-                else:
-                    self._show_results(f"model export failed: {message.error}")
+                    self.notify(f"{message.job.replace('-', ' ')} failed: {message.error}", severity="error",
+                                timeout=15)

@@ -1,19 +1,17 @@
-"""Transform stage: the teacher LLM (served by Ollama or an OpenAI-compatible server such as vLLM or llama.cpp)
-rewrites retrieved rows into task examples.
+"""Transform stage: the teacher LLM (Ollama) rewrites retrieved rows into task examples.
 
 The screen runs :func:`engine.teacher.transform.transform` (an async generator) in an async worker through
 :func:`rebase_tui.jobs.run_async_events`, shows the text of the generations in flight as it streams, the
 counts, tokens/s and ETA, and a log of failures with their raw replies. Pause and cancel both close the
 generator (the engine keeps every finished call in its cache); resume starts it again, which skips the
-cached calls, so nothing is asked twice. The teacher is checked (host answers, model offered) when the
-screen opens, on ``c``, when the backend or host changes and before each start: a banner gives the problem
-and its fix, and the rest of the app keeps working. Each start builds a fresh client, so a server coming
-back needs no restart. A run that ends with calls that could not be made or answered (or stopped because
-the host went away) says so in the log and in an error notification.
+cached calls, so nothing is asked twice. The teacher is checked (host answers, model installed) when the
+screen opens, on ``c`` and before each start: a banner gives the problem and its fix, and the rest of the
+app keeps working. Each start builds a fresh client, so Ollama coming back needs no restart.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on
@@ -21,25 +19,30 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.widgets import Input, Label, ProgressBar, Select, Static
+from textual.widgets import Input, Label, Select, Static
 
 from engine.errors import EngineError
 from engine.events import Log, Progress
-from engine.rate import format_seconds
 from engine.retrieval.pool import pool_sizes
 from rebase_tui.jobs import describe_error, run_async_events
 from rebase_tui.messages import EngineEvent, JobFinished
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.log_tail import LogTail
-from rebase_tui.widgets.stat_panel import StatPanel
+from rebase_tui.widgets.settings_form import SettingsFields
 from rebase_tui.widgets.stream_view import StreamView
+from rebase_tui.widgets.text import plain
+from rebase_tui.widgets.transform_status import TransformStatus
 
 if TYPE_CHECKING:
+    from engine.config import Config
     from engine.teacher.client import TeacherSettings
 
 COT_MODES = ("auto", "on", "off")
 BACKENDS = ("ollama", "openai")
+#: Form fields that are workspace settings: a value chosen here is saved in config.toml.
+FORM_SETTINGS = {"#t-backend": "teacher.backend", "#t-host": "teacher.host", "#t-model": "teacher.model",
+                 "#t-temperature": "teacher.temperature", "#t-concurrency": "teacher.concurrency"}
 
 
 class TransformScreen(StageScreen):
@@ -49,35 +52,48 @@ class TransformScreen(StageScreen):
     CSS_PATH = "transform.tcss"
     COMMANDS = {ScreenActions}
     AUTO_FOCUS = "#t-stream"
-    """Single-letter keys act when no field has focus: the stream view has it on open (tab reaches the form)."""
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+j,ctrl+enter", "start", "Start", id="transform.start",
-                tooltip="transform the pool with the teacher (skips rows already done)"),
-        Binding("space", "pause", "Pause/resume", id="transform.pause",
-                tooltip="pause (finished rows are kept) or resume"),
-        Binding("x", "cancel", "Cancel", id="transform.cancel", tooltip="stop the run (finished rows are kept)"),
-        Binding("c", "check", "Check teacher", id="transform.check",
+        Binding("ctrl+j,ctrl+enter", "start", "Start", id="transform.start", priority=True,
+                tooltip="transform the pool with the teacher (skips rows already done); resumes after a pause"),
+        Binding("ctrl+z", "pause", "Pause/resume", id="transform.pause", priority=True,
+                tooltip="pause: no new request starts, those in flight finish and are kept; again resumes"),
+        Binding("ctrl+g", "cancel", "Stop", id="transform.cancel", priority=True,
+                tooltip="stop the run (finished rows are kept; starting again skips them)"),
+        Binding("ctrl+r", "check", "Check teacher", id="transform.check", priority=True,
                 tooltip="check that the teacher's server answers and offers the model"),
     ]
+    PANES = (("#transform-settings", "teacher settings"), ("#t-stream", "generations"), ("#t-log", "log"))
+    """Stage-wide actions are ctrl-chords (they work whatever has focus, a text field included); alt+1…3
+    jump to the panes."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.state = "idle"  # idle | running | paused
+        self.state = "idle"  # idle | running | pausing | paused
         self.task_name: str | None = None
+        """The selected task (the app's), whose pool and examples the screen shows."""
+        self.job_task: str | None = None
+        """The task the running (or paused) transform works on."""
+        self.in_flight = 0
+        """Teacher calls of the run in flight now (the engine's InFlight)."""
         self.models: list[str] = []
         self.teacher_problem: str = ""
         self.counts: dict[str, int] = {}
+        """The selected task's examples by state, as stored."""
         self.total = 0
         self._job: Any = None
+        self._gate: asyncio.Event | None = None
+        self._counts_due = False
+        self._last_run = ""
+        self.form_settings = SettingsFields(self, FORM_SETTINGS)
 
     # -- layout ----------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
         with Vertical(id="transform-pane"):
             yield Static("", id="teacher-banner")
             with Horizontal(id="transform-labels"):
-                for wid, label in (("backend", "backend"), ("host", "host"), ("model", "model"),
-                                   ("temperature", "temperature"), ("cot", "chain of thought"),
-                                   ("concurrency", "concurrency"), ("limit", "rows")):
+                for wid, label in (("backend", "server"), ("host", "host"), ("model", "model"),
+                                   ("temperature", "temp"), ("cot", "reasoning"), ("concurrency", "parallel"),
+                                   ("limit", "rows")):
                     yield Label(label, id=f"t-label-{wid}")
             with Horizontal(id="transform-settings"):
                 yield Select([(b, b) for b in BACKENDS], id="t-backend", value="ollama", allow_blank=False,
@@ -89,34 +105,26 @@ class TransformScreen(StageScreen):
                              compact=True)
                 yield Input(id="t-concurrency", compact=True, type="integer")
                 yield Input(id="t-limit", compact=True, type="integer", placeholder="all")
-            with Horizontal(id="transform-status"):
-                with Vertical(id="transform-progress"):
-                    yield Static("", id="t-state")
-                    yield ProgressBar(id="t-progress", show_eta=False)
-                    yield Static("", id="t-message")
-                yield StatPanel("counts", id="t-stats")
+            yield Static("", id="t-env-note")
+            yield TransformStatus(id="transform-status")
             with Horizontal(id="transform-live"):
                 yield StreamView(keep=4, id="t-stream")
                 yield LogTail("log · failures with raw replies", id="t-log")
 
     def on_mount(self) -> None:
-        cfg = self.rebase.workspace.config
-        backend = cfg["teacher.backend"] if cfg["teacher.backend"] in BACKENDS else "ollama"
-        with self.prevent(Select.Changed):
-            self.query_one("#t-backend", Select).value = backend
-        self.query_one("#t-host", Input).value = self._configured_host(backend)
-        self.query_one("#t-temperature", Input).value = str(cfg["teacher.temperature"])
-        self.query_one("#t-concurrency", Input).value = str(cfg["teacher.concurrency"])
+        self.form_settings.show(self.rebase.workspace.config)
+        self._show_env_note(self.rebase.workspace.config)
+        self.rebase.config_signal.subscribe(self, self._config_changed)
         for wid, label in (("#t-backend", "ollama, or openai: vLLM, llama.cpp, LM Studio (key from "
                                           "$REBASE_TEACHER_API_KEY)"),
                            ("#t-host", "host (an OpenAI-compatible server's base URL ends in /v1)"),
-                           ("#t-model", "model"), ("#t-temperature", "temperature"),
-                           ("#t-cot", "chain of thought"), ("#t-concurrency", "concurrency"),
-                           ("#t-limit", "rows (blank: all)")):
+                           ("#t-model", "teacher model"), ("#t-temperature", "temperature"),
+                           ("#t-cot", "reasoning: chain of thought (auto, on, off)"),
+                           ("#t-concurrency", "requests in parallel (match the server's parallel slots)"),
+                           ("#t-limit", "rows of the pool to transform (blank: all)")):
             self.query_one(wid).tooltip = label
         self.query_one("#t-stream", StreamView).border_title = "generations in flight"
         super().on_mount()
-        self._paint_stats()
         self.action_check()
 
     def empty_message(self) -> str | None:
@@ -133,14 +141,73 @@ class TransformScreen(StageScreen):
         if empty:
             return
         pools = pool_sizes(self.rebase.workspace)
-        wanted = self.rebase.task_name
-        self.task_name = wanted if wanted in pools else (next(iter(pools)) if pools else None)
-        if self.state == "idle":
-            self.total = pools.get(self.task_name or "", 0)
-            bar = self.query_one("#t-progress", ProgressBar)
-            if bar.total is None:  # an empty, determinate bar until the first run (no animation)
-                bar.update(total=max(self.total, 1), progress=0)
+        # the selected task, pool or not (a task without one says so); with none selected, the first pool's
+        self.task_name = self.rebase.task_name or next(iter(pools), None)
+        self.total = pools.get(self.task_name or "", 0)
+        self._refresh_counts()
+        if not self._mine():
+            self.query_one(TransformStatus).show_idle(self.total, sum(self.counts.values()), self._last_run)
         self._paint_state()
+
+    def _mine(self) -> bool:
+        """True while a run of the selected task is going on (its progress is this task's)."""
+        return self.state != "idle" and self.job_task == self.task_name
+
+    def _refresh_counts(self) -> None:
+        """Read the selected task's examples by state again (the one source of the counts)."""
+        from engine.review import counts
+
+        self._counts_due = False
+        self.counts = counts(self.rebase.workspace, self.task_name) if self.task_name else {}
+        self.query_one(TransformStatus).show_counts(self.counts)
+
+    # -- the form: the workspace's settings, and choices saved there -------------------------
+    def _show_env_note(self, cfg: Config) -> None:
+        text = self.form_settings.env_note(cfg)
+        note = self.query_one("#t-env-note", Static)
+        note.display = bool(text)
+        note.update(Content(text))
+
+    def _config_changed(self, cfg: Config) -> None:
+        before = (self.query_one("#t-host", Input).value, self.query_one("#t-model", Select).value)
+        self.form_settings.show(cfg)
+        self._show_env_note(cfg)
+        after = (self.query_one("#t-host", Input).value, self.query_one("#t-model", Select).value)
+        if after != before or cfg["teacher.model"] != after[1]:
+            self.action_check()
+
+    @on(Input.Blurred)
+    def _field_left(self, event: Input.Blurred) -> None:
+        if event.input.id and self.form_settings.save(f"#{event.input.id}"):
+            self._show_env_note(self.rebase.workspace.config)
+
+    @on(Select.Changed, "#t-backend")
+    def _backend_changed(self, event: Select.Changed) -> None:
+        """Another backend: a host left at the other backend's configured value follows, and the check reruns."""
+        if not isinstance(event.value, str):
+            return
+        host = self.query_one("#t-host", Input)
+        others = {self._configured_host(b) for b in BACKENDS if b != event.value}
+        if not host.value.strip() or host.value.strip() in others:
+            host.value = self._configured_host(event.value)
+        self.form_settings.save("#t-backend")
+        self.action_check()
+
+    def _configured_host(self, backend: str) -> str:
+        """The host the configuration gives ``backend`` (its default when the config names none for it)."""
+        from engine.teacher.client import TeacherSettings
+
+        try:
+            return TeacherSettings.from_config(self.rebase.workspace.config, backend=backend).host
+        except EngineError:
+            return str(self.rebase.workspace.config["teacher.host"])
+
+    @on(Select.Changed, "#t-model")
+    def _model_chosen(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
+            if event.value in self.models and self.teacher_problem.startswith("model "):
+                self._set_problem("")  # the problem was the model, and this one is installed
+            self.form_settings.save("#t-model")
 
     # -- teacher check -----------------------------------------------------------------------
     def settings(self) -> TeacherSettings:
@@ -168,27 +235,9 @@ class TransformScreen(StageScreen):
             concurrency=number("#t-concurrency", int),
         )
 
-    def _configured_host(self, backend: str) -> str:
-        """The host the configuration gives ``backend`` (its default when the config names none for it)."""
-        from engine.teacher.client import TeacherSettings
-
-        try:
-            return TeacherSettings.from_config(self.rebase.workspace.config, backend=backend).host
-        except EngineError:
-            return str(self.rebase.workspace.config["teacher.host"])
-
-    @on(Select.Changed, "#t-backend")
-    def _backend_changed(self, event: Select.Changed) -> None:
-        """Another backend: a host left at the other backend's configured value follows, and the check reruns."""
-        host = self.query_one("#t-host", Input)
-        others = {self._configured_host(b) for b in BACKENDS if b != event.value}
-        if not host.value.strip() or host.value.strip() in others:
-            host.value = self._configured_host(str(event.value))
-        self.action_check()
-
     def action_check(self) -> None:
         """Ask the teacher's server for its models (in an async worker); the banner shows any problem."""
-        self.run_worker(self._check(), name="teacher-check", group="teacher-check", exclusive=True,
+        self.run_worker(self._check, name="teacher-check", group="teacher-check", exclusive=True,
                         exit_on_error=False, description="check the teacher")
 
     async def _check(self) -> None:
@@ -215,7 +264,8 @@ class TransformScreen(StageScreen):
         select.set_options([(m, m) for m in self.models])
         match = backend.match(self.models, current)
         if match is not None:
-            select.value = match
+            with select.prevent(Select.Changed):
+                select.value = match
             self._set_problem("")
         else:
             self._set_problem(f"{backend.missing_model(current, self.models)}, or pick one in the model field")
@@ -224,30 +274,37 @@ class TransformScreen(StageScreen):
         self.teacher_problem = problem
         banner = self.query_one("#teacher-banner", Static)
         banner.display = bool(problem)
-        banner.update(Content(f"⚠ {problem}   (c: check again)" if problem else ""))
-
-    @on(Input.Submitted, "#t-host")
-    def _host_changed(self) -> None:
-        self.query_one("#t-stream").focus()
-        self.action_check()
+        banner.update(plain(f"⚠ {problem}   (ctrl+r: check again)" if problem else "", 2000))
 
     @on(Input.Submitted)
-    def _field_done(self) -> None:
+    def _field_done(self, event: Input.Submitted) -> None:
+        if event.input.id:
+            self.form_settings.save(f"#{event.input.id}")
         self.query_one("#t-stream").focus()
+        if event.input.id == "t-host":
+            self.action_check()
 
     # -- running -------------------------------------------------------------------------------
+    # idle → running (ctrl+j) → pausing (ctrl+z: no new request starts; those in flight finish and are
+    # stored) → paused (nothing in flight) → running (ctrl+z or ctrl+j); ctrl+g stops from any of them.
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "start":
-            return self.state == "idle" or None
-        if action == "pause":
-            return self.state in {"running", "paused"} or None
-        if action == "cancel":
-            return self.state in {"running", "paused"} or None
+            return self.state in {"idle", "pausing", "paused"} or None
+        if action in {"pause", "cancel"}:
+            return self.state != "idle" or None
         return True
 
     def action_start(self) -> None:
-        """Start transforming the task's pool (rows already done are skipped: they are cached)."""
-        if self.state == "running" or not self.task_name:
+        """Start transforming the task's pool (rows already done are skipped: they are cached); after a
+        pause, resume."""
+        if self.state in {"pausing", "paused"}:
+            self._resume()
+            return
+        if self.state != "idle" or not self.task_name:
+            return
+        if not self.total:
+            self.notify(f"task {self.task_name} has no pool yet: rank rows for it on the Retrieve stage (F4, "
+                        "ctrl+j stores them)", severity="warning")
             return
         try:
             settings = self.settings()
@@ -260,36 +317,39 @@ class TransformScreen(StageScreen):
         from engine.teacher.transform import transform
 
         task, ws = self.task_name, self.rebase.workspace
-        if self.state == "idle":
-            self.counts = {}
-            self.query_one("#t-stream", StreamView).clear()
+        self.query_one("#t-stream", StreamView).clear()
+        gate = self._gate = asyncio.Event()
+        gate.set()
+        self.job_task, self.in_flight = task, 0
         self._set_state("running")
         self._job = run_async_events(self, "transform", lambda: transform(
-            ws, task, settings, limit=limit_n, cot=str(cot)), description=f"transform {task}")
+            ws, task, settings, limit=limit_n, cot=str(cot), gate=gate), description=f"transform {task}")
 
     def action_pause(self) -> None:
-        """Pause (close the run; finished rows are kept) or resume (start again, skipping them)."""
-        if self.state == "running":
-            self._set_state("paused")
-            if self._job is not None:
-                self._job.cancel()
-        elif self.state == "paused":
-            self.action_start()
+        """Pause (no new request starts; the requests in flight finish and are kept) or resume."""
+        if self.state == "running" and self._gate is not None:
+            self._gate.clear()
+            self._set_state("pausing" if self.in_flight else "paused")
+        elif self.state in {"pausing", "paused"}:
+            self._resume()
+
+    def _resume(self) -> None:
+        if self._gate is not None:
+            self._gate.set()
+        self._set_state("running")
 
     def action_cancel(self) -> None:
         """Stop the run after a confirmation; finished rows stay stored."""
-        if self.state not in {"running", "paused"}:
+        if self.state == "idle":
             return
         from rebase_tui.widgets.dialogs import ConfirmDialog
 
         def confirmed(ok: bool | None) -> None:
-            if ok:
-                if self._job is not None:
-                    self._job.cancel()
-                self._set_state("idle")
+            if ok and self._job is not None:
+                self._job.cancel()  # the JobFinished that follows puts the screen back to idle
 
-        self.app.push_screen(ConfirmDialog("Stop transforming? Rows already done are kept; starting again "
-                                           "skips them.", yes="Stop"), confirmed)
+        self.app.push_screen(ConfirmDialog(f"Stop transforming task {self.job_task}? Rows already done are "
+                                           "kept; starting again skips them.", yes="Stop"), confirmed)
 
     def _set_state(self, state: str) -> None:
         self.state = state
@@ -297,27 +357,25 @@ class TransformScreen(StageScreen):
         self._paint_state()
 
     def _paint_state(self) -> None:
-        label = {"idle": "idle — ctrl+j starts", "running": "running — space pauses, x cancels",
-                 "paused": "paused — space resumes, x cancels"}[self.state]
-        task = f"task {self.task_name} · pool {self.total:,} rows · " if self.task_name else ""
-        self.query_one("#t-state", Static).update(Content(task + label))
-
-    def _paint_stats(self) -> None:
-        c = self.counts
-        finished = sum(c.values())
-        self.query_one("#t-stats", StatPanel).set([
-            ("done", c.get("pending", 0) + c.get("accepted", 0)),
-            ("failed", c.get("failed", 0)),
-            ("duplicates", c.get("duplicate", 0)),
-            ("filtered", c.get("rejected", 0)),
-            ("finished", finished),
-        ])
+        n = self.in_flight
+        label = {"idle": "idle — ctrl+j starts",
+                 "running": f"running, {n} in flight — ctrl+z pauses, ctrl+g stops",
+                 "pausing": f"pausing: no new request starts; {n} in flight finishing — ctrl+z resumes",
+                 "paused": "paused: nothing in flight — ctrl+z resumes, ctrl+g stops"}[self.state]
+        if self.state != "idle" and self.job_task != self.task_name:
+            label = f"idle — a transform of task {self.job_task} is {self.state} (F8 switches to it)"
+        total = sum(self.counts.values())
+        task = (f"task {self.task_name} · pool {self.total:,} rows · {total:,} example{'' if total == 1 else 's'} · "
+                if self.task_name else "")
+        if self.task_name and not self.total and self.state == "idle":
+            label = "no pool yet — rank rows for it on the Retrieve stage (F4)"
+        self.query_one(TransformStatus).show_state(task + label)
 
     @on(EngineEvent)
     def _engine_event(self, message: EngineEvent) -> None:
         if message.job != "transform":
             return
-        from engine.teacher.transform import ExampleDone, ExampleText, TransformFinished
+        from engine.teacher.transform import ExampleDone, ExampleText, InFlight, TransformFinished
 
         event = message.event
         stream = self.query_one("#t-stream", StreamView)
@@ -326,36 +384,43 @@ class TransformScreen(StageScreen):
             case ExampleText(row=row, rank=rank, text=text):
                 stream.update_text(row, f"#{rank} · row {row}", text)
             case ExampleDone():
-                self.counts[event.status] = self.counts.get(event.status, 0) + 1
                 note = event.status + (f": {event.reason}" if event.reason else "")
-                stream.finish(event.row, note, failed=event.status == "failed")
+                final = f"{event.input}\n→ {event.output}" if event.output else ""
+                stream.finish(event.row, note, failed=event.status == "failed", final=final)
                 if event.status == "failed":
                     raw = self._raw_reply(event.example_id)
                     log.add(f"✗ #{event.rank} row {event.row}: {event.reason or 'failed'}"
                             + (f"\n  raw: {raw}" if raw else ""))
-                self._paint_stats()
-            case Progress(done=done, total=total, message=text, rate=rate, eta_s=eta_s):
-                bar = self.query_one("#t-progress", ProgressBar)
-                if total:
-                    self.total = total
-                bar.update(total=total, progress=done)
-                remaining = (total or 0) - done
-                speed = f"{rate:.2f} examples/s" if rate is not None else "-- examples/s"
-                self.query_one("#t-message", Static).update(Content(
-                    f"{done:,}/{total or 0:,} · {remaining:,} remaining · {text} · {speed} · "
-                    f"ETA {format_seconds(eta_s)}"))
+                if not self._counts_due:  # at most a few reads a second, however fast examples arrive
+                    self._counts_due = True
+                    self.set_timer(0.25, self._counts_changed)
+            case InFlight(calls=calls):
+                self.in_flight = calls
+                if self.state == "pausing" and calls == 0:
+                    self._set_state("paused")
+                else:
+                    self._paint_state()
+            case Progress():
+                if self._mine():
+                    self.query_one(TransformStatus).show_progress(event, running=self.state == "running")
             case Log(message=text, level=level):
                 if self.teacher_problem:
                     self._set_problem("")  # the teacher answered
                 log.add(("" if level == "INFO" else f"{level}: ") + text)
             case TransformFinished():
-                log.add(f"finished: {event.done} new, {event.failed} failed, {event.duplicates} duplicates, "
-                        f"{event.cached} cached, {event.seconds:.1f} s")
+                self._last_run = (f"last run of {self.job_task}: {event.done} new, {event.failed} failed, "
+                                  f"{event.duplicates} duplicates, {event.cached} already done, {event.seconds:.1f} s")
+                log.add(self._last_run)
                 if not event.complete:
                     skipped = f"; {event.skipped} row(s) not tried" if event.skipped else ""
                     log.add(f"ERROR: {event.faults()}{skipped} — start again to retry them")
                     self.notify(f"{event.faults()}{skipped} — start again to retry them (finished rows are kept)",
                                 severity="error", timeout=8)
+
+    def _counts_changed(self) -> None:
+        if self.is_attached and self.task_name == self.job_task:
+            self._refresh_counts()
+            self._paint_state()
 
     def _raw_reply(self, example_id: int | None) -> str:
         from engine.teacher.calls import raw_response
@@ -368,14 +433,17 @@ class TransformScreen(StageScreen):
     def _job_finished(self, message: JobFinished) -> None:
         if message.job != "transform":
             return
-        self._job = None
+        task, self._job, self._gate, self.in_flight = self.job_task, None, None, 0
+        self.job_task = None
         if message.outcome == "error":
             self._set_problem(message.error)
             self.query_one("#t-log", LogTail).add(f"ERROR: {message.error}")
-            self._set_state("idle")
+            self._last_run = f"last run of {task} failed: {message.error}"
         elif message.outcome == "done":
             self._set_problem("")
-            self._set_state("idle")
-            self.notify(f"transform finished: {self.counts.get('pending', 0)} new examples — review them (F6)")
-        elif self.state != "paused":
-            self._set_state("idle")
+            self.notify(f"transform of {task} finished — review the examples (F6)")
+        else:
+            self._last_run = f"last run of {task} stopped; finished rows are kept (ctrl+j goes on)"
+        self._set_state("idle")
+        if self.is_current or self.is_attached:
+            self.refresh_state()

@@ -46,11 +46,11 @@ def run(args: argparse.Namespace) -> int:
         if args.threads is None:
             set_torch_threads(1)  # the app shares the cores between its workers
         from rebase_tui.app import RebaseApp
+        from rebase_tui.subcommands.tui import run_app
 
         app = RebaseApp(ws, stage="data", task=DEMO_TASKS[0])
         handed_over = True  # the app owns the workspace now (and closes it)
-        app.run()
-        return 0
+        return run_app(app)
     finally:
         if not handed_over:
             ws.close()

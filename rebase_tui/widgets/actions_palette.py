@@ -2,7 +2,8 @@
 
 Put it in a screen's ``COMMANDS``: the palette (ctrl+p) then lists the screen's own bindings and those of
 its widgets (the examples table's "Add example", the results table's "Exclude dataset"...), each named
-``<Stage>: <description>`` with its key, so every action reachable by a key is also reachable by name.
+``<Stage>: <description>`` with its key, so every action reachable by a key is also reachable by name. Only
+the app's own bindings are listed (they have an id); Textual's cursor and editing keys are not.
 A widget's action runs with that widget as its namespace, as if its key had been pressed there.
 """
 
@@ -29,7 +30,10 @@ def screen_actions(screen: DOMNode) -> list[tuple[str, str, DOMNode, str]]:
     stage = getattr(screen, "STAGE", "") or type(screen).__name__
     for node in [screen, *screen.query("*")]:
         for binding in _bindings(node):
-            if not binding.description or binding.action in seen or binding.action.startswith("app.stage"):
+            # the app's own actions only: Textual's widget bindings (cursor moves, "Move cursor left and
+            # select", ...) carry no id, and their keys are the ones everyone knows
+            if not binding.id or not binding.description or binding.action in seen \
+                    or binding.action.startswith("app.stage"):
                 continue
             seen.add(binding.action)
             key = binding.key_display or binding.key.split(",")[0]

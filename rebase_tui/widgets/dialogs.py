@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
 from rebase_tui.widgets.path_input import PathInput
+from rebase_tui.widgets.text import plain
 
 DIALOG_CSS = """
 ConfirmDialog, PathDialog {
@@ -56,7 +57,7 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(Content(self.question))
+            yield Static(plain(self.question, 2000))
             with Horizontal(classes="dialog-buttons"):
                 yield Button(self.yes, variant="error", id="yes")
                 yield Button("Cancel", id="no")
@@ -88,7 +89,7 @@ class PathDialog(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(Content(self.title_text))
+            yield Label(plain(self.title_text, 500))
             yield PathInput(self.value, id="path")
             yield Static("", classes="dialog-error", id="dialog-error")
             with Horizontal(classes="dialog-buttons"):

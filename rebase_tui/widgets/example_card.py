@@ -16,10 +16,11 @@ from textual.content import Content
 from textual.widgets import Static
 
 from engine.review import ExampleRecord
+from rebase_tui.widgets.text import plain, shown
 
 
 def _section(title: str, body: str) -> Content:
-    return Content.assemble((title, "bold $text-accent"), "\n", Content(body if body else "—"), "\n")
+    return Content.assemble((shown(title, 200), "bold $text-accent"), "\n", plain(body) if body else "—", "\n")
 
 
 class ExampleCard(VerticalScroll):
@@ -28,11 +29,13 @@ class ExampleCard(VerticalScroll):
     DEFAULT_CSS = """
     ExampleCard { height: 1fr; padding: 0 1; }
     ExampleCard > #card-body { height: auto; }
-    ExampleCard.-streaming > #card-body { color: $text-muted; }
+    ExampleCard.-streaming > #card-body { color: $foreground-muted; }
     """
 
     shown_id: int | None = None
     """The id of the example on the card (None: blank)."""
+    shown: ExampleRecord | None = None
+    """The example on the card."""
 
     def compose(self) -> ComposeResult:
         yield Static("", id="card-body")
@@ -40,6 +43,7 @@ class ExampleCard(VerticalScroll):
     def show(self, example: ExampleRecord | None, missing_id: int | None = None) -> None:
         """Show ``example``, or a blank card (naming ``missing_id`` when that example no longer exists)."""
         body = self.query_one("#card-body", Static)
+        self.shown = example
         self.shown_id = example.id if example is not None else missing_id
         if example is None:
             body.update(Content("no example selected" if missing_id is None
@@ -52,7 +56,7 @@ class ExampleCard(VerticalScroll):
             line += f" · {example.reason}"
         if example.teacher_model:
             line += f" · {example.teacher_model}"
-        parts = [Content.styled(line + "\n", "$text-muted"), _section("Input", example.input),
+        parts = [Content.styled(shown(line, 500) + "\n", "$foreground-muted"), _section("Input", example.input),
                  _section("Output", example.output)]
         if example.reasoning:
             parts.append(_section("Reasoning", example.reasoning))
@@ -62,12 +66,20 @@ class ExampleCard(VerticalScroll):
         self.scroll_home(animate=False)
 
 
+    def restatus(self, status: str) -> None:
+        """Show the example on the card in state ``status`` (a decision painted before it is written)."""
+        if self.shown is not None and self.shown.status != status:
+            import dataclasses
+
+            self.show(dataclasses.replace(self.shown, status=status, reason=None))
+
+
 class SourceRowView(VerticalScroll):
     """The source row of an example: where it comes from, then each field."""
 
     DEFAULT_CSS = """
     SourceRowView { height: 1fr; padding: 0 1; }
-    SourceRowView > #source-origin { color: $text-muted; height: auto; margin-bottom: 1; }
+    SourceRowView > #source-origin { color: $foreground-muted; height: auto; margin-bottom: 1; }
     SourceRowView > #source-body { height: auto; }
     """
 
@@ -81,7 +93,7 @@ class SourceRowView(VerticalScroll):
     def show(self, origin: str, data: Mapping[str, Any] | str | None) -> None:
         """Show a row's ``origin`` (dataset/config/row id) and its fields (a mapping or JSON text)."""
         self.shown_origin = origin
-        self.query_one("#source-origin", Static).update(Content(origin))
+        self.query_one("#source-origin", Static).update(plain(origin, 500))
         if isinstance(data, str):
             try:
                 data = json.loads(data)

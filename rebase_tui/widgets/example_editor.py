@@ -1,8 +1,9 @@
-"""Review dialogs: the example editor (text areas; ctrl+s saves and accepts) and the reject reason."""
+"""Review dialogs: the example editor (text areas beside the source row; ctrl+s saves and accepts) and the
+reject reason."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -12,10 +13,15 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, TextArea
 
 from engine.review import ExampleRecord
+from rebase_tui.inert import inert
+from rebase_tui.widgets.example_card import SourceRowView
 
 _CSS = """
 ExampleEditor, ReasonDialog { align: center middle; }
-ExampleEditor > Vertical { width: 90%; height: 90%; border: thick $primary; background: $surface; padding: 0 1; }
+ExampleEditor > Vertical { width: 94%; height: 92%; border: thick $primary; background: $surface; padding: 0 1; }
+ExampleEditor #edit-main { height: 1fr; }
+ExampleEditor #edit-fields { width: 3fr; }
+ExampleEditor #edit-source { width: 2fr; border: round $primary-muted; margin-left: 1; }
 ExampleEditor TextArea { height: 1fr; }
 ExampleEditor #edit-reasoning { height: 1fr; }
 ExampleEditor Label { margin-top: 1; color: $text-accent; }
@@ -34,26 +40,36 @@ class ExampleEditor(ModalScreen["dict[str, str] | None"]):
         Binding("escape", "cancel", "Cancel", id="review.edit.cancel", tooltip="close without saving"),
     ]
 
-    def __init__(self, example: ExampleRecord) -> None:
+    def __init__(self, example: ExampleRecord, origin: str = "", source: Any = None) -> None:
         super().__init__()
         self.example = example
+        self.origin = origin
+        """Where the example's source row comes from (dataset, config, row id)."""
+        self.source = source
+        """The source row's fields (shown beside the editors, as on the Review screen)."""
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(Content(f"Edit example #{self.example.id} — ctrl+s saves and accepts, "
                                 "escape cancels"))
-            yield Label("Input")
-            yield TextArea(self.example.input, id="edit-input")
-            yield Label("Output")
-            yield TextArea(self.example.output, id="edit-output")
-            if self.example.reasoning is not None:
-                yield Label("Reasoning")
-                yield TextArea(self.example.reasoning, id="edit-reasoning")
+            with Horizontal(id="edit-main"):
+                with Vertical(id="edit-fields"):
+                    yield Label("Input")
+                    yield TextArea(inert(self.example.input), id="edit-input")
+                    yield Label("Output")
+                    yield TextArea(inert(self.example.output), id="edit-output")
+                    if self.example.reasoning is not None:
+                        yield Label("Reasoning")
+                        yield TextArea(inert(self.example.reasoning), id="edit-reasoning")
+                yield SourceRowView(id="edit-source")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save + accept", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
+        source = self.query_one("#edit-source", SourceRowView)
+        source.border_title = "source row"
+        source.show(self.origin or "imported example (no source row)", self.source)
         self.query_one("#edit-output", TextArea).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

@@ -22,6 +22,8 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from rebase_tui.inert import inert
+
 #: Status → the short label shown in the list's status column.
 STATUS_LABELS = {
     "pending": "pending",
@@ -33,9 +35,10 @@ STATUS_LABELS = {
 
 
 def flatten(text: str, limit: int = 400) -> str:
-    """One display line: newlines and control characters become spaces (text is never markup)."""
-    text = text[:limit]
-    return "".join(ch if ch >= " " and ch != "\x7f" else " " for ch in text)
+    """One display line: newlines and tabs become spaces, other control characters their visible symbols
+    (text is never markup)."""
+    text = inert(text[:limit])
+    return "".join(" " if ch in "\n\t" else ch for ch in text)
 
 
 @dataclass
@@ -68,15 +71,15 @@ class ExampleList(ScrollView, can_focus=True):
         background: $surface;
         height: 1fr;
     }
-    ExampleList > .example-list--cursor { background: $primary 30%; text-style: bold; }
-    ExampleList:focus > .example-list--cursor { background: $primary 60%; }
+    ExampleList > .example-list--cursor { background: $panel; color: $foreground; text-style: bold; }
+    ExampleList:focus > .example-list--cursor { background: $primary-muted; color: $foreground; }
     ExampleList > .example-list--pending { color: $review-pending; }
     ExampleList > .example-list--accepted { color: $review-accepted; }
     ExampleList > .example-list--rejected { color: $review-rejected; }
     ExampleList > .example-list--failed { color: $error; }
-    ExampleList > .example-list--duplicate { color: $text-muted; }
+    ExampleList > .example-list--duplicate { color: $foreground-muted; }
     ExampleList > .example-list--edited { color: $review-edited; }
-    ExampleList > .example-list--id { color: $text-muted; }
+    ExampleList > .example-list--id { color: $foreground-muted; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("down,j", "move(1)", "Next", show=False, id="review.next", tooltip="next example"),
@@ -172,15 +175,18 @@ class ExampleList(ScrollView, can_focus=True):
         if index >= len(self.rows):
             return Strip.blank(width, base)
         row = self.rows[index]
-        if index == self.cursor:
+        label = f"{STATUS_LABELS.get(row.status, row.status):<8}"
+        mark = "✎" if row.edited else " "
+        if index == self.cursor:  # the cursor's own colours: readable in every theme, whatever the state
             base = base + self.get_component_rich_style("example-list--cursor", partial=True)
+            segments = [Segment(f"{row.id:>{self._id_width}} {label}{mark} {row.preview}", base)]
+            return Strip(segments).crop_extend(scroll_x, scroll_x + width, base)
         status_style = self.get_component_rich_style(f"example-list--{row.status}", partial=True) \
             if f"example-list--{row.status}" in self.COMPONENT_CLASSES else Style()
         id_style = self.get_component_rich_style("example-list--id", partial=True)
-        mark = "✎" if row.edited else " "
         segments = [
             Segment(f"{row.id:>{self._id_width}} ", base + id_style),
-            Segment(f"{STATUS_LABELS.get(row.status, row.status):<8}", base + status_style),
+            Segment(label, base + status_style),
             Segment(mark, base + self.get_component_rich_style("example-list--edited", partial=True)),
             Segment(" " + row.preview, base),
         ]

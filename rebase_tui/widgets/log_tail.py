@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from textual.widgets import Log
 
+from rebase_tui.inert import inert
+from rebase_tui.widgets.text import one_line
+
+#: Characters of one log line shown (a teacher's reply or a worker's output can be one enormous line).
+LINE_CHARS = 2000
+
 
 class LogTail(Log):
     """``Log`` keeps text plain (no markup); this one is bounded and says so in its border."""
@@ -18,6 +24,7 @@ class LogTail(Log):
         self.border_title = title
 
     def add(self, text: str) -> None:
-        """Append ``text`` (any number of lines; control characters other than newlines are dropped)."""
-        clean = "".join(ch if ch >= " " or ch in "\n\t" else " " for ch in text)
-        self.write_lines(clean.splitlines() or [""])
+        """Append ``text`` (any number of lines, each shown inertly and cut to LINE_CHARS characters)."""
+        lines = text[: LINE_CHARS * 50].splitlines() or [""]
+        self.write_lines([one_line(line, LINE_CHARS) if len(line) > LINE_CHARS else inert(line).replace("\t", " ")
+                          for line in lines])

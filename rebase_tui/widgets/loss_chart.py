@@ -1,8 +1,10 @@
-"""A braille line chart of training and evaluation loss, with a log-scale toggle.
+"""A line chart of training and evaluation loss against the step, with a log-scale toggle.
 
 The history is a plain bounded list of (step, value) per series (not a reactive list); the chart
-downsamples it to its width when drawn. Each terminal cell holds a 2×4 braille dot grid, so a 60×10 chart
-plots 120 points at 40 levels.
+downsamples it to its width when drawn. Training loss is a braille line (each terminal cell holds a 2×4 dot
+grid, so a 60×10 chart plots 120 points at 40 levels); evaluation loss, a few points per run, is drawn as
+``●`` markers in its own colour, so the two never look alike. The y-axis has its extremes, the x-axis its
+first, middle and last step.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from textual.widget import Widget
 #: Dot bits of a braille cell, indexed [row 0..3][column 0..1].
 _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
 _AXIS = 8  # columns of the y-axis labels
+_X_AXIS = 2  # rows of the x-axis: the rule and the step labels
+EVAL_MARK = "●"
 
 
 def _fmt(v: float) -> str:
@@ -41,7 +45,7 @@ def resample(points: Sequence[tuple[float, float]], n: int) -> list[tuple[float,
     return out
 
 
-class LossChart(Widget):
+class LossChart(Widget, can_focus=True):
     """Train loss and eval loss against step; ``log_scale`` plots log10(loss)."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"loss-chart--train", "loss-chart--eval", "loss-chart--axis"}
@@ -49,7 +53,7 @@ class LossChart(Widget):
     LossChart { height: 12; border: round $primary-muted; }
     LossChart > .loss-chart--train { color: $loss-train; }
     LossChart > .loss-chart--eval { color: $loss-eval; }
-    LossChart > .loss-chart--axis { color: $text-muted; }
+    LossChart > .loss-chart--axis { color: $foreground-muted; }
     """
     SERIES = ("train", "eval")
 
@@ -87,11 +91,20 @@ class LossChart(Widget):
         return self.log_scale
 
     def _update_title(self) -> None:
-        self.border_title = "loss — train ⣿ eval ⣿" + (" (log scale)" if self.log_scale else "")
+        from textual.content import Content
+
+        self.border_title = Content.assemble(
+            "loss  ", ("⣿ train", "$loss-train"), "  ", (f"{EVAL_MARK} eval", "$loss-eval"),
+            " (log scale)" if self.log_scale else "", "  by step")
 
     # -- drawing ---------------------------------------------------------------------------
     def _y(self, v: float) -> float:
         return math.log10(max(v, 1e-12)) if self.log_scale else v
+
+    def steps(self) -> tuple[float, float]:
+        """The first and last step plotted."""
+        xs = [p[0] for pts in self.series.values() for p in pts]
+        return (min(xs), max(xs)) if xs else (0.0, 0.0)
 
     def grid(self, width: int, height: int) -> tuple[list[list[int]], list[list[str | None]], float, float]:
         """Braille bits and the series owning each cell for a ``width``×``height`` plot area."""
@@ -118,15 +131,16 @@ class LossChart(Widget):
             bits[cy][cx] |= _DOTS[dy % 4][dx % 2]
             owner[cy][cx] = name
 
-        for name in self.SERIES:
-            pts = [to_dot(p) for p in drawn.get(name, [])]
-            for i, (dx, dy) in enumerate(pts):
-                plot(name, dx, dy)
-                if i:  # join to the previous point with a vertical run
-                    px, py = pts[i - 1]
-                    step = 1 if dy > py else -1
-                    for yy in range(py, dy, step):
-                        plot(name, dx if abs(dx - px) <= 1 else (px + dx) // 2, yy)
+        train = [to_dot(p) for p in drawn.get("train", [])]
+        for i, (dx, dy) in enumerate(train):
+            plot("train", dx, dy)
+            if i:  # join to the previous point: a line through the dots between them
+                px, py = train[i - 1]
+                n = max(abs(dx - px), abs(dy - py))
+                for k in range(1, n):
+                    plot("train", px + round((dx - px) * k / n), py + round((dy - py) * k / n))
+        for dx, dy in (to_dot(p) for p in drawn.get("eval", [])):
+            owner[dy // 4][dx // 2] = "eval"  # a marker cell: drawn as EVAL_MARK over the line
         lo, hi = y0, y1
         if self.log_scale:
             lo, hi = 10 ** y0, 10 ** y1
@@ -136,12 +150,14 @@ class LossChart(Widget):
         width, height = self.size.width, self.size.height
         base = self.rich_style
         axis = base + self.get_component_rich_style("loss-chart--axis", partial=True)
-        plot_w = max(0, width - _AXIS)
+        plot_w, plot_h = max(0, width - _AXIS), max(1, height - _X_AXIS)
         if not any(self.series.values()):
             text = "waiting for the first step…" if y == height // 2 else ""
             return Strip([Segment(text.center(width), axis)]).crop_extend(0, width, base)
-        bits, owner, lo, hi = self._cached_grid(plot_w, height)
-        label = _fmt(hi) if y == 0 else _fmt(lo) if y == height - 1 else ""
+        if y >= plot_h:
+            return self._x_axis(y - plot_h, plot_w, axis).crop_extend(0, width, base)
+        bits, owner, lo, hi = self._cached_grid(plot_w, plot_h)
+        label = _fmt(hi) if y == 0 else _fmt(lo) if y == plot_h - 1 else ""
         segments = [Segment(f"{label:>{_AXIS - 1}}│", axis)]
         styles: dict[str | None, Style] = {
             None: base,
@@ -150,8 +166,24 @@ class LossChart(Widget):
         }
         row_bits, row_owner = bits[y], owner[y]
         for x in range(plot_w):
-            segments.append(Segment(chr(0x2800 + row_bits[x]) if row_bits[x] else " ", styles[row_owner[x]]))
+            if row_owner[x] == "eval":
+                segments.append(Segment(EVAL_MARK, styles["eval"]))
+            else:
+                segments.append(Segment(chr(0x2800 + row_bits[x]) if row_bits[x] else " ", styles[row_owner[x]]))
         return Strip(segments).crop_extend(0, width, base)
+
+    def _x_axis(self, row: int, plot_w: int, style: Style) -> Strip:
+        """Row 0: the axis rule; row 1: the first, middle and last step under it."""
+        if row == 0:
+            return Strip([Segment(" " * (_AXIS - 1) + "└" + "─" * plot_w, style)])
+        first, last = self.steps()
+        labels = [f"{first:g}", f"{(first + last) / 2:.0f}", f"{last:g}"]
+        line = [" "] * plot_w
+        for text, at in zip(labels, (0, (plot_w - len(labels[1])) // 2, plot_w - len(labels[2])), strict=True):
+            for i, ch in enumerate(text):
+                if 0 <= at + i < plot_w:
+                    line[at + i] = ch
+        return Strip([Segment(" " * (_AXIS - 6) + "step  " + "".join(line), style)])
 
     _cache_key: tuple[int, int, int, int, bool] | None = None
     _cache: tuple[list[list[int]], list[list[str | None]], float, float] | None = None

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from textual.content import Content
 from textual.widgets import Static
 
+from rebase_tui.widgets.text import shown
+
 
 class StatPanel(Static):
     """Labelled values; :meth:`set` replaces them all (values are plain text, never markup)."""
@@ -24,6 +26,6 @@ class StatPanel(Static):
         """Show ``items`` as ``label  value`` lines."""
         self.values = {label: str(value) for label, value in items}
         width = max((len(k) for k in self.values), default=0)
-        lines = [Content.assemble((f"{label:<{width}}", "$text-muted"), "  ", Content(value))
+        lines = [Content.assemble((f"{label:<{width}}", "$foreground-muted"), "  ", shown(value, 500))
                  for label, value in self.values.items()]
         self.update(Content("\n").join(lines))

@@ -18,6 +18,19 @@ from textual.widgets import Static
 TAIL_CHARS = 600
 
 
+def _body(text: str) -> Content:
+    """The card text: the tail of what was generated, control characters shown inertly."""
+    from rebase_tui.inert import inert
+
+    return Content(inert(text[-TAIL_CHARS:] if len(text) > TAIL_CHARS else text))
+
+
+def inert_title(title: str) -> str:
+    from rebase_tui.widgets.text import one_line
+
+    return one_line(title, 200)
+
+
 class StreamCard(Static):
     """One generation's text so far."""
 
@@ -42,11 +55,13 @@ class StreamView(VerticalScroll):
 
     def update_text(self, key: Hashable, title: str, text: str) -> None:
         """Show ``text`` (everything generated so far) for generation ``key``."""
+        if not self.is_attached:  # an event that arrived after the screen went away (the app is quitting)
+            return
         card = self.cards.get(key)
-        body = Content(text[-TAIL_CHARS:] if len(text) > TAIL_CHARS else text)
+        body = _body(text)
         if card is None:
             card = StreamCard(body, classes="-streaming")
-            card.border_title = title
+            card.border_title = inert_title(title)
             self.cards[key] = card
             self._trim()
             self.mount(card)
@@ -54,14 +69,19 @@ class StreamView(VerticalScroll):
         else:
             card.update(body)
 
-    def finish(self, key: Hashable, note: str = "", failed: bool = False) -> None:
-        """Mark generation ``key`` as finished (``note`` goes in the card's subtitle)."""
+    def finish(self, key: Hashable, note: str = "", failed: bool = False, final: str = "") -> None:
+        """Mark generation ``key`` as finished (``note`` goes in the card's subtitle); ``final`` replaces
+        the streamed text (the snapshots are throttled, so the last one may stop short of the end)."""
         card = self.cards.get(key)
         if card is None:
             return
+        if final:
+            card.update(_body(final))
         card.remove_class("-streaming")
         card.set_class(failed, "-failed")
-        card.border_subtitle = note
+        from rebase_tui.widgets.text import one_line
+
+        card.border_subtitle = one_line(note, 200)
 
     @property
     def streaming(self) -> int:

@@ -18,6 +18,9 @@ import pytest
 
 SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
 _IDS = re.compile(r"terminal-\d+")
+#: Times a screen shows of things made during the test (run ids, start times): the clock's, not the layout's.
+_TIMES = ((re.compile(r"\d{8}-\d{6}-"), "YYYYMMDD-HHMMSS-"),
+          (re.compile(r"\d\d-\d\d&#160;\d\d:\d\d"), "MM-DD&#160;hh:mm"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -26,8 +29,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def normalise(svg: str) -> str:
-    """Drop what changes from run to run (the ids Textual numbers per process)."""
-    return _IDS.sub("terminal", svg)
+    """Drop what changes from run to run (the ids Textual numbers per process, and the clock's times)."""
+    svg = _IDS.sub("terminal", svg)
+    for pattern, fixed in _TIMES:
+        svg = pattern.sub(fixed, svg)
+    return svg
 
 
 async def steady(pilot) -> None:  # type: ignore[no-untyped-def]

@@ -115,10 +115,14 @@ async def test_whole_journey_by_keyboard(tmp_path, standin, tiny_student, embedd
         await pilot.press("v")
         await until(pilot, lambda: _finished(seen, "eval"), 180, "the evaluation")
         assert _finished(seen, "eval")[0].ok, _finished(seen, "eval")[0].error
-        await pilot.press("m")
+        await pilot.press("m")  # asks where: enter takes exports/<run>
+        await pilot.pause(0.3)
+        await pilot.press("enter")
         await until(pilot, lambda: _finished(seen, "export-model"), 120, "the model export")
         assert _finished(seen, "export-model")[0].ok, _finished(seen, "export-model")[0].error
-        await pilot.press("d")
+        await pilot.press("d")  # asks the format and where: enter takes JSONL in exports/<task>.jsonl
+        await pilot.pause(0.3)
+        await pilot.press("enter")
         await until(pilot, lambda: _finished(seen, "export-dataset"), 60, "the dataset export")
         assert _finished(seen, "export-dataset")[0].ok, _finished(seen, "export-dataset")[0].error
         run = screen.run_path

@@ -27,7 +27,7 @@ def test_transform_review_train_in_tmux(tmp_path, standin, tiny_student):
         tmux.wait("Transform", 30)
         tmux.wait("qwen2.5:0.5b", 30)  # the model list came from the stand-in
         tmux.keys("C-j")
-        tmux.wait("transform finished", 60)
+        tmux.wait("last run of nli", 60)  # the status line says how the run ended
         tmux.keys("F6")
         tmux.wait("a Accept", 20)
         time.sleep(0.5)

@@ -73,20 +73,22 @@ async def test_short_run_updates_panels_then_eval_and_export(tmp_path, tiny_stud
         table = screen.query_one("#tr-runs", DataTable)
         await wait_for(pilot, lambda: table.row_count == 1)
         # log scale toggle
-        await pilot.press("l")
-        assert chart.log_scale and "log scale" in chart.border_title
+        await pilot.press("ctrl+l")
+        assert chart.log_scale and "log scale" in str(chart.border_title)
         # eval from the screen: metrics and sample predictions appear.
         await pilot.press("v")
         await wait_for(pilot, lambda: any(isinstance(m, JobFinished) and m.job == "eval" for m in seen), 120)
         results = screen.query_one("#tr-results-text", Static)
         text = str(results.render())
         assert "student:validation" in text and "expected:" in text and "predicted:" in text, text
-        # model export with the Modelfile and the ollama create line.
+        # model export with the Modelfile and the ollama create line: m asks where (enter takes exports/<run>)
         await pilot.press("m")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
         await wait_for(pilot, lambda: any(isinstance(m, JobFinished) and m.job == "export-model" for m in seen),
                        120)
-        text = str(results.render())
-        assert "ollama create" in text and "Modelfile" in text, text
+        told = " ".join(str(n.message) for n in app._notifications)
+        assert "ollama create" in told and str(ws.exports_dir / screen.run_path.name) in told, told
         assert (ws.exports_dir / screen.run_path.name / "Modelfile").exists()
 
 
@@ -111,7 +113,7 @@ async def test_reattach_after_restart_then_graceful_stop(tmp_path, tiny_student)
             await wait_for(pilot, lambda: screen.following and screen.run_path == path)
             await wait_for(pilot, lambda: sum(1 for m in seen2 if isinstance(m, EngineEvent)
                                               and isinstance(m.event, StepMetrics)) >= 2)
-            await pilot.press("x")
+            await pilot.press("ctrl+g")
             await pilot.pause()
             await pilot.press("y")
             await wait_for(pilot, lambda: _ended(seen2))

@@ -61,13 +61,14 @@ async def test_transform_streams_and_logs_an_injected_failure(tmp_path, standin_
         stats = screen.query_one("#t-stats", StatPanel).values
         stored = _examples(ws)
         assert int(stats["failed"]) == stored.get("failed", 0) == 1
-        assert int(stats["finished"]) == 12
+        assert int(stats["pending"]) == stored.get("pending", 0) and sum(stored.values()) == 12
         log = "\n".join(screen.query_one("#t-log", LogTail).lines)
         assert "✗" in log and "raw:" in log
         bar = screen.query_one("#t-progress", ProgressBar)
         assert bar.progress == bar.total == 12
         message = str(screen.query_one("#t-message", Static).render())
-        assert "examples/s" in message and "ETA 0:00" in message, "the engine's rate and ETA are shown"
+        assert "last run of nli: 11 new, 1 failed" in message and "ETA" not in message, \
+            "an idle screen says how the run ended and shows no ETA"
         # Starting again asks nothing new: every row is cached (the failed unusable reply is final).
         before = srv.chat_requests
         seen.clear()
@@ -106,14 +107,14 @@ async def test_banner_when_unreachable_then_start_once_ollama_is_back(tmp_path):
         back = OllamaStandin(models=[m for m in __import__("tests.ollama_standin", fromlist=["x"]).DEFAULT_MODELS
                                      if m.name == "llama3.1:8b"], port=port).start()
         try:
-            await pilot.press("c")
+            await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: "ollama pull qwen2.5:0.5b" in str(_banner(app).render()))
         finally:
             back.stop()
         # And with the model: the banner goes, and starting works without restarting the app.
         again = OllamaStandin(port=port).start()
         try:
-            await pilot.press("c")
+            await pilot.press("ctrl+r")
             await wait_for(pilot, lambda: not _banner(app).display)
             seen.clear()
             await pilot.press("ctrl+j")
@@ -125,33 +126,44 @@ async def test_banner_when_unreachable_then_start_once_ollama_is_back(tmp_path):
             again.stop()
 
 
-async def test_pause_then_resume_asks_nothing_twice(tmp_path, standin_factory):
-    srv = standin_factory(num_parallel=2, latency=0.15)
-    ws = Workspace(tmp_path / "ws", {"teacher.host": srv.url, "teacher.model": "qwen2.5:0.5b"})
-    make_datastore(ws, 10)
+async def test_pause_under_load_starts_no_new_request_and_in_flight_ones_finish(tmp_path, standin_factory):
+    """Paused means no new request starts: the requests in flight finish (and are stored) while the screen
+    says so, then nothing reaches the teacher until resume; resuming asks nothing twice."""
+    srv = standin_factory(num_parallel=4, latency=0.05, token_delay=0.002)
+    srv.hold_after(6)  # from the 7th request on, the teacher holds every call: a pause finds them in flight
+    ws = Workspace(tmp_path / "ws", {"teacher.host": srv.url, "teacher.model": "qwen2.5:0.5b",
+                                     "teacher.concurrency": 4})
+    make_datastore(ws, 40)
     seen: list = []
     app = RebaseApp(ws, stage="transform", task="nli")
     async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
         screen = app.screen
         await wait_for(pilot, lambda: screen.query_one("#t-model", Select).value == "qwen2.5:0.5b")
         await pilot.press("ctrl+j")
-        await wait_for(pilot, lambda: sum(screen.counts.values()) >= 2)
-        await pilot.press("space")  # pause: the run is closed, finished rows are stored
-        await wait_for(pilot, lambda: any(isinstance(m, JobFinished) for m in seen))
-        assert screen.state == "paused"
-        done_before = sum(_examples(ws).values())
-        assert 2 <= done_before < 10
-        seen.clear()
-        await pilot.press("space")  # resume: cached rows are skipped
-        await wait_for(pilot, lambda: any(isinstance(m, JobFinished) for m in seen))
+        await wait_for(pilot, lambda: srv.chat_completed >= 6 and srv.chat_requests - srv.chat_completed == 4
+                       and screen.in_flight == 4)  # four calls held by the teacher
+        requested = srv.chat_requests
+        await pilot.press("ctrl+z")
+        assert screen.state == "pausing", "calls are in flight: the screen says they are finishing"
+        assert "4 in flight finishing" in str(screen.query_one("#t-state", Static).render())
+        srv.release()  # the calls in flight finish
+        await wait_for(pilot, lambda: screen.state == "paused", 20)
+        assert "nothing in flight" in str(screen.query_one("#t-state", Static).render())
+        await pilot.pause(0.6)  # the engine's next progress event while paused
+        assert "ETA" not in str(screen.query_one("#t-message", Static).render()), "no ETA while paused"
+        paused_at = srv.chat_requests
+        assert paused_at == requested, "no request started after the pause"
+        stored = sum(_examples(ws).values())
+        assert stored == srv.chat_completed == paused_at, "every call in flight finished and was stored"
+        await pilot.pause(1.0)  # a running transform would have asked many more by now
+        assert srv.chat_requests == paused_at and sum(_examples(ws).values()) == stored
+        assert screen.state == "paused" and not any(isinstance(m, JobFinished) for m in seen)
+        await pilot.press("ctrl+z")  # resume: the same run goes on
+        await wait_for(pilot, lambda: any(isinstance(m, JobFinished) for m in seen), 60)
         assert next(m for m in seen if isinstance(m, JobFinished)).outcome == "done"
         assert screen.state == "idle"
-        assert sum(_examples(ws).values()) == 10
-        with ws.store.cursor() as cur:
-            rows = cur.execute('select count(distinct "row") from examples').fetchall()[0][0]
-        assert rows == 10
-    # Only calls in flight at the pause can be asked again (at most the concurrency).
-    assert srv.chat_completed <= 10 + 2
+        assert sum(_examples(ws).values()) == 40
+    assert srv.chat_requests == 40, "nothing was asked twice"
 
 
 async def test_openai_backend_from_the_form_streams_and_reports_failed_calls(tmp_path, openai_standin_factory,
@@ -172,7 +184,7 @@ async def test_openai_backend_from_the_form_streams_and_reports_failed_calls(tmp
         await wait_for(pilot, lambda: any(isinstance(m, JobFinished) and m.job == "transform" for m in seen))
         assert next(m for m in seen if isinstance(m, JobFinished)).outcome == "done"
         assert any(isinstance(m, EngineEvent) and type(m.event).__name__ == "ExampleText" for m in seen)
-        assert int(screen.query_one("#t-stats", StatPanel).values["finished"]) == 8
+        assert sum(int(v.replace(",", "")) for v in screen.query_one("#t-stats", StatPanel).values.values()) == 8
         log = "\n".join(screen.query_one("#t-log", LogTail).lines)
         assert "1 teacher call(s) could not be made or answered (1 × HTTP 503)" in log
         with ws.store.cursor() as cur:

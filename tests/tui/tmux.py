@@ -29,7 +29,7 @@ needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is no
 
 class Tmux:
     def __init__(self, args: list[str], *, env: dict[str, str] | None = None, size: tuple[int, int] = (140, 40),
-                 cwd: Path | None = None, linger: int = 5) -> None:
+                 cwd: Path | None = None, linger: int = 5, status_file: Path | None = None) -> None:
         assert BINARY.exists(), f"{BINARY} is missing: install the package (pip install -e .)"
         self.name = f"rebase-{uuid.uuid4().hex[:8]}"
         self.base = ["tmux", "-L", self.name, "-f", "/dev/null"]
@@ -39,6 +39,8 @@ class Tmux:
         line = " ".join(["env", "-u", "COLUMNS", "-u", "LINES",
                          *(shlex.quote(f"{k}={v}") for k, v in program_env.items()),
                          shlex.quote(str(BINARY)), *map(shlex.quote, args)])
+        if status_file is not None:  # the program's exit status, for tests about how it ends
+            line += f"; echo $? > {shlex.quote(str(status_file))}"
         if linger:
             line += f"; sleep {linger}"
         self._run("new-session", "-d", "-s", self.name, "-x", str(size[0]), "-y", str(size[1]), line, cwd=cwd)
@@ -72,6 +74,13 @@ class Tmux:
                 return shown
             time.sleep(0.25)
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for {want!r}; the screen was:\n{shown}")
+
+    def program_pid(self) -> int:
+        """The pid of the program (the child of the pane's shell)."""
+        shell = self._run("list-panes", "-t", self.name, "-F", "#{pane_pid}").stdout.split()[0]
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", shell], capture_output=True, text=True).stdout.split()
+        assert out, f"no program runs in the pane (shell {shell})"
+        return int(out[0])
 
     def alive(self) -> bool:
         return self._run("has-session", "-t", self.name, check=False).returncode == 0

@@ -69,3 +69,26 @@ def add_examples(ws: Any, n: int, task: str = "nli", n_rows: int = 40) -> None:
         cur.execute('insert into examples (task, "row", input, output, status, teacher_model) '
                     'select task, "row", input, output, status, teacher_model from new_examples')
         cur.unregister("new_examples")
+
+
+def add_run(ws: Any, task: str = "nli", steps: int = 40, status: str = "finished") -> Any:
+    """A training run of ``task`` (created by the engine) whose events file holds ``steps`` steps with a
+    falling loss, an evaluation every 10 steps and its end, as a worker writes them; return its folder."""
+    from engine.student import runs
+    from engine.student.events import EvalMetrics, RunEnded, RunStarted, StepMetrics, append_event
+    from engine.student.run_config import RunSettings
+    from engine.tasks import get_task
+
+    rows = [{"input": f"Premise {i}. Hypothesis {i}.", "output": "neutral"} for i in range(12)]
+    path = runs.create_run(ws, rows, RunSettings(student="/models/tiny-student", epochs=1.0),
+                           task=get_task(ws, task))
+    append_event(path, RunStarted(path.name, 0, steps, "full", "cpu", "float32", "base", 1_000_000, 1_000_000,
+                                  10, 2))
+    for i in range(1, steps + 1):
+        append_event(path, StepMetrics(i, steps, i / steps, 3.0 / i ** 0.5, 2e-4 * (1 - i / steps), 1.0,
+                                       64 * i, 500.0 + i, 8.0, (steps - i) * 0.5, float(i)))
+        if i % 10 == 0:
+            append_event(path, EvalMetrics(i, 3.2 / i ** 0.5))
+    append_event(path, RunEnded(status, steps, train_loss=3.0 / steps ** 0.5, eval_loss=3.2 / steps ** 0.5,
+                                elapsed_s=float(steps)))
+    return path
