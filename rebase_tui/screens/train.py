@@ -102,7 +102,7 @@ class TrainScreen(TrainExports, StageScreen):
         self.call_after_refresh(self._build)
 
     async def _build(self) -> None:
-        from rebase_tui.widgets.student_form import FIELDS
+        from rebase_tui.widgets.student_form import SETTING_KEYS
 
         main = self.query_one("#train-main")
         self.shown_loading = main.loading and self.is_current  # the frame was painted before the build
@@ -111,7 +111,7 @@ class TrainScreen(TrainExports, StageScreen):
         main.loading = False
         self.built = True
 
-        self.form_settings = SettingsFields(self, {f"#tr-{f[0]}": f[2] for f in FIELDS if f[2]})
+        self.form_settings = SettingsFields(self, {f"#tr-{fid}": key for fid, key in SETTING_KEYS.items()})
         self.query_one("#tr-form", StudentForm).fill(self.rebase.workspace.config)
         self._show_env_note(self.rebase.workspace.config)
         self.rebase.config_signal.subscribe(self, self._config_changed)

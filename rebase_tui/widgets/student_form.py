@@ -36,6 +36,10 @@ FIELDS: tuple[tuple[str, str, type], ...] = (
     ("eval_fraction", "eval fraction", float),
     ("eval_every", "eval every", int),
 )
+#: Fields that are workspace settings (``tr-<id>`` → key): a value chosen here is saved in config.toml.
+SETTING_KEYS: dict[str, str] = {"student": "student.model", "epochs": "student.epochs", "lr": "student.lr",
+                                "batch_size": "student.batch_size", "grad_accum": "student.grad_accum",
+                                "max_length": "student.max_length"}
 #: Choices: (id, label, options); the select's id is ``tr-<id>``.
 CHOICES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("method", "method", METHODS),
