@@ -69,7 +69,7 @@ def test_full_shared_datastore(tmp_path):
         assert {k: summary.to_json()[k] for k in ACCEPTANCE} == ACCEPTANCE
         assert summary.totals.vectors == 110_523 and summary.skipped == ()
         again = run_ingest(ws, [shared_data("datastore")], max_rows_per_config=0, embedder=embedder)
-        assert again["added"] == {"datasets": 0, "rows": 0, "values": 0} and again["unchanged"] == 224
+        assert again.to_json()["added"] == {"datasets": 0, "rows": 0, "values": 0} and again.unchanged == 224
         from engine.datastore import health
 
         assert health.check(ws).ok
