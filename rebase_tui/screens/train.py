@@ -23,8 +23,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Select
 
 from engine.errors import EngineError
-from engine.events import Progress
-from rebase_tui.jobs import run_async_events, run_call, run_events
+from rebase_tui.jobs import run_async_events, run_call
 from rebase_tui.messages import EngineEvent, JobFinished
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
@@ -35,13 +34,14 @@ from rebase_tui.widgets.run_support import RunView, gpu_mb, rss_mb
 from rebase_tui.widgets.runs_table import RunsTable, read_runs
 from rebase_tui.widgets.settings_form import SettingsFields
 from rebase_tui.widgets.student_form import StudentForm
+from rebase_tui.widgets.train_eval import TrainEval
 from rebase_tui.widgets.train_exports import TrainExports
 
 if TYPE_CHECKING:
     from engine.student.launch import LaunchedRun
     from engine.student.summary import RunSummary
 
-class TrainScreen(TrainExports, StageScreen):
+class TrainScreen(TrainEval, TrainExports, StageScreen):
     """A student form, the runs list, live panels of the followed run, and its results."""
 
     STAGE = "train"
@@ -53,7 +53,7 @@ class TrainScreen(TrainExports, StageScreen):
         Binding("ctrl+g", "stop", "Stop", id="train.stop", priority=True,
                 tooltip="stop the run gracefully (checkpoint first)"),
         Binding("ctrl+r", "evaluate", "Eval", id="train.eval", priority=True,
-                tooltip="evaluate the open run on its validation split"),
+                tooltip="evaluate the open run on its validation split (a run without one: on a test file)"),
         Binding("ctrl+t", "export", "Export…", id="train.export", priority=True,
                 tooltip="export the accepted examples (six formats) or the open run's model"),
         Binding("ctrl+l", "toggle_log", "Log scale", id="train.log_scale", priority=True,
@@ -259,8 +259,8 @@ class TrainScreen(TrainExports, StageScreen):
                 for hint in self.view.hints:
                     log.add(f"  hint: {hint}")
             self._paint_stats()
-        elif message.job == "eval" and isinstance(message.event, Progress):
-            self.panels.show_eval_progress(message.event)
+        elif message.job == "eval":
+            self.eval_event(message)
 
     def _paint_stats(self) -> None:
         self.panels.paint(rss_mb(self._pid) if self.following else None, self._gpu if self.following else None)
@@ -281,7 +281,7 @@ class TrainScreen(TrainExports, StageScreen):
             return (not self.following) or None
         if action == "stop":
             return self.following or None
-        if action in ("evaluate", "export_model"):
+        if action in ("evaluate", "evaluate_file", "export_model"):
             return (self.run_path is not None and not self.following) or None
         return True
 
@@ -335,15 +335,6 @@ class TrainScreen(TrainExports, StageScreen):
         """Loss chart: switch between linear and log scale."""
         self.panels.chart.toggle_log()
 
-    def action_evaluate(self) -> None:
-        """Evaluate the open run on its validation split (thread worker; metrics and predictions shown)."""
-        if self.run_path is None or self.following:
-            return
-        from engine.student.evaluate import evaluate
-
-        path = self.run_path
-        run_events(self, "eval", lambda: evaluate(path), description=f"evaluate {path.name}")
-
     # -- results ----------------------------------------------------------------------------------
     def _record_open_run(self, log: LogTail) -> None:
         """Record the open run's summary in DuckDB before its results show, so that whoever sees them (or
@@ -367,8 +358,10 @@ class TrainScreen(TrainExports, StageScreen):
             case "train-start":
                 if message.ok:
                     started: LaunchedRun = message.result
-                    log.add(f"run {started.run} started")
-                    self.attach(started.path, started.offset)
+                    self.attach(started.path, started.offset)  # (a new run: the panels start empty)
+                    self.panels.log.add(f"run {started.run} started")
+                    if started.notice:
+                        self.panels.log.add(started.notice)
                     self.action_refresh_runs()
                 else:
                     log.add(f"could not start: {message.error}")
@@ -387,7 +380,7 @@ class TrainScreen(TrainExports, StageScreen):
                 if message.ok:
                     self._gpu = message.result
             case "eval":
-                self.panels.show_results("" if message.ok else f"evaluation failed: {message.error}")
+                self.eval_finished(message)
             case "export-dataset" | "export-model":
                 if message.ok:
                     self.notify(export_notice(message.result), timeout=15)
