@@ -156,17 +156,18 @@ class TryProcess:
 
 
 def _event(doc: dict[str, Any]) -> Event | None:
-    kind, rid, which = doc.get("type"), doc.get("id"), str(doc.get("which") or "")
+    kind, which = doc.get("type"), str(doc.get("which") or "")
+    rid = int(doc["id"]) if isinstance(doc.get("id"), int) else -1
     if kind == "loaded":
         return TryLoaded(which, float(doc.get("seconds") or 0.0), str(doc.get("device") or ""))
     if kind == "text":
-        return TryText(int(rid), which, str(doc.get("text") or ""))
+        return TryText(rid, which, str(doc.get("text") or ""))
     if kind == "answer":
-        return TryAnswer(int(rid), which, str(doc.get("text") or ""), str(doc.get("answer") or ""),
+        return TryAnswer(rid, which, str(doc.get("text") or ""), str(doc.get("answer") or ""),
                          doc.get("correct"), float(doc.get("seconds") or 0.0), doc.get("first_token_s"),
                          bool(doc.get("truncated")))
     if kind == "error":
-        return TryError(int(rid) if rid is not None else None, which, str(doc.get("message") or ""))
+        return TryError(rid if doc.get("id") is not None else None, which, str(doc.get("message") or ""))
     return None
 
 

@@ -23,6 +23,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -60,6 +61,19 @@ def _load(channel: Channel, run_dir: Path, device: str, base: bool) -> dict[str,
     return models
 
 
+def _streamer(channel: Channel, rid: Any, which: str) -> Callable[[str], None]:
+    """Sends the answer so far, at most every TEXT_INTERVAL_S seconds."""
+    last = [0.0]
+
+    def on_text(so_far: str) -> None:
+        now = time.monotonic()
+        if now - last[0] >= TEXT_INTERVAL_S:
+            last[0] = now
+            channel.send(type="text", id=rid, which=which, text=so_far)
+
+    return on_text
+
+
 def _answer(channel: Channel, models: dict[str, Any], task: Any, request: dict[str, Any]) -> None:
     from engine.student.tryout import judge
 
@@ -70,16 +84,8 @@ def _answer(channel: Channel, models: dict[str, Any], task: Any, request: dict[s
         if model is None:
             channel.send(type="error", id=rid, which=which, message=f"{which} is not loaded in this process")
             continue
-        last = [0.0]
-
-        def on_text(so_far: str, which: str = which) -> None:
-            now = time.monotonic()
-            if now - last[0] >= TEXT_INTERVAL_S:
-                last[0] = now
-                channel.send(type="text", id=rid, which=which, text=so_far)
-
         try:
-            got = model.answer(text, task, int(request.get("max_new_tokens") or 256), on_text)
+            got = model.answer(text, task, int(request.get("max_new_tokens") or 256), _streamer(channel, rid, which))
             correct = judge(task, str(request.get("layout") or "jsonl"), references, got.text)
         except Exception as exc:  # noqa: BLE001 - one failed answer is reported; the process serves on
             channel.send(type="error", id=rid, which=which, message=_describe(exc))

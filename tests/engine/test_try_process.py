@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 
 from engine.student.tryout_process import TryAnswer, TryError, TryLoaded, TryProcess, TryText, teacher_answer
-from engine.teacher.client import TeacherSettings
 from engine.tasks import get_task
+from engine.teacher.client import TeacherSettings
 from engine.workspace import Workspace
 
 
@@ -43,7 +43,7 @@ def test_student_and_base_answer_in_a_child_process(trained_task_run):
         finally:
             await proc.close()
             await events.aclose()
-        
+
     got = asyncio.run(main())
     answers = {(e.request, e.which): e for e in got if isinstance(e, TryAnswer)}
     assert set(answers) == {(1, "student"), (1, "base"), (2, "student")}, got
