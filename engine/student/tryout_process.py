@@ -85,6 +85,8 @@ class TryProcess:
         self._stderr = stderr
         self._next = 0
         self._closing = False
+        self._failed = False
+        """True once the child said why it could not serve (its exit then says nothing more)."""
 
     @classmethod
     async def start(cls, run_dir: Path, *, device: str = "auto", base: bool = True) -> TryProcess:
@@ -122,10 +124,12 @@ class TryProcess:
             except ValueError:
                 continue
             event = _event(doc)
+            if isinstance(event, TryError) and event.request is None:
+                self._failed = True
             if event is not None:
                 yield event
         code = await self.proc.wait()
-        if code != 0 and not self._closing:
+        if code != 0 and not self._closing and not self._failed:
             yield TryError(None, "", f"the try process of run {self.run} exited ({code}): {self._last_error()}")
 
     def _last_error(self) -> str:

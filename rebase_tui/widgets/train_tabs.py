@@ -1,0 +1,136 @@
+"""The Train screen's right side as tabs — the open run's panels, "try", the refinement rounds and the
+experiments — and the screen's actions that belong to a tab.
+
+A pane key (``alt+N``) that names a pane in another tab switches to that tab first. Below 110 columns the
+form and the runs table give their room to every tab but the run's (the try columns and the results table
+need the width); ``alt+1`` / ``alt+2`` bring them back with the run tab. The try pane's models are loaded
+while its tab is shown and released when another tab is chosen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import TabbedContent, TabPane
+
+from rebase_tui.widgets.run_panels import RunPanels
+from rebase_tui.widgets.try_pane import TryPane
+
+if TYPE_CHECKING:
+    from rebase_tui.screens.train import TrainScreen
+
+    _Base = TrainScreen
+else:
+    _Base = object
+
+#: The tabs: (id, label).
+TABS = (("tab-run", "run"), ("tab-try", "try"))
+
+
+class TrainRight(Vertical):
+    """The tabs of the Train screen's right side."""
+
+    DEFAULT_CSS = """
+    TrainRight { width: 1fr; }
+    TrainRight > TabbedContent { height: 1fr; }
+    TrainRight > TabbedContent > ContentSwitcher { height: 1fr; }
+    TrainRight TabPane { height: 1fr; padding: 0; }
+    """
+
+    def compose(self) -> ComposeResult:
+        with TabbedContent(id="train-tabs", initial="tab-run"):
+            with TabPane("run", id="tab-run"):
+                yield RunPanels(id="tr-run")
+            with TabPane("try", id="tab-try"):
+                yield TryPane(id="tr-try")
+
+
+class TrainTabs(_Base):
+    """Tab switching, pane keys across tabs, and the try pane's actions of the Train screen."""
+
+    @property
+    def tabs(self) -> TabbedContent:
+        return self.query_one("#train-tabs", TabbedContent)
+
+    @property
+    def tab(self) -> str:
+        """The id of the tab shown (``tab-run`` until the screen is built)."""
+        return self.tabs.active if self.built else "tab-run"
+
+    @property
+    def try_pane(self) -> TryPane:
+        return self.query_one("#tr-try", TryPane)
+
+    def show_tab(self, tab: str) -> None:
+        if self.tabs.active != tab:
+            self.tabs.active = tab
+
+    def tab_shown(self, event: TabbedContent.TabActivated) -> None:
+        """Another tab is shown (the screen's handler calls this: a mixin's ``@on`` would not be seen)."""
+        tab = event.pane.id or "tab-run"
+        self.set_class(tab != "tab-run", "-other-tab")
+        if tab == "tab-try":
+            self.try_pane.open(self.run_path)
+        else:
+            self.try_pane.close()
+        self.refresh_bindings()
+
+    def run_opened(self, path: Path) -> None:
+        """Another run was opened: the try pane (when shown) loads it instead."""
+        if self.tab == "tab-try":
+            self.try_pane.open(path)
+
+    def _tab_of(self, number: int) -> str | None:
+        """The tab holding pane ``number`` (None: the pane is outside the tabs)."""
+        found = self.query(self.PANES[number - 1][0]) if 1 <= number <= len(self.PANES) else None
+        if not found:
+            return None
+        return next((a.id for a in found.first().ancestors if isinstance(a, TabPane)), None)
+
+    def action_pane(self, number: int) -> None:
+        """Focus pane ``number``, first showing its tab (or the run tab, for the form and the runs when the
+        other tabs take their room)."""
+        tab = self._tab_of(number) if self.built else None
+        if tab is None and self.has_class("-narrow") and self.tab != "tab-run":
+            tab = "tab-run"
+        if tab is None or tab == self.tab:
+            super().action_pane(number)
+            return
+        self.show_tab(tab)
+        self.call_after_refresh(super().action_pane, number)
+
+    # -- the try pane's keys (shown while its tab is) -------------------------------------------
+    def action_try_ask(self) -> None:
+        """Ask the student, the base and the teacher about the input."""
+        self.try_pane.ask()
+
+    def action_try_example(self) -> None:
+        """The next example of the run's validation split (or of the test file read)."""
+        self.try_pane.next_example()
+
+    def action_try_file(self) -> None:
+        """Read a test file's examples into the try pane (a dialog asks for its path)."""
+        from rebase_tui.widgets.dialogs import PathDialog
+
+        def chosen(value: str | None) -> None:
+            if value:
+                self.last_test_file = value
+                self.try_pane.read_test_file(Path(value).expanduser())
+
+        self.app.push_screen(PathDialog("Examples from a test file (BIG-Bench-Hard JSON, JSONL of input/output, "
+                                        "SQuAD, MCoNaLa)", self.last_test_file, ok="Read"), chosen)
+
+    def stoppers(self) -> list:  # type: ignore[type-arg]
+        """The try process ends at once when the app quits (nothing in it is kept)."""
+
+        pane = self.try_pane if self.built else None  # found here, on the event loop; killed off it
+
+        def stop(_seconds: float) -> bool:
+            if pane is not None:
+                pane.kill()
+            return True
+
+        return [stop]
