@@ -8,7 +8,7 @@ step/epoch, ETA, the worker's CPU and GPU memory, and the tail of its ``stderr.l
 (SIGINT: the worker checkpoints, then exits; SIGKILL only after a grace period). For a finished run:
 its eval metrics and sample predictions, and eval / dataset export / model export (with the Ollama
 Modelfile and the ``ollama create`` line). Beside the run's tab: "try" (the student, its base and the teacher on
-any input). The pieces live in widgets: following (``train_follow``), tabs and the try keys (``train_tabs``,
+any input) and "experiments" (each experiment's results table, read from its files). The pieces live in widgets: following (``train_follow``), tabs and the try keys (``train_tabs``,
 ``try_pane``), evaluation (``train_eval``) and exports (``train_exports``).
 """
 
@@ -70,7 +70,8 @@ class TrainScreen(TrainTabs, TrainFollow, TrainEval, TrainExports, StageScreen):
                 tooltip="read examples from a test file"),
     ]
     PANES = (("#tr-form", "student form"), ("#tr-runs", "runs"), ("#tr-chart", "loss chart"),
-             ("#tr-log", "worker log"), ("#tr-results", "results"), ("#try-input", "try"))
+             ("#tr-log", "worker log"), ("#tr-results", "results"), ("#try-input", "try"),
+             ("#tr-experiments", "experiments"))
     TAB_ACTIONS = {"try_ask": "tab-try", "try_example": "tab-try", "try_file": "tab-try"}
     """Actions of one tab: hidden from the footer, and inactive, while another tab is shown."""
 

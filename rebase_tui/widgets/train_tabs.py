@@ -1,5 +1,5 @@
-"""The Train screen's right side as tabs — the open run's panels, "try", the refinement rounds and the
-experiments — and the screen's actions that belong to a tab.
+"""The Train screen's right side as tabs — the open run's panels, "try" and the experiments — and the screen's
+actions that belong to a tab.
 
 A pane key (``alt+N``) that names a pane in another tab switches to that tab first. Below 110 columns the
 form and the runs table give their room to every tab but the run's (the try columns and the results table
@@ -16,6 +16,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import TabbedContent, TabPane
 
+from rebase_tui.widgets.experiments_pane import ExperimentsPane
 from rebase_tui.widgets.run_panels import RunPanels
 from rebase_tui.widgets.try_pane import TryPane
 
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
 else:
     _Base = object
 
-#: The tabs: (id, label).
-TABS = (("tab-run", "run"), ("tab-try", "try"))
 
 
 class TrainRight(Vertical):
@@ -46,6 +45,8 @@ class TrainRight(Vertical):
                 yield RunPanels(id="tr-run")
             with TabPane("try", id="tab-try"):
                 yield TryPane(id="tr-try")
+            with TabPane("experiments", id="tab-experiments"):
+                yield ExperimentsPane(id="tr-experiments")
 
 
 class TrainTabs(_Base):
@@ -76,6 +77,8 @@ class TrainTabs(_Base):
             self.try_pane.open(self.run_path)
         else:
             self.try_pane.close()
+        if tab == "tab-experiments":
+            self.query_one("#tr-experiments", ExperimentsPane).poll(shown=True)
         self.refresh_bindings()
 
     def run_opened(self, path: Path) -> None:
@@ -96,11 +99,10 @@ class TrainTabs(_Base):
         tab = self._tab_of(number) if self.built else None
         if tab is None and self.has_class("-narrow") and self.tab != "tab-run":
             tab = "tab-run"
-        if tab is None or tab == self.tab:
-            super().action_pane(number)
-            return
-        self.show_tab(tab)
-        self.call_after_refresh(super().action_pane, number)
+        if tab is not None:
+            self.show_tab(tab)  # (the switch is immediate: the pane can take the focus at once, so keys typed
+            # right after the pane key land there)
+        super().action_pane(number)
 
     # -- the try pane's keys (shown while its tab is) -------------------------------------------
     def action_try_ask(self) -> None:

@@ -113,7 +113,6 @@ class TryPane(Vertical):
     TryPane #try-input { height: 5; }
     TryPane #try-source { height: 1; color: $foreground-muted; }
     TryPane #try-answers { height: 1fr; }
-    Screen.-short TryPane #try-input { height: 4; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
