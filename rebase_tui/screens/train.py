@@ -8,7 +8,8 @@ step/epoch, ETA, the worker's CPU and GPU memory, and the tail of its ``stderr.l
 (SIGINT: the worker checkpoints, then exits; SIGKILL only after a grace period). For a finished run:
 its eval metrics and sample predictions, and eval / dataset export / model export (with the Ollama
 Modelfile and the ``ollama create`` line). Beside the run's tab: "try" (the student, its base and the teacher on
-any input) and "experiments" (each experiment's results table, read from its files). The pieces live in widgets: following (``train_follow``), tabs and the try keys (``train_tabs``,
+any input), "rounds" (refining the open run: its mistakes steer the next retrieval) and "experiments" (each
+experiment's results table, read from its files). The pieces live in widgets: following (``train_follow``), tabs and the try keys (``train_tabs``,
 ``try_pane``), evaluation (``train_eval``) and exports (``train_exports``).
 """
 
@@ -29,6 +30,7 @@ from rebase_tui.messages import EngineEvent, JobFinished
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.export_dialog import export_notice
+from rebase_tui.widgets.rounds_pane import RefineTraining, RefineWaiting
 from rebase_tui.widgets.run_panels import RunPanels
 from rebase_tui.widgets.run_support import RunView
 from rebase_tui.widgets.runs_table import RunsTable, read_runs
@@ -61,6 +63,9 @@ class TrainScreen(TrainTabs, TrainFollow, TrainEval, TrainExports, StageScreen):
                 tooltip="export the accepted examples (six formats) or the open run's model"),
         Binding("ctrl+l", "toggle_log", "Log scale", id="train.log_scale", priority=True,
                 tooltip="loss chart: log/linear scale"),
+        Binding("ctrl+f", "refine", "Refine", id="train.refine", priority=True,
+                tooltip="refine the open run: its validation mistakes steer the next retrieval, then review, "
+                        "then the next run trains"),
         # the try tab's keys (in the footer while that tab is shown; ctrl+j asks there instead of training)
         Binding("ctrl+j,ctrl+enter", "try_ask", "Ask", id="train.try.ask", priority=True,
                 tooltip="ask the student, the base and the teacher about the input"),
@@ -71,7 +76,7 @@ class TrainScreen(TrainTabs, TrainFollow, TrainEval, TrainExports, StageScreen):
     ]
     PANES = (("#tr-form", "student form"), ("#tr-runs", "runs"), ("#tr-chart", "loss chart"),
              ("#tr-log", "worker log"), ("#tr-results", "results"), ("#try-input", "try"),
-             ("#tr-experiments", "experiments"))
+             ("#rounds-table", "rounds"), ("#tr-experiments", "experiments"))
     TAB_ACTIONS = {"try_ask": "tab-try", "try_example": "tab-try", "try_file": "tab-try"}
     """Actions of one tab: hidden from the footer, and inactive, while another tab is shown."""
 
@@ -218,6 +223,14 @@ class TrainScreen(TrainTabs, TrainFollow, TrainEval, TrainExports, StageScreen):
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
         self.tab_shown(event)
 
+    @on(RefineWaiting)
+    def _refine_waiting(self, message: RefineWaiting) -> None:
+        self.refine_waiting(message.task, message.number, message.pending)
+
+    @on(RefineTraining)
+    def _refine_training(self, message: RefineTraining) -> None:
+        self.refine_training(message.run)
+
     @on(EngineEvent)
     def _engine_event(self, message: EngineEvent) -> None:
         if message.job == "train-follow":
@@ -239,6 +252,10 @@ class TrainScreen(TrainTabs, TrainFollow, TrainEval, TrainExports, StageScreen):
             return self.following or (None if self.tab == "tab-run" else False)
         if action == "toggle_log":
             return self.tab == "tab-run"  # the chart is in the run tab
+        if action == "refine":
+            if self.tab in ("tab-try", "tab-experiments"):
+                return False
+            return (self.run_path is not None and not self.following and not self.rounds_pane.running) or None
         if action in ("evaluate", "evaluate_file", "export_model"):
             return (self.run_path is not None and not self.following) or None
         return True

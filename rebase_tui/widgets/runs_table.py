@@ -37,14 +37,18 @@ def read_runs(ws: Any) -> list[RunSummary]:
     return [summarize(path) for path in run_dirs(ws)]
 
 
+def short_run(rid: str) -> str:
+    """``01-02 14:05`` from a run id ``20250102-140512-task`` (its start, to the minute), else the id's start."""
+    if len(rid) >= 15 and rid[8] == "-":
+        return f"{rid[4:6]}-{rid[6:8]} {rid[9:11]}:{rid[11:13]}"
+    return rid[:11]
+
+
 def started(summary: RunSummary) -> str:
     """``01-02 14:05`` (month-day hour:minute) from the run's creation time, else from its id."""
     if summary.created:
         return time.strftime("%m-%d %H:%M", time.localtime(summary.created))
-    rid = summary.run
-    if len(rid) >= 15 and rid[8] == "-":
-        return f"{rid[4:6]}-{rid[6:8]} {rid[9:11]}:{rid[11:13]}"
-    return rid[:11]
+    return short_run(summary.run)
 
 
 def step_cell(summary: RunSummary, width: int) -> str:
@@ -73,6 +77,8 @@ class RunsTable(DataTable):
                 tooltip="export the task's accepted examples"),
         Binding("m", "screen.export_model", "Export model", id="train.runs.export_model",
                 tooltip="export the open run's model with an Ollama Modelfile"),
+        Binding("f", "screen.refine", "Refine", id="train.runs.refine",
+                tooltip="refine the open run: its validation mistakes steer the next retrieval"),
     ]
 
     DEFAULT_CSS = """
@@ -124,6 +130,10 @@ class RunsTable(DataTable):
                     for (key, *_), value in zip(COLUMNS, self._cells(new), strict=True):
                         self.update_cell(new.run, key, value)
         self.summaries = ordered
+
+    def task_of(self, run: str) -> str | None:
+        """The task run ``run`` trained for, as listed (None for a run on a file, or one not listed)."""
+        return next((s.task for s in self.summaries if s.run == run), None)
 
     @property
     def current_run(self) -> str | None:

@@ -1,5 +1,5 @@
-"""The Train screen's right side as tabs — the open run's panels, "try" and the experiments — and the screen's
-actions that belong to a tab.
+"""The Train screen's right side as tabs — the open run's panels, "try", the refinement rounds and the
+experiments — and the screen's actions that belong to a tab.
 
 A pane key (``alt+N``) that names a pane in another tab switches to that tab first. Below 110 columns the
 form and the runs table give their room to every tab but the run's (the try columns and the results table
@@ -17,7 +17,9 @@ from textual.containers import Vertical
 from textual.widgets import TabbedContent, TabPane
 
 from rebase_tui.widgets.experiments_pane import ExperimentsPane
+from rebase_tui.widgets.rounds_pane import RoundsPane
 from rebase_tui.widgets.run_panels import RunPanels
+from rebase_tui.widgets.runs_table import RunsTable
 from rebase_tui.widgets.try_pane import TryPane
 
 if TYPE_CHECKING:
@@ -45,6 +47,8 @@ class TrainRight(Vertical):
                 yield RunPanels(id="tr-run")
             with TabPane("try", id="tab-try"):
                 yield TryPane(id="tr-try")
+            with TabPane("rounds", id="tab-rounds"):
+                yield RoundsPane(id="tr-rounds")
             with TabPane("experiments", id="tab-experiments"):
                 yield ExperimentsPane(id="tr-experiments")
 
@@ -79,12 +83,52 @@ class TrainTabs(_Base):
             self.try_pane.close()
         if tab == "tab-experiments":
             self.query_one("#tr-experiments", ExperimentsPane).poll(shown=True)
+        if tab == "tab-rounds":
+            self.show_rounds()
         self.refresh_bindings()
 
     def run_opened(self, path: Path) -> None:
-        """Another run was opened: the try pane (when shown) loads it instead."""
+        """Another run was opened: the try pane (when shown) loads it instead, the rounds show its task's."""
         if self.tab == "tab-try":
             self.try_pane.open(path)
+        elif self.tab == "tab-rounds":
+            self.show_rounds()
+
+    # -- refinement rounds ------------------------------------------------------------------------
+    @property
+    def rounds_pane(self) -> RoundsPane:
+        return self.query_one("#tr-rounds", RoundsPane)
+
+    def _open_task(self) -> str | None:
+        """The open run's task (as the runs table lists it), else the selected task."""
+        run = self.run_path.name if self.run_path is not None else None
+        return (self.query_one("#tr-runs", RunsTable).task_of(run) if run else None) or self.rebase.task_name
+
+    def show_rounds(self) -> None:
+        self.rounds_pane.show_rounds(self._open_task(), self.run_path.name if self.run_path else None)
+
+    def action_refine(self) -> None:
+        """Refine the open run: its validation mistakes steer the next retrieval (the rounds tab shows it)."""
+        if self.run_path is None or self.following:
+            self.notify("open a finished run first (enter on a run)", severity="warning")
+            return
+        self.show_tab("tab-rounds")
+        self.rounds_pane.refine(self.run_path.name, self._open_task())
+        self.refresh_bindings()
+
+    def refine_waiting(self, task: str, number: int, pending: int) -> None:
+        """The round waits for review: say so and go to Review, on the round's task."""
+        self.notify(f"round {number} of {task}: {pending} examples wait for review; once they are decided, "
+                    "ctrl+f on Train trains the next run", timeout=15)
+        if self.rebase.task_name != task:
+            self.rebase.select_task(task)
+        self.rebase.action_stage("review")
+
+    def refine_training(self, run: str) -> None:
+        """The round's next run trains: the run tab follows it."""
+        self.attach(self.rebase.workspace.runs_dir / run)
+        self.show_tab("tab-run")
+        self.action_refresh_runs()
 
     def _tab_of(self, number: int) -> str | None:
         """The tab holding pane ``number`` (None: the pane is outside the tabs)."""

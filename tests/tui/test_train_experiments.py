@@ -41,7 +41,7 @@ async def test_experiments_tab(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
         await until(pilot, lambda: screen.built, 20, "the screen")
-        await pilot.press("alt+7")
+        await pilot.press("alt+8")
         pane = screen.query_one("#tr-experiments")
         await until(pilot, lambda: pane.query_one("#exp-empty").display, 10, "the empty state")
         assert text_of(pane.query_one("#exp-empty")) == EMPTY and "no experiments yet" in "\n".join(screen_lines(app))
@@ -59,7 +59,7 @@ async def test_experiments_tab(tmp_path):
         assert [str(c.label) for c in table.columns.values()] == ["task", "metric", "base", "synthesize", "rebase"]
         assert table.get_row_at(0)[2:] == ["0.520 ± 0.050", "…", "0.740 ± 0.050"]
 
-        await pilot.press("alt+7", "tab", "right", "right", "right", "right")  # to the rebase value
+        await pilot.press("alt+8", "tab", "right", "right", "right", "right")  # to the rebase value
         details = text_of(pane.query_one("#exp-details"))
         assert "rebase: exact 0.74" in details and "200 training examples" in details, details
 
