@@ -47,6 +47,7 @@ INTERRUPTIBLE: dict[str, str] = {
     "export-model": "a model export",
     "regenerate": "a regeneration",
     "train-start": "the start of a training run",
+    "refine": "a refinement round",
     "remove": "a dataset removal",
 }
 

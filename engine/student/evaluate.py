@@ -178,6 +178,14 @@ def run_task(cfg: RunConfig) -> Task | None:
         return None
 
 
+def has_validation_split(run_dir: Path) -> bool:
+    """True when the run held out a validation split (a run of the paper's recipe trains on everything)."""
+    try:
+        return (Path(run_dir) / "eval.jsonl").stat().st_size > 0
+    except OSError:
+        return False
+
+
 def test_items(run_dir: Path, data: str | Path | None, *, input_col: str | None = None,
                output_col: str | None = None) -> tuple[str, str, list[TestItem]]:
     """``(label, layout, items)`` of what to evaluate on: the file ``data`` in any accepted layout, else the run's

@@ -26,6 +26,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
+
 from engine.errors import EngineError
 from engine.student import supervise
 from engine.student.run_config import RUN_FILE, DataInfo, RunConfig, RunSettings, read_config, write_config
@@ -120,6 +122,10 @@ def mark_running(ws: Workspace, run_id: str) -> None:
         cur.execute("update runs set status = 'running', finished_at = null where id = ?", [run_id])
 
 
+RECORD_ATTEMPTS = 5
+"""Tries of recording a run's summary when another thread records the same run at the same moment."""
+
+
 def record(ws: Workspace, path: Path) -> RunSummary:
     """Write the run's current summary into the ``runs`` table (the parent calls this; it owns DuckDB).
 
@@ -130,14 +136,23 @@ def record(ws: Workspace, path: Path) -> RunSummary:
         supervise.record_dead_worker(path)
         summary = summarize(path)
     cfg = read_config(path)
-    with ws.store.transaction() as cur:
-        exists = cur.execute("select count(*) from runs where id = ?", [cfg.id]).fetchall()[0][0]
-        if not exists:
-            cur.execute("insert into runs (id, task, student, status, config) values (?, ?, ?, ?, ?)",
-                        [cfg.id, cfg.task, cfg.settings.student, summary.status, json.dumps(cfg.to_json())])
-        cur.execute("update runs set status = ?, summary = ?, "
-                    "finished_at = case when ? then coalesce(finished_at, current_timestamp) else null end "
-                    "where id = ?", [summary.status, json.dumps(summary.to_json()), summary.ended, cfg.id])
+    for attempt in range(RECORD_ATTEMPTS):
+        try:
+            with ws.store.transaction() as cur:
+                exists = cur.execute("select count(*) from runs where id = ?", [cfg.id]).fetchall()[0][0]
+                if not exists:
+                    cur.execute("insert into runs (id, task, student, status, config) values (?, ?, ?, ?, ?)",
+                                [cfg.id, cfg.task, cfg.settings.student, summary.status, json.dumps(cfg.to_json())])
+                cur.execute("update runs set status = ?, summary = ?, "
+                            "finished_at = case when ? then coalesce(finished_at, current_timestamp) else null end "
+                            "where id = ?", [summary.status, json.dumps(summary.to_json()), summary.ended, cfg.id])
+            break
+        except duckdb.TransactionException:
+            # two followers of one run (the app's panels and a refine or experiment driving it) record its end
+            # at the same moment: DuckDB lets one commit and refuses the other, which writes the same summary
+            if attempt == RECORD_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
     return summary
 
 

@@ -52,6 +52,20 @@ def answer_of(task: Task | None, text: str) -> str:
     return metrics.extract_answer(text)
 
 
+def judge(task: Task | None, layout: str, references: tuple[str, ...], text: str) -> bool | None:
+    """Whether ``text`` answers an item with ``references`` right, by the metric ``eval`` would choose for
+    ``layout`` (``jsonl`` for a run's validation split, a test file's own); None for a metric that scores only
+    a whole set (BLEU, chrF)."""
+    from engine.student.evaluate import score_answers
+    from engine.student.testsets import TestItem
+
+    if not references:
+        return None
+    _, _, preds = score_answers("try", "try", layout, [TestItem("", tuple(references))], [text], task=task,
+                                metric=None, seconds=0.0)
+    return preds[0].correct
+
+
 class WarmModel:
     """A run's student (or its base) loaded once for answering inputs one at a time."""
 

@@ -7,12 +7,14 @@ finished run are one code path. Panels: train/eval loss (log-scale toggle), lear
 step/epoch, ETA, the worker's CPU and GPU memory, and the tail of its ``stderr.log``. Stop is graceful
 (SIGINT: the worker checkpoints, then exits; SIGKILL only after a grace period). For a finished run:
 its eval metrics and sample predictions, and eval / dataset export / model export (with the Ollama
-Modelfile and the ``ollama create`` line).
+Modelfile and the ``ollama create`` line). Beside the run's tab: "try" (the student, its base and the teacher on
+any input), "rounds" (refining the open run: its mistakes steer the next retrieval) and "experiments" (each
+experiment's results table, read from its files). The pieces live in widgets: following (``train_follow``), tabs and the try keys (``train_tabs``,
+``try_pane``), evaluation (``train_eval``) and exports (``train_exports``).
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -20,29 +22,32 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Input, Select
+from textual.widgets import DataTable, Input, Select, TabbedContent
 
 from engine.errors import EngineError
-from engine.events import Progress
-from rebase_tui.jobs import run_async_events, run_call, run_events
+from rebase_tui.jobs import run_call
 from rebase_tui.messages import EngineEvent, JobFinished
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.export_dialog import export_notice
-from rebase_tui.widgets.log_tail import LogTail
+from rebase_tui.widgets.rounds_pane import RefineTraining, RefineWaiting
 from rebase_tui.widgets.run_panels import RunPanels
-from rebase_tui.widgets.run_support import RunView, gpu_mb, rss_mb
+from rebase_tui.widgets.run_support import RunView
 from rebase_tui.widgets.runs_table import RunsTable, read_runs
 from rebase_tui.widgets.settings_form import SettingsFields
 from rebase_tui.widgets.student_form import StudentForm
+from rebase_tui.widgets.train_eval import TrainEval
 from rebase_tui.widgets.train_exports import TrainExports
+from rebase_tui.widgets.train_follow import TrainFollow
+from rebase_tui.widgets.train_tabs import TrainRight, TrainTabs
 
 if TYPE_CHECKING:
     from engine.student.launch import LaunchedRun
     from engine.student.summary import RunSummary
 
-class TrainScreen(TrainExports, StageScreen):
-    """A student form, the runs list, live panels of the followed run, and its results."""
+class TrainScreen(TrainTabs, TrainFollow, TrainEval, TrainExports, StageScreen):
+    """A student form, the runs list, and tabs: live panels of the open run with its results, try, rounds
+    and experiments."""
 
     STAGE = "train"
     CSS_PATH = "train.tcss"
@@ -53,31 +58,36 @@ class TrainScreen(TrainExports, StageScreen):
         Binding("ctrl+g", "stop", "Stop", id="train.stop", priority=True,
                 tooltip="stop the run gracefully (checkpoint first)"),
         Binding("ctrl+r", "evaluate", "Eval", id="train.eval", priority=True,
-                tooltip="evaluate the open run on its validation split"),
+                tooltip="evaluate the open run on its validation split (a run without one: on a test file)"),
         Binding("ctrl+t", "export", "Export…", id="train.export", priority=True,
                 tooltip="export the accepted examples (six formats) or the open run's model"),
         Binding("ctrl+l", "toggle_log", "Log scale", id="train.log_scale", priority=True,
                 tooltip="loss chart: log/linear scale"),
+        Binding("ctrl+f", "refine", "Refine", id="train.refine", priority=True,
+                tooltip="refine the open run: its validation mistakes steer the next retrieval, then review, "
+                        "then the next run trains"),
+        # the try tab's keys (in the footer while that tab is shown; ctrl+j asks there instead of training)
+        Binding("ctrl+j,ctrl+enter", "try_ask", "Ask", id="train.try.ask", priority=True,
+                tooltip="ask the student, the base and the teacher about the input"),
+        Binding("ctrl+n", "try_example", "Next example", id="train.try.example", priority=True,
+                tooltip="put the next example of the run's validation split (or test file) into the input"),
+        Binding("ctrl+o", "try_file", "Test file…", id="train.try.file", priority=True,
+                tooltip="read examples from a test file"),
     ]
     PANES = (("#tr-form", "student form"), ("#tr-runs", "runs"), ("#tr-chart", "loss chart"),
-             ("#tr-log", "worker log"), ("#tr-results", "results"))
+             ("#tr-log", "worker log"), ("#tr-results", "results"), ("#try-input", "try"),
+             ("#rounds-table", "rounds"), ("#tr-experiments", "experiments"))
+    TAB_ACTIONS = {"try_ask": "tab-try", "try_example": "tab-try", "try_file": "tab-try"}
+    """Actions of one tab: hidden from the footer, and inactive, while another tab is shown."""
 
     def __init__(self) -> None:
         super().__init__()
         self.run_path: Path | None = None
         """The run the panels show (followed live while its worker runs)."""
-        self.following = False
-        self._pid: int | None = None
-        self._gpu: float | None = None
-
-    @property
-    def following_run(self) -> str:
-        """The run followed live (its worker goes on after the app quits), or empty."""
-        return self.run_path.name if self.following and self.run_path is not None else ""
 
     @property
     def panels(self) -> RunPanels:
-        return self.query_one(RunPanels)
+        return self.query_one("#tr-run", RunPanels)
 
     @property
     def view(self) -> RunView | None:
@@ -107,7 +117,7 @@ class TrainScreen(TrainExports, StageScreen):
         main = self.query_one("#train-main")
         self.shown_loading = main.loading and self.is_current  # the frame was painted before the build
         await main.mount_all([Vertical(StudentForm(id="tr-form"), RunsTable(id="tr-runs"), id="train-left"),
-                              RunPanels(id="train-right")])
+                              TrainRight(id="train-right")])
         main.loading = False
         self.built = True
 
@@ -209,79 +219,44 @@ class TrainScreen(TrainExports, StageScreen):
         if event.row_key.value:
             self.open_run(self.rebase.workspace.runs_dir / str(event.row_key.value))
 
-    def open_run(self, path: Path) -> None:
-        """Show run ``path``: follow it when its worker runs, else replay its events and show results."""
-        from engine.student import supervise
+    @on(TabbedContent.TabActivated, "#train-tabs")
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.tab_shown(event)
 
-        if supervise.worker_alive(path):
-            self.attach(path)
-            return
-        if self.following:
-            self.workers.cancel_group(self, "train-follow")
-            self.following = False
-        from engine.student.events import load_events
+    @on(RefineWaiting)
+    def _refine_waiting(self, message: RefineWaiting) -> None:
+        self.refine_waiting(message.task, message.number, message.pending)
 
-        self._reset(path)
-        for event in load_events(path):
-            self.panels.apply(event)
-        self.panels.show_results()
-        self._paint_stats()
-        self.refresh_bindings()  # eval and export act on the open run
-
-    # -- following --------------------------------------------------------------------------------
-    def attach(self, path: Path, offset: int | None = None) -> None:
-        """Follow run ``path`` live from its current segment (re-attach works the same way)."""
-        from engine.student import supervise
-
-        self._reset(path)
-        self.following = True
-        self._pid = supervise.read_pid(path)
-        run_async_events(self, "train-follow", lambda: supervise.afollow(path, offset),
-                         description=f"follow {path.name}")
-        self.refresh_bindings()
-
-    def _reset(self, path: Path) -> None:
-        self.run_path = path
-        self.panels.reset(path)
+    @on(RefineTraining)
+    def _refine_training(self, message: RefineTraining) -> None:
+        self.refine_training(message.run)
 
     @on(EngineEvent)
     def _engine_event(self, message: EngineEvent) -> None:
         if message.job == "train-follow":
-            from engine.student.events import CheckpointSaved, RunEnded
-
-            event = message.event
-            self.panels.apply(event)
-            log = self.panels.log
-            if isinstance(event, CheckpointSaved):
-                log.add(f"checkpoint at step {event.step}")
-            if isinstance(event, RunEnded) and self.view is not None:
-                log.add(f"run {event.status} at step {event.step}" + (f": {self.view.end}" if self.view.end else ""))
-                for hint in self.view.hints:
-                    log.add(f"  hint: {hint}")
-            self._paint_stats()
-        elif message.job == "eval" and isinstance(message.event, Progress):
-            self.panels.show_eval_progress(message.event)
-
-    def _paint_stats(self) -> None:
-        self.panels.paint(rss_mb(self._pid) if self.following else None, self._gpu if self.following else None)
-
-    def _poll_files(self) -> None:
-        """Once a second: new lines of the worker's stderr.log, and memory figures."""
-        self.panels.read_stderr()
-        if self.following:
-            if shutil.which("nvidia-smi") is not None:
-                run_call(self, "gpu-memory", gpu_mb, self._pid)
-            self._paint_stats()
+            self.follow_event(message)
+        elif message.job == "eval":
+            self.eval_event(message)
 
     # -- actions ----------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.TAB_ACTIONS:
+            return self.built and self.tab == self.TAB_ACTIONS[action]
         if not self.built and action not in ("pane",):
             return None  # still mounting the form and the panels
+        if action == "start" and self.tab == "tab-try":
+            return False  # ctrl+j asks the try pane instead
         if action == "start":
             return (not self.following) or None
         if action == "stop":
-            return self.following or None
-        if action in ("evaluate", "export_model"):
+            return self.following or (None if self.tab == "tab-run" else False)
+        if action == "toggle_log":
+            return self.tab == "tab-run"  # the chart is in the run tab
+        if action == "refine":
+            if self.tab in ("tab-try", "tab-experiments"):
+                return False
+            return (self.run_path is not None and not self.following and not self.rounds_pane.running) or None
+        if action in ("evaluate", "evaluate_file", "export_model"):
             return (self.run_path is not None and not self.following) or None
         return True
 
@@ -335,28 +310,7 @@ class TrainScreen(TrainExports, StageScreen):
         """Loss chart: switch between linear and log scale."""
         self.panels.chart.toggle_log()
 
-    def action_evaluate(self) -> None:
-        """Evaluate the open run on its validation split (thread worker; metrics and predictions shown)."""
-        if self.run_path is None or self.following:
-            return
-        from engine.student.evaluate import evaluate
-
-        path = self.run_path
-        run_events(self, "eval", lambda: evaluate(path), description=f"evaluate {path.name}")
-
     # -- results ----------------------------------------------------------------------------------
-    def _record_open_run(self, log: LogTail) -> None:
-        """Record the open run's summary in DuckDB before its results show, so that whoever sees them (or
-        quits right after) finds the run's end in the runs table."""
-        if self.run_path is None:
-            return
-        from engine.student import runs
-
-        try:
-            runs.record(self.rebase.workspace, self.run_path)
-        except (EngineError, OSError) as exc:
-            log.add(f"could not record the run: {exc}")
-
     @on(JobFinished)
     def _job_finished(self, message: JobFinished) -> None:
         log = self.panels.log
@@ -367,27 +321,23 @@ class TrainScreen(TrainExports, StageScreen):
             case "train-start":
                 if message.ok:
                     started: LaunchedRun = message.result
-                    log.add(f"run {started.run} started")
-                    self.attach(started.path, started.offset)
+                    self.attach(started.path, started.offset)  # (a new run: the panels start empty)
+                    self.panels.log.add(f"run {started.run} started")
+                    if started.notice:
+                        self.panels.log.add(started.notice)
                     self.action_refresh_runs()
                 else:
                     log.add(f"could not start: {message.error}")
                     self.notify(message.error, severity="error", timeout=10)
             case "train-follow":  # the run ended (or the follower was cancelled)
-                self.following = False
-                self._pid = None
-                self.refresh_bindings()
-                self._record_open_run(log)
-                self._paint_stats()
-                self.panels.show_results()
-                self.action_refresh_runs()
+                self.follow_ended()
             case "train-stop":
                 log.add(f"stop: {message.result if message.ok else message.error}")
             case "gpu-memory":
                 if message.ok:
                     self._gpu = message.result
             case "eval":
-                self.panels.show_results("" if message.ok else f"evaluation failed: {message.error}")
+                self.eval_finished(message)
             case "export-dataset" | "export-model":
                 if message.ok:
                     self.notify(export_notice(message.result), timeout=15)

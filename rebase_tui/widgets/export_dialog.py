@@ -1,5 +1,9 @@
 """The export dialog: what to export (the accepted examples in one of the CLI's formats, or the open run's
-model) and where; ``enter`` exports, ``escape`` cancels. It returns an :class:`ExportChoice`."""
+model) and where; ``enter`` exports, ``escape`` cancels. It returns an :class:`ExportChoice`.
+
+The engine refuses to replace an existing path unless forced. The app's own ``exports/`` folder is its
+target to refresh, so an export there replaces the earlier one (exporting twice in a row just works); a path
+elsewhere that exists is replaced only after the dialog said so and ``enter`` was pressed again."""
 
 from __future__ import annotations
 
@@ -42,7 +46,7 @@ def export_dataset_job(ws: Any, task: str | None, choice: ExportChoice) -> Any:
 
     if not task:
         raise EngineError("no task with accepted examples", fix="pick a task (F8) and accept examples in Review (F6)")
-    return export_dataset(ws, resolve_task(ws, task), choice.what, choice.path)
+    return export_dataset(ws, resolve_task(ws, task), choice.what, choice.path, force=choice.force)
 
 
 def export_notice(result: Any) -> str:
@@ -55,10 +59,12 @@ def export_notice(result: Any) -> str:
 
 @dataclass(frozen=True)
 class ExportChoice:
-    """What to export (``model`` or a dataset format) and the path to write."""
+    """What to export (``model`` or a dataset format), the path to write, and whether an existing export
+    there may be replaced."""
 
     what: str
     path: Path
+    force: bool = False
 
 
 class ExportDialog(ModalScreen["ExportChoice | None"]):
@@ -82,6 +88,8 @@ class ExportDialog(ModalScreen["ExportChoice | None"]):
         self.what = what if what in self._choices() else self._choices()[0]
         self._auto_path = str(self.default_path(self.what))
         """The path the dialog filled in: it follows the format until the user types another."""
+        self._replace: Path | None = None
+        """An existing path outside exports/ the dialog warned about: ``enter`` again replaces it."""
 
     def _choices(self) -> list[str]:
         return [*(self.formats if self.task_name else ()), *(("model",) if self.run_name else ())]
@@ -135,10 +143,18 @@ class ExportDialog(ModalScreen["ExportChoice | None"]):
 
     def _accept(self) -> None:
         text = self.query_one("#export-path", PathInput).value.strip()
+        error = self.query_one("#dialog-error", Static)
         if not text:
-            self.query_one("#dialog-error", Static).update(Content("type a path (tab completes)"))
+            error.update(Content("type a path (tab completes)"))
             return
-        self.dismiss(ExportChoice(self.what, Path(text).expanduser()))
+        path = Path(text).expanduser()
+        exists = path.exists() and not (path.is_dir() and not any(path.iterdir()))
+        own = path.resolve().parent == self.folder.resolve()
+        if exists and not own and path != self._replace:
+            self._replace = path
+            error.update(Content(f"{path} already exists: enter again replaces it, or type another name"))
+            return
+        self.dismiss(ExportChoice(self.what, path, force=exists))
 
     def action_cancel(self) -> None:
         """Close without exporting."""

@@ -146,7 +146,10 @@ def results_text(run_path: Path, status: str, extra: str = "") -> str:
         mark = "·" if p.correct is None else "✓" if p.correct else "✗"
         parts.append(f"{mark} input: {p.input[:160]}\n  expected: {p.reference}\n  predicted: {p.prediction}")
     if not parts and status in ("finished", "stopped"):
-        parts.append("no evaluation yet — ctrl+r evaluates on the validation split")
+        from engine.student.evaluate import has_validation_split
+
+        parts.append("no evaluation yet — ctrl+r evaluates on the validation split" if has_validation_split(run_path)
+                     else "no evaluation yet — trained without a hold-out: ctrl+r evaluates on a test file")
     if extra:
         parts.append(extra)
     return "\n".join(parts)

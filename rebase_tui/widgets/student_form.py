@@ -50,8 +50,8 @@ _4BIT = {"auto": None, "on": True, "off": False}
 
 
 class StudentForm(Vertical):
-    """The recipe (``tr-recipe``), then one labelled input per field (``tr-<field>``) and the choices, in a
-    scroll of bounded height so the runs list below keeps its room.
+    """The student (``tr-student``) and the recipe (``tr-recipe``), then one labelled input per other field
+    (``tr-<field>``) and the choices, in a scroll of bounded height so the runs list below keeps its room.
 
     :meth:`values` gives what the form holds as run-setting overrides: empty fields keep the recipe's or the
     workspace's value; ``auto`` choices are left to the engine (the method by the student's size, 4-bit
@@ -59,7 +59,12 @@ class StudentForm(Vertical):
     """
 
     DEFAULT_CSS = """
-    StudentForm > #tr-fields { height: auto; max-height: 9; scrollbar-size-vertical: 1; }
+    StudentForm > #tr-fields {
+        height: auto; max-height: 9; scrollbar-size-vertical: 1;
+        /* the thumb is drawn in block characters: as legible against its track as muted text */
+        scrollbar-color: $foreground-muted; scrollbar-color-hover: $foreground; scrollbar-color-active: $accent;
+        scrollbar-background: $surface; scrollbar-background-hover: $surface; scrollbar-background-active: $surface;
+    }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -68,12 +73,17 @@ class StudentForm(Vertical):
         self._config: Any = None
 
     def compose(self) -> ComposeResult:
+        # the student and the recipe stay in view (the two choices every run makes; alt+1 lands on the
+        # student), the hyper-parameters scroll below them
+        with Horizontal(classes="field"):
+            yield Label(FIELDS[0][1])
+            yield Input(id=f"tr-{FIELDS[0][0]}", compact=True)
         with Horizontal(classes="field"):
             yield Label("recipe")
             yield Select([(name, name) for name in RECIPES], id="tr-recipe", value="default", allow_blank=False,
                          compact=True, tooltip="\n".join(f"{r.name}: {r.summary}" for r in RECIPES.values()))
         with VerticalScroll(id="tr-fields"):
-            for fid, label, _kind in FIELDS:
+            for fid, label, _kind in FIELDS[1:]:
                 with Horizontal(classes="field"):
                     yield Label(label)
                     yield Input(id=f"tr-{fid}", compact=True)

@@ -1,6 +1,7 @@
 """The Train screen's exports (ctrl+t, or d / m on the runs table): the export dialog offers the accepted
 examples in the CLI's six formats or the open run's model, then the export runs in a thread; the screen's
-JobFinished handler says what was written where."""
+JobFinished handler says what was written where. An earlier export in the app's ``exports/`` folder is
+replaced; one elsewhere only after the dialog asked."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ class TrainExports(_Base):
             from engine.student.export import export_model
 
             self.notify(f"exporting the model of run {self.run_path.name}…", timeout=3)
-            run_call(self, "export-model", export_model, self.run_path, choice.path)
+            run_call(self, "export-model", export_model, self.run_path, choice.path, force=choice.force)
         elif choice.what != "model":
             run_call(self, "export-dataset", export_dataset_job, self.rebase.workspace, self._train_task(), choice)
 
