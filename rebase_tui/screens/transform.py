@@ -19,7 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.widgets import Input, Label, Select, Static
+from textual.widgets import Input, Select, Static
 
 from engine.errors import EngineError
 from engine.events import Log, Progress
@@ -32,18 +32,12 @@ from rebase_tui.widgets.log_tail import LogTail
 from rebase_tui.widgets.settings_form import SettingsFields
 from rebase_tui.widgets.stream_view import StreamView
 from rebase_tui.widgets.text import plain
+from rebase_tui.widgets.transform_form import BACKENDS, FORM_SETTINGS, TransformForm, configured_host
 from rebase_tui.widgets.transform_status import TransformStatus
 
 if TYPE_CHECKING:
     from engine.config import Config
     from engine.teacher.client import TeacherSettings
-
-COT_MODES = ("auto", "on", "off")
-BACKENDS = ("ollama", "openai")
-#: Form fields that are workspace settings: a value chosen here is saved in config.toml.
-FORM_SETTINGS = {"#t-backend": "teacher.backend", "#t-host": "teacher.host", "#t-model": "teacher.model",
-                 "#t-temperature": "teacher.temperature", "#t-concurrency": "teacher.concurrency"}
-
 
 class TransformScreen(StageScreen):
     """The teacher's settings, its progress on the task's pool, and its text as it streams."""
@@ -55,11 +49,11 @@ class TransformScreen(StageScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+j,ctrl+enter", "start", "Start", id="transform.start", priority=True,
                 tooltip="transform the pool with the teacher (skips rows already done); resumes after a pause"),
-        Binding("ctrl+z", "pause", "Pause/resume", id="transform.pause", priority=True,
+        Binding("ctrl+z", "pause", "Pause", id="transform.pause", priority=True,
                 tooltip="pause: no new request starts, those in flight finish and are kept; again resumes"),
         Binding("ctrl+g", "cancel", "Stop", id="transform.cancel", priority=True,
                 tooltip="stop the run (finished rows are kept; starting again skips them)"),
-        Binding("ctrl+r", "check", "Check teacher", id="transform.check", priority=True,
+        Binding("ctrl+r", "check", "Check", id="transform.check", priority=True,
                 tooltip="check that the teacher's server answers and offers the model"),
     ]
     PANES = (("#transform-settings", "teacher settings"), ("#t-stream", "generations"), ("#t-log", "log"))
@@ -90,21 +84,7 @@ class TransformScreen(StageScreen):
     def compose_body(self) -> ComposeResult:
         with Vertical(id="transform-pane"):
             yield Static("", id="teacher-banner")
-            with Horizontal(id="transform-labels"):
-                for wid, label in (("backend", "server"), ("host", "host"), ("model", "model"),
-                                   ("temperature", "temp"), ("cot", "reasoning"), ("concurrency", "parallel"),
-                                   ("limit", "rows")):
-                    yield Label(label, id=f"t-label-{wid}")
-            with Horizontal(id="transform-settings"):
-                yield Select([(b, b) for b in BACKENDS], id="t-backend", value="ollama", allow_blank=False,
-                             compact=True)
-                yield Input(id="t-host", compact=True)
-                yield Select([], id="t-model", prompt="model", compact=True)
-                yield Input(id="t-temperature", compact=True, type="number")
-                yield Select([(m, m) for m in COT_MODES], id="t-cot", value="auto", allow_blank=False,
-                             compact=True)
-                yield Input(id="t-concurrency", compact=True, type="integer")
-                yield Input(id="t-limit", compact=True, type="integer", placeholder="all")
+            yield TransformForm(id="transform-settings")
             yield Static("", id="t-env-note")
             yield TransformStatus(id="transform-status")
             with Horizontal(id="transform-live"):
@@ -115,14 +95,6 @@ class TransformScreen(StageScreen):
         self.form_settings.show(self.rebase.workspace.config)
         self._show_env_note(self.rebase.workspace.config)
         self.rebase.config_signal.subscribe(self, self._config_changed)
-        for wid, label in (("#t-backend", "ollama, or openai: vLLM, llama.cpp, LM Studio (key from "
-                                          "$REBASE_TEACHER_API_KEY)"),
-                           ("#t-host", "host (an OpenAI-compatible server's base URL ends in /v1)"),
-                           ("#t-model", "teacher model"), ("#t-temperature", "temperature"),
-                           ("#t-cot", "reasoning: chain of thought (auto, on, off)"),
-                           ("#t-concurrency", "requests in parallel (match the server's parallel slots)"),
-                           ("#t-limit", "rows of the pool to transform (blank: all)")):
-            self.query_one(wid).tooltip = label
         self.query_one("#t-stream", StreamView).border_title = "generations in flight"
         super().on_mount()
         self.action_check()
@@ -187,20 +159,12 @@ class TransformScreen(StageScreen):
         if not isinstance(event.value, str):
             return
         host = self.query_one("#t-host", Input)
-        others = {self._configured_host(b) for b in BACKENDS if b != event.value}
+        cfg = self.rebase.workspace.config
+        others = {configured_host(cfg, b) for b in BACKENDS if b != event.value}
         if not host.value.strip() or host.value.strip() in others:
-            host.value = self._configured_host(event.value)
+            host.value = configured_host(cfg, event.value)
         self.form_settings.save("#t-backend")
         self.action_check()
-
-    def _configured_host(self, backend: str) -> str:
-        """The host the configuration gives ``backend`` (its default when the config names none for it)."""
-        from engine.teacher.client import TeacherSettings
-
-        try:
-            return TeacherSettings.from_config(self.rebase.workspace.config, backend=backend).host
-        except EngineError:
-            return str(self.rebase.workspace.config["teacher.host"])
 
     @on(Select.Changed, "#t-model")
     def _model_chosen(self, event: Select.Changed) -> None:
@@ -212,28 +176,7 @@ class TransformScreen(StageScreen):
     # -- teacher check -----------------------------------------------------------------------
     def settings(self) -> TeacherSettings:
         """The teacher settings from config, overridden by the form (EngineError when a value is bad)."""
-        from engine.teacher.client import TeacherSettings
-
-        def number(wid: str, kind: type) -> Any:
-            text = self.query_one(wid, Input).value.strip()
-            if not text:
-                return None
-            try:
-                return kind(text)
-            except ValueError:
-                raise EngineError(f"{wid[3:]} {text!r} is not a number",
-                                  fix="type a number or leave it blank") from None
-
-        model = self.query_one("#t-model", Select).value
-        backend = self.query_one("#t-backend", Select).value
-        return TeacherSettings.from_config(
-            self.rebase.workspace.config,
-            backend=backend if isinstance(backend, str) else None,
-            host=self.query_one("#t-host", Input).value.strip() or None,
-            model=model if isinstance(model, str) else None,
-            temperature=number("#t-temperature", float),
-            concurrency=number("#t-concurrency", int),
-        )
+        return self.query_one(TransformForm).teacher_settings(self.rebase.workspace.config)
 
     def action_check(self) -> None:
         """Ask the teacher's server for its models (in an async worker); the banner shows any problem."""
@@ -306,14 +249,14 @@ class TransformScreen(StageScreen):
             self.notify(f"task {self.task_name} has no pool yet: rank rows for it on the Retrieve stage (F4, "
                         "ctrl+j stores them)", severity="warning")
             return
+        form = self.query_one(TransformForm)
         try:
             settings = self.settings()
-            limit = self.query_one("#t-limit", Input).value.strip()
-            limit_n = int(limit) if limit else None
-        except (EngineError, ValueError) as exc:
+            limit_n = form.limit()
+        except EngineError as exc:
             self.notify(str(exc), severity="error")
             return
-        cot = self.query_one("#t-cot", Select).value
+        cot = form.cot()
         from engine.teacher.transform import transform
 
         task, ws = self.task_name, self.rebase.workspace
@@ -323,7 +266,7 @@ class TransformScreen(StageScreen):
         self.job_task, self.in_flight = task, 0
         self._set_state("running")
         self._job = run_async_events(self, "transform", lambda: transform(
-            ws, task, settings, limit=limit_n, cot=str(cot), gate=gate), description=f"transform {task}")
+            ws, task, settings, limit=limit_n, cot=cot, gate=gate), description=f"transform {task}")
 
     def action_pause(self) -> None:
         """Pause (no new request starts; the requests in flight finish and are kept) or resume."""
