@@ -59,6 +59,9 @@ class RetrieveScreen(StageScreen):
         Binding("ctrl+n", "next_example", "Next example", id="retrieve.next_example", priority=True,
                 tooltip="edit the next example of the task"),
         Binding("ctrl+r", "rerun", "Re-rank", id="retrieve.rerun", priority=True, tooltip="search again now"),
+        Binding("ctrl+o", "rounds", "Rounds", id="retrieve.rounds", priority=True,
+                tooltip="the rows each refinement round added to the task's pool, with the failure each is "
+                        "closest to"),
     ]
     PANES = (("#rq-instruction", "instruction"), ("#rq-example-input", "example"), ("#rq-top", "controls"),
              ("#rq-results", "results"), ("#rq-detail-pane", "row detail"))
@@ -327,6 +330,16 @@ class RetrieveScreen(StageScreen):
             draft.exclude.append(name)
             self._edited()
             self.notify(f"excluded {name} (the task has unsaved changes: ctrl+s on the Task screen saves)")
+
+    def action_rounds(self) -> None:
+        """Show the task's refinement rounds: the rows each added, with the failure each is closest to."""
+        from rebase_tui.widgets.round_rows import RoundsView
+
+        task = self.rebase.live.draft.stored or self.rebase.task_name
+        if not task:
+            self.notify("no stored task selected: F8 picks one", severity="warning")
+            return
+        self.app.push_screen(RoundsView(self.rebase.workspace, task))
 
     def action_use_as_pool(self) -> None:
         """Store the shown ranking as the task's pool (the same as ``rebase-tui retrieve``)."""
