@@ -18,15 +18,15 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Footer, Input, Label, Static
+from textual.widgets import DataTable, Footer, Static
 
 from engine.errors import EngineError
-from rebase_tui.inert import inert
 from rebase_tui.messages import EngineEvent, JobFinished
 from rebase_tui.widgets.actions_palette import ScreenActions
+from rebase_tui.widgets.example_editor import LineDialog
 from rebase_tui.widgets.text import one_line, plain
 
 if TYPE_CHECKING:
@@ -64,48 +64,6 @@ def edit_value(rule: Rule) -> str | None:
     if rule.check_name == "label_set":
         return ", ".join(str(x) for x in rule.param.get("labels", []))
     return None
-
-
-class RuleEditDialog(ModalScreen["str | None"]):
-    """Change one rule: ``enter`` saves, ``escape`` cancels."""
-
-    DEFAULT_CSS = """
-    RuleEditDialog { align: center middle; }
-    RuleEditDialog > Vertical { width: 90%; max-width: 100; height: auto; border: thick $primary;
-                                background: $surface; padding: 1 2; }
-    RuleEditDialog .dialog-buttons { height: auto; margin-top: 1; align-horizontal: right; }
-    RuleEditDialog Button { margin-left: 2; }
-    """
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="rules.edit.cancel", tooltip="close without changing the rule"),
-    ]
-
-    def __init__(self, title: str, value: str) -> None:
-        super().__init__()
-        self.title_text = title
-        self.value = value
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label(plain(self.title_text, 500))
-            yield Input(inert(self.value), id="rule-text")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Save", variant="primary", id="save")
-                yield Button("Cancel", id="cancel")
-
-    def on_mount(self) -> None:
-        self.query_one("#rule-text", Input).focus()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.dismiss(event.value)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(self.query_one("#rule-text", Input).value if event.button.id == "save" else None)
-
-    def action_cancel(self) -> None:
-        """Close without changing the rule."""
-        self.dismiss(None)
 
 
 class RulesPanel(ModalScreen["str | None"]):
@@ -256,7 +214,8 @@ class RulesPanel(ModalScreen["str | None"]):
             self.refresh_rules(rule_id)
             self._say(f"rule {rule_id} changed")
 
-        self.app.push_screen(RuleEditDialog(f"Rule {rule_id}: {what} — enter saves, escape cancels", value), saved)
+        self.app.push_screen(LineDialog(f"Rule {rule_id}: {what} — enter saves, escape cancels", value, ok="Save"),
+                             saved)
 
     def action_propose(self) -> None:
         """Propose rules from the new rejection reasons (the teacher writes the free-text ones)."""

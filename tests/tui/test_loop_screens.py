@@ -20,8 +20,9 @@ from rebase_tui.app import RebaseApp
 from rebase_tui.messages import JobFinished
 from rebase_tui.widgets.actions_palette import screen_actions
 from rebase_tui.widgets.example_card import ExampleCard
+from rebase_tui.widgets.example_editor import LineDialog
 from rebase_tui.widgets.example_list import ExampleList
-from rebase_tui.widgets.review_rules import RuleEditDialog, RulesPanel
+from rebase_tui.widgets.review_rules import RulesPanel
 from rebase_tui.widgets.round_rows import RoundsView
 from tests.tui.helpers import text_of, until
 from tests.tui.toy_workspace import make_datastore
@@ -133,8 +134,8 @@ async def test_rules_panel_proposes_accepts_edits_drops_and_redoes_the_pending(t
 
         await cursor_on(check_rule.id)
         await pilot.press("e")
-        await until(pilot, lambda: isinstance(app.screen, RuleEditDialog), 5, "the edit dialog")
-        field = app.screen.query_one("#rule-text", Input)
+        await until(pilot, lambda: isinstance(app.screen, LineDialog), 5, "the edit dialog")
+        field = app.screen.query_one("#line", Input)
         assert field.value == str(check_rule.param["max_chars"])
         field.value = ""
         await pilot.press("6", "0", "enter")
