@@ -1,10 +1,12 @@
 """The loop in the app, against the Ollama stand-in: the Transform form's samples field (a majority vote of
 sampled answers), Review's votes and its order by agreement, the Rules panel (propose, accept, edit, drop,
 the rejection rates before and after, redo of the pending examples with the rules), and the Retrieve
-screen's refinement rounds (the rows each added with the failure each is closest to). Every effect is
-checked in DuckDB through the engine."""
+screen's refinement rounds (the rows each added with the failure each is closest to), each showing untrusted
+text inertly. Every effect is checked in DuckDB through the engine."""
 
 from __future__ import annotations
+
+import json
 
 from textual.widgets import DataTable, Input, OptionList, Static
 
@@ -24,8 +26,8 @@ from rebase_tui.widgets.example_editor import LineDialog
 from rebase_tui.widgets.example_list import ExampleList
 from rebase_tui.widgets.review_rules import RulesPanel
 from rebase_tui.widgets.round_rows import RoundsView
-from tests.tui.helpers import text_of, until
-from tests.tui.toy_workspace import make_datastore
+from tests.tui.helpers import raw_controls, screen_lines, text_of, until
+from tests.tui.toy_workspace import add_examples, make_datastore
 
 SIZE = (130, 40)
 MODEL = "qwen2.5:0.5b"
@@ -203,3 +205,27 @@ async def test_retrieve_shows_the_rows_a_round_added_with_the_failure_each_is_cl
         assert "Premise: a cat naps" in text_of(view.query_one("#round-detail", Static))
         await pilot.press("escape")
         assert not isinstance(app.screen, RoundsView)
+
+
+async def test_rules_and_rounds_show_untrusted_text_inertly(tmp_path, standin):
+    markup, escapes = "[bold]yes[/bold] [/oops]", "\x1b[2J\x1b]0;pwned\x07\x9b31m\u202eevil"
+    ws = _ws(tmp_path / "ws", standin)
+    add_examples(ws, 3)
+    review.reject(ws, "nli", [1], reason=f"reason {escapes}")
+    rules.add_rule(ws, "nli", "prompt", f"{markup} {escapes}", (f"reason {escapes}",), (1,))
+    made = _a_round(ws)
+    with ws.store.cursor() as cur:  # the run's answer and a failure's input as a model or a dataset may write them
+        failures = [{"input": f"{markup} {escapes} " + "x" * 50_000, "references": [markup], "prediction": escapes}] * 2
+        cur.execute("update rounds set failures = ? where id = ?", [json.dumps(failures), made.id])
+    app = RebaseApp(ws, stage="review", task="nli")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("ctrl+o")
+        await until(pilot, lambda: isinstance(app.screen, RulesPanel), 5, "the rules panel")
+        await pilot.pause()
+        assert not raw_controls(app) and markup in "\n".join(screen_lines(app))
+        await pilot.press("escape", "f4")
+        await pilot.pause()
+        await pilot.press("ctrl+o")
+        await until(pilot, lambda: isinstance(app.screen, RoundsView), 5, "the rounds")
+        await pilot.pause()
+        assert not raw_controls(app) and markup in "\n".join(screen_lines(app))
