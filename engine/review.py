@@ -64,9 +64,7 @@ class ExampleRecord:
     @property
     def votes(self) -> str:
         """The agreement as votes (``"2/3"``), empty for an example made from one answer."""
-        if not self.samples or self.agreement is None:
-            return ""
-        return f"{round(self.agreement * self.samples)}/{self.samples}"
+        return votes(self.samples, self.agreement)
 
     def to_json(self) -> dict[str, Any]:
         """The record as ``examples --json`` prints it."""
@@ -76,8 +74,8 @@ class ExampleRecord:
 @dataclass(frozen=True, slots=True)
 class ExampleBrief:
     """The few fields a review queue shows per example (read in one query for thousands of examples);
-    ``agreement`` is the share of sampled answers that agreed (``transform --samples``; None otherwise), for
-    sorting the queue by it."""
+    ``agreement`` is the share of the ``samples`` sampled answers that agreed (``transform --samples``; None
+    otherwise), for showing the votes and sorting the queue by them."""
 
     id: int
     status: str
@@ -85,6 +83,19 @@ class ExampleBrief:
     input: str
     output: str
     agreement: float | None = None
+    samples: int | None = None
+
+    @property
+    def votes(self) -> str:
+        """The agreement as votes (``"2/3"``), empty for an example made from one answer."""
+        return votes(self.samples, self.agreement)
+
+
+def votes(samples: int | None, agreement: float | None) -> str:
+    """``"2/3"``: how many of ``samples`` sampled answers agreed; empty without a vote."""
+    if not samples or agreement is None:
+        return ""
+    return f"{round(agreement * samples)}/{samples}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +170,10 @@ def get_examples(ws: Workspace, ids: list[int]) -> list[ExampleRecord]:
 def briefs(ws: Workspace, task: str) -> list[ExampleBrief]:
     """Every example of ``task`` as queue entries, by id (one query; 5,000 examples in about 10 ms)."""
     with ws.store.cursor() as cur:
-        got = cur.execute("select id, status, edited, input, output, agreement from examples where task = ? "
+        got = cur.execute("select id, status, edited, input, output, agreement, samples from examples where task = ? "
                           "order by id", [task]).fetchall()
-    return [ExampleBrief(int(i), st, bool(ed), inp or "", out or "", agree) for i, st, ed, inp, out, agree in got]
+    return [ExampleBrief(int(i), st, bool(ed), inp or "", out or "", agree, n)
+            for i, st, ed, inp, out, agree, n in got]
 
 
 def source_row(ws: Workspace, row: int) -> SourceRow | None:

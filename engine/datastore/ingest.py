@@ -128,10 +128,10 @@ def _plan(ws: Workspace, paths: Sequence[str | Path], split: str, dataset_id: st
             if ids.same_source(existing[ds.name], ds.root):
                 plan.unchanged += 1
             else:
-                plan.skipped.append(Skipped(str(ds.root), ids.collision(ds.name, existing[ds.name], ds.root)))
+                plan.skipped.append(Skipped(str(ds.root), ids.collision(ds.name, existing[ds.name], ds.root), True))
             continue
         if ds.name in seen:
-            plan.skipped.append(Skipped(str(ds.root), ids.repeated(ds.name, seen[ds.name], ds.root)))
+            plan.skipped.append(Skipped(str(ds.root), ids.repeated(ds.name, seen[ds.name], ds.root), True))
             continue
         seen[ds.name] = str(ds.root)
         if not ds.configs:

@@ -27,10 +27,12 @@ Row = dict[str, str | None]
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    """A file or folder an ingest passed over, and why (it never stops the run)."""
+    """A file or folder an ingest passed over, and why (it never stops the run). ``id_taken``: the dataset
+    there was passed over only because its id is taken (``ingest --id NAME`` stores it under another)."""
 
     path: str
     reason: str
+    id_taken: bool = False
 
     def __post_init__(self) -> None:
         # a path from a file name that is not UTF-8 holds surrogates, which no output can print

@@ -9,7 +9,6 @@ stays responsive throughout: all engine work happens in workers, handlers only u
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -18,7 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.widgets import DataTable, Input, Label, Log, ProgressBar, Static
+from textual.widgets import DataTable, Input, Log, ProgressBar, Static
 from textual.worker import Worker
 
 from engine.datastore.datasets import DatasetInfo, list_datasets, remove_dataset
@@ -33,8 +32,8 @@ from rebase_tui.messages import EngineEvent, JobFinished
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.dialogs import ConfirmDialog
+from rebase_tui.widgets.ingest_form import IngestForm
 from rebase_tui.widgets.path_input import PathInput
-from rebase_tui.widgets.results import parse_int
 from rebase_tui.widgets.text import one_line, plain, shown
 
 DESCRIPTION_PREVIEW = 40
@@ -92,6 +91,8 @@ class DataScreen(StageScreen):
         self._datasets: list[DatasetInfo] = []
         self.ingest_summary: IngestSummary | None = None
         """What the last ingest reported at its end (None before)."""
+        self._offered = False
+        """True when the last ingest's one dataset with a taken id was put back in the form for another id."""
 
     # -- layout --------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
@@ -100,17 +101,7 @@ class DataScreen(StageScreen):
             with VerticalScroll(id="ds-card-pane"):
                 yield Static("", id="ds-card")
         with Vertical(id="ingest-pane"):
-            with Horizontal(id="ingest-form"):
-                yield Label("Ingest path", classes="control-label")
-                yield PathInput(id="ingest-path", compact=True)
-            with Horizontal(id="ingest-options"):
-                yield Label("Max rows per config", classes="control-label")
-                yield Input("1000", id="ingest-max", type="integer", tooltip="0 = all rows", compact=True)
-                yield Label("Split", classes="control-label")
-                yield Input("train", id="ingest-split", compact=True)
-                yield Label("Batch", classes="control-label")
-                yield Input("", id="ingest-batch", type="integer", placeholder="auto", compact=True,
-                            valid_empty=True)
+            yield IngestForm(id="ingest-fields")
             with Horizontal(id="ingest-progress-row"):
                 yield ProgressBar(id="ingest-progress", show_eta=False)
                 yield Static("", id="ingest-message")
@@ -191,37 +182,18 @@ class DataScreen(StageScreen):
         self.query_one("#ingest-path", PathInput).focus()
 
     @on(Input.Submitted, "#ingest-path")
+    @on(Input.Submitted, "#ingest-id")
     def action_ingest(self) -> None:
         """Ingest the typed path with the chosen options (in a worker)."""
         if self.ingesting:
             self.notify("an ingest is already running (ctrl+g cancels it)", severity="warning")
             return
-        path_text = self.query_one("#ingest-path", PathInput).value.strip()
-        max_rows = parse_int(self.query_one("#ingest-max", Input).value)
-        split = self.query_one("#ingest-split", Input).value.strip()
-        batch_text = self.query_one("#ingest-batch", Input).value.strip()
-        batch = parse_int(batch_text) if batch_text else None
-        problems = []
         try:
-            exists = bool(path_text) and Path(path_text).expanduser().exists()
-        except OSError:  # a folder on the way that may not be searched: the ingest reports it as skipped
-            exists = True
-        if not path_text:
-            problems.append("type a path to ingest (tab completes)")
-        elif not exists:
-            problems.append(f"{path_text} does not exist — check the path")
-        if max_rows is None or max_rows < 0:
-            problems.append("max rows per config must be a whole number ≥ 0 (0 = all)")
-        if not split:
-            problems.append("split must not be empty (train, validation, test...)")
-        if batch_text and (batch is None or batch < 1):
-            problems.append("batch size must be empty (auto) or a whole number ≥ 1")
-        if problems or max_rows is None:
-            self.notify("; ".join(problems), severity="error")
+            opts = self.query_one(IngestForm).options()
+        except EngineError as exc:
+            self.notify(str(exc), severity="error")
             return
-        path = Path(path_text).expanduser()
         ws = self.rebase.workspace
-        max_rows_per_config = max_rows
 
         def make() -> Iterator[Event]:
             from engine.datastore.embed import set_torch_threads
@@ -230,16 +202,17 @@ class DataScreen(StageScreen):
             # one thread: the UI's own work shares the cores, and two busy processes with several torch
             # threads each slow each other down many times over
             set_torch_threads(1)
-            return ingest(ws, [path], max_rows_per_config=max_rows_per_config, split=split, batch_size=batch)
+            return ingest(ws, [opts.path], max_rows_per_config=opts.max_rows, split=opts.split,
+                          batch_size=opts.batch, dataset_id=opts.dataset_id)
 
         self.ingest_summary = None
         log = self.query_one("#ingest-log", Log)
         log.display = True
-        log.write_line(one_line(f"ingest {path} (max {max_rows} rows per config, split {split})", 2000))
+        log.write_line(one_line(opts.describe(), 2000))
         self.query_one("#ingest-progress-row").display = True
         self.query_one("#ingest-progress", ProgressBar).update(total=None, progress=0)
         self.query_one("#ingest-message", Static).update(Content("starting (loading the embedder)…"))
-        self._ingest = run_events(self, "ingest", make, description=f"ingest {path}")
+        self._ingest = run_events(self, "ingest", make, description=f"ingest {opts.path}")
 
     def action_cancel_ingest(self) -> None:
         """Stop the running ingest; finished work is kept and a new run resumes."""
@@ -290,6 +263,7 @@ class DataScreen(StageScreen):
                 log.write_line(f"{len(summary.skipped)} file(s) or folder(s) skipped:")
             for item in summary.skipped:
                 log.write_line(one_line(f"  {item.path}: {item.reason}", 2000))
+            self._offer_another_id(summary)
         if message.outcome == "done":
             text = "ingest finished"
             self.notify(text)
@@ -300,9 +274,22 @@ class DataScreen(StageScreen):
             text = f"ingest failed: {message.error}"
             self.notify(text, severity="error", timeout=15)
         log.write_line(one_line(text, 2000))
+        if message.outcome == "done" and not self._offered:
+            self.query_one(IngestForm).clear_id()
         self.query_one("#ingest-message", Static).update(plain(text, 2000))
         self.query_one("#ingest-progress-row").display = message.outcome != "done"
         self._datastore_changed()
+
+    def _offer_another_id(self, summary: IngestSummary) -> None:
+        """A dataset passed over only because its id is taken: its path goes into the path field and the
+        cursor into the id field, so typing a new id and ctrl+j ingests it under that id."""
+        taken = [item for item in summary.skipped if item.id_taken]
+        self._offered = len(taken) == 1
+        if not self._offered:
+            return
+        self.query_one(IngestForm).offer(taken[0].path)
+        self.query_one("#ingest-log", Log).write_line(
+            "→ its path is in the path field: type another id in 'as' and press ctrl+j to ingest it under that id")
 
     def _datastore_changed(self) -> None:
         self.refresh_state()

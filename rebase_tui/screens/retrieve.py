@@ -59,6 +59,9 @@ class RetrieveScreen(StageScreen):
         Binding("ctrl+n", "next_example", "Next example", id="retrieve.next_example", priority=True,
                 tooltip="edit the next example of the task"),
         Binding("ctrl+r", "rerun", "Re-rank", id="retrieve.rerun", priority=True, tooltip="search again now"),
+        Binding("ctrl+o", "rounds", "Rounds", id="retrieve.rounds", priority=True,
+                tooltip="the rows each refinement round added to the task's pool, with the failure each is "
+                        "closest to"),
     ]
     PANES = (("#rq-instruction", "instruction"), ("#rq-example-input", "example"), ("#rq-top", "controls"),
              ("#rq-results", "results"), ("#rq-detail-pane", "row detail"))
@@ -72,6 +75,8 @@ class RetrieveScreen(StageScreen):
         """Generation of the search whose results have been painted (the benchmark waits on it)."""
         self.painted_at = 0.0
         """``time.perf_counter()`` when that search's results had been painted (the benchmark reads it)."""
+        self._embedder: str | None = None
+        """The workspace's embedder, read once per visit (only an ingest changes it)."""
 
     # -- layout --------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
@@ -90,6 +95,7 @@ class RetrieveScreen(StageScreen):
                 yield Label("Weights in,out,ds", classes="control-label")
                 yield Input(format_weights(self.rebase.live.params.weights), id="rq-weights", compact=True)
                 yield Checkbox("dedupe", self.rebase.live.params.dedupe, id="rq-dedupe", compact=True)
+            yield Static("", id="rq-warning")
             with Horizontal(id="rq-status-row"):
                 yield Static("", id="rq-status")
                 yield Static("", id="rq-timing")
@@ -123,6 +129,7 @@ class RetrieveScreen(StageScreen):
         self._status()
 
     def on_screen_resume(self) -> None:
+        self._embedder = None  # an ingest on the Data screen may have set it
         self._show_draft()
         live = self.rebase.live
         if live.latest is not None and live.latest is not self.shown:
@@ -151,9 +158,25 @@ class RetrieveScreen(StageScreen):
         total = len(d.examples)
         label = f"Ex {self._example + 1}/{total}" if total else "Ex 1/1"
         self.query_one("#rq-example-label", Label).update(Content(label))
+        self._warn_language()
+
+    def _warn_language(self) -> None:
+        """Say so when the draft's examples are mostly not in the Latin script and the workspace's embedder
+        reads English only (retrieval would match them poorly, with no error anywhere)."""
+        from engine.language import embedder_warning, workspace_embedder
+
+        if self._embedder is None:
+            self._embedder = workspace_embedder(self.rebase.workspace)
+        query = self.rebase.live.draft.query()
+        text = embedder_warning(query, self._embedder) if query is not None else None
+        warning = self.query_one("#rq-warning", Static)
+        warning.display = text is not None
+        warning.update(plain(f"⚠ {text}" if text else "", 1000))
+        warning.tooltip = text
 
     def _edited(self) -> None:
         self.rebase.live.draft_changed("retrieve")
+        self._warn_language()
         self._status(searching=True)
 
     @on(TextArea.Changed, "#rq-instruction")
@@ -327,6 +350,16 @@ class RetrieveScreen(StageScreen):
             draft.exclude.append(name)
             self._edited()
             self.notify(f"excluded {name} (the task has unsaved changes: ctrl+s on the Task screen saves)")
+
+    def action_rounds(self) -> None:
+        """Show the task's refinement rounds: the rows each added, with the failure each is closest to."""
+        from rebase_tui.widgets.round_rows import RoundsView
+
+        task = self.rebase.live.draft.stored or self.rebase.task_name
+        if not task:
+            self.notify("no stored task selected: F8 picks one", severity="warning")
+            return
+        self.app.push_screen(RoundsView(self.rebase.workspace, task))
 
     def action_use_as_pool(self) -> None:
         """Store the shown ranking as the task's pool (the same as ``rebase-tui retrieve``)."""

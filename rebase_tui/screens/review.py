@@ -28,26 +28,37 @@ from rebase_tui.widgets.example_card import ExampleCard, SourceRowView
 from rebase_tui.widgets.example_editor import ExampleEditor, ReasonDialog
 from rebase_tui.widgets.example_list import ExampleList
 from rebase_tui.widgets.review_details import ReviewDetails
+from rebase_tui.widgets.review_filters import ReviewFilters
 from rebase_tui.widgets.review_queue import FILTERS, ReviewQueue
 from rebase_tui.widgets.review_regenerate import ReviewRegenerate
+from rebase_tui.widgets.review_rules import ReviewRules
 from rebase_tui.widgets.text import plain
 
 #: Actions that need the list to have focus (single letters are safe only then: in a text field they are typing).
 LIST_ACTIONS = {"accept", "reject", "reject_reason", "edit", "accept_all", "reject_all",
-                "regenerate", "filter", "cycle_filter"}
+                "regenerate", "filter", "cycle_filter", "sort"}
 
 
-class ReviewScreen(ReviewDetails, ReviewRegenerate, StageScreen):
+class ReviewScreen(ReviewDetails, ReviewFilters, ReviewRegenerate, ReviewRules, StageScreen):
     """The examples of the current task, their states, and one example beside its source row."""
 
     STAGE = "review"
     CSS_PATH = "review.tcss"
     COMMANDS = {ScreenActions}
+    # the footer shows the keys in this order: the stage-wide ones first, then the list's by how often they serve
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+j", "next_pending", "Next pending", id="review.start", priority=True,
+                tooltip="put the cursor on the next pending example (the list gets the focus)"),
+        Binding("ctrl+o", "rules", "Rules", id="review.rules", priority=True,
+                tooltip="rules for the teacher from the rejection reasons: propose, accept, edit, drop; "
+                        "make the pending examples again with them"),
         Binding("a", "accept", "Accept", id="review.accept", tooltip="accept the example, go to the next"),
         Binding("r", "reject", "Reject", id="review.reject", tooltip="reject the example, go to the next"),
+        Binding("R", "reject_reason", "Reject…", id="review.reject_reason", tooltip="reject with a reason (reasons become rules: ctrl+o)"),
         Binding("e", "edit", "Edit", id="review.edit", tooltip="edit input/output; saving accepts"),
         Binding("u", "undo", "Undo", id="review.undo", tooltip="undo the last decision (survives restarts)"),
+        Binding("s", "sort", "Sort", id="review.sort",
+                tooltip="order the list by id, or by the agreement of sampled answers (the least agreed first)"),
         Binding("f", "cycle_filter", "Filter", id="review.filter", tooltip="next state filter"),
         Binding("slash", "search", "Search", id="review.search", tooltip="search input and output text"),
         Binding("n", "regenerate", "Regenerate", id="review.regenerate",
@@ -56,12 +67,9 @@ class ReviewScreen(ReviewDetails, ReviewRegenerate, StageScreen):
                 tooltip="accept every example the filter shows"),
         Binding("X", "reject_all", "Reject shown", id="review.reject_all",
                 tooltip="reject every example the filter shows"),
-        Binding("R", "reject_reason", "Reject…", id="review.reject_reason", tooltip="reject with a reason"),
         *[Binding(str(i), f"filter('{name}')", f"Show {name}", show=False, id=f"review.filter.{name}",
                   tooltip=f"show {name} examples") for i, name in enumerate(FILTERS, start=1)],
         Binding("escape", "clear_search", "Clear search", show=False, id="review.clear_search"),
-        Binding("ctrl+j", "next_pending", "Next pending", id="review.start", priority=True,
-                tooltip="put the cursor on the next pending example (the list gets the focus)"),
         Binding("ctrl+f", "search", "Search", id="review.search_any", show=False, priority=True,
                 tooltip="search input and output text"),
         Binding("ctrl+z", "undo", "Undo", id="review.undo_any", show=False, priority=True,
@@ -127,7 +135,7 @@ class ReviewScreen(ReviewDetails, ReviewRegenerate, StageScreen):
         current = self.example_list.current
         old = self.queue
         self.queue = ReviewQueue(rows)
-        self.queue.apply(old.filter, old.search)
+        self.queue.apply(old.filter, old.search, old.order)
         self._show_rows(keep_id=current.id if current else None)
 
     def _show_rows(self, keep_id: int | None = None) -> None:
@@ -356,31 +364,6 @@ class ReviewScreen(ReviewDetails, ReviewRegenerate, StageScreen):
         """Reject every example the current filter shows (after a confirmation)."""
         self._bulk("reject")
 
-    def action_filter(self, name: str) -> None:
-        """Show only examples in state ``name`` ("all" for every state)."""
-        current = self.example_list.current
-        self.queue.apply(name)
-        self._show_rows(keep_id=current.id if current else None)
-
-    def action_cycle_filter(self) -> None:
-        """Go to the next state filter."""
-        self.action_filter(FILTERS[(FILTERS.index(self.queue.filter) + 1) % len(FILTERS)])
-
-    def action_search(self) -> None:
-        """Show and focus the search box."""
-        box = self.query_one("#review-search", Input)
-        box.add_class("-active")
-        box.focus()
-
-    def action_clear_search(self) -> None:
-        """Clear the search and go back to the list."""
-        box = self.query_one("#review-search", Input)
-        if box.value:
-            box.value = ""
-            self._search("")
-        box.remove_class("-active")
-        self.example_list.focus()
-
     @on(Input.Changed, "#review-search")
     def _search_changed(self, event: Input.Changed) -> None:
         self._search(event.value)
@@ -390,8 +373,3 @@ class ReviewScreen(ReviewDetails, ReviewRegenerate, StageScreen):
         if not event.value:
             event.input.remove_class("-active")
         self.example_list.focus()
-
-    def _search(self, text: str) -> None:
-        current = self.example_list.current
-        self.queue.apply(search=text)
-        self._show_rows(keep_id=current.id if current else None)

@@ -18,8 +18,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.content import Content
-from textual.widgets import Input, Label, Select, Static
+from textual.widgets import Input, Select, Static
 
 from engine.errors import EngineError
 from engine.events import Log, Progress
@@ -29,21 +28,13 @@ from rebase_tui.messages import EngineEvent, JobFinished
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
 from rebase_tui.widgets.log_tail import LogTail
-from rebase_tui.widgets.settings_form import SettingsFields
 from rebase_tui.widgets.stream_view import StreamView
 from rebase_tui.widgets.text import plain
+from rebase_tui.widgets.transform_form import TransformForm
 from rebase_tui.widgets.transform_status import TransformStatus
 
 if TYPE_CHECKING:
-    from engine.config import Config
     from engine.teacher.client import TeacherSettings
-
-COT_MODES = ("auto", "on", "off")
-BACKENDS = ("ollama", "openai")
-#: Form fields that are workspace settings: a value chosen here is saved in config.toml.
-FORM_SETTINGS = {"#t-backend": "teacher.backend", "#t-host": "teacher.host", "#t-model": "teacher.model",
-                 "#t-temperature": "teacher.temperature", "#t-concurrency": "teacher.concurrency"}
-
 
 class TransformScreen(StageScreen):
     """The teacher's settings, its progress on the task's pool, and its text as it streams."""
@@ -55,11 +46,11 @@ class TransformScreen(StageScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+j,ctrl+enter", "start", "Start", id="transform.start", priority=True,
                 tooltip="transform the pool with the teacher (skips rows already done); resumes after a pause"),
-        Binding("ctrl+z", "pause", "Pause/resume", id="transform.pause", priority=True,
+        Binding("ctrl+z", "pause", "Pause", id="transform.pause", priority=True,
                 tooltip="pause: no new request starts, those in flight finish and are kept; again resumes"),
         Binding("ctrl+g", "cancel", "Stop", id="transform.cancel", priority=True,
                 tooltip="stop the run (finished rows are kept; starting again skips them)"),
-        Binding("ctrl+r", "check", "Check teacher", id="transform.check", priority=True,
+        Binding("ctrl+r", "check", "Check", id="transform.check", priority=True,
                 tooltip="check that the teacher's server answers and offers the model"),
     ]
     PANES = (("#transform-settings", "teacher settings"), ("#t-stream", "generations"), ("#t-log", "log"))
@@ -75,6 +66,8 @@ class TransformScreen(StageScreen):
         """The task the running (or paused) transform works on."""
         self.in_flight = 0
         """Teacher calls of the run in flight now (the engine's InFlight)."""
+        self.redoing = False
+        """True while the run makes the pending examples made before the task's rules again."""
         self.models: list[str] = []
         self.teacher_problem: str = ""
         self.counts: dict[str, int] = {}
@@ -84,45 +77,18 @@ class TransformScreen(StageScreen):
         self._gate: asyncio.Event | None = None
         self._counts_due = False
         self._last_run = ""
-        self.form_settings = SettingsFields(self, FORM_SETTINGS)
 
     # -- layout ----------------------------------------------------------------------------
     def compose_body(self) -> ComposeResult:
         with Vertical(id="transform-pane"):
             yield Static("", id="teacher-banner")
-            with Horizontal(id="transform-labels"):
-                for wid, label in (("backend", "server"), ("host", "host"), ("model", "model"),
-                                   ("temperature", "temp"), ("cot", "reasoning"), ("concurrency", "parallel"),
-                                   ("limit", "rows")):
-                    yield Label(label, id=f"t-label-{wid}")
-            with Horizontal(id="transform-settings"):
-                yield Select([(b, b) for b in BACKENDS], id="t-backend", value="ollama", allow_blank=False,
-                             compact=True)
-                yield Input(id="t-host", compact=True)
-                yield Select([], id="t-model", prompt="model", compact=True)
-                yield Input(id="t-temperature", compact=True, type="number")
-                yield Select([(m, m) for m in COT_MODES], id="t-cot", value="auto", allow_blank=False,
-                             compact=True)
-                yield Input(id="t-concurrency", compact=True, type="integer")
-                yield Input(id="t-limit", compact=True, type="integer", placeholder="all")
-            yield Static("", id="t-env-note")
+            yield TransformForm(id="transform-settings")
             yield TransformStatus(id="transform-status")
             with Horizontal(id="transform-live"):
                 yield StreamView(keep=4, id="t-stream")
                 yield LogTail("log · failures with raw replies", id="t-log")
 
     def on_mount(self) -> None:
-        self.form_settings.show(self.rebase.workspace.config)
-        self._show_env_note(self.rebase.workspace.config)
-        self.rebase.config_signal.subscribe(self, self._config_changed)
-        for wid, label in (("#t-backend", "ollama, or openai: vLLM, llama.cpp, LM Studio (key from "
-                                          "$REBASE_TEACHER_API_KEY)"),
-                           ("#t-host", "host (an OpenAI-compatible server's base URL ends in /v1)"),
-                           ("#t-model", "teacher model"), ("#t-temperature", "temperature"),
-                           ("#t-cot", "reasoning: chain of thought (auto, on, off)"),
-                           ("#t-concurrency", "requests in parallel (match the server's parallel slots)"),
-                           ("#t-limit", "rows of the pool to transform (blank: all)")):
-            self.query_one(wid).tooltip = label
         self.query_one("#t-stream", StreamView).border_title = "generations in flight"
         super().on_mount()
         self.action_check()
@@ -161,79 +127,21 @@ class TransformScreen(StageScreen):
         self.counts = counts(self.rebase.workspace, self.task_name) if self.task_name else {}
         self.query_one(TransformStatus).show_counts(self.counts)
 
-    # -- the form: the workspace's settings, and choices saved there -------------------------
-    def _show_env_note(self, cfg: Config) -> None:
-        text = self.form_settings.env_note(cfg)
-        note = self.query_one("#t-env-note", Static)
-        note.display = bool(text)
-        note.update(Content(text))
-
-    def _config_changed(self, cfg: Config) -> None:
-        before = (self.query_one("#t-host", Input).value, self.query_one("#t-model", Select).value)
-        self.form_settings.show(cfg)
-        self._show_env_note(cfg)
-        after = (self.query_one("#t-host", Input).value, self.query_one("#t-model", Select).value)
-        if after != before or cfg["teacher.model"] != after[1]:
-            self.action_check()
-
-    @on(Input.Blurred)
-    def _field_left(self, event: Input.Blurred) -> None:
-        if event.input.id and self.form_settings.save(f"#{event.input.id}"):
-            self._show_env_note(self.rebase.workspace.config)
-
-    @on(Select.Changed, "#t-backend")
-    def _backend_changed(self, event: Select.Changed) -> None:
-        """Another backend: a host left at the other backend's configured value follows, and the check reruns."""
-        if not isinstance(event.value, str):
-            return
-        host = self.query_one("#t-host", Input)
-        others = {self._configured_host(b) for b in BACKENDS if b != event.value}
-        if not host.value.strip() or host.value.strip() in others:
-            host.value = self._configured_host(event.value)
-        self.form_settings.save("#t-backend")
+    # -- the form ----------------------------------------------------------------------------
+    def on_transform_form_teacher_changed(self) -> None:
+        """The server, host or model changed (typed, picked, or in config.toml): check the teacher again."""
         self.action_check()
-
-    def _configured_host(self, backend: str) -> str:
-        """The host the configuration gives ``backend`` (its default when the config names none for it)."""
-        from engine.teacher.client import TeacherSettings
-
-        try:
-            return TeacherSettings.from_config(self.rebase.workspace.config, backend=backend).host
-        except EngineError:
-            return str(self.rebase.workspace.config["teacher.host"])
 
     @on(Select.Changed, "#t-model")
     def _model_chosen(self, event: Select.Changed) -> None:
         if isinstance(event.value, str):
             if event.value in self.models and self.teacher_problem.startswith("model "):
                 self._set_problem("")  # the problem was the model, and this one is installed
-            self.form_settings.save("#t-model")
 
     # -- teacher check -----------------------------------------------------------------------
     def settings(self) -> TeacherSettings:
         """The teacher settings from config, overridden by the form (EngineError when a value is bad)."""
-        from engine.teacher.client import TeacherSettings
-
-        def number(wid: str, kind: type) -> Any:
-            text = self.query_one(wid, Input).value.strip()
-            if not text:
-                return None
-            try:
-                return kind(text)
-            except ValueError:
-                raise EngineError(f"{wid[3:]} {text!r} is not a number",
-                                  fix="type a number or leave it blank") from None
-
-        model = self.query_one("#t-model", Select).value
-        backend = self.query_one("#t-backend", Select).value
-        return TeacherSettings.from_config(
-            self.rebase.workspace.config,
-            backend=backend if isinstance(backend, str) else None,
-            host=self.query_one("#t-host", Input).value.strip() or None,
-            model=model if isinstance(model, str) else None,
-            temperature=number("#t-temperature", float),
-            concurrency=number("#t-concurrency", int),
-        )
+        return self.query_one(TransformForm).teacher_settings(self.rebase.workspace.config)
 
     def action_check(self) -> None:
         """Ask the teacher's server for its models (in an async worker); the banner shows any problem."""
@@ -278,11 +186,7 @@ class TransformScreen(StageScreen):
 
     @on(Input.Submitted)
     def _field_done(self, event: Input.Submitted) -> None:
-        if event.input.id:
-            self.form_settings.save(f"#{event.input.id}")
-        self.query_one("#t-stream").focus()
-        if event.input.id == "t-host":
-            self.action_check()
+        self.query_one("#t-stream").focus()  # the form saved the value
 
     # -- running -------------------------------------------------------------------------------
     # idle → running (ctrl+j) → pausing (ctrl+z: no new request starts; those in flight finish and are
@@ -300,30 +204,42 @@ class TransformScreen(StageScreen):
         if self.state in {"pausing", "paused"}:
             self._resume()
             return
+        self.start()
+
+    def start(self, redo_pending: bool = False) -> None:
+        """Start a run on the selected task's pool with the form's settings; with ``redo_pending``, only the
+        pending examples made before the task's accepted rules are made again, with them (all of them: the
+        rows field does not apply)."""
         if self.state != "idle" or not self.task_name:
+            if self.state != "idle":
+                self.notify(f"a transform of task {self.job_task} is {self.state}: stop it first (ctrl+g)",
+                            severity="warning")
             return
         if not self.total:
             self.notify(f"task {self.task_name} has no pool yet: rank rows for it on the Retrieve stage (F4, "
                         "ctrl+j stores them)", severity="warning")
             return
+        form = self.query_one(TransformForm)
         try:
             settings = self.settings()
-            limit = self.query_one("#t-limit", Input).value.strip()
-            limit_n = int(limit) if limit else None
-        except (EngineError, ValueError) as exc:
+            limit = None if redo_pending else form.limit()
+            samples = form.samples()
+        except EngineError as exc:
             self.notify(str(exc), severity="error")
             return
-        cot = self.query_one("#t-cot", Select).value
+        cot = form.cot()
         from engine.teacher.transform import transform
 
         task, ws = self.task_name, self.rebase.workspace
         self.query_one("#t-stream", StreamView).clear()
         gate = self._gate = asyncio.Event()
         gate.set()
-        self.job_task, self.in_flight = task, 0
+        self.job_task, self.in_flight, self.redoing = task, 0, redo_pending
         self._set_state("running")
+        what = "redo the pending examples of" if redo_pending else "transform"
         self._job = run_async_events(self, "transform", lambda: transform(
-            ws, task, settings, limit=limit_n, cot=str(cot), gate=gate), description=f"transform {task}")
+            ws, task, settings, limit=limit, cot=cot, samples=samples, redo_pending=redo_pending, gate=gate),
+            description=f"{what} {task}")
 
     def action_pause(self) -> None:
         """Pause (no new request starts; the requests in flight finish and are kept) or resume."""
@@ -362,6 +278,8 @@ class TransformScreen(StageScreen):
                  "running": f"running, {n} in flight — ctrl+z pauses, ctrl+g stops",
                  "pausing": f"pausing: no new request starts; {n} in flight finishing — ctrl+z resumes",
                  "paused": "paused: nothing in flight — ctrl+z resumes, ctrl+g stops"}[self.state]
+        if self.state == "running" and self.redoing:
+            label = f"making the pending examples again with the rules, {n} in flight — ctrl+z pauses, ctrl+g stops"
         if self.state != "idle" and self.job_task != self.task_name:
             label = f"idle — a transform of task {self.job_task} is {self.state} (F8 switches to it)"
         total = sum(self.counts.values())
@@ -408,7 +326,8 @@ class TransformScreen(StageScreen):
                     self._set_problem("")  # the teacher answered
                 log.add(("" if level == "INFO" else f"{level}: ") + text)
             case TransformFinished():
-                self._last_run = (f"last run of {self.job_task}: {event.done} new, {event.failed} failed, "
+                what = "last redo of the pending examples" if self.redoing else "last run"
+                self._last_run = (f"{what} of {self.job_task}: {event.done} new, {event.failed} failed, "
                                   f"{event.duplicates} duplicates, {event.cached} already done, {event.seconds:.1f} s")
                 log.add(self._last_run)
                 if not event.complete:
@@ -434,7 +353,7 @@ class TransformScreen(StageScreen):
         if message.job != "transform":
             return
         task, self._job, self._gate, self.in_flight = self.job_task, None, None, 0
-        self.job_task = None
+        self.job_task, self.redoing = None, False
         if message.outcome == "error":
             self._set_problem(message.error)
             self.query_one("#t-log", LogTail).add(f"ERROR: {message.error}")

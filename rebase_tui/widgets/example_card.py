@@ -52,6 +52,8 @@ class ExampleCard(VerticalScroll):
         line = f"#{example.id} · {example.status}"
         if example.edited:
             line += " · edited"
+        if example.votes:
+            line += f" · votes {example.votes} agree"
         if example.reason:
             line += f" · {example.reason}"
         if example.teacher_model:

@@ -1,5 +1,5 @@
-"""Review dialogs: the example editor (text areas beside the source row; ctrl+s saves and accepts) and the
-reject reason."""
+"""Review dialogs: the example editor (text areas beside the source row; ctrl+s saves and accepts), a one-line
+question (:class:`LineDialog`: a rule's new text) and the reject reason, which is one."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, TextArea
+from textual.widgets.button import ButtonVariant
 
 from engine.review import ExampleRecord
 from rebase_tui.inert import inert
 from rebase_tui.widgets.example_card import SourceRowView
+from rebase_tui.widgets.text import plain
 
 _CSS = """
-ExampleEditor, ReasonDialog { align: center middle; }
+ExampleEditor, LineDialog { align: center middle; }
 ExampleEditor > Vertical { width: 94%; height: 92%; border: thick $primary; background: $surface; padding: 0 1; }
 ExampleEditor #edit-main { height: 1fr; }
 ExampleEditor #edit-fields { width: 3fr; }
@@ -25,9 +27,11 @@ ExampleEditor #edit-source { width: 2fr; border: round $primary-muted; margin-le
 ExampleEditor TextArea { height: 1fr; }
 ExampleEditor #edit-reasoning { height: 1fr; }
 ExampleEditor Label { margin-top: 1; color: $text-accent; }
-ReasonDialog > Vertical { width: 70; height: auto; border: thick $error; background: $surface; padding: 1 2; }
-ExampleEditor .dialog-buttons, ReasonDialog .dialog-buttons { height: auto; align-horizontal: right; }
-ExampleEditor Button, ReasonDialog Button { margin-left: 2; }
+LineDialog > Vertical { width: 90%; max-width: 100; height: auto; border: thick $primary; background: $surface;
+                        padding: 1 2; }
+LineDialog > Vertical.-error { border: thick $error; }
+ExampleEditor .dialog-buttons, LineDialog .dialog-buttons { height: auto; align-horizontal: right; }
+ExampleEditor Button, LineDialog Button { margin-left: 2; }
 """
 
 
@@ -92,39 +96,49 @@ class ExampleEditor(ModalScreen["dict[str, str] | None"]):
         self.dismiss(None)
 
 
-class ReasonDialog(ModalScreen["str | None"]):
-    """Ask why an example is rejected; enter confirms (an empty reason is allowed), escape cancels."""
+class LineDialog(ModalScreen["str | None"]):
+    """Ask for one line of text: ``enter`` (or the OK button) answers it, stripped (it may be empty);
+    ``escape`` cancels (None)."""
 
     DEFAULT_CSS = _CSS
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="review.reason.cancel", tooltip="do not reject"),
+        Binding("escape", "cancel", "Cancel", id="dialog.line.cancel", tooltip="close without an answer"),
     ]
 
-    def __init__(self, title: str = "Reject — why? (enter rejects, escape cancels)") -> None:
+    def __init__(self, title: str, value: str = "", *, ok: str = "OK", placeholder: str = "",
+                 variant: ButtonVariant = "primary") -> None:
         super().__init__()
         self.title_text = title
+        self.value = value
+        self.ok = ok
+        self.placeholder = placeholder
+        self.variant: ButtonVariant = variant
 
     def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label(Content(self.title_text))
-            yield Input(placeholder="e.g. wrong label, off-task, copies the row", id="reason")
+        with Vertical(classes=f"-{self.variant}"):
+            yield Label(plain(self.title_text, 500))
+            yield Input(inert(self.value), placeholder=self.placeholder, id="line")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Reject", variant="error", id="reject")
+                yield Button(self.ok, variant=self.variant, id="ok")
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
-        self.query_one("#reason", Input).focus()
+        self.query_one("#line", Input).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.dismiss(event.value.strip())
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "reject":
-            self.dismiss(self.query_one("#reason", Input).value.strip())
-        else:
-            self.dismiss(None)
+        self.dismiss(self.query_one("#line", Input).value.strip() if event.button.id == "ok" else None)
 
     def action_cancel(self) -> None:
-        """Close without rejecting."""
+        """Close without an answer."""
         self.dismiss(None)
+
+
+class ReasonDialog(LineDialog):
+    """Ask why an example is rejected; enter confirms (an empty reason is allowed), escape cancels."""
+
+    def __init__(self, title: str = "Reject — why? (enter rejects, escape cancels)") -> None:
+        super().__init__(title, ok="Reject", placeholder="e.g. wrong label, off-task, copies the row", variant="error")

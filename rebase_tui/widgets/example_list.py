@@ -1,4 +1,5 @@
-"""The review queue's list: thousands of examples, one line each, drawn with the line API.
+"""The review queue's list: thousands of examples, one line each (id, state, ✎ when edited, the votes of a
+self-consistent example, the input), drawn with the line API.
 
 Only the visible lines are rendered (``render_line``), so moving the cursor or changing one example's
 status repaints one or two lines whatever the queue's size (a 5,000-row DataTable rebuilt per key costs
@@ -51,6 +52,10 @@ class QueueRow:
     preview: str
     search_text: str = ""
     """Lower-cased input + output, what the search box matches."""
+    agreement: float | None = None
+    """The share of sampled answers that agreed (``transform --samples``), None without a vote."""
+    votes: str = ""
+    """The same as votes (``"2/3"``), empty without a vote."""
 
 
 class ExampleList(ScrollView, can_focus=True):
@@ -107,12 +112,15 @@ class ExampleList(ScrollView, can_focus=True):
         self.rows: list[QueueRow] = []
         self.cursor = 0
         self._id_width = 4
+        self._votes_width = 0
+        """Width of the votes column (0: no row shown has votes, and the column is left out)."""
 
     # -- data ------------------------------------------------------------------------------
     def set_rows(self, rows: list[QueueRow], cursor: int | None = None) -> None:
         """Show ``rows`` (the current filter's result), keeping the cursor in range."""
         self.rows = rows
         self._id_width = max(4, len(str(max((r.id for r in rows), default=0))))
+        self._votes_width = max((len(r.votes) for r in rows), default=0)
         self.virtual_size = Size(self.size.width, len(rows))
         target = self.cursor if cursor is None else cursor
         self.cursor = max(0, min(target, len(rows) - 1)) if rows else 0
@@ -177,9 +185,10 @@ class ExampleList(ScrollView, can_focus=True):
         row = self.rows[index]
         label = f"{STATUS_LABELS.get(row.status, row.status):<8}"
         mark = "✎" if row.edited else " "
+        votes = f" {row.votes:>{self._votes_width}}" if self._votes_width else ""
         if index == self.cursor:  # the cursor's own colours: readable in every theme, whatever the state
             base = base + self.get_component_rich_style("example-list--cursor", partial=True)
-            segments = [Segment(f"{row.id:>{self._id_width}} {label}{mark} {row.preview}", base)]
+            segments = [Segment(f"{row.id:>{self._id_width}} {label}{mark}{votes} {row.preview}", base)]
             return Strip(segments).crop_extend(scroll_x, scroll_x + width, base)
         status_style = self.get_component_rich_style(f"example-list--{row.status}", partial=True) \
             if f"example-list--{row.status}" in self.COMPONENT_CLASSES else Style()
@@ -188,6 +197,7 @@ class ExampleList(ScrollView, can_focus=True):
             Segment(f"{row.id:>{self._id_width}} ", base + id_style),
             Segment(label, base + status_style),
             Segment(mark, base + self.get_component_rich_style("example-list--edited", partial=True)),
+            Segment(votes, base + id_style),
             Segment(" " + row.preview, base),
         ]
         return Strip(segments).crop_extend(scroll_x, scroll_x + width, base)

@@ -55,7 +55,7 @@ def row_detail(r: RowHit) -> Content:
         if tags:
             parts.append((f"▶ {name}  ← {' + '.join(tags)}", "bold $success"))
             parts.append("\n")
-            parts.append((shown(cell_text(value)), "$text $success 15%"))
+            parts.append((shown(cell_text(value)), "$text on $success 15%"))
         else:
             parts.append((name, "bold $foreground-muted"))
             parts.append("\n")

@@ -1,5 +1,6 @@
 """The Review screen's in-memory queue: every example of a task as a :class:`QueueRow`, the filter
-(state + search) and per-state counts, kept up to date one row at a time.
+(state + search), the order (by id, or by the agreement of sampled answers) and per-state counts, kept up
+to date one row at a time.
 
 Loading 5,000 examples is one DuckDB query (~10 ms); after that, a decision changes one row and one count,
 so no key ever reloads or re-filters the whole queue. The rows shown stay put until the filter or the
@@ -23,7 +24,7 @@ FILTERS = ("all",) + STATES
 def make_row(example: ExampleBrief | ExampleRecord) -> QueueRow:
     """A list row for an example."""
     return QueueRow(example.id, example.status, example.edited, flatten(example.input, 300),
-                    (example.input + "\n" + example.output).lower())
+                    (example.input + "\n" + example.output).lower(), example.agreement, example.votes)
 
 
 class ReviewQueue:
@@ -35,20 +36,33 @@ class ReviewQueue:
         self.counts: Counter[str] = Counter(r.status for r in self.rows)
         self.filter = "all"
         self.search = ""
+        self.order = "id"
+        """``id`` (oldest first) or ``agreement`` (the least agreed first; examples without a vote last)."""
         self.shown: list[QueueRow] = list(self.rows)
 
-    def apply(self, filter_: str | None = None, search: str | None = None) -> list[QueueRow]:
-        """Recompute the shown rows for a new filter and/or search (O(n), only on filter changes)."""
+    def apply(self, filter_: str | None = None, search: str | None = None,
+              order: str | None = None) -> list[QueueRow]:
+        """Recompute the shown rows for a new filter, search and/or order (O(n log n), only when one of them
+        changes)."""
         if filter_ is not None:
             self.filter = filter_
         if search is not None:
             self.search = search.strip().lower()
+        if order is not None:
+            self.order = order
         rows = self.rows if self.filter == "all" else [r for r in self.rows if r.status == self.filter]
         if self.search:
             needle = self.search
             rows = [r for r in rows if needle in r.search_text]
+        if self.order == "agreement":
+            rows = sorted(rows, key=lambda r: (r.agreement is None, r.agreement or 0.0, r.id))
         self.shown = list(rows)
         return self.shown
+
+    @property
+    def has_votes(self) -> bool:
+        """True when some example of the task was made by a vote of sampled answers."""
+        return any(r.agreement is not None for r in self.rows)
 
     def update(self, example: ExampleRecord) -> QueueRow:
         """Apply an example's new state (after a decision or an undo); add it when it is new."""
@@ -63,6 +77,7 @@ class ReviewQueue:
         self.counts[fresh.status] += 1
         row.status, row.edited, row.preview, row.search_text = (fresh.status, fresh.edited, fresh.preview,
                                                                 fresh.search_text)
+        row.agreement, row.votes = fresh.agreement, fresh.votes
         return row
 
     def set_status(self, example_id: int, status: str) -> None:
@@ -88,6 +103,8 @@ class ReviewQueue:
             mark = "▸" if name == self.filter else " "
             parts.append(f"{mark}{key} {name} {n:,}")
         text = "  ".join(parts)
+        if self.order == "agreement":
+            text += "   sorted by agreement, least first"
         if self.search:
             text += f"   search: {self.search!r} → {len(self.shown):,} shown"
         return text

@@ -1,4 +1,5 @@
-"""The Transform screen's status pane: the run's state, its progress, and the selected task's examples by state.
+"""The Transform screen's status pane: the run's state, its progress, and the selected task's examples by state
+(a panel; one line under the progress on a short terminal).
 
 Every figure has one source. The counts are the task's examples as stored (:func:`engine.review.counts`,
 what Review shows), read again whenever an example is stored; the progress line is the running job's
@@ -41,6 +42,7 @@ class TransformStatus(Horizontal):
             yield Static("", id="t-state")
             yield ProgressBar(id="t-progress", show_eta=False)
             yield Static("", id="t-message")
+            yield Static("", id="t-counts")
         yield StatPanel("examples", id="t-stats")
 
     def on_mount(self) -> None:
@@ -61,5 +63,8 @@ class TransformStatus(Horizontal):
         self.query_one("#t-message", Static).update(plain(note, 2000))
 
     def show_counts(self, counts: dict[str, int]) -> None:
-        """The task's examples by state (as stored)."""
-        self.query_one("#t-stats", StatPanel).set([(label, f"{counts.get(state, 0):,}") for state, label in COUNTED])
+        """The task's examples by state (as stored): the panel, and the same figures on one line for a short
+        terminal, where the panel is hidden."""
+        figures = [(label, f"{counts.get(state, 0):,}") for state, label in COUNTED]
+        self.query_one("#t-stats", StatPanel).set(figures)
+        self.query_one("#t-counts", Static).update(plain("examples: " + " · ".join(f"{k} {v}" for k, v in figures), 500))

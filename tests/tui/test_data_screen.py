@@ -49,8 +49,8 @@ async def test_ingest_from_the_screen_keys_work_meanwhile_cancel_resume_skipped(
         assert path.value == str(collection) + "/"
         screen.query_one("#ingest-max", Input).value = "15"
         await pilot.press("ctrl+j")
-        await pilot.pause()
-        assert screen.ingesting
+        # (a pause here would wait for the job's stream of progress messages to end: the whole ingest)
+        assert screen.ingesting or screen.ingest_summary is not None, "the ingest started"
         # the UI keeps handling keys while the ingest works in its thread
         await pilot.press("f3")
         await pilot.pause(0.1)
@@ -131,3 +131,39 @@ def test_progress_line_shows_the_engines_rate_and_eta():
     # before the engine has a rate there is none to show; the message comes last
     assert progress_text(Progress("read", 0, 3, "datasets", "reading datasets")) == (
         "read: 0/3 datasets · reading datasets")
+
+
+async def test_a_dataset_whose_id_is_taken_is_ingested_under_the_id_typed_beside_the_path(small_datastore, tmp_path):
+    import shutil
+
+    other = tmp_path / "elsewhere" / "yes_no_questions"  # another source with an id the workspace holds
+    shutil.copytree(corpus("datastore", "yes_no_questions"), other)
+    ws = Workspace(small_datastore)
+    app = RebaseApp(ws, stage="data")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await pilot.pause()
+        screen.query_one("#ingest-path", Input).value = str(other)
+        screen.query_one("#ingest-max", Input).value = "5"
+        screen.query_one("#ingest-id", Input).value = "not an id!"
+        await pilot.press("ctrl+j")
+        await pilot.pause()
+        assert not screen.ingesting and any("'not an id!' is not a dataset id" in str(n.message)
+                                            for n in app._notifications), "a bad id starts nothing"
+        screen.query_one("#ingest-id", Input).value = ""
+        await pilot.press("ctrl+j")
+        await until(pilot, lambda: screen.ingest_summary is not None and not screen.ingesting, 60, "the ingest")
+        skipped = screen.ingest_summary.skipped
+        assert [(s.path, s.id_taken) for s in skipped] == [(str(other), True)]
+        assert "--id NEW_ID" in skipped[0].reason, "the reason names the CLI way"
+        field = screen.query_one("#ingest-id", Input)
+        assert app.focused is field and screen.query_one("#ingest-path", Input).value == str(other), \
+            "the source waits in the form for another id"
+        assert "type another id in 'as'" in "\n".join(screen.query_one("#ingest-log", Log).lines)
+        await pilot.press(*"yes_no_questions-2", "enter")
+        await until(pilot, lambda: screen.ingest_summary is not None and not screen.ingesting, 120, "the second ingest")
+        assert not screen.ingest_summary.skipped
+        stored = {d.name: d for d in list_datasets(ws)}
+        assert stored["yes_no_questions-2"].rows == 5 and stored["yes_no_questions-2"].ready
+        assert stored["yes_no_questions"].rows == 12, "the first dataset is untouched"
+        assert field.value == "", "the id named one dataset: the next path gets its own"

@@ -59,7 +59,7 @@ async def test_transform_keys_work_from_the_form(tmp_path, standin_factory):
         await pilot.press("alt+2")
         assert app.screen.focused is screen.query_one("#t-stream")
         await pilot.press("alt+1")
-        assert app.screen.focused is host
+        assert app.screen.focused is screen.query_one("#t-backend")  # the form's first field
 
 
 async def test_every_pane_is_one_key_away_on_every_stage(tmp_path):

@@ -207,3 +207,23 @@ def test_first_paint_does_not_wait_for_torch(small_datastore):
     first, later = out.stdout.split("\n")[:2]
     assert first == "False True", out.stdout  # painted: no torch yet, the results pane shows loading
     assert later == "True True False", out.stdout  # then the warm-up loaded it and the pane is ready
+
+
+async def test_a_task_in_another_script_is_warned_about_an_english_only_embedder(small_datastore):
+    ru = Task("ru_nli", "Определите, следует ли гипотеза из посылки.",
+              (Demonstration("Посылка: Мужчина играет на гитаре. Гипотеза: Человек делает музыку.", "следует"),))
+    with Workspace(small_datastore) as ws:
+        add_task(ws, ru)
+    app = RebaseApp(Workspace(small_datastore), stage="retrieve", task="ru_nli")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        warning = app.screen.query_one("#rq-warning", Static)
+        assert warning.display, "the draft's examples are Cyrillic and the embedder is all-MiniLM-L6-v2"
+        text = text_of(warning)
+        assert "cyrillic" in text and "reads English only" in text and "multilingual" in warning.tooltip
+        await _open(pilot)
+        for wid, value in (("#rq-example-input", "Premise: A man plays. Hypothesis: A person plays."),
+                           ("#rq-example-output", "entailment")):
+            app.screen.query_one(wid, Input).value = value
+        await pilot.pause()
+        assert not warning.display, "an English example: no warning"

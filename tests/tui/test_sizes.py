@@ -1,6 +1,6 @@
 """Every screen usable at 80×24 and at 200×50: snapshots of each, and at 80×24 the things that were lost —
-the task on the stage bar, Transform's labels, Data's path field, Retrieve's dedupe box, Train's figures on
-one line each and its export buttons."""
+the task on the stage bar, Transform's labels and fields (the whole host) and its footer keys, Data's path
+field, Retrieve's dedupe box, Train's figures on one line each and its export buttons."""
 
 from __future__ import annotations
 
@@ -78,8 +78,14 @@ async def test_usable_at_80x24(tmp_path):
         await pilot.press("f5")
         await _settle(pilot, "transform", run)
         text = "\n".join(screen_lines(app))
-        labels = next(line for line in screen_lines(app) if line.startswith("host"))
-        assert labels.split() == ["host", "model", "temp", "reasoning", "parallel", "rows"], labels
+        lines = screen_lines(app)
+        teacher = next((line.split() for line in lines if line.startswith("server")), [])
+        assert teacher[:5] == ["server", "ollama", "▼", "host", "http://127.0.0.1:9"] and "model" in teacher, teacher
+        run_line = next((line.split() for line in lines if line.startswith("temp")), [])
+        labels = [w for w in run_line if w in {"temp", "reasoning", "parallel", "rows"}]
+        assert labels == ["temp", "reasoning", "parallel", "rows"], run_line
+        assert "examples: pending 17" in text, "the counts stay on screen"
+        assert "Check" in lines[-1] and "Tasks" in lines[-1], "the footer keeps every key: " + lines[-1]
         await pilot.press("f7")
         await _settle(pilot, "train", run)
         lines = screen_lines(app)
