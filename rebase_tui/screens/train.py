@@ -204,6 +204,8 @@ class TrainScreen(TrainTabs, TrainFollow, TrainEval, TrainExports, StageScreen):
         table = self.query_one("#tr-runs", RunsTable)
         table.loading = False
         table.fill(summaries)
+        if self.focused is None and self.is_current:  # a loading table cannot hold focus: give it back
+            table.focus()
         from engine.student import supervise
 
         if not self.following:

@@ -93,6 +93,8 @@ class TrainFollow(_Base):
         self.refresh_bindings()
         self._record_open_run(self.panels.log)
         self._paint_stats()
+        if self.focused is None:  # the panes rebuilt while following took focus with them: the runs' letters act
+            self.query_one("#tr-runs").focus()
         self.panels.show_results()
         self.action_refresh_runs()
 

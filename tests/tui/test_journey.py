@@ -111,6 +111,7 @@ async def test_whole_journey_by_keyboard(tmp_path, standin, tiny_student, embedd
         await until(pilot, lambda: _finished(seen, "train-follow"), 180, "the training run")
         screen = app.screen
         await until(pilot, lambda: screen.status == "finished" and not screen.following, 20)
+        assert screen.focused is screen.query_one("#tr-runs")  # the run's letters act without a tab first
         # 7. Eval, model export, dataset export.
         await pilot.press("v")
         await until(pilot, lambda: _finished(seen, "eval"), 180, "the evaluation")
