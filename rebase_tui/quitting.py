@@ -95,6 +95,12 @@ class TrackedExecutor(ThreadPoolExecutor):
         """Tasks submitted and not yet returned."""
         return self._active
 
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Never wait for the threads: the quit already waited for them up to its deadline, and the event
+        loop's closing would otherwise block until a thread that overran it (an ingest walking a huge
+        folder, say) returns, with the terminal given back and the process still running."""
+        super().shutdown(wait=False, cancel_futures=cancel_futures)
+
     def wait_idle(self, timeout: float) -> bool:
         """Block until no task runs (True), or ``timeout`` seconds pass (False)."""
         with self._idle:

@@ -156,6 +156,10 @@ def _discover(paths: Sequence[str | Path], split: str) -> Discovery:
                 found.skipped.append((str(path), "no such file or directory"))
                 continue
             path = path.resolve()
+            if path == Path(path.anchor):  # walking the whole file system (and /proc) takes hours, never datasets
+                found.skipped.append((str(path), "the root of the file system — pass the folder that holds your "
+                                                 "datasets"))
+                continue
             if path.is_file():
                 _add_file_dataset(path, split, found)
             elif path.is_dir():

@@ -28,6 +28,7 @@ from engine.events import Event, Progress
 from engine.events import Log as LogEvent
 from engine.rate import format_seconds
 from rebase_tui.jobs import run_call, run_events
+from rebase_tui.key_order import after_typing
 from rebase_tui.messages import EngineEvent, JobFinished
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
@@ -183,6 +184,7 @@ class DataScreen(StageScreen):
 
     @on(Input.Submitted, "#ingest-path")
     @on(Input.Submitted, "#ingest-id")
+    @after_typing
     def action_ingest(self) -> None:
         """Ingest the typed path with the chosen options (in a worker)."""
         if self.ingesting:

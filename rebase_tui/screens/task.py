@@ -29,6 +29,7 @@ from engine.tasks import (
     validate,
 )
 from rebase_tui.inert import inert
+from rebase_tui.key_order import after_typing
 from rebase_tui.live import TaskDraft
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
@@ -291,6 +292,7 @@ class TaskScreen(TaskFileActions, StageScreen):
         self._fill_examples()
         self._edited()
 
+    @after_typing
     def action_save(self) -> None:
         """Validate and store the draft."""
         self._show_errors = True
@@ -316,6 +318,7 @@ class TaskScreen(TaskFileActions, StageScreen):
         self._show_problems()
         self.notify(f"saved task {task.name}")
 
+    @after_typing
     def action_save_and_retrieve(self) -> None:
         """Save the task; once it is saved, go to the Retrieve stage, which ranks rows for it."""
         self.action_save()

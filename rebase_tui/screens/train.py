@@ -26,6 +26,7 @@ from textual.widgets import DataTable, Input, Select, TabbedContent
 
 from engine.errors import EngineError
 from rebase_tui.jobs import run_call
+from rebase_tui.key_order import after_typing
 from rebase_tui.messages import EngineEvent, JobFinished
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
@@ -262,6 +263,7 @@ class TrainScreen(TrainTabs, TrainFollow, TrainEval, TrainExports, StageScreen):
             return (self.run_path is not None and not self.following) or None
         return True
 
+    @after_typing
     def action_start(self) -> None:
         """Freeze the accepted examples into a new run and start its worker (in a thread: it imports
         transformers to check the student)."""

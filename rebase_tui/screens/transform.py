@@ -24,6 +24,7 @@ from engine.errors import EngineError
 from engine.events import Log, Progress
 from engine.retrieval.pool import pool_sizes
 from rebase_tui.jobs import describe_error, run_async_events
+from rebase_tui.key_order import after_typing
 from rebase_tui.messages import EngineEvent, JobFinished
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.widgets.actions_palette import ScreenActions
@@ -198,6 +199,7 @@ class TransformScreen(StageScreen):
             return self.state != "idle" or None
         return True
 
+    @after_typing
     def action_start(self) -> None:
         """Start transforming the task's pool (rows already done are skipped: they are cached); after a
         pause, resume."""

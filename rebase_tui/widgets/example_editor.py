@@ -15,6 +15,7 @@ from textual.widgets.button import ButtonVariant
 
 from engine.review import ExampleRecord
 from rebase_tui.inert import inert
+from rebase_tui.key_order import after_typing
 from rebase_tui.widgets.example_card import SourceRowView
 from rebase_tui.widgets.text import plain
 
@@ -82,6 +83,7 @@ class ExampleEditor(ModalScreen["dict[str, str] | None"]):
         else:
             self.action_cancel()
 
+    @after_typing
     def action_save(self) -> None:
         """Close with the edited fields."""
         fields = {"input": self.query_one("#edit-input", TextArea).text,

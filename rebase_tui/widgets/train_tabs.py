@@ -16,6 +16,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import TabbedContent, TabPane
 
+from rebase_tui.key_order import after_typing
 from rebase_tui.widgets.experiments_pane import ExperimentsPane
 from rebase_tui.widgets.rounds_pane import RoundsPane
 from rebase_tui.widgets.run_panels import RunPanels
@@ -149,6 +150,7 @@ class TrainTabs(_Base):
         super().action_pane(number)
 
     # -- the try pane's keys (shown while its tab is) -------------------------------------------
+    @after_typing
     def action_try_ask(self) -> None:
         """Ask the student, the base and the teacher about the input."""
         self.try_pane.ask()

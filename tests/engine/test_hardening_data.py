@@ -229,6 +229,19 @@ def test_an_unreadable_folder_is_reported_and_the_rest_ingested(collection_with_
     assert stored == [("good", "what is two plus two"), ("partial", "a readable row")]
 
 
+def test_the_file_system_root_is_skipped_at_once_with_the_fix(tmp_path, capsys):
+    """``/`` typed by mistake would walk every file on the machine (``/proc`` included) for hours."""
+    good = tmp_path / "good"
+    good.mkdir()
+    (good / "train.jsonl").write_text('{"q": "a row"}\n', encoding="utf-8")
+    rc, out, err = _cli(capsys, "-w", tmp_path / "ws", "ingest", "/", good, "--no-embed", "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert {s["path"]: s["reason"] for s in doc["skipped"]} == {
+        "/": "the root of the file system — pass the folder that holds your datasets"}
+    assert doc["staged"] == {"datasets": 1, "rows": 1}
+
+
 async def test_the_data_screen_ingests_around_an_unreadable_folder(collection_with_locked_parts, tmp_path,
                                                                     embedder, monkeypatch):
     from textual.widgets import DataTable, Input, Log

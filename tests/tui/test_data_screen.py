@@ -167,3 +167,31 @@ async def test_a_dataset_whose_id_is_taken_is_ingested_under_the_id_typed_beside
         assert stored["yes_no_questions-2"].rows == 5 and stored["yes_no_questions-2"].ready
         assert stored["yes_no_questions"].rows == 12, "the first dataset is untouched"
         assert field.value == "", "the id named one dataset: the next path gets its own"
+
+
+async def test_ctrl_j_right_after_a_burst_of_typing_uses_the_whole_path(tmp_path):
+    """A pasted path followed at once by ctrl+j: the priority key reaches the app before the field has
+    handled the characters queued for it; the action still reads the whole path."""
+    from textual import events
+
+    ws = Workspace(tmp_path / "ws")
+    app = RebaseApp(ws, stage="data")
+    notes: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        typed = "zz-no-such-folder/part.jsonl"
+        original = app.notify
+
+        def notify(message: str, *args, **kwargs):  # type: ignore[no-untyped-def]
+            notes.append(str(message))
+            return original(message, *args, **kwargs)
+
+        app.notify = notify  # type: ignore[method-assign]
+        for ch in typed:  # one burst, as a paste or a fast typist gives it: nothing waits in between
+            app.post_message(events.Key(ch, ch))
+        app.post_message(events.Key("ctrl+j", None))
+        await until(pilot, lambda: notes, 10, "the ingest's answer")
+        assert app.screen.query_one("#ingest-path", Input).value == typed
+    assert f"{typed} does not exist" in notes[0], notes

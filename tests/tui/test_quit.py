@@ -121,3 +121,29 @@ async def test_sigterm_quits_without_asking(tmp_path, standin_factory):
         await until(pilot, lambda: app._exit, 30, "the app to exit")
     assert app.stopped_cleanly and app.workspace_closed
     assert "stopped a transform" in app.exit_note
+
+
+def test_the_event_loop_closes_without_waiting_for_a_thread_that_overran_the_quit():
+    """A job's thread that outlives the quit's deadline (an ingest walking a huge folder) must not hold the
+    process: the loop's closing joins its default executor, which is the app's :class:`TrackedExecutor`."""
+    import threading
+    import time
+
+    from rebase_tui.quitting import TrackedExecutor
+
+    release = threading.Event()
+    executor = TrackedExecutor()
+
+    async def app_like() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(executor)
+        loop.run_in_executor(None, release.wait, 60)
+        await asyncio.sleep(0.05)
+
+    t0 = time.monotonic()
+    asyncio.run(app_like())
+    took = time.monotonic() - t0
+    assert executor.active == 1  # the thread still runs: the process exit (os._exit) ends it
+    release.set()
+    assert executor.wait_idle(5)
+    assert took < 5, f"closing the loop waited {took:.1f} s for the thread"
