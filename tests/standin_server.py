@@ -316,6 +316,7 @@ class StandinServer:
         self._lock = threading.Lock()
         self._slots: dict[str, threading.Semaphore] = {}
         self._hold_after: int | None = None
+        self._admitted = 0  # generations let through a slot, the count hold_after compares with
         self._cond = threading.Condition(self._lock)
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -372,7 +373,8 @@ class StandinServer:
             self.faults.clear()
 
     def hold_after(self, completed: int) -> None:
-        """Requests arriving after ``completed`` finished generations wait (no bytes) until release()."""
+        """Once ``completed`` generations were let through in all (at most that many finish), further
+        requests wait (no bytes) until release()."""
         with self._cond:
             self._hold_after = completed
             self._cond.notify_all()
@@ -386,6 +388,7 @@ class StandinServer:
         with self._lock:
             self.log.clear()
             self.chat_requests = self.chat_completed = self.max_in_flight = self.dropped = self.bytes_sent = 0
+            self._admitted = 0
             self.completed_prompts.clear()
 
     def requests(self, path: str | None = None) -> list[RequestRecord]:
@@ -562,13 +565,19 @@ class BaseHandler(BaseHTTPRequestHandler):
         acquired = False
         try:
             while not srv._stopping.is_set():
+                if not slot.acquire(timeout=0.05):
+                    continue
                 with srv._cond:
-                    while srv._hold_after is not None and srv.chat_completed >= srv._hold_after \
-                            and not srv._stopping.is_set():
-                        srv._cond.wait(0.05)
-                if slot.acquire(timeout=0.05):
-                    acquired = True
+                    # counted at admission, under the lock: two slots freed at once must not both pass a
+                    # hold of "after n" that only one of them fits under
+                    if srv._hold_after is None or srv._admitted < srv._hold_after:
+                        srv._admitted += 1
+                        acquired = True
+                if acquired:
                     break
+                slot.release()
+                with srv._cond:
+                    srv._cond.wait(0.05)
         finally:
             with srv._cond:
                 srv.waiting -= 1
