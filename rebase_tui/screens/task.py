@@ -295,6 +295,9 @@ class TaskScreen(TaskFileActions, StageScreen):
     @after_typing
     def action_save(self) -> None:
         """Validate and store the draft."""
+        self._save()
+
+    def _save(self) -> None:
         self._show_errors = True
         self._show_problems()
         try:
@@ -321,7 +324,7 @@ class TaskScreen(TaskFileActions, StageScreen):
     @after_typing
     def action_save_and_retrieve(self) -> None:
         """Save the task; once it is saved, go to the Retrieve stage, which ranks rows for it."""
-        self.action_save()
+        self._save()
         if self.draft.stored is not None and not self.draft.dirty:
             self.rebase.action_stage("retrieve")
 

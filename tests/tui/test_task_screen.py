@@ -108,6 +108,12 @@ async def test_examples_add_edit_delete_reorder(tmp_path):
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert [e.output for e in get_task(ws, "sentiment").examples] == ["neutral", "negative"]
+        await pilot.press("delete")  # an unsaved change, then ctrl+j: saved first, then the Retrieve stage
+        await pilot.pause()
+        await pilot.press("ctrl+j")
+        await pilot.pause()
+        assert len(get_task(ws, "sentiment").examples) == 1
+        assert app.current_mode == "retrieve"
 
 
 async def test_import_and_export_task_files(tmp_path):
