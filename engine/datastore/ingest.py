@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from engine.datastore import ids, provenance, vindex
 from engine.datastore.datasets import Totals, totals
-from engine.datastore.sources import DatasetSource, discover, normalize_split
+from engine.datastore.find_datasets import find_datasets
+from engine.datastore.sources import DatasetSource, normalize_split
 from engine.datastore.staging import Skipped, read_dataset, stage_dataset
 from engine.datastore.vectorize import (
     CHUNK_VALUES,
@@ -114,10 +115,11 @@ class _Plan:
     notes: list[str] = field(default_factory=list)
 
 
-def _plan(ws: Workspace, paths: Sequence[str | Path], split: str, dataset_id: str | None) -> _Plan:
+def _plan(ws: Workspace, paths: Sequence[str | Path], split: str,
+          dataset_id: str | None) -> Generator[Event, None, _Plan]:
     """Find the datasets under ``paths``; keep those not in the workspace yet, each id once, with files.
     A source whose id a dataset from elsewhere already has is skipped with the way to ingest it anyway."""
-    found = discover(paths, split, dataset_id)
+    found = yield from find_datasets(paths, split, dataset_id)
     plan = _Plan(skipped=[Skipped(p, r) for p, r in found.skipped], notes=list(found.notes))
     with ws.store.cursor() as cur:
         existing: dict[str, str] = dict(cur.execute("select name, source_path from datasets").fetchall())
@@ -250,7 +252,7 @@ def ingest(ws: Workspace, paths: Sequence[str | Path], *, max_rows_per_config: i
     dropped = vindex.drop_orphan_vectors(ws)
     if dropped:
         yield Log(f"dropped {dropped} vector(s) left over from an interrupted remove", "WARNING")
-    plan = _plan(ws, paths, split, dataset_id)
+    plan = yield from _plan(ws, paths, split, dataset_id)
     for note in plan.notes:
         yield Log(note)
     for item in plan.skipped:

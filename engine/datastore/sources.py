@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,15 +127,31 @@ class Discovery:
     notes: list[str] = field(default_factory=list)
 
 
-def discover(paths: Sequence[str | Path], split: str = "train", dataset_id: str | None = None) -> Discovery:
+_on_folder: ContextVar[Callable[[Path], None] | None] = ContextVar("on_folder", default=None)
+"""Called with every folder the walk enters (what :func:`discover`'s ``on_folder`` was given)."""
+
+
+def _entering(folder: Path) -> None:
+    hook = _on_folder.get()
+    if hook is not None:
+        hook(folder)
+
+
+def discover(paths: Sequence[str | Path], split: str = "train", dataset_id: str | None = None, *,
+             on_folder: Callable[[Path], None] | None = None) -> Discovery:
     """Find every dataset below ``paths`` and the files of its configs' ``split``.
 
     ``dataset_id`` (``ingest --id``) names the one dataset found instead of its card or folder; paths
-    holding several are an EngineError (one id cannot name them all).
+    holding several are an EngineError (one id cannot name them all). ``on_folder`` is called with each
+    folder entered (progress; an exception it raises ends the walk).
     """
     split = normalize_split(split)
     given = checked_id(dataset_id) if dataset_id is not None else None
-    found = _discover(paths, split)
+    token = _on_folder.set(on_folder)
+    try:
+        found = _discover(paths, split)
+    finally:
+        _on_folder.reset(token)
     for ds in found.datasets:  # a file or folder name that is not UTF-8: the id keeps U+FFFD
         ds.name = storable(ds.name)[0]
     if given is not None:
@@ -197,6 +214,7 @@ def _add_file_dataset(path: Path, split: str, found: Discovery) -> None:
 
 
 def _scan_dir(d: Path, split: str, found: Discovery, top: bool = False) -> None:
+    _entering(d)
     if d.name.startswith("datasets--") and (d / "snapshots").is_dir():
         snap = _hub_snapshot(d)
         if snap is None:
@@ -352,6 +370,7 @@ def _files_below(root: Path, ds: DatasetSource) -> list[Path]:
 
     files = []
     for folder, dirs, names in os.walk(root, onerror=unreadable):  # symlinked folders are not followed
+        _entering(Path(folder))
         dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
         for name in names:
             path = Path(folder) / name

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-LABELS = {"read": "reading datasets", "embed": "embedding values", "index": "updating index"}
+LABELS = {"find": "looking for datasets", "read": "reading datasets", "embed": "embedding values", "index": "updating index"}
 """What each ingest stage is called in the progress display (the stage names are the engine's)."""
 
 
