@@ -280,6 +280,9 @@ class DataScreen(StageScreen):
             self.query_one(IngestForm).clear_id()
         self.query_one("#ingest-message", Static).update(plain(text, 2000))
         self.query_one("#ingest-progress-row").display = message.outcome != "done"
+        bar = self.query_one("#ingest-progress", ProgressBar)
+        if bar.total is None:  # an open-ended bar keeps moving as if the job went on: it stopped
+            bar.update(total=1, progress=0)
         self._datastore_changed()
 
     def _offer_another_id(self, summary: IngestSummary) -> None:

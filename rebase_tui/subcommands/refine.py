@@ -134,7 +134,7 @@ def _show(ws, args: argparse.Namespace) -> int:
         return 0
     found = list_rounds(ws, task.name)
     if args.json:
-        print_json({"task": task.name, "rounds": [r.to_json() for r in found]})
+        print_json({"task": task.name, "rounds": [rnd.to_json() for rnd in found]})
         return 0
     if not found:
         out.print(f"no rounds for {task.name} — start one with `rebase-tui refine RUN` on a run trained for it",
@@ -142,11 +142,11 @@ def _show(ws, args: argparse.Namespace) -> int:
         return 0
     table = Table("round", "from run", "status", "failures", "rows", "before", "after", "next run",
                   title=f"{task.name}: refinement rounds", title_justify="left")
-    for r in found:
-        name, value = r.before.headline
-        after = f"{r.after.value(name):.3f}" if r.after and name in r.after.metrics else "—"
-        table.add_row(str(r.number), r.run, r.status, f"{len(r.failures)}/{len(r.validation)}", str(r.rows_added),
-                      f"{name} {value:.3f}", after, r.next_run or "—")
+    for rnd in found:
+        name, value = rnd.before.headline
+        after = f"{rnd.after.value(name):.3f}" if rnd.after and name in rnd.after.metrics else "—"
+        table.add_row(str(rnd.number), rnd.run, rnd.status, f"{len(rnd.failures)}/{len(rnd.validation)}",
+                      str(rnd.rows_added), f"{name} {value:.3f}", after, rnd.next_run or "—")
     out.print(table)
     stderr_console().print(f"the rows a round added: `rebase-tui refine {task.name} --round N`", markup=False)
     return 0
