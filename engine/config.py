@@ -73,6 +73,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("teacher.retries", int, 3, (), "retries per teacher call (connection errors, 5xx, cut streams)"),
     Setting("teacher.deadline", float, 1200.0, (), "overall limit in seconds for one teacher call, retries included"),
     Setting("teacher.max_reply_chars", int, 200_000, (), "longest teacher reply accepted, in characters"),
+    Setting("retrieval.weights", str, "1,1,1", (), "weights IN,OUT,DS of the input, output and dataset scores "
+            "(1,1,1: the paper)"),
+    Setting("retrieval.per_dataset_cap", int, 0, (), "at most this many rows of one dataset (0: no cap)"),
+    Setting("retrieval.dedupe", bool, False, (), "drop rows whose best-input cell text repeats an earlier result"),
     Setting("retrieval.output_rule", str, "released", (),
             "what an example output that reasons contributes to retrieval: released (the text after "
             "'answer is ' as it stands, period kept, as the paper's code) or stripped (the closing period dropped)"),

@@ -31,8 +31,10 @@ from textual.signal import Signal
 from engine.errors import EngineError
 from engine.retrieval.results import RetrievalResult, RowHit
 from engine.tasks import Demonstration, Task, TaskError, validate
+from rebase_tui.widgets.results import format_weights
 
 if TYPE_CHECKING:
+    from engine.config import Config
     from engine.retrieval.retriever import Retriever
     from engine.workspace import Workspace
     from rebase_tui.app import RebaseApp
@@ -103,6 +105,25 @@ class SearchParams:
     weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
     dedupe: bool = False
 
+    @classmethod
+    def from_config(cls, cfg: Config) -> SearchParams:
+        """The controls the workspace's config holds (``retrieval.*``, as ``rebase-tui retrieve`` reads them);
+        ``top`` stays the screen's own short list, which re-ranks fastest. Weights the config holds wrongly
+        fall back to the paper's (``rebase-tui retrieve`` names the problem)."""
+        from engine.retrieval.scoring import parse_weights
+
+        try:
+            weights = parse_weights(cfg["retrieval.weights"])
+        except ValueError:
+            weights = (1.0, 1.0, 1.0)
+        return cls(per_dataset_cap=int(cfg["retrieval.per_dataset_cap"]) or None, weights=weights,
+                   dedupe=bool(cfg["retrieval.dedupe"]))
+
+    def settings(self) -> dict[str, object]:
+        """The config keys these controls are saved under, with their values."""
+        return {"retrieval.per_dataset_cap": self.per_dataset_cap or 0,
+                "retrieval.weights": format_weights(self.weights), "retrieval.dedupe": self.dedupe}
+
 
 @dataclass
 class SearchOutcome:
@@ -152,7 +173,7 @@ class LiveRetrieval:
         self.app = app
         self.draft = TaskDraft()
         self._opened = False
-        self.params = SearchParams()
+        self.params = SearchParams.from_config(app.workspace.config)
         self.retriever: Retriever | None = None
         self.warm_error: str = ""
         self.warming = False

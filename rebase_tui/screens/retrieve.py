@@ -91,7 +91,8 @@ class RetrieveScreen(StageScreen):
                 yield Label("Top", classes="control-label")
                 yield Input(str(self.rebase.live.params.top), id="rq-top", type="integer", compact=True)
                 yield Label("Cap per dataset", classes="control-label")
-                yield Input("", id="rq-cap", type="integer", placeholder="none", compact=True, valid_empty=True)
+                yield Input(str(self.rebase.live.params.per_dataset_cap or ""), id="rq-cap", type="integer",
+                            placeholder="none", compact=True, valid_empty=True)
                 yield Label("Weights in,out,ds", classes="control-label")
                 yield Input(format_weights(self.rebase.live.params.weights), id="rq-weights", compact=True)
                 yield Checkbox("dedupe", self.rebase.live.params.dedupe, id="rq-dedupe", compact=True)
@@ -123,6 +124,7 @@ class RetrieveScreen(StageScreen):
         live.results_signal.subscribe(self, self._show_outcome)
         live.ready_signal.subscribe(self, self._ready)
         live.draft_signal.subscribe(self, self._draft_signal)
+        self.rebase.config_signal.subscribe(self, self._config_changed)
         table.loading = not live.ready and not live.warm_error
         live.open_initial_task()
         self._show_draft()
@@ -236,8 +238,32 @@ class RetrieveScreen(StageScreen):
             self.rebase.live.params = new
             self.rebase.live.request()
             self._status(searching=True)
+            self._save_controls(new)
         else:
             self._status()
+
+    def _save_controls(self, params: SearchParams) -> None:
+        """Cap, weights and dedupe are workspace settings (``rebase-tui retrieve`` uses them too): save the
+        ones that changed."""
+        cfg = self.rebase.workspace.config
+        for key, value in params.settings().items():
+            if str(value) != str(cfg[key]):
+                self.rebase.choose(key, value)
+
+    def _config_changed(self, _published: Any) -> None:
+        """Settings changed elsewhere (`rebase-tui config retrieval.dedupe true`): into the controls not being
+        edited, which re-rank. Read from the workspace, not the message: the signal is delivered later, and
+        a message of an earlier save would undo a later one."""
+        saved = SearchParams.from_config(self.rebase.workspace.config)
+        if saved.settings() == self.rebase.live.params.settings():  # what the controls hold (our own save)
+            return
+        for wid, text in (("#rq-cap", str(saved.per_dataset_cap or "")), ("#rq-weights", format_weights(saved.weights))):
+            field = self.query_one(wid, Input)
+            if not field.has_focus and text != field.value:
+                field.value = text
+        box = self.query_one("#rq-dedupe", Checkbox)
+        if not box.has_focus and box.value != saved.dedupe:
+            box.value = saved.dedupe
 
     # -- results -------------------------------------------------------------------------
     def _show_outcome(self, outcome: SearchOutcome) -> None:

@@ -35,12 +35,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--output-rule", choices=("released", "stripped"), default=None,
                    help="what a reasoning example output contributes: released (the text after 'answer is ' as "
                         "it stands, the paper's code; default) or stripped (without the closing period)")
-    p.add_argument("--per-dataset-cap", type=whole_number(1), default=None, metavar="K",
-                   help="at most K rows of one dataset (default: no cap)")
-    p.add_argument("--dedupe", action="store_true",
-                   help="drop rows whose best-input cell text repeats an earlier result")
-    p.add_argument("--weights", default="1,1,1", metavar="IN,OUT,DS",
-                   help="weights of the input, output and dataset scores (default 1,1,1: the paper)")
+    p.add_argument("--per-dataset-cap", type=whole_number(0), default=None, metavar="K",
+                   help="at most K rows of one dataset, 0 for no cap (default: retrieval.per_dataset_cap, 0)")
+    p.add_argument("--dedupe", action=argparse.BooleanOptionalAction, default=None,
+                   help="drop rows whose best-input cell text repeats an earlier result (default: "
+                        "retrieval.dedupe, off)")
+    p.add_argument("--weights", default=None, metavar="IN,OUT,DS",
+                   help="weights of the input, output and dataset scores (default: retrieval.weights, 1,1,1: "
+                        "the paper)")
     p.add_argument("--approximate", action="store_true",
                    help="HNSW candidates + exact re-scoring (for very large datastores); reports whether the "
                         "result is provably exact")
@@ -53,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
     from engine.retrieval.pool import store_pool
     from engine.retrieval.retriever import Retriever, as_task
 
-    with open_workspace(args, {"retrieval.output_rule": args.output_rule}) as ws:
+    given = {"retrieval.output_rule": args.output_rule, "retrieval.weights": args.weights,
+             "retrieval.per_dataset_cap": args.per_dataset_cap, "retrieval.dedupe": args.dedupe}
+    with open_workspace(args, given) as ws:
+        cfg = ws.config
         task = as_task(ws, args.task)
         warning = embedder_warning(task, workspace_embedder(ws))
         if warning:
@@ -66,9 +71,10 @@ def run(args: argparse.Namespace) -> int:
             stderr_console().print(f"banned by the task's name ({task.name}): {', '.join(by_name)}", markup=False)
         elif args.ban_task_name:
             stderr_console().print(f"no dataset or config id contains the task's name ({task.name})", markup=False)
-        result = retriever.search(task, top=args.top, weights=args.weights, exclude=[*args.exclude, *by_name],
-                                  per_dataset_cap=args.per_dataset_cap, dedupe=args.dedupe,
-                                  approximate=args.approximate)
+        result = retriever.search(task, top=args.top, weights=cfg["retrieval.weights"],
+                                  exclude=[*args.exclude, *by_name],
+                                  per_dataset_cap=cfg["retrieval.per_dataset_cap"] or None,
+                                  dedupe=cfg["retrieval.dedupe"], approximate=args.approximate)
         store_pool(ws, task, result)
         unmatched = [x for x in args.exclude if x.strip() and retriever.banned_rows([x]) is None]
         if unmatched:  # a typo would silently ban nothing

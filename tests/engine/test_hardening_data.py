@@ -415,7 +415,7 @@ def test_out_of_range_weights_get_one_line(tiny, tmp_path, capsys, weights, says
 @pytest.mark.parametrize("argv", [
     ["ingest", "PATH", "--threads", "-1"], ["ingest", "PATH", "--batch-size", "0"],
     ["ingest", "PATH", "--max-rows-per-config", "-5"], ["check", "--threads", "-2"],
-    ["retrieve", "sums", "--per-dataset-cap", "0"], ["retrieve", "sums", "--top", "many"],
+    ["retrieve", "sums", "--per-dataset-cap", "-1"], ["retrieve", "sums", "--top", "many"],
 ])
 def test_out_of_range_counts_are_refused_before_anything_runs(tmp_path, capsys, argv):
     argv = [str(tmp_path / "data.jsonl") if a == "PATH" else a for a in argv]

@@ -227,3 +227,49 @@ async def test_a_task_in_another_script_is_warned_about_an_english_only_embedder
             app.screen.query_one(wid, Input).value = value
         await pilot.pause()
         assert not warning.display, "an English example: no warning"
+
+
+async def test_cap_weights_and_dedupe_are_saved_used_by_the_cli_and_picked_up(nli_workspace):
+    """The controls are workspace settings: they survive a restart, `rebase-tui retrieve` ranks with them, and
+    `rebase-tui config` while the app is open moves them."""
+    import subprocess
+    import sys
+
+    from textual.widgets import Checkbox
+
+    app = RebaseApp(Workspace(nli_workspace), stage="retrieve", task="nli")
+    async with app.run_test(size=SIZE) as pilot:
+        await _open(pilot)
+        screen = app.screen
+        screen.query_one("#rq-cap", Input).value = "2"
+        screen.query_one("#rq-weights", Input).value = "1,2,0.5"
+        screen.query_one("#rq-dedupe", Checkbox).value = True
+        await search_settled(pilot)
+        names = [r.dataset_id for r in _rows(app)]
+        assert max(names.count(n) for n in names) == 2
+    with Workspace(nli_workspace) as ws:
+        cfg = ws.config
+    assert (cfg["retrieval.per_dataset_cap"], cfg["retrieval.weights"], cfg["retrieval.dedupe"]) == (2, "1,2,0.5", True)
+
+    done = subprocess.run([sys.executable, "-m", "rebase_tui", "-w", str(nli_workspace), "retrieve", "nli",
+                           "--top", "20", "--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)["results"]
+    cli_names = [r["dataset_id"] for r in rows]
+    assert max(cli_names.count(n) for n in cli_names) == 2  # the saved cap
+    assert all(abs(r["score"] - (r["input_score"] + 2 * r["output_score"] + 0.5 * r["dataset_score"]) / 3.5) < 1e-4
+               for r in rows)  # the saved weights
+
+    app = RebaseApp(Workspace(nli_workspace), stage="retrieve", task="nli")
+    async with app.run_test(size=SIZE) as pilot:
+        await _open(pilot)
+        screen = app.screen
+        assert screen.query_one("#rq-cap", Input).value == "2"
+        assert screen.query_one("#rq-weights", Input).value == "1,2,0.5"
+        assert screen.query_one("#rq-dedupe", Checkbox).value is True
+        r = subprocess.run([sys.executable, "-m", "rebase_tui", "-w", str(nli_workspace), "config",
+                            "retrieval.per_dataset_cap", "0"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        await until(pilot, lambda: screen.query_one("#rq-cap", Input).value == "", 10, "the cap to be lifted")
+        await search_settled(pilot)
+        assert app.live.params.per_dataset_cap is None
