@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import ClassVar
 
 from textual.app import App
@@ -22,6 +23,7 @@ from rebase_tui.quitting import (
     remove_signal_handlers,
     running_jobs,
     stop_jobs,
+    terminal_gone,
 )
 from rebase_tui.screens.base import StageScreen
 from rebase_tui.screens.data import DataScreen
@@ -293,6 +295,7 @@ class RebaseApp(App[None]):
     def _on_signal(self, name: str) -> None:
         """SIGTERM or SIGHUP: quit without asking (there may be nobody left to answer)."""
         log.info("%s received: quitting", name)
+        self.hung_up = self.hung_up or name == "SIGHUP"
         self.begin_close(running_jobs(self))
 
     def begin_close(self, interrupted: list[str] | None = None) -> None:
@@ -311,10 +314,18 @@ class RebaseApp(App[None]):
         for screen in self.stage_screens():
             stoppers += screen.stoppers()
         self.stopped_cleanly = await stop_jobs(self, self.executor, stoppers)
+        if self.hung_up and terminal_gone():
+            # The terminal is gone (an SSH link dropped): there is nothing to restore on it and nobody to tell,
+            # and restoring it can block for ever (the SIGCONT that comes with the hang-up restarts the
+            # driver's output under it). The work is stopped: close the workspace and end here.
+            self._close_workspace()
+            os._exit(0)
         self.exit()
 
     stopped_cleanly = False
     """True when every job stopped before the deadline (the workspace may be closed)."""
+    hung_up = False
+    """True once SIGHUP came: the terminal went away."""
 
     def stage_screens(self) -> list[StageScreen]:
         """The stage screens made so far (one per mode visited)."""
@@ -333,7 +344,11 @@ class RebaseApp(App[None]):
         if not self.closing:  # an exit that did not come through begin_close (a test, an error)
             self.live.shutdown()
             self.stopped_cleanly = self.executor.wait_idle(5.0)
-        if self.stopped_cleanly:
+        self._close_workspace()
+
+    def _close_workspace(self) -> None:
+        """Close the workspace once every job has stopped (else the process exit releases it)."""
+        if self.stopped_cleanly and not self.workspace_closed:
             try:
                 self.workspace.close()
                 self.workspace_closed = True

@@ -188,6 +188,26 @@ async def _in_thread(fn: Callable[[float], bool], timeout: float) -> bool:
         return False
 
 
+def terminal_gone(fd: int | None = None) -> bool:
+    """True when the terminal on ``fd`` (default: standard output) hung up — its SSH link or its window went
+    away: every call on it then fails with EIO. False for a terminal still there, and for no terminal at all."""
+    import errno
+    import sys
+    import termios
+
+    if fd is None:
+        if sys.__stdout__ is None:
+            return False
+        fd = sys.__stdout__.fileno()
+    try:
+        termios.tcgetattr(fd)
+    except termios.error as exc:
+        return bool(exc.args) and exc.args[0] == errno.EIO
+    except (OSError, ValueError):
+        return False
+    return False
+
+
 def install_signal_handlers(on_signal: Callable[[str], None]) -> list[int]:
     """Call ``on_signal(name)`` on SIGTERM and SIGHUP (from the event loop); return the signals handled."""
     loop = asyncio.get_running_loop()

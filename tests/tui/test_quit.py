@@ -147,3 +147,23 @@ def test_the_event_loop_closes_without_waiting_for_a_thread_that_overran_the_qui
     release.set()
     assert executor.wait_idle(5)
     assert took < 5, f"closing the loop waited {took:.1f} s for the thread"
+
+
+def test_a_terminal_that_hung_up_is_told_from_one_still_there_and_from_none():
+    import os
+    import tempfile
+
+    from rebase_tui.quitting import terminal_gone
+
+    master, slave = os.openpty()
+    try:
+        assert not terminal_gone(slave)
+        os.close(master)  # the terminal's other end goes away, as when an SSH link drops
+        master = -1
+        assert terminal_gone(slave)
+    finally:
+        os.close(slave)
+        if master >= 0:
+            os.close(master)
+    with tempfile.TemporaryFile() as f:  # output to a file: no terminal, nothing hung up
+        assert not terminal_gone(f.fileno())

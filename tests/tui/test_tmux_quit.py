@@ -57,3 +57,40 @@ def test_quit_during_transform_exits_cleanly(tmp_path, standin_factory, how):
         assert 0 < stored == distinct < 40
     finally:
         ws.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:  # a zombie has exited: its parent has not reaped it
+        return f.read().split(")")[-1].split()[0] != "Z"
+
+
+@needs_tmux
+def test_the_terminal_going_away_ends_the_app_and_frees_the_workspace(tmp_path):
+    """An SSH link that drops takes the terminal with it: SIGHUP and SIGCONT, and nothing written to the
+    terminal any more gets anywhere. The app must still end (restoring the terminal blocked it for ever in
+    about half of the tries) and release the workspace for the next session. A few tries, at other moments."""
+    ws_dir = tmp_path / "ws"
+    ws = Workspace(ws_dir)
+    make_datastore(ws, 10)
+    ws.close()
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_DATA_HOME": str(tmp_path / "data")}
+    for wait in (1.0, 2.5, 4.0):
+        with Tmux(["tui", "-w", str(ws_dir)], env=env, size=(200, 50), cwd=tmp_path, linger=0) as tmux:
+            tmux.wait("F2 Data", 60)
+            tmux.keys("F7")
+            tmux.wait("F7 Train", 30)
+            time.sleep(wait)
+            pid = tmux.pane_pid()
+            tmux.kill()  # the terminal is gone
+        deadline = time.monotonic() + 40
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        still = _alive(pid)
+        if still:
+            os.kill(pid, signal.SIGKILL)
+        assert not still, f"the app went on running after its terminal went away ({wait} s after F7)"
+        Workspace(ws_dir).close()  # the lock was released

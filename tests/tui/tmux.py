@@ -75,6 +75,11 @@ class Tmux:
             time.sleep(0.25)
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for {want!r}; the screen was:\n{shown}")
 
+    def pane_pid(self) -> int:
+        """The pid of the pane's process (the program itself when it was started with ``linger=0``: the shell
+        hands over to it, so the program leads the terminal's session, as a login shell's command does)."""
+        return int(self._run("list-panes", "-t", self.name, "-F", "#{pane_pid}").stdout.split()[0])
+
     def program_pid(self) -> int:
         """The pid of the program (the child of the pane's shell)."""
         shell = self._run("list-panes", "-t", self.name, "-F", "#{pane_pid}").stdout.split()[0]
