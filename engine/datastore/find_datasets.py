@@ -25,8 +25,9 @@ class _Stopped(Exception):
 
 def find_datasets(paths: Sequence[str | Path], split: str, dataset_id: str | None, *,
                   every_s: float = EVERY_S) -> Generator[Event, None, Discovery]:
-    """:func:`~engine.datastore.sources.discover` ``paths``; a ``find`` Progress (folders entered, the
-    current one) every ``every_s`` seconds while it runs; returns its Discovery."""
+    """:func:`~engine.datastore.sources.discover` ``paths``; a ``find`` Progress (folders looked at — the
+    walk looks at some twice: is it a collection, then its files — and the current one) every ``every_s``
+    seconds while it runs; returns its Discovery."""
     stop = threading.Event()
     entered = 0
     current = ""

@@ -82,6 +82,7 @@ def _is_marked_dataset(d: Path) -> bool:
 
 
 def _has_data(d: Path, depth: int = 4) -> bool:
+    _entering(d)
     try:
         entries = list(d.iterdir())
     except OSError:
@@ -97,6 +98,7 @@ def _has_data(d: Path, depth: int = 4) -> bool:
 
 
 def _is_collection(d: Path, depth: int = 2) -> bool:
+    _entering(d)
     if _is_marked_dataset(d) or depth <= 0:
         return False
     for c in _subdirs(d):
