@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -87,3 +88,16 @@ def raw_controls(app) -> list[str]:  # type: ignore[no-untyped-def]
         if any(ord(ch) in _RAW for ch in text):
             found.append(f"line {y}: {text.strip()[:60]!r}")
     return found
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie has exited: only its parent has not reaped it yet)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:  # gone between the two looks
+        return False

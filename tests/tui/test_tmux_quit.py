@@ -12,6 +12,7 @@ import time
 import pytest
 
 from engine.workspace import Workspace
+from tests.tui.helpers import process_alive
 from tests.tui.tmux import Tmux, needs_tmux
 from tests.tui.toy_workspace import make_datastore
 
@@ -59,15 +60,6 @@ def test_quit_during_transform_exits_cleanly(tmp_path, standin_factory, how):
         ws.close()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat", encoding="ascii") as f:  # a zombie has exited: its parent has not reaped it
-        return f.read().split(")")[-1].split()[0] != "Z"
-
-
 @needs_tmux
 def test_the_terminal_going_away_ends_the_app_and_frees_the_workspace(tmp_path):
     """An SSH link that drops takes the terminal with it: SIGHUP and SIGCONT, and nothing written to the
@@ -87,9 +79,9 @@ def test_the_terminal_going_away_ends_the_app_and_frees_the_workspace(tmp_path):
             pid = tmux.pane_pid()
             tmux.kill()  # the terminal is gone
         deadline = time.monotonic() + 40
-        while _alive(pid) and time.monotonic() < deadline:
+        while process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        still = _alive(pid)
+        still = process_alive(pid)
         if still:
             os.kill(pid, signal.SIGKILL)
         assert not still, f"the app went on running after its terminal went away ({wait} s after F7)"

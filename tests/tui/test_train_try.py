@@ -14,17 +14,9 @@ from engine.workspace import Workspace
 from rebase_tui.app import RebaseApp
 from rebase_tui.widgets.dialogs import PathDialog
 from rebase_tui.widgets.try_pane import AnswerBox, TryPane
-from tests.tui.helpers import screen_lines, text_of, until
+from tests.tui.helpers import process_alive, screen_lines, text_of, until
 
 SIZE = (150, 40)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def test_try_three_answers_side_by_side(trained_task_run, standin, tmp_path):
@@ -53,7 +45,7 @@ async def test_try_three_answers_side_by_side(trained_task_run, standin, tmp_pat
         status = text_of(pane.query_one("#try-status"))
         assert "loaded in" in status and "(student)" in status and "(base)" in status, status
         pid = pane.process.pid
-        assert pid != os.getpid() and _alive(pid)
+        assert pid != os.getpid() and process_alive(pid)
         assert screen.focused is pane.query_one("#try-input")
 
         # 12 new tokens at most (the tiny student's whole context is 160 tokens), then back to the input
@@ -84,5 +76,5 @@ async def test_try_three_answers_side_by_side(trained_task_run, standin, tmp_pat
         assert "(input cut to fit" in "\n".join(screen_lines(app))  # above the answer, on screen
 
         await pilot.press("alt+3")  # the run tab (its loss chart): the process ends, its memory goes back
-        await until(pilot, lambda: not _alive(pid), 20, "the try process to end")
+        await until(pilot, lambda: not process_alive(pid), 20, "the try process to end")
         assert pane.process is None and "released" in text_of(pane.query_one("#try-status"))
